@@ -1,0 +1,1 @@
+"""sweepdoc's top layer: settings, the HTTP API, the CLI and process supervision."""

@@ -1,0 +1,1 @@
+"""One module per `sweepdoc` subcommand; each exposes ``register(app)``."""

@@ -1,0 +1,1 @@
+"""Studies: spec, durable queue, Optuna wiring, workers, diagnosis, plots and examples."""
