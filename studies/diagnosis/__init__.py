@@ -1,0 +1,30 @@
+"""Curve diagnosis: label a run (or a study) from its learning curves, explain why, say what next.
+
+Pure functions of the curves (pydantic and the standard library only: no torch, no I/O), so
+the worker, the API and the CLI call the same code and curves from any framework work.
+See docs/diagnoser.md for the method and its measured accuracy.
+"""
+
+from studies.diagnosis._curves import MAX_EPOCHS, Curves
+from studies.diagnosis._result import (
+    Diagnosis,
+    Evidence,
+    Finding,
+    FindingKind,
+    Label,
+    Recommendation,
+)
+from studies.diagnosis._run import diagnose_run, live_check
+
+__all__ = [
+    "MAX_EPOCHS",
+    "Curves",
+    "Diagnosis",
+    "Evidence",
+    "Finding",
+    "FindingKind",
+    "Label",
+    "Recommendation",
+    "diagnose_run",
+    "live_check",
+]

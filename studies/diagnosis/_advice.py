@@ -1,0 +1,146 @@
+"""Next steps from the seed's recipe, each with the study-spec change it implies.
+
+Spec paths are the dotted names of docs/architecture.md ("train.weight_decay", ...). The
+diagnoser sees curves, not the spec that produced them, so a change names a concrete value
+that is a sensible next try (the seed's defaults) rather than a multiple of an unknown one.
+"""
+
+from studies.diagnosis._result import Finding, FindingKind, Label, Recommendation
+
+DEFAULT_WEIGHT_DECAY = 5e-4
+DEFAULT_DROPOUT = 0.3
+BIGGER_WIDTH = 64
+
+
+def _round_lr(lr: float) -> float:
+    return float(f"{lr:.2g}")
+
+
+def recommend(
+    label: Label,
+    *,
+    epochs: int,
+    best_epoch: int | None,
+    lr: float | None,
+    findings: list[Finding],
+) -> list[Recommendation]:
+    """Concrete next steps for a run with this *label*."""
+    advice: list[Recommendation] = []
+    kinds = {f.kind for f in findings}
+    if label is Label.OVERFITTING:
+        if best_epoch is not None and best_epoch < epochs:
+            advice.append(
+                Recommendation(
+                    action=f"Stop at the best epoch ({best_epoch}) or keep its checkpoint",
+                    reason="validation was best there; later epochs only fit the training set",
+                    spec_change={"train.epochs": best_epoch},
+                )
+            )
+        advice += [
+            Recommendation(
+                action=f"Add weight decay ({DEFAULT_WEIGHT_DECAY:g}, or ×10 if already set)",
+                reason="an L2 penalty limits how far the model can bend to the training set",
+                spec_change={"train.weight_decay": DEFAULT_WEIGHT_DECAY},
+            ),
+            Recommendation(
+                action=f"Add dropout ({DEFAULT_DROPOUT})",
+                reason="dropping units at random keeps the network from memorising samples",
+                spec_change={"model.dropout": DEFAULT_DROPOUT},
+            ),
+            Recommendation(
+                action="Turn on data augmentation",
+                reason="random crops (and flips where they make sense) enlarge the training set",
+                spec_change={"data.augment": "auto"},
+            ),
+            Recommendation(
+                action="Train on more data (drop the training subset)",
+                reason="more samples are the most reliable cure for overfitting",
+                spec_change={"data.train_subset": None},
+            ),
+        ]
+    elif label is Label.UNDERFITTING:
+        advice += [
+            Recommendation(
+                action=f"Use a bigger model (width {BIGGER_WIDTH}, one more layer per stage)",
+                reason="no train/val gap at a low level: the model cannot represent the task",
+                spec_change={"model.width": BIGGER_WIDTH, "model.depth": 2},
+            ),
+            Recommendation(
+                action="Reduce regularization",
+                reason="heavy weight decay or dropout holds the training accuracy down",
+                spec_change={"train.weight_decay": 0.0, "model.dropout": 0.0},
+            ),
+            Recommendation(
+                action=f"Train longer ({2 * epochs} epochs)",
+                reason="the seed: underfitting → train a little longer",
+                spec_change={"train.epochs": 2 * epochs},
+            ),
+        ]
+    elif label is Label.UNDERTRAINED:
+        advice.append(
+            Recommendation(
+                action=f"Train longer ({2 * epochs} epochs)",
+                reason="validation was still improving steadily at the last epoch",
+                spec_change={"train.epochs": 2 * epochs},
+            )
+        )
+        if lr is not None:
+            low, high = _round_lr(lr), _round_lr(10 * lr)
+            advice.append(
+                Recommendation(
+                    action=f"Search higher learning rates ({low:g} to {high:g})",
+                    reason="a higher LR reaches the same point in fewer epochs",
+                    spec_change={"search.lr_low": low, "search.lr_high": high},
+                )
+            )
+        elif FindingKind.LR_TOO_LOW in kinds:
+            advice.append(
+                Recommendation(
+                    action="Search higher learning rates (×10)",
+                    reason="the loss falls too slowly for this LR",
+                )
+            )
+    elif label is Label.DIVERGED:
+        advice.append(
+            Recommendation(
+                action="Divide the learning rate by 10",
+                reason="the loss blew up: the LR is far too high",
+                spec_change={} if lr is None else {"search.lr_high": _round_lr(lr / 10)},
+            )
+        )
+        advice += [
+            Recommendation(
+                action="Add batch normalization",
+                reason="normalized activations tolerate larger learning rates",
+                spec_change={"model.norm": "batch"},
+            ),
+            Recommendation(
+                action="Clip gradients (norm 1.0)",
+                reason="clipping caps the step a single bad batch can take",
+                spec_change={"train.grad_clip": 1.0},
+            ),
+        ]
+    elif label is Label.INCONCLUSIVE:
+        advice.append(
+            Recommendation(
+                action="Train at least 3 epochs",
+                reason="fewer than 3 epochs show no trend to read",
+                spec_change={"train.epochs": max(3, 2 * epochs)},
+            )
+        )
+    else:
+        advice.append(
+            Recommendation(
+                action="Keep this recipe; refine the learning rate around it",
+                reason="the run converged with a small gap",
+            )
+        )
+    if FindingKind.VANISHING_GRADIENTS in kinds and label is not Label.DIVERGED:
+        advice.append(
+            Recommendation(
+                action="Use ReLU with batch normalization (or residual blocks)",
+                reason="gradients vanish before they reach the first layers",
+                spec_change={"model.activation": "relu", "model.norm": "batch"},
+            )
+        )
+    return advice

@@ -1,0 +1,113 @@
+"""The diagnoser's input: one run's per-epoch curves, validated at the boundary.
+
+The curves JSON of docs/architecture.md: the four metric lists (any non-empty subset, equal
+lengths, ``null`` = a non-finite value), optional ``num_classes`` and optional per-epoch
+training-health lists. Unknown keys are ignored so that ``sweepdoc train --out`` files (which
+add ``status``, ``config``, ...) and other frameworks' dumps validate as they are; the Keras
+names (``loss``, ``accuracy``/``acc``, ``val_accuracy``/``val_acc``) are accepted as aliases.
+"""
+
+import math
+from typing import Annotated, Any, Final
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_EPOCHS: Final = 100_000
+"""Most epochs one curves object may hold (a DoS guard; diagnosing 10,000 takes ~50 ms)."""
+
+METRICS: Final = ("train_loss", "val_loss", "train_acc", "val_acc")
+HEALTH: Final = ("lr", "grad_norm", "grad_norm_first", "grad_norm_last", "dead_relu_fraction")
+
+# Numbers only: strict mode rejects strings (also "NaN"), booleans and other types, while a
+# float NaN/inf (from Python, or JSON's non-standard NaN literal) is accepted and normalised to
+# None, the same as JSON null.
+Number = Annotated[float, Field(strict=True)]
+Series = Annotated[list[Number | None], Field(min_length=1, max_length=MAX_EPOCHS)]
+
+
+def _normalise(values: list[float | None]) -> list[float | None]:
+    return [v if v is not None and math.isfinite(v) else None for v in values]
+
+
+class Curves(BaseModel):
+    """One run's curves, one entry per epoch; ``None`` marks a non-finite value."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    train_loss: Series | None = Field(
+        default=None, validation_alias=AliasChoices("train_loss", "loss")
+    )
+    val_loss: Series | None = None
+    train_acc: Series | None = Field(
+        default=None, validation_alias=AliasChoices("train_acc", "accuracy", "acc")
+    )
+    val_acc: Series | None = Field(
+        default=None, validation_alias=AliasChoices("val_acc", "val_accuracy")
+    )
+    num_classes: Annotated[int, Field(strict=True, ge=2, le=1_000_000)] | None = None
+    lr: Series | None = None
+    grad_norm: Series | None = None
+    grad_norm_first: Series | None = None
+    grad_norm_last: Series | None = None
+    dead_relu_fraction: Series | None = None
+
+    @field_validator(*METRICS, *HEALTH, mode="after")
+    @classmethod
+    def _finite_or_none(cls, values: list[float | None] | None) -> list[float | None] | None:
+        return None if values is None else _normalise(values)
+
+    @field_validator("train_acc", "val_acc", "dead_relu_fraction", mode="after")
+    @classmethod
+    def _fraction(cls, values: list[float | None] | None) -> list[float | None] | None:
+        for index, value in enumerate(values or ()):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(
+                    f"epoch {index + 1} holds {value}, outside [0, 1] "
+                    "(give fractions, not percentages)"
+                )
+        return values
+
+    @field_validator(
+        "lr",
+        "grad_norm",
+        "grad_norm_first",
+        "grad_norm_last",
+        mode="after",
+    )
+    @classmethod
+    def _non_negative(cls, values: list[float | None] | None) -> list[float | None] | None:
+        for index, value in enumerate(values or ()):
+            if value is not None and value < 0.0:
+                raise ValueError(f"epoch {index + 1} holds {value}, which is negative")
+        return values
+
+    @model_validator(mode="after")
+    def _aligned(self) -> "Curves":
+        lengths = {name: len(getattr(self, name)) for name in METRICS if getattr(self, name)}
+        if not lengths:
+            raise ValueError(
+                "no curves: give at least one of train_loss, val_loss, train_acc, val_acc"
+            )
+        lengths |= {name: len(getattr(self, name)) for name in HEALTH if getattr(self, name)}
+        if len(set(lengths.values())) > 1:
+            described = ", ".join(f"{name} has {n}" for name, n in lengths.items())
+            raise ValueError(f"lists must have one entry per epoch, but {described}")
+        return self
+
+    @property
+    def epochs(self) -> int:
+        """Number of epochs recorded."""
+        return next(len(v) for name in METRICS if (v := getattr(self, name)) is not None)
+
+    @property
+    def metrics(self) -> list[str]:
+        """Which of the four metric lists were given."""
+        return [name for name in METRICS if getattr(self, name) is not None]
+
+    def prefix(self, epochs: int) -> "Curves":
+        """The same curves cut after *epochs* epochs (what the run looked like then)."""
+        cut: dict[str, Any] = {"num_classes": self.num_classes}
+        for name in (*METRICS, *HEALTH):
+            values = getattr(self, name)
+            cut[name] = None if values is None else values[:epochs]
+        return Curves.model_validate(cut)

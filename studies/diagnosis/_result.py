@@ -1,0 +1,120 @@
+"""The diagnoser's output: a label, the numbers behind it, findings and next steps."""
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Label(StrEnum):
+    """What a run's curves say about it (the seed's step 2)."""
+
+    HEALTHY = "healthy"
+    OVERFITTING = "overfitting"
+    UNDERFITTING = "underfitting"
+    UNDERTRAINED = "undertrained"
+    DIVERGED = "diverged"
+    INCONCLUSIVE = "inconclusive"  # only when fewer than 3 epochs were recorded
+
+
+class FindingKind(StrEnum):
+    """Secondary problems read from the training-health statistics and the loss shape."""
+
+    VANISHING_GRADIENTS = "vanishing_gradients"
+    EXPLODING_GRADIENTS = "exploding_gradients"
+    DYING_RELU = "dying_relu"
+    OSCILLATING_LOSS = "oscillating_loss"
+    LR_TOO_HIGH = "lr_too_high"
+    LR_TOO_LOW = "lr_too_low"
+
+
+class Evidence(BaseModel):
+    """The numbers behind a verdict, so a user can check it. Epochs are 1-based.
+
+    Smoothed values use a running median over a few epochs; slopes are Theil–Sen slopes
+    (median of pairwise slopes) over the last ``window`` epochs, in units per epoch.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    epochs: int
+    metrics: list[str] = Field(description="Which of the four metric lists were given.")
+    notes: list[str] = Field(default_factory=list, description="What could not be checked.")
+    num_classes: int | None = None
+    chance_acc: float | None = Field(default=None, description="1 / num_classes.")
+    chance_loss: float | None = Field(default=None, description="log(num_classes).")
+    nonfinite_epochs: list[int] = Field(default_factory=list)
+    exploded_epoch: int | None = Field(
+        default=None, description="First epoch whose loss blew up (finite but huge)."
+    )
+    final_train_loss: float | None = None
+    final_val_loss: float | None = None
+    final_train_acc: float | None = None
+    final_val_acc: float | None = None
+    best_val_acc: float | None = None
+    best_val_acc_epoch: int | None = None
+    min_val_loss: float | None = None
+    min_val_loss_epoch: int | None = None
+    window: int | None = Field(default=None, description="Epochs in the end-of-run window.")
+    gap_final: float | None = Field(
+        default=None, description="train_acc - val_acc at the end (smoothed); losses if no acc."
+    )
+    gap_at_best: float | None = Field(default=None, description="The same gap at best_epoch.")
+    gap_trend: float | None = Field(default=None, description="Slope of the gap at the end.")
+    val_loss_rise: float | None = Field(
+        default=None, description="Smoothed final val loss minus its minimum."
+    )
+    val_loss_rise_rel: float | None = Field(
+        default=None, description="val_loss_rise over the val loss's drop from start to minimum."
+    )
+    val_acc_drop: float | None = Field(
+        default=None, description="Best smoothed val acc minus the final one."
+    )
+    val_acc_slope: float | None = None
+    val_loss_slope: float | None = None
+    train_loss_slope: float | None = None
+    val_acc_trend: float | None = Field(
+        default=None, description="Kendall's tau of val acc over the window (+1 = always up)."
+    )
+    val_loss_trend: float | None = Field(default=None, description="Kendall's tau of val loss.")
+    plateau_epochs: int | None = Field(
+        default=None, description="Epochs since the val metric last reached its final level."
+    )
+    val_noise: float | None = Field(
+        default=None, description="Robust epoch-to-epoch noise of the val metric (sigma)."
+    )
+    study_best_val_acc: float | None = None
+
+
+class Finding(BaseModel):
+    """A secondary problem, with the number that shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: FindingKind
+    message: str
+    value: float | None = None
+
+
+class Recommendation(BaseModel):
+    """A concrete next step and the study-spec change it implies (dotted paths)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: str
+    reason: str
+    spec_change: dict[str, Any] = Field(default_factory=dict)
+
+
+class Diagnosis(BaseModel):
+    """The verdict on one run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: Label
+    confidence: float = Field(ge=0.0, le=1.0)
+    summary: str
+    evidence: Evidence
+    findings: list[Finding] = Field(default_factory=list)
+    recommendations: list[Recommendation] = Field(default_factory=list)
+    best_epoch: int | None = None

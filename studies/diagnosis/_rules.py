@@ -1,0 +1,181 @@
+"""The seed's step 2 as rules over the measures of a finite run (≥ 3 epochs).
+
+Order matters and follows the seed: a run whose validation got worse while training kept
+fitting is overfitting, whatever else it does; otherwise a run whose validation is still
+improving steadily is undertrained (train longer); otherwise a run that has plateaued with
+little gap at a level well below what the task allows is underfitting; the rest is healthy.
+Each rule grades its margin into a confidence.
+
+The thresholds were set on the training half of the labeled set in bench/diagnoser only;
+docs/diagnoser.md reports the held-out half.
+"""
+
+from dataclasses import dataclass
+
+from studies.diagnosis._measure import Measures
+from studies.diagnosis._result import Label
+from studies.diagnosis._stats import grade
+
+# Overfitting: the smoothed val loss climbed back this fraction of its earlier drop ...
+RISE_REL_MIN = 0.12
+# ... (more than this with no accuracy/gap confirmation) ...
+RISE_REL_ALONE = 0.3
+# ... and the gap grew, or val accuracy fell from its best, by at least this much.
+GAP_GROWTH_MIN = 0.01
+ACC_DROP_MIN = 0.015
+# Undertrained: the val metric's trend over the end window (Kendall tau) is at least this
+# consistent, and extrapolating its Theil–Sen slope over the window gains at least
+UNDERTRAINED_TAU = 0.3
+UNDERTRAINED_ACC_GAIN = 0.01  # accuracy (absolute), and more than 2 sigma of its noise
+UNDERTRAINED_LOSS_GAIN = 0.05  # val loss, as a fraction of its range over the run
+# Underfitting: the train accuracy's plateau (chance-normalised) is below this ...
+UNDERFIT_LEVEL = 0.9
+# ... with a train/val accuracy gap of at most this, and the val metric flat for this many
+# epochs (also as a fraction of the run).
+UNDERFIT_GAP_MAX = 0.05
+PLATEAU_MIN_EPOCHS = 3
+PLATEAU_MIN_FRACTION = 0.2
+# With study context: this run's val error at least this many times the study's best.
+UNDERFIT_STUDY_ERROR_RATIO = 2.0
+UNDERFIT_STUDY_ACC_MARGIN = 0.02
+# Loss-only runs: a train loss above this fraction of log(num_classes) has not fitted.
+UNDERFIT_LOSS_LEVEL = 0.25
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A label, its confidence and the sentence that says why."""
+
+    label: Label
+    confidence: float
+    reason: str
+
+
+def _overfitting(m: Measures) -> Verdict | None:
+    best = m.best_index
+    train_still_fitting = True
+    if m.train_loss is not None:
+        train_still_fitting = m.train_loss.smooth[-1] <= m.train_loss.smooth[best] + 1e-12
+    elif m.train_acc is not None:
+        train_still_fitting = m.train_acc.smooth[-1] >= m.train_acc.smooth[best] - 1e-12
+    if not train_still_fitting:
+        return None
+    gap_growth = None if m.gap is None else m.gap[-1] - m.gap[best]
+    confirmed = (gap_growth is not None and gap_growth >= GAP_GROWTH_MIN) or (
+        m.val_acc_drop is not None and m.val_acc_drop >= ACC_DROP_MIN
+    )
+    rise = m.val_loss_rise_rel
+    if rise is not None and m.val_loss is not None and m.val_loss_rise is not None:
+        beyond_noise = m.val_loss_rise > 3 * m.val_loss.noise
+        needed = RISE_REL_MIN if confirmed else RISE_REL_ALONE
+        if beyond_noise and rise >= needed:
+            confidence = 0.55 + 0.4 * grade(rise, needed, 3 * needed)
+            return Verdict(
+                Label.OVERFITTING,
+                confidence,
+                f"validation loss rose {rise:.0%} of its earlier drop above its minimum "
+                f"while training kept improving",
+            )
+        return None
+    # Accuracies only: the seed's own signature, train accuracy up and val accuracy down.
+    if (
+        m.val_acc is not None
+        and m.val_acc_drop is not None
+        and m.val_acc_drop >= max(2 * ACC_DROP_MIN, 3 * m.val_acc.noise)
+        and gap_growth is not None
+        and gap_growth >= 2 * GAP_GROWTH_MIN
+    ):
+        confidence = 0.55 + 0.35 * grade(m.val_acc_drop, 2 * ACC_DROP_MIN, 6 * ACC_DROP_MIN)
+        return Verdict(
+            Label.OVERFITTING,
+            confidence,
+            f"validation accuracy fell {m.val_acc_drop:.3f} below its best while the "
+            f"train/val gap grew by {gap_growth:.3f}",
+        )
+    return None
+
+
+def _undertrained(m: Measures) -> Verdict | None:
+    scores: list[float] = []
+    reasons: list[str] = []
+    if m.val_acc is not None:
+        gain = m.val_acc.slope * m.window
+        needed = max(UNDERTRAINED_ACC_GAIN, 2 * m.val_acc.noise)
+        if m.val_acc.tau >= UNDERTRAINED_TAU and gain >= needed:
+            scores.append(grade(gain, needed, 4 * needed))
+            reasons.append(f"validation accuracy rose {gain:.3f} over the last {m.window} epochs")
+    if m.val_loss is not None:
+        span = max(m.val_loss.smooth) - min(m.val_loss.smooth)
+        gain = -m.val_loss.slope * m.window / span if span > 0 else 0.0
+        needed = max(UNDERTRAINED_LOSS_GAIN, 2 * m.val_loss.noise / span if span > 0 else 0.0)
+        if m.val_loss.tau <= -UNDERTRAINED_TAU and gain >= needed:
+            scores.append(grade(gain, needed, 4 * needed))
+            reasons.append(
+                f"validation loss fell {gain:.0%} of its range over the last {m.window} epochs"
+            )
+    if not scores:
+        return None
+    return Verdict(
+        Label.UNDERTRAINED,
+        0.55 + 0.4 * max(scores),
+        " and ".join(reasons) + ": it is still improving",
+    )
+
+
+def _underfitting(m: Measures, study_best_val_acc: float | None) -> Verdict | None:
+    plateau = m.plateau_epochs or 0
+    if plateau < max(PLATEAU_MIN_EPOCHS, PLATEAU_MIN_FRACTION * m.epochs):
+        return None
+    small_gap = m.gap is None or m.gap[-1] <= (
+        UNDERFIT_GAP_MAX if m.train_acc is not None and m.val_acc is not None else 0.1
+    )
+    if not small_gap:
+        return None
+    if study_best_val_acc is not None and m.val_acc is not None:
+        final = m.val_acc.smooth[-1]
+        error, best_error = 1.0 - final, 1.0 - study_best_val_acc
+        if (
+            final <= study_best_val_acc - UNDERFIT_STUDY_ACC_MARGIN
+            and error >= UNDERFIT_STUDY_ERROR_RATIO * best_error
+        ):
+            ratio = error / best_error if best_error > 0 else 10.0
+            return Verdict(
+                Label.UNDERFITTING,
+                0.55 + 0.4 * grade(ratio, UNDERFIT_STUDY_ERROR_RATIO, 5.0),
+                f"validation accuracy plateaued at {final:.3f}, well below the study's best "
+                f"{study_best_val_acc:.3f}, with little train/val gap",
+            )
+        return None
+    if m.train_acc is not None:
+        chance = m.chance_acc or 0.0
+        level = (m.train_acc.smooth[-1] - chance) / (1.0 - chance)
+        if level < UNDERFIT_LEVEL:
+            return Verdict(
+                Label.UNDERFITTING,
+                0.55 + 0.4 * grade(UNDERFIT_LEVEL - level, 0.0, 0.3),
+                f"training accuracy plateaued at {m.train_acc.smooth[-1]:.3f} for {plateau} "
+                "epochs with little train/val gap",
+            )
+        return None
+    if m.train_loss is not None and m.chance_loss is not None:
+        level = m.train_loss.smooth[-1] / m.chance_loss
+        if level > UNDERFIT_LOSS_LEVEL:
+            return Verdict(
+                Label.UNDERFITTING,
+                0.5 + 0.3 * grade(level, UNDERFIT_LOSS_LEVEL, 0.6),
+                f"training loss plateaued at {m.train_loss.smooth[-1]:.3f} "
+                f"({level:.0%} of log(num_classes)) with little train/val gap",
+            )
+    return None
+
+
+def decide(m: Measures, study_best_val_acc: float | None) -> Verdict:
+    """The label of a finite run with at least 3 epochs."""
+    for verdict in (
+        _overfitting(m),
+        _undertrained(m),
+        _underfitting(m, study_best_val_acc),
+    ):
+        if verdict is not None:
+            return verdict
+    return Verdict(Label.HEALTHY, 0.75, "converged with a small gap, validation at its best")

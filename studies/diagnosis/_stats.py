@@ -1,0 +1,82 @@
+"""Robust statistics over short, noisy per-epoch series (stdlib only).
+
+Epoch curves are short (3 to a few hundred points), noisy and sometimes hold outliers (a
+single bad validation epoch), so everything here is median based: running medians to smooth,
+Theil–Sen slopes and Kendall's tau for trends, and a noise scale from second differences,
+which a steady trend does not inflate.
+"""
+
+import math
+from collections.abc import Sequence
+from statistics import median
+
+# A Gaussian's sigma is 1.4826 times its median absolute deviation.
+_MAD_TO_SIGMA = 1.4826
+# Pairwise statistics are quadratic: cap the number of points they look at.
+_MAX_PAIRWISE_POINTS = 40
+
+
+def running_median(values: Sequence[float], width: int) -> list[float]:
+    """Centred running median; the window shrinks (one-sided) at both ends."""
+    half = width // 2
+    n = len(values)
+    return [median(values[max(0, i - half) : min(n, i + half + 1)]) for i in range(n)]
+
+
+def _thinned(values: Sequence[float]) -> tuple[list[float], float]:
+    """At most _MAX_PAIRWISE_POINTS evenly spaced points and the spacing between them."""
+    n = len(values)
+    if n <= _MAX_PAIRWISE_POINTS:
+        return list(values), 1.0
+    step = (n - 1) / (_MAX_PAIRWISE_POINTS - 1)
+    return [values[round(i * step)] for i in range(_MAX_PAIRWISE_POINTS)], step
+
+
+def theil_sen_slope(values: Sequence[float]) -> float:
+    """Median of the pairwise slopes (per index step); 0 for fewer than two points."""
+    points, step = _thinned(values)
+    slopes = [
+        (points[j] - points[i]) / ((j - i) * step)
+        for i in range(len(points))
+        for j in range(i + 1, len(points))
+    ]
+    return median(slopes) if slopes else 0.0
+
+
+def kendall_tau(values: Sequence[float]) -> float:
+    """Kendall's tau of the values against their index: +1 always rising, -1 always falling."""
+    points, _ = _thinned(values)
+    total = 0
+    pairs = 0
+    for i in range(len(points)):
+        for j in range(i + 1, len(points)):
+            pairs += 1
+            difference = points[j] - points[i]
+            total += (difference > 0) - (difference < 0)
+    return total / pairs if pairs else 0.0
+
+
+def noise_sigma(values: Sequence[float]) -> float:
+    """Epoch-to-epoch noise: MAD of second differences, scaled to one point's sigma."""
+    if len(values) < 3:
+        return 0.0
+    second = [values[i + 1] - 2 * values[i] + values[i - 1] for i in range(1, len(values) - 1)]
+    # A second difference of i.i.d. noise has variance 6 sigma^2.
+    return _MAD_TO_SIGMA * median(abs(d) for d in second) / math.sqrt(6.0)
+
+
+def grade(value: float, low: float, high: float) -> float:
+    """Where *value* sits between *low* (0) and *high* (1), clamped: turns margins into a score."""
+    if high == low:
+        return 1.0 if value >= high else 0.0
+    return min(1.0, max(0.0, (value - low) / (high - low)))
+
+
+def argmin(values: Sequence[float]) -> int:
+    """Index of the first minimum."""
+    return min(range(len(values)), key=values.__getitem__)
+
+
+def argmax(values: Sequence[float]) -> int:
+    """Index of the first maximum."""
+    return max(range(len(values)), key=values.__getitem__)
