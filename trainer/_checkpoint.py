@@ -1,0 +1,81 @@
+"""Best-validation checkpoints: plain tensors and JSON-able values only, so they load with
+``torch.load(weights_only=True)`` (no pickled classes, no code execution on load)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from trainer._config import RunConfig
+from trainer._errors import TrainerError
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint."""
+
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any]
+    config: RunConfig
+    epoch: int
+    metric: dict[str, float]  # val_acc and val_loss at that epoch
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    train_size: int
+    mean: list[float]
+    std: list[float]
+
+
+def save_checkpoint(path: Path, payload: Checkpoint) -> None:
+    """Write atomically (temp file + rename) so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "format_version": FORMAT_VERSION,
+        "model_state": payload.model_state,
+        "optimizer_state": payload.optimizer_state,
+        "config": payload.config.to_json(),
+        "epoch": payload.epoch,
+        "metric": payload.metric,
+        "num_classes": payload.num_classes,
+        "input_shape": list(payload.input_shape),
+        "train_size": payload.train_size,
+        "mean": payload.mean,
+        "std": payload.std,
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(data, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path | str, *, map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint written by :func:`trainer.train` (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainerError(f"checkpoint {path} does not exist")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+        config = RunConfig.model_validate(data["config"])
+        c, h, w = data["input_shape"]
+        return Checkpoint(
+            model_state=data["model_state"],
+            optimizer_state=data["optimizer_state"],
+            config=config,
+            epoch=int(data["epoch"]),
+            metric={k: float(v) for k, v in data["metric"].items()},
+            num_classes=int(data["num_classes"]),
+            input_shape=(int(c), int(h), int(w)),
+            train_size=int(data["train_size"]),
+            mean=[float(v) for v in data["mean"]],
+            std=[float(v) for v in data["std"]],
+        )
+    except (ValidationError, KeyError, TypeError, ValueError) as e:
+        raise TrainerError(f"{path} is not a sweepdoc checkpoint: {e}") from e
+    except Exception as e:  # torch.load's unpickling errors have no common base class
+        raise TrainerError(f"cannot read checkpoint {path}: {e}") from e

@@ -1,0 +1,114 @@
+"""What a run records: one EpochRecord per epoch, gathered in a History."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from trainer._config import RunConfig
+
+
+class RunStatus(StrEnum):
+    """State of a run. ``running`` is only ever seen by the on-epoch callback."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    DIVERGED = "diverged"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Returned by the on-epoch callback to end the run after the current epoch."""
+
+    status: RunStatus = RunStatus.STOPPED
+    reason: str = "stopped by the on-epoch callback"
+
+    def __post_init__(self) -> None:
+        if self.status is RunStatus.RUNNING:
+            raise ValueError("Stop(status=...) must be a final status, got running")
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """Everything measured in one epoch. Floats may be NaN or ±inf after a blow-up."""
+
+    epoch: int  # 1-based
+    train_loss: float  # mean over the epoch's training batches (augmented, train mode)
+    train_acc: float  # in [0, 1], same batches
+    val_loss: float  # eval mode, no grad
+    val_acc: float
+    lr: float  # learning rate of the epoch's last step
+    seconds: float  # wall time of the epoch (training + evaluation)
+    images_per_s: float  # training images per second of training time
+    grad_norm: float  # global L2 norm of all gradients, mean over the epoch's steps
+    grad_norm_first: float  # same, first convolution only (0 when frozen)
+    grad_norm_last: float  # same, the linear head only
+    dead_relu_fraction: float | None  # ReLU channels silent on a whole val batch; None w/o ReLU
+    nonfinite: bool  # any loss or gradient norm above was NaN/inf
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+CURVE_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc")
+HEALTH_KEYS = ("lr", "grad_norm", "grad_norm_first", "grad_norm_last", "dead_relu_fraction")
+
+
+@dataclass
+class History:
+    """A run's result: the resolved config, the dataset facts and one record per epoch."""
+
+    config: RunConfig
+    num_classes: int
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    train_size: int
+    val_size: int
+    mean: list[float]  # per channel, training split only
+    std: list[float]
+    device: str
+    records: list[EpochRecord] = field(default_factory=list)
+    status: RunStatus = RunStatus.RUNNING
+    stop_reason: str | None = None
+    best_epoch: int | None = None
+    best_val_acc: float | None = None
+    finetune: str | None = None  # strategy applied when config.optim.init_from is set
+
+    def curves(self) -> dict[str, Any]:
+        """The curves JSON of docs/architecture.md: one entry per epoch, ``null`` for a
+        non-finite value."""
+        out: dict[str, Any] = {
+            key: [_finite_or_none(getattr(r, key)) for r in self.records]
+            for key in CURVE_KEYS + HEALTH_KEYS
+        }
+        out["num_classes"] = self.num_classes
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """Curves JSON plus the outcome, the config and the dataset facts (JSON-safe)."""
+        out = self.curves()
+        out.update(
+            seconds=[_finite_or_none(r.seconds) for r in self.records],
+            images_per_s=[_finite_or_none(r.images_per_s) for r in self.records],
+            nonfinite=[r.nonfinite for r in self.records],
+            status=self.status.value,
+            stop_reason=self.stop_reason,
+            best_epoch=self.best_epoch,
+            best_val_acc=_finite_or_none(self.best_val_acc),
+            config=self.config.to_json(),
+            input_shape=list(self.input_shape),
+            train_size=self.train_size,
+            val_size=self.val_size,
+            mean=self.mean,
+            std=self.std,
+            device=self.device,
+            finetune=self.finetune,
+        )
+        return out
+
+    def record_dicts(self) -> list[dict[str, Any]]:
+        """The records as plain dicts (floats untouched, may be NaN)."""
+        return [asdict(r) for r in self.records]

@@ -1,0 +1,280 @@
+"""The training loop: explicit and linear, one code path for CPU and CUDA."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from trainer._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from trainer._config import FinetuneStrategy, RunConfig
+from trainer._data import PreparedData, augment_batch, crop_padding, prepare_data
+from trainer._errors import ConfigError
+from trainer._finetune import apply_strategy, datasets_similar, recommend_finetune
+from trainer._health import GradNormMeter, dead_fraction, dead_relu_probe
+from trainer._history import EpochRecord, History, RunStatus, Stop
+from trainer._models import Network, build_model
+from trainer._schedule import lr_at
+
+OnEpoch = Callable[[EpochRecord, History], Stop | None]
+
+# Evaluation batch size: no activations are kept for backward, so it can be large.
+EVAL_BATCH = 1024
+# On CUDA, reading the loss on the host forces a synchronisation; check it every few
+# steps there (a blown-up run costs at most this many wasted steps). CPU checks each step.
+CUDA_FINITE_CHECK_EVERY = 16
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; an unavailable CUDA device is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name!r}: CUDA is not available on this machine")
+        index = device.index or 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device={name!r}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
+    return device
+
+
+def _make_optimizer(params: list[nn.Parameter], config: RunConfig) -> torch.optim.Optimizer:
+    o = config.optim
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=o.lr, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay
+        )
+    if o.optimizer == "adam":
+        return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+
+
+def _init_from_checkpoint(
+    config: RunConfig, data: PreparedData
+) -> tuple[RunConfig, Checkpoint, FinetuneStrategy, str]:
+    """Load ``init_from``; the architecture comes from the checkpoint (its weights fix it)."""
+    assert config.optim.init_from is not None
+    ckpt = load_checkpoint(config.optim.init_from)
+    if ckpt.input_shape[0] != data.input_shape[0]:
+        raise ConfigError(
+            f"init_from={config.optim.init_from}: the checkpoint expects "
+            f"{ckpt.input_shape[0]}-channel images, dataset {config.data.dataset!r} has "
+            f"{data.input_shape[0]}"
+        )
+    strategy = config.optim.finetune
+    note = f"{strategy.value} (requested)"
+    if strategy is FinetuneStrategy.AUTO:
+        similar = datasets_similar(ckpt.config.data.dataset, config.data.dataset)
+        advice = recommend_finetune(train_size=len(data.train_y), similar=similar)
+        strategy = advice.strategy
+        note = f"{strategy.value} (auto: {advice.advice})"
+    resolved = config.model_copy(update={"model": ckpt.config.model})
+    return resolved, ckpt, strategy, note
+
+
+@torch.no_grad()
+def evaluate(
+    model: Network,
+    x: Tensor,
+    y: Tensor,
+    criterion: nn.Module,
+    *,
+    autocast: bool,
+    probe_relu: bool,
+) -> tuple[float, float, float | None]:
+    """(mean loss, accuracy, dead-ReLU fraction or None) over a split, eval mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    dead: float | None = None
+    for start in range(0, len(y), EVAL_BATCH):
+        xb, yb = x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH]
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            if probe_relu and start == 0:
+                with dead_relu_probe(model) as counts:
+                    logits = model(xb)
+                dead = dead_fraction(counts)
+            else:
+                logits = model(xb)
+            loss_sum += criterion(logits.float(), yb) * len(yb)
+        correct += (logits.argmax(dim=1) == yb).sum()
+    model.train(was_training)
+    n = max(1, len(y))
+    return float(loss_sum) / n, int(correct) / n, dead
+
+
+def train(
+    config: RunConfig,
+    *,
+    on_epoch: OnEpoch | None = None,
+    checkpoint_path: Path | None = None,
+) -> History:
+    """Train one CNN as configured and return its history.
+
+    ``on_epoch(record, history)`` runs after every epoch and may return :class:`Stop` to
+    end the run. A non-finite loss ends the run at once as ``diverged``; it never
+    raises. The best-validation-accuracy state is written to ``checkpoint_path``.
+    Raises :class:`ConfigError` / :class:`DatasetError` before training starts.
+    """
+    o = config.optim
+    device = resolve_device(o.device)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
+    torch.manual_seed(o.seed)  # model init and dropout
+    generator = torch.Generator(device=device).manual_seed(o.seed)  # data order, augmentation
+
+    data = prepare_data(config.data, device, channels_last=cuda)
+    c, h, w = data.input_shape
+    ckpt: Checkpoint | None = None
+    finetune_note: str | None = None
+    strategy = FinetuneStrategy.FULL
+    if o.init_from is not None:
+        config, ckpt, strategy, finetune_note = _init_from_checkpoint(config, data)
+
+    model = build_model(
+        config.model, in_channels=c, image_size=min(h, w), num_classes=data.num_classes
+    )
+    if ckpt is not None:
+        model.load_state_dict(ckpt.model_state)
+        apply_strategy(model, strategy, data.num_classes)
+    model = model.to(device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    frozen_backbone = strategy is FinetuneStrategy.LINEAR_PROBE and ckpt is not None
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = _make_optimizer(params, config)
+    criterion = nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
+    meter = GradNormMeter(model, device)
+    probe_relu = config.model.activation == "relu"
+
+    augment = config.data.resolved_augment
+    pad = crop_padding(min(h, w)) if augment != "none" else 0
+    flip = augment == "crop+flip"
+
+    n_train = len(data.train_y)
+    batch = min(o.batch_size, n_train)
+    # A last batch of one image breaks batch norm's statistics: fold it away.
+    steps_per_epoch = max(1, n_train // batch if n_train % batch == 1 else -(-n_train // batch))
+    check_every = CUDA_FINITE_CHECK_EVERY if cuda else 1
+
+    history = History(
+        config=config,
+        num_classes=data.num_classes,
+        input_shape=data.input_shape,
+        train_size=n_train,
+        val_size=len(data.val_y),
+        mean=data.mean,
+        std=data.std,
+        device=str(device),
+        finetune=finetune_note,
+    )
+    step = 0
+    for epoch in range(1, o.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        if frozen_backbone:
+            model.features.eval()  # a linear probe keeps the backbone's norm statistics too
+        meter.reset()
+        perm = torch.randperm(n_train, device=device, generator=generator)
+        xs = data.train_x[perm]  # (N, C, H, W), this epoch's order
+        ys = data.train_y[perm]
+        if pad or flip:
+            xs = augment_batch(xs, pad=pad, flip=flip, generator=generator)
+        if cuda:
+            xs = xs.contiguous(memory_format=torch.channels_last)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        blew_up = False
+        lr = o.lr
+        for b in range(steps_per_epoch):
+            xb = xs[b * batch : (b + 1) * batch if b < steps_per_epoch - 1 else n_train]
+            yb = ys[b * batch : (b + 1) * batch if b < steps_per_epoch - 1 else n_train]
+            lr = lr_at(step, steps_per_epoch=steps_per_epoch, cfg=o)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                logits = model(xb)  # (B, num_classes)
+                loss = criterion(logits.float(), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            meter.update()
+            if o.grad_clip is not None:
+                nn.utils.clip_grad_norm_(params, o.grad_clip)
+            optimizer.step()
+            step += 1
+            seen += len(yb)
+            loss_sum += loss.detach() * len(yb)
+            correct += (logits.detach().argmax(dim=1) == yb).sum()
+            check = (b + 1) % check_every == 0 or b == steps_per_epoch - 1
+            if check and not math.isfinite(float(loss.detach())):
+                blew_up = True
+                break
+        if cuda:
+            torch.cuda.synchronize(device)
+        train_seconds = time.perf_counter() - start
+        train_loss = float(loss_sum) / max(1, seen)
+        train_acc = int(correct) / max(1, seen)
+        val_loss, val_acc, dead = evaluate(
+            model, data.val_x, data.val_y, criterion, autocast=cuda, probe_relu=probe_relu
+        )
+        grad_norm, grad_first, grad_last = meter.result()
+        nonfinite = not all(
+            math.isfinite(v) for v in (train_loss, val_loss, grad_norm, grad_first, grad_last)
+        )
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=train_loss,
+            train_acc=train_acc,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            lr=lr,
+            seconds=time.perf_counter() - start,
+            images_per_s=seen / train_seconds if train_seconds > 0 else math.inf,
+            grad_norm=grad_norm,
+            grad_norm_first=grad_first,
+            grad_norm_last=grad_last,
+            dead_relu_fraction=dead,
+            nonfinite=nonfinite,
+        )
+        history.records.append(record)
+        improved = history.best_val_acc is None or val_acc > history.best_val_acc
+        if math.isfinite(val_loss) and improved:
+            history.best_epoch, history.best_val_acc = epoch, val_acc
+            if checkpoint_path is not None:
+                save_checkpoint(
+                    checkpoint_path,
+                    Checkpoint(
+                        model_state=model.state_dict(),
+                        optimizer_state=optimizer.state_dict(),
+                        config=config,
+                        epoch=epoch,
+                        metric={"val_acc": val_acc, "val_loss": val_loss},
+                        num_classes=data.num_classes,
+                        input_shape=data.input_shape,
+                        train_size=n_train,
+                        mean=data.mean,
+                        std=data.std,
+                    ),
+                )
+        if blew_up or not math.isfinite(val_loss):
+            history.status = RunStatus.DIVERGED
+            where = "training" if blew_up else "validation"
+            history.stop_reason = f"non-finite {where} loss in epoch {epoch}"
+        stop = on_epoch(record, history) if on_epoch is not None else None
+        if history.status is RunStatus.DIVERGED:
+            return history
+        if stop is not None:
+            history.status, history.stop_reason = stop.status, stop.reason
+            return history
+    history.status = RunStatus.COMPLETED
+    return history
