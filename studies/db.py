@@ -1,0 +1,322 @@
+"""Database access: one SQLAlchemy engine per URL, sweepdoc's tables, and the state enums.
+
+SQLite (the default, one machine) runs in WAL mode with a long busy timeout, so several
+worker processes and the API can share one file: readers never block, writers queue up for
+at most ``SQLITE_BUSY_TIMEOUT_S`` instead of failing with "database is locked". Every
+transaction in sweepdoc is short (one claim, one epoch, one heartbeat). PostgreSQL is
+reached through its URL (``postgresql+psycopg://…``) for many workers on many machines.
+
+Optuna's RDB storage lives in the same database and owns ``studies``, ``trials``,
+``alembic_version`` and friends; sweepdoc's tables are all prefixed ``sweepdoc_``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+# How long a SQLite writer waits for the lock before giving up. Long on purpose: a claim or
+# an epoch write must never be lost to a momentary lock held by another process.
+SQLITE_BUSY_TIMEOUT_S = 60.0
+# Retries a few "already exists" races when several processes create the schema at once.
+_SCHEMA_ATTEMPTS = 5
+# Arbitrary constant key of the PostgreSQL advisory lock that serializes schema creation.
+_SCHEMA_LOCK_KEY = 0x5D0C_5C4E
+
+
+class StudyStatus(StrEnum):
+    """A study's status, derived from its trials (see ``queue.study_status``)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TrialState(StrEnum):
+    """A trial slot's state. Diverged, pruned and cancelled runs are ``pruned``;
+    ``failed`` means an error (or a worker that died more often than the retry limit)."""
+
+    WAITING = "waiting"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    SQLite has no time zones: values are stored as naive UTC (so string comparison orders
+    them correctly) and come back with ``tzinfo=UTC`` attached.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use studies.db.utcnow()")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class LosslessJSON(TypeDecorator[Any]):
+    """JSON text in which NaN and ±inf survive (Python's ``NaN``/``Infinity`` tokens).
+
+    A REAL column would not do: SQLite turns NaN into NULL, and PostgreSQL's JSON types
+    reject NaN. The API serves these values as ``null`` (see ``schemas.finite_or_none``).
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(value, allow_nan=True)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class StudyRow(Base):
+    __tablename__ = "sweepdoc_studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    optuna_study_name: Mapped[str] = mapped_column(String(160), unique=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(LosslessJSON)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    max_parallel: Mapped[int] = mapped_column(Integer)
+    trial_count: Mapped[int] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_sweepdoc_studies_order", "priority", "created_at"),)
+
+
+class TrialRow(Base):
+    """One trial slot: a grid point, or one sample of a random/tpe study.
+
+    A slot is run by one worker at a time; ``attempt`` counts how often it was claimed.
+    A dead worker's attempt is recorded in ``sweepdoc_attempts`` and the slot re-queued.
+    """
+
+    __tablename__ = "sweepdoc_trials"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("sweepdoc_studies.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default=TrialState.WAITING)
+    # None until a random/tpe slot is first claimed (the sampler picks them then).
+    params: Mapped[dict[str, Any] | None] = mapped_column(LosslessJSON, nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    optuna_trial_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    optuna_trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    device: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    epochs_done: Mapped[int] = mapped_column(Integer, default=0)
+    label: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    diagnosis: Mapped[dict[str, Any] | None] = mapped_column(LosslessJSON, nullable=True)
+    # The run's summary numbers as JSON so NaN survives (a diverged run's final loss).
+    summary: Mapped[dict[str, Any] | None] = mapped_column(LosslessJSON, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("study_id", "number", name="uq_sweepdoc_trials_slot"),
+        Index("ix_sweepdoc_trials_state", "state", "study_id"),
+    )
+
+
+class EpochRow(Base):
+    """One epoch of one attempt: the trainer's EpochRecord, losslessly (NaN/±inf kept)."""
+
+    __tablename__ = "sweepdoc_epochs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("sweepdoc_trials.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[int] = mapped_column(Integer)
+    record: Mapped[dict[str, Any]] = mapped_column(LosslessJSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("trial_id", "attempt", "epoch", name="uq_sweepdoc_epochs_epoch"),
+    )
+
+
+class AttemptRow(Base):
+    """A finished attempt of a slot, kept as history (e.g. the attempt of a killed worker)."""
+
+    __tablename__ = "sweepdoc_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("sweepdoc_trials.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    optuna_trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class WorkerRow(Base):
+    """A worker process, as last seen (readiness, `sweepdoc status`)."""
+
+    __tablename__ = "sweepdoc_workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    current_trial_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    trials_done: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers do not block the writer and vice versa (the journal mode is persistent).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # NORMAL is durable against process crashes in WAL mode (only an OS crash may lose the
+    # last transactions), and much faster than FULL for per-epoch writes.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """Engine options for *url*; Optuna's storage gets the same ones (see optuna_bridge)."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    # Small pools: 32 workers + the API must fit PostgreSQL's default max_connections=100,
+    # and each worker needs at most two connections at once (trainer callback + heartbeat).
+    return {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True, "pool_recycle": 1800}
+
+
+def make_engine(url: str) -> Engine:
+    engine = create_engine(url, **engine_kwargs(url))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Database:
+    """The engine and session factory of one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A short transaction: committed on success, rolled back on any error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def create_schema(self) -> None:
+        """Create sweepdoc's tables and Optuna's; idempotent and safe to run concurrently."""
+        from studies.optuna_bridge import optuna_storage  # Optuna creates its tables on init
+
+        for attempt in range(_SCHEMA_ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    if self.is_postgres:
+                        # Serializes concurrent creators; released at commit.
+                        conn.execute(
+                            text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY}
+                        )
+                    Base.metadata.create_all(conn, checkfirst=True)
+                    if self.is_postgres:
+                        optuna_storage(self.url)
+                break
+            except (OperationalError, ProgrammingError, IntegrityError) as exc:
+                # Another process created a table between our check and our CREATE.
+                if attempt == _SCHEMA_ATTEMPTS - 1 or "exist" not in str(exc).lower():
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        if not self.is_postgres:
+            _init_optuna_schema(self.url)
+
+    def ping(self) -> bool:
+        """Whether the database answers a trivial query."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except DBAPIError:
+            return False
+        return True
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _init_optuna_schema(url: str) -> None:
+    from studies.optuna_bridge import optuna_storage
+
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            optuna_storage(url)
+            return
+        except (OperationalError, IntegrityError):
+            if attempt == _SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))

@@ -1,0 +1,119 @@
+"""PNG plots (matplotlib, Agg backend: no display needed, safe in worker threads)."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: never try to open a window
+
+from matplotlib.figure import Figure
+
+# One color per diagnosis label, the same in every plot.
+LABEL_COLORS = {
+    "healthy": "#2ca02c",
+    "overfitting": "#ff7f0e",
+    "underfitting": "#9467bd",
+    "undertrained": "#1f77b4",
+    "diverged": "#d62728",
+    "inconclusive": "#7f7f7f",
+    None: "#bbbbbb",
+}
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _finite(values: Sequence[float | None]) -> list[float]:
+    # matplotlib draws NaN as a gap, which is what a non-finite epoch should look like.
+    return [v if v is not None and math.isfinite(v) else math.nan for v in values]
+
+
+def trial_curves_png(
+    curves: dict[str, Any], *, title: str, label: str | None, best_epoch: int | None
+) -> bytes:
+    """Train/val loss and accuracy per epoch, best epoch marked, label in the title."""
+    fig = Figure(figsize=(10, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    n = max(
+        (len(curves.get(k) or []) for k in ("train_loss", "val_loss", "train_acc", "val_acc")),
+        default=0,
+    )
+    epochs = list(range(1, n + 1))
+    for ax, metric in ((loss_ax, "loss"), (acc_ax, "acc")):
+        for split, style in (("train", "-"), ("val", "--")):
+            values = curves.get(f"{split}_{metric}")
+            if values:
+                ax.plot(
+                    epochs[: len(values)],
+                    _finite(values),
+                    style,
+                    marker="o",
+                    ms=3,
+                    label=f"{split} {metric}",
+                )
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", lw=1, ls=":", label=f"best epoch {best_epoch}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy" if metric == "acc" else "loss")
+        ax.grid(alpha=0.3)
+        if n:
+            ax.legend(fontsize=8)
+    if n == 0:
+        loss_ax.text(0.5, 0.5, "no epochs recorded yet", ha="center", transform=loss_ax.transAxes)
+    acc_ax.set_ylim(-0.02, 1.02)
+    color = LABEL_COLORS.get(label, LABEL_COLORS[None])
+    fig.suptitle(f"{title} — {label or 'no diagnosis yet'}", color=color, fontweight="bold")
+    return _png(fig)
+
+
+@dataclass(frozen=True)
+class LrPoint:
+    lr: float
+    val_acc: float | None  # best val accuracy of the trial; None when it has none
+    label: str | None
+    number: int
+
+
+def study_lr_png(points: Sequence[LrPoint], *, title: str) -> bytes:
+    """Best validation accuracy against learning rate (log x), colored by label."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    seen: set[str | None] = set()
+    for point in sorted(points, key=lambda p: p.lr):
+        # A trial without a finite accuracy (diverged at once) sits on the floor.
+        y = point.val_acc if point.val_acc is not None and math.isfinite(point.val_acc) else 0.0
+        color = LABEL_COLORS.get(point.label, LABEL_COLORS[None])
+        legend = point.label or "pending"
+        ax.scatter(
+            [point.lr],
+            [y],
+            s=60,
+            color=color,
+            edgecolor="black",
+            zorder=3,
+            label=None if point.label in seen else legend,
+        )
+        ax.annotate(
+            f"#{point.number}", (point.lr, y), textcoords="offset points", xytext=(5, 5), fontsize=7
+        )
+        seen.add(point.label)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("best validation accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3, which="both")
+    if points:
+        ax.legend(fontsize=8, title="label")
+    else:
+        ax.text(0.5, 0.5, "no trials yet", ha="center", transform=ax.transAxes)
+    ax.set_title(title)
+    return _png(fig)
