@@ -1,7 +1,102 @@
-"""`sweepdoc serve` (being built; see docs/architecture.md)."""
+"""`sweepdoc serve`: the HTTP API, the Optuna dashboard and local workers, in one command."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from types import FrameType
+from typing import Annotated
 
 import typer
+from rich.console import Console
+
+from service.server import ServeError, check_port, make_server, prepare_database, start_workers
+from service.settings import get_settings
+from service.supervisor import plan_workers
+
+logger = logging.getLogger("sweepdoc.serve")
+
+
+def parse_worker_count(value: str) -> int | None:
+    """`auto` → None (one per visible GPU, else one on CPU); otherwise a count ≥ 0."""
+    if value == "auto":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number ≥ 0 or 'auto', got {value!r}") from None
+    if count < 0:
+        raise typer.BadParameter(f"expected a number ≥ 0 or 'auto', got {count}")
+    return count
 
 
 def register(app: typer.Typer) -> None:
     """Add the `serve` command to *app*."""
+
+    @app.command()
+    def serve(
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+        workers: Annotated[
+            str,
+            typer.Option(
+                help="Local workers to start: a number, 0 for the API only, or 'auto' "
+                "(one per visible CUDA GPU, else one on CPU).",
+            ),
+        ] = "auto",
+        log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    ) -> None:
+        """Serve the API (/v1, docs at /docs) and the Optuna dashboard (/dashboard) on one
+        port, with local workers. Ctrl-C or SIGTERM stops everything cleanly."""
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        console = Console(stderr=True)
+        count = parse_worker_count(workers)
+        settings = get_settings()
+        try:
+            check_port(host, port)
+            prepare_database(settings)
+        except ServeError as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+
+        stop_requests: list[int] = []
+        force = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            # uvicorn replaces this handler while it serves and calls it again on exit; a
+            # signal arriving while the workers are stopping kills them at once.
+            stop_requests.append(signum)
+            if len(stop_requests) > 1:
+                force.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+        plans = plan_workers(count, prefix=f"{socket.gethostname()}-local")
+        local = start_workers(settings, plans)
+        described = ", ".join(f"{p.name} on {p.device}" for p in plans) or "none (API only)"
+        base = f"http://{host}:{port}"
+        console.print(
+            f"sweepdoc serving on {base}  (API {base}/v1, docs {base}/docs, "
+            f"dashboard {base}/dashboard)\nlocal workers: {described}\n"
+            f"database: {_redacted(settings.resolved_database_url)}"
+        )
+        try:
+            make_server(settings, host, port, log_level=log_level).run()
+        finally:
+            if local.plans:
+                console.print(
+                    f"stopping {len(local.plans)} local worker(s): running trials stop at their "
+                    f"next epoch (up to {settings.shutdown_grace_s:.0f} s; Ctrl-C again to kill)"
+                )
+            local.stop(settings.shutdown_grace_s, force=force)
+        console.print("sweepdoc stopped")
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password (it is printed to the terminal and logs)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

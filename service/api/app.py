@@ -1,0 +1,112 @@
+"""The application factory: `/v1` API, health probes, OpenAPI at `/docs`, dashboard at `/`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.routing import Mount
+
+from service.api.dashboard import dashboard_app
+from service.api.deps import SchemaGuard
+from service.api.errors import error_response, install_error_handlers
+from service.api.routers import diagnose, health, studies, trials
+from service.settings import Settings, get_settings
+from studies.db import Database
+from studies.store import reap_stale_trials
+
+logger = logging.getLogger(__name__)
+
+API_DESCRIPTION = """\
+Learning-rate search and training diagnosis for convolutional networks.
+
+Submit a study (`POST /v1/studies`), watch its trials, read each trial's diagnosis
+(`healthy`, `overfitting`, `underfitting`, `undertrained`, `diverged`) and the study's next
+step. The Optuna dashboard is served by the same server at `/dashboard`.
+"""
+
+
+async def reap_forever(db: Database, guard: SchemaGuard, settings: Settings) -> None:
+    """Fail and re-queue the trials of dead workers, several times per staleness period.
+
+    Workers reap too (before each claim), but when every worker is dead only the server is
+    left to notice; this bounds the time a killed worker's trial stays `running`.
+    """
+    period = max(0.5, settings.worker_stale_after_s / 4)
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await anyio.to_thread.run_sync(guard.ensure)
+            reaped = await anyio.to_thread.run_sync(
+                lambda: reap_stale_trials(db, stale_after_s=settings.worker_stale_after_s)
+            )
+        except Exception as exc:  # database down: try again next period, keep serving
+            logger.warning("reaper: %s", exc)
+            continue
+        for item in reaped:
+            logger.warning("reaped a trial of a dead worker: %s", item)
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the sweepdoc server for *settings* (default: the process settings).
+
+    *database* lets a caller share an already open `Database`; otherwise the app opens one
+    for the settings' URL and disposes of it at shutdown.
+    """
+    settings = settings if settings is not None else get_settings()
+    owns_database = database is None
+    db = database if database is not None else Database(settings.resolved_database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        reaper = asyncio.create_task(reap_forever(db, app.state.schema_guard, settings))
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            if owns_database:
+                db.dispose()
+
+    app = FastAPI(
+        title="sweepdoc",
+        version="1",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = db
+    app.state.schema_guard = SchemaGuard(db)
+    install_error_handlers(app)
+
+    app.include_router(health.router)
+    app.include_router(studies.router)
+    app.include_router(trials.router)
+    app.include_router(diagnose.router)
+
+    @app.api_route(
+        "/v1/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    def unknown_endpoint(path: str, request: Request) -> JSONResponse:
+        # Without this, unknown /v1 paths would fall through to the dashboard's HTML 404.
+        return error_response(
+            404,
+            "not_found",
+            f"No endpoint {request.method} /v1/{path}; the API is described at /docs.",
+        )
+
+    # Last: the dashboard answers every path the routes above did not claim (see dashboard.py).
+    app.router.routes.append(
+        Mount("/", app=dashboard_app(settings.resolved_database_url, settings.artifacts_dir))
+    )
+    return app

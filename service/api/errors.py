@@ -1,0 +1,169 @@
+"""One JSON error shape for every failure, and the handlers that produce it.
+
+A user of the API never sees a traceback: domain errors map to 4xx with the message the
+studies layer wrote for a person; request validation errors name each field and the reason;
+an unreachable database is a 503 to retry; anything else is a bug, logged with its traceback
+on the server and answered with a plain 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from studies.errors import ConflictError, NotFoundError, SpecError, StudiesError
+
+logger = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    """What is wrong with one field of the request."""
+
+    field: str = Field(description="Dotted path of the field, e.g. `train.epochs`.")
+    location: str = Field(description="Where the field lives: `body`, `query` or `path`.")
+    reason: str = Field(description="Why the value was rejected.")
+    type: str = Field(description="Machine-readable error kind, e.g. `greater_than`.")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    code: str = Field(description="Machine-readable kind: `not_found`, `invalid_request`, …")
+    message: str = Field(description="What went wrong and what to do about it, for a person.")
+    errors: list[FieldError] = Field(
+        default_factory=list, description="One entry per rejected field (validation errors)."
+    )
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring that *codes* answer with an `ErrorBody`."""
+    descriptions = {
+        400: "Bad request",
+        404: "Not found",
+        409: "Conflict with the current state",
+        422: "Invalid request: `errors` names each field and the reason",
+        503: "Database unreachable; retry later",
+    }
+    return {
+        code: {"model": ErrorBody, "description": descriptions.get(code, "Error")}
+        for code in codes
+    }
+
+
+def error_response(status_code: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    """A JSON response carrying an `ErrorBody`."""
+    body = ErrorBody(code=code, message=message, **extra)
+    return JSONResponse(status_code=status_code, content=body.model_dump(mode="json"))
+
+
+def _field_errors(errors: Sequence[Any]) -> list[FieldError]:
+    out: list[FieldError] = []
+    for err in errors:
+        loc = [str(part) for part in err.get("loc", ())]
+        location = loc[0] if loc and loc[0] in ("body", "query", "path", "header") else "body"
+        path = loc[1:] if loc and loc[0] == location else loc
+        out.append(
+            FieldError(
+                field=".".join(path) or "(body)",
+                location=location,
+                reason=str(err.get("msg", "invalid value")).removeprefix("Value error, "),
+                type=str(err.get("type", "value_error")),
+            )
+        )
+    return out
+
+
+def _validation_message(fields: list[FieldError]) -> str:
+    if any(f.type == "json_invalid" for f in fields):
+        return "The request body is not valid JSON: " + "; ".join(
+            f.reason for f in fields if f.type == "json_invalid"
+        )
+    parts = [f"{f.field}: {f.reason}" for f in fields[:5]]
+    more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
+    return "Invalid request. " + "; ".join(parts) + more
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = _field_errors(exc.errors())
+    return error_response(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        "invalid_request",
+        _validation_message(fields),
+        errors=fields,
+    )
+
+
+async def _on_not_found(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(status.HTTP_404_NOT_FOUND, "not_found", str(exc))
+
+
+async def _on_spec_error(request: Request, exc: Exception) -> JSONResponse:
+    # Checks the spec schema alone cannot make (e.g. a dataset path outside the data root).
+    assert isinstance(exc, SpecError)
+    fields = [
+        FieldError(field=e.field, location="body", reason=e.message, type="invalid_spec")
+        for e in exc.errors
+    ]
+    return error_response(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_spec", str(exc), errors=fields
+    )
+
+
+async def _on_conflict(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(status.HTTP_409_CONFLICT, "conflict", str(exc))
+
+
+async def _on_studies_error(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(status.HTTP_400_BAD_REQUEST, "bad_request", str(exc))
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    # The driver's message can carry host names or SQL: log it, do not send it.
+    logger.warning("database error on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "database_unavailable",
+        "The database is unreachable or busy; nothing was changed. Retry in a few seconds.",
+    )
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    response = error_response(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "Internal error; the server log has the details. Please report it.",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every handler above on *app*."""
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(NotFoundError, _on_not_found)
+    app.add_exception_handler(SpecError, _on_spec_error)
+    app.add_exception_handler(ConflictError, _on_conflict)
+    app.add_exception_handler(StudiesError, _on_studies_error)
+    app.add_exception_handler(OperationalError, _on_database_error)
+    app.add_exception_handler(PoolTimeoutError, _on_database_error)
+    app.add_exception_handler(InterfaceError, _on_database_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

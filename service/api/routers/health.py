@@ -1,0 +1,59 @@
+"""Liveness and readiness probes (outside /v1: they describe the server, not the API)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.api.deps import RawDatabaseDep, SchemaGuard, SettingsDep
+from studies.schemas import Readiness
+from studies.store import readiness
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    """The process answers HTTP."""
+
+    status: str = "ok"
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """Always 200 while the process serves requests; says nothing about the database."""
+    return Health()
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready; `reason` says why"}},
+)
+def readyz(
+    request: Request, database: RawDatabaseDep, settings: SettingsDep
+) -> Readiness | JSONResponse:
+    """200 when the database answers and a worker beat recently; 503 otherwise, saying which."""
+    window = settings.ready_worker_window_s
+    guard: SchemaGuard = request.app.state.schema_guard
+    try:
+        guard.ensure()
+        state = readiness(database, worker_window_s=window)
+    except SQLAlchemyError as exc:
+        logger.warning("readiness check: database error: %s", exc)
+        state = Readiness(
+            ready=False,
+            database=False,
+            workers_seen=0,
+            worker_window_s=window,
+            workers=[],
+            reason="the database does not answer",
+        )
+    if state.ready:
+        return state
+    return JSONResponse(status_code=503, content=state.model_dump(mode="json"))

@@ -1,0 +1,87 @@
+"""`/v1/studies`: submit, list, read and cancel studies; the study's diagnosis and LR plot."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from service.api.deps import DatabaseDep, SettingsDep, StudyId
+from service.api.errors import error_responses
+from studies import store
+from studies.db import StudyStatus
+from studies.diagnosis import StudySummary
+from studies.schemas import Page, StudyPublic
+from studies.spec import StudySpec
+
+router = APIRouter(prefix="/v1/studies", tags=["studies"])
+
+PNG: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}}, "description": "A PNG image"}
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StudyPublic,
+    responses=error_responses(422, 503),
+)
+def create_study(
+    spec: StudySpec,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+) -> StudyPublic:
+    """Queue a study; its trials start as soon as a worker is free."""
+    study = store.submit_study(database, spec, artifacts_dir=settings.artifacts_dir)
+    response.headers["Location"] = str(request.url_for("get_study", study_id=study.id))
+    return study
+
+
+@router.get("", response_model=Page[StudyPublic], responses=error_responses(422, 503))
+def list_studies(
+    database: DatabaseDep,
+    status: Annotated[StudyStatus | None, Query(description="Only studies in this state.")] = None,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1, description="Studies to skip.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500, description="Most studies to return.")] = 50,
+) -> Page[StudyPublic]:
+    """Studies, newest first; `count` is the total that match the filter."""
+    return store.list_studies(database, status=status, offset=offset, limit=limit)
+
+
+@router.get("/{study_id}", response_model=StudyPublic, responses=error_responses(404, 422, 503))
+def get_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
+    """One study: status, counts per trial state, best trial, progress."""
+    return store.get_study(database, study_id)
+
+
+@router.post(
+    "/{study_id}/cancel",
+    response_model=StudyPublic,
+    responses=error_responses(404, 409, 422, 503),
+)
+def cancel_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
+    """Cancel a study: queued trials never start, running ones stop at their next epoch."""
+    return store.cancel_study(database, study_id)
+
+
+@router.get(
+    "/{study_id}/diagnosis",
+    response_model=StudySummary,
+    responses=error_responses(404, 422, 503),
+)
+def get_study_diagnosis(study_id: StudyId, database: DatabaseDep) -> StudySummary:
+    """Labels by learning rate, the usable LR window, the next step and a follow-up spec."""
+    return store.study_diagnosis(database, study_id)
+
+
+@router.get(
+    "/{study_id}/lr.png",
+    response_class=Response,
+    responses={**PNG, **error_responses(404, 422, 503)},
+)
+def get_study_lr_plot(study_id: StudyId, database: DatabaseDep) -> Response:
+    """Validation accuracy against learning rate, points colored by label."""
+    return Response(store.study_lr_png(database, study_id), media_type="image/png")

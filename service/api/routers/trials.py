@@ -1,0 +1,57 @@
+"""Trials: a study's trials, one trial with its curves, its diagnosis and its curves plot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from service.api.deps import DatabaseDep, StudyId, TrialId
+from service.api.errors import error_responses
+from studies import store
+from studies.diagnosis import Diagnosis
+from studies.schemas import Page, TrialDetail, TrialPublic
+
+router = APIRouter(prefix="/v1", tags=["trials"])
+
+PNG: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}}, "description": "A PNG image"}
+}
+
+
+@router.get(
+    "/studies/{study_id}/trials",
+    response_model=Page[TrialPublic],
+    responses=error_responses(404, 422, 503),
+)
+def list_study_trials(study_id: StudyId, database: DatabaseDep) -> Page[TrialPublic]:
+    """Every trial of a study, in trial-number order."""
+    return store.list_trials(database, study_id)
+
+
+@router.get(
+    "/trials/{trial_id}", response_model=TrialDetail, responses=error_responses(404, 422, 503)
+)
+def get_trial(trial_id: TrialId, database: DatabaseDep) -> TrialDetail:
+    """Params, state, worker, device, timings, error text and the full curves JSON."""
+    return store.get_trial(database, trial_id)
+
+
+@router.get(
+    "/trials/{trial_id}/diagnosis",
+    response_model=Diagnosis,
+    responses=error_responses(404, 409, 422, 503),
+)
+def get_trial_diagnosis(trial_id: TrialId, database: DatabaseDep) -> Diagnosis:
+    """The label of the trial's curves, with evidence and recommended next steps."""
+    return store.trial_diagnosis(database, trial_id)
+
+
+@router.get(
+    "/trials/{trial_id}/curves.png",
+    response_class=Response,
+    responses={**PNG, **error_responses(404, 422, 503)},
+)
+def get_trial_curves_plot(trial_id: TrialId, database: DatabaseDep) -> Response:
+    """Train/val loss and accuracy per epoch, best epoch marked, label in the title."""
+    return Response(store.trial_curves_png(database, trial_id), media_type="image/png")

@@ -1,0 +1,276 @@
+"""What the CLI prints: live progress of a study, and its results as tables.
+
+In a terminal, `follow` draws one progress bar for the study and one per trial (epochs);
+when the output is a pipe or a file it prints one line per change instead, so logs stay
+readable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from service.client import ApiError, ServerUnreachable, SweepdocClient
+from studies.db import StudyStatus, TrialState
+from studies.diagnosis import Diagnosis, StudySummary
+from studies.schemas import StudyPublic, TrialPublic
+from studies.spec import TrainSpec
+
+FINISHED_STUDY = frozenset({StudyStatus.COMPLETED, StudyStatus.FAILED, StudyStatus.CANCELLED})
+LABEL_STYLE = {
+    "healthy": "green",
+    "overfitting": "yellow",
+    "underfitting": "magenta",
+    "undertrained": "cyan",
+    "diverged": "red",
+    "inconclusive": "dim",
+}
+STATE_STYLE = {
+    TrialState.WAITING: "dim",
+    TrialState.RUNNING: "blue",
+    TrialState.COMPLETE: "green",
+    TrialState.PRUNED: "yellow",
+    TrialState.FAILED: "red",
+}
+# How long `follow` keeps polling through a server that does not answer (a restart, say).
+_OUTAGE_TOLERANCE_S = 120.0
+
+
+def spec_epochs(study: StudyPublic) -> int:
+    """The epochs each trial of *study* trains for (the spec's default when not given)."""
+    train = study.spec.get("train") or {}
+    return int(train.get("epochs", TrainSpec.model_fields["epochs"].default))
+
+
+def fmt_lr(lr: float | None) -> str:
+    """1e-02 rather than 0.01; 3.16e-03 keeps its digits."""
+    if lr is None:
+        return "-"
+    mantissa, exponent = f"{lr:.2e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{exponent}"
+
+
+def fmt_acc(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def fmt_label(label: str | None) -> str:
+    if label is None:
+        return "-"
+    return f"[{LABEL_STYLE.get(label, 'white')}]{label}[/]"
+
+
+def fmt_state(state: TrialState) -> str:
+    return f"[{STATE_STYLE.get(state, 'white')}]{state.value}[/]"
+
+
+def trial_status_text(trial: TrialPublic, epochs: int) -> str:
+    if trial.state is TrialState.RUNNING:
+        return f"running epoch {min(trial.epochs_done + 1, epochs)}/{epochs}"
+    if trial.label is not None:
+        return f"{trial.state.value}: {trial.label}"
+    return trial.state.value
+
+
+def _poll(
+    client: SweepdocClient, study_id: int, since: float | None
+) -> tuple[StudyPublic, list[TrialPublic]] | None:
+    """The study and its trials, or None during a tolerated outage of the server."""
+    try:
+        study = client.study(study_id)
+        trials = client.trials(study_id).data
+    except ServerUnreachable:
+        if since is not None and time.monotonic() - since > _OUTAGE_TOLERANCE_S:
+            raise
+        return None
+    except ApiError as exc:
+        if exc.status_code != 503:
+            raise
+        return None
+    return study, trials
+
+
+def follow(
+    client: SweepdocClient, study_id: int, console: Console, *, poll_s: float = 0.5
+) -> StudyPublic:
+    """Show the study's progress until it is completed, failed or cancelled; return it."""
+    if console.is_terminal:
+        return _follow_bars(client, study_id, console, poll_s)
+    return _follow_lines(client, study_id, console, poll_s)
+
+
+def _follow_bars(
+    client: SweepdocClient, study_id: int, console: Console, poll_s: float
+) -> StudyPublic:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=30),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, refresh_per_second=4) as progress:
+        first = client.study(study_id)
+        epochs = spec_epochs(first)
+        overall = progress.add_task(
+            f"study {first.id} [bold]{first.name}[/]",
+            total=first.trial_count,
+            status=first.status.value,
+        )
+        bars: dict[int, TaskID] = {}
+        outage_since: float | None = None
+        while True:
+            polled = _poll(client, study_id, outage_since)
+            if polled is None:
+                outage_since = outage_since or time.monotonic()
+                progress.update(overall, status="server not answering; retrying")
+                time.sleep(poll_s)
+                continue
+            outage_since = None
+            study, trials = polled
+            for trial in trials:
+                if trial.id not in bars:
+                    bars[trial.id] = progress.add_task(
+                        f"  trial {trial.number:>3}  lr {fmt_lr(trial.params.get('lr'))}",
+                        total=epochs,
+                        status="",
+                    )
+                progress.update(
+                    bars[trial.id],
+                    completed=trial.epochs_done,
+                    status=trial_status_text(trial, epochs),
+                )
+            done = sum(1 for t in trials if t.state.finished)
+            progress.update(overall, completed=done, status=study.status.value)
+            if study.status in FINISHED_STUDY:
+                return study
+            time.sleep(poll_s)
+
+
+def _follow_lines(
+    client: SweepdocClient, study_id: int, console: Console, poll_s: float
+) -> StudyPublic:
+    seen: dict[int, str] = {}
+    last_status: StudyStatus | None = None
+    outage_since: float | None = None
+    epochs: int | None = None
+    while True:
+        polled = _poll(client, study_id, outage_since)
+        if polled is None:
+            outage_since = outage_since or time.monotonic()
+            time.sleep(poll_s)
+            continue
+        outage_since = None
+        study, trials = polled
+        epochs = epochs or spec_epochs(study)
+        if study.status != last_status:
+            console.print(f"study {study.id} {study.name}: {study.status.value}")
+            last_status = study.status
+        for trial in trials:
+            text = trial_status_text(trial, epochs)
+            if seen.get(trial.id) != text:
+                console.print(
+                    f"  trial {trial.number} lr {fmt_lr(trial.params.get('lr'))}: {text}",
+                    highlight=False,
+                )
+                seen[trial.id] = text
+        if study.status in FINISHED_STUDY:
+            return study
+        time.sleep(poll_s)
+
+
+def results_table(
+    trials: Sequence[TrialPublic], diagnoses: dict[int, Diagnosis | None]
+) -> Table:
+    """lr → state → label → validation accuracy, with each trial's evidence in one sentence."""
+    table = Table(title="Trials by learning rate", show_lines=False, expand=False)
+    table.add_column("#", justify="right")
+    table.add_column("lr", justify="right")
+    table.add_column("state")
+    table.add_column("label")
+    table.add_column("val acc\nfinal", justify="right")
+    table.add_column("val acc\nbest", justify="right")
+    table.add_column("epochs", justify="right")
+    table.add_column("evidence", overflow="fold", ratio=1)
+    ordered = sorted(trials, key=lambda t: -(t.params.get("lr") or 0.0))
+    for trial in ordered:
+        diagnosis = diagnoses.get(trial.id)
+        extra = ", ".join(f"{k}={v}" for k, v in trial.params.items() if k != "lr")
+        table.add_row(
+            str(trial.number),
+            fmt_lr(trial.params.get("lr")) + (f"\n{extra}" if extra else ""),
+            fmt_state(trial.state),
+            fmt_label(trial.label),
+            fmt_acc(trial.final_val_acc),
+            fmt_acc(trial.best_val_acc),
+            str(trial.epochs_done),
+            diagnosis.summary if diagnosis is not None else "",
+        )
+    return table
+
+
+def study_line(study: StudyPublic) -> str:
+    best = study.best_trial
+    best_text = (
+        f"best trial {best.number} (lr {fmt_lr(best.lr)}, {study.objective} {best.value:.4f})"
+        if best is not None
+        else "no finished trial yet"
+    )
+    counts = ", ".join(f"{state}: {n}" for state, n in study.counts.items() if n)
+    return (
+        f"study {study.id} [bold]{study.name}[/]  {study.status.value}  "
+        f"{study.progress:.0%}  ({counts or 'no trials'})  {best_text}"
+    )
+
+
+def studies_table(studies: Sequence[StudyPublic]) -> Table:
+    table = Table(title="Studies")
+    table.add_column("id", justify="right")
+    table.add_column("name")
+    table.add_column("status")
+    table.add_column("progress", justify="right")
+    table.add_column("trials")
+    table.add_column("best lr", justify="right")
+    table.add_column("best value", justify="right")
+    table.add_column("created")
+    for study in studies:
+        best = study.best_trial
+        table.add_row(
+            str(study.id),
+            study.name,
+            study.status.value,
+            f"{study.progress:.0%}",
+            ", ".join(f"{state} {n}" for state, n in study.counts.items() if n) or "-",
+            fmt_lr(best.lr) if best else "-",
+            f"{best.value:.4f}" if best else "-",
+            study.created_at.astimezone().strftime("%Y-%m-%d %H:%M"),
+        )
+    return table
+
+
+def print_study_report(client: SweepdocClient, study: StudyPublic, console: Console) -> None:
+    """The trials table with each diagnosis, then the study's next step."""
+    trials = client.trials(study.id).data
+    diagnoses: dict[int, Diagnosis | None] = {}
+    for trial in trials:
+        if trial.state.finished:
+            stored = client.trial(trial.id).diagnosis
+            diagnoses[trial.id] = Diagnosis.model_validate(stored) if stored else None
+    console.print(results_table(trials, diagnoses))
+    if any(t.state.finished for t in trials):
+        print_summary(client.study_diagnosis(study.id), console)
+
+
+def print_summary(summary: StudySummary, console: Console) -> None:
+    console.print(f"[bold]Next step:[/] {summary.next_step}", highlight=False)

@@ -1,0 +1,220 @@
+"""Local `sweepdoc worker` processes started and watched by `sweepdoc serve` and `demo`.
+
+Each worker is its own process (a crashed or killed worker takes nothing else down) in its
+own session, so a Ctrl-C in the terminal reaches only the server, which then stops the
+workers in order: SIGTERM (the worker stops its trial at the next epoch and records it),
+then SIGKILL after a grace period. A worker that dies on its own is started again with
+growing back-off; the heartbeat reaper in the studies layer re-queues the trial it held.
+Each worker also watches the server's pid and winds down if the server is killed, so no
+worker outlives its server for long.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+logger = logging.getLogger(__name__)
+
+# Back-off before restarting a worker that exited on its own: doubles from the first value
+# up to the last, and resets once a worker has stayed up for `_HEALTHY_AFTER_S`.
+_RESTART_BACKOFF_S = (1.0, 30.0)
+_HEALTHY_AFTER_S = 60.0
+_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """One local worker to run: its name and the device it trains on."""
+
+    name: str
+    device: str
+
+
+def detect_devices() -> list[str]:
+    """One entry per visible CUDA GPU (`cuda:N`), else `["cpu"]`."""
+    import torch  # deferred: importing torch takes seconds and only `--workers auto` needs it
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return [f"cuda:{i}" for i in range(count)] or ["cpu"]
+
+
+def plan_workers(count: int | None, *, prefix: str) -> list[WorkerPlan]:
+    """*count* workers spread round-robin over the visible devices; None = one per device."""
+    devices = detect_devices() if count is None or count > 0 else []
+    n = len(devices) if count is None else count
+    return [WorkerPlan(name=f"{prefix}-{i}", device=devices[i % len(devices)]) for i in range(n)]
+
+
+def cpu_threads_per_worker(n_cpu_workers: int) -> int:
+    """Torch threads for each CPU worker so that together they do not oversubscribe the cores."""
+    cores = os.cpu_count() or 1
+    return max(1, cores // max(1, n_cpu_workers))
+
+
+@dataclass
+class _Slot:
+    plan: WorkerPlan
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    backoff_s: float = _RESTART_BACKOFF_S[0]
+    restart_at: float | None = None
+    restarts: int = 0
+    log: IO[bytes] | None = field(default=None, repr=False)
+
+
+class LocalWorkers:
+    """Starts, restarts and stops local worker processes.
+
+    *env* is the complete environment of the workers (settings travel as `SWEEPDOC_*`
+    variables, so workers use the server's database and folders). With *log_dir*, each
+    worker's output goes to `<log_dir>/<name>.log` instead of the server's terminal.
+    """
+
+    def __init__(
+        self,
+        plans: Sequence[WorkerPlan],
+        *,
+        env: Mapping[str, str],
+        log_dir: Path | None = None,
+    ) -> None:
+        self._slots = [_Slot(plan=plan) for plan in plans]
+        self._env = dict(env)
+        self._log_dir = log_dir
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._monitor: threading.Thread | None = None
+
+    @property
+    def plans(self) -> list[WorkerPlan]:
+        return [slot.plan for slot in self._slots]
+
+    def pids(self) -> list[int]:
+        """Process ids of the workers alive now."""
+        with self._lock:
+            return [
+                s.process.pid for s in self._slots if s.process and s.process.poll() is None
+            ]
+
+    def start(self) -> None:
+        """Start every worker and the thread that restarts those that die."""
+        n_cpu = sum(1 for s in self._slots if s.plan.device == "cpu")
+        with self._lock:
+            for slot in self._slots:
+                self._spawn(slot, n_cpu)
+        self._monitor = threading.Thread(
+            target=self._watch, args=(n_cpu,), name="sweepdoc-workers", daemon=True
+        )
+        self._monitor.start()
+
+    def _command(self, plan: WorkerPlan) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "service",
+            "worker",
+            "--device",
+            plan.device,
+            "--name",
+            plan.name,
+            "--parent-pid",
+            str(os.getpid()),
+        ]
+
+    def _spawn(self, slot: _Slot, n_cpu: int) -> None:
+        env = dict(self._env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        if slot.plan.device == "cpu":
+            # Several CPU workers each using every core would thrash; share the cores out.
+            threads = str(cpu_threads_per_worker(n_cpu))
+            env.setdefault("OMP_NUM_THREADS", threads)
+            env.setdefault("MKL_NUM_THREADS", threads)
+        stdout: IO[bytes] | None = None
+        if self._log_dir is not None:
+            self._log_dir.mkdir(parents=True, exist_ok=True)
+            if slot.log is None:
+                slot.log = (self._log_dir / f"{slot.plan.name}.log").open("ab")
+            stdout = slot.log
+        slot.process = subprocess.Popen(
+            self._command(slot.plan),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.STDOUT if stdout is not None else None,
+            start_new_session=True,  # Ctrl-C reaches the server only; it stops us in order
+        )
+        slot.started_at = time.monotonic()
+        slot.restart_at = None
+        logger.info(
+            "started worker %s on %s (pid %d)", slot.plan.name, slot.plan.device, slot.process.pid
+        )
+
+    def _watch(self, n_cpu: int) -> None:
+        while not self._stopping.wait(_POLL_S):
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                now = time.monotonic()
+                for slot in self._slots:
+                    self._check(slot, now, n_cpu)
+
+    def _check(self, slot: _Slot, now: float, n_cpu: int) -> None:
+        if slot.process is None:
+            return
+        code = slot.process.poll()
+        if code is None:
+            if now - slot.started_at > _HEALTHY_AFTER_S:
+                slot.backoff_s = _RESTART_BACKOFF_S[0]
+            return
+        if slot.restart_at is None:
+            slot.restart_at = now + slot.backoff_s
+            logger.warning(
+                "worker %s (pid %d) exited with code %s; restarting it in %.0f s",
+                slot.plan.name,
+                slot.process.pid,
+                code,
+                slot.backoff_s,
+            )
+            slot.backoff_s = min(slot.backoff_s * 2, _RESTART_BACKOFF_S[1])
+        elif now >= slot.restart_at:
+            slot.restarts += 1
+            self._spawn(slot, n_cpu)
+
+    def stop(self, grace_s: float, *, force: threading.Event | None = None) -> None:
+        """Stop every worker: SIGTERM, then SIGKILL after *grace_s* (or once *force* is set)."""
+        self._stopping.set()
+        if self._monitor is not None:
+            self._monitor.join()
+        with self._lock:
+            running = [s.process for s in self._slots if s.process and s.process.poll() is None]
+            for process in running:
+                _signal(process, signal.SIGTERM)
+            deadline = time.monotonic() + grace_s
+            while any(p.poll() is None for p in running):
+                if time.monotonic() >= deadline or (force is not None and force.is_set()):
+                    for process in (p for p in running if p.poll() is None):
+                        logger.warning("worker %d did not stop in time; killing it", process.pid)
+                        _signal(process, signal.SIGKILL)
+                    break
+                time.sleep(0.1)
+            for process in running:
+                process.wait()
+            for slot in self._slots:
+                if slot.log is not None:
+                    slot.log.close()
+                    slot.log = None
+
+
+def _signal(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # exited between the poll and the signal
+        process.send_signal(sig)

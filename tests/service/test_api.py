@@ -1,0 +1,318 @@
+"""The HTTP API's contract, in-process on a real SQLite file: shapes, errors, validation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from service.api import create_app
+from service.settings import Settings
+from tests.service.factory import diverged_curves, healthy_curves, tiny_spec
+
+STUDY_KEYS = {"id", "name", "status", "spec", "counts", "best_trial", "progress", "created_at",
+              "url", "optuna_study_name", "trial_count"}
+TRIAL_KEYS = {"id", "study_id", "number", "state", "params", "label", "final_val_acc",
+              "best_val_acc", "final_val_loss", "epochs_done"}
+STATES = {"waiting", "running", "complete", "pruned", "failed"}
+
+
+def submit(api: TestClient, spec: dict[str, Any]) -> dict[str, Any]:
+    response = api.post("/v1/studies", json=spec)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code
+    assert body["message"]
+    assert "Traceback" not in response.text
+    return body
+
+
+def test_submit_returns_201_with_the_study_and_its_url(api: TestClient) -> None:
+    response = api.post("/v1/studies", json=tiny_spec("shape-check"))
+
+    assert response.status_code == 201
+    study = response.json()
+    assert study.keys() >= STUDY_KEYS
+    assert isinstance(study["id"], int)
+    assert study["name"] == "shape-check"
+    assert study["status"] == "queued"
+    assert study["counts"] == {"waiting": 2, "running": 0, "complete": 0, "pruned": 0, "failed": 0}
+    assert study["progress"] == 0.0
+    assert study["best_trial"] is None
+    assert study["spec"]["train"]["epochs"] == 2
+    assert datetime.fromisoformat(study["created_at"]).tzinfo is not None
+    assert study["url"] == f"/v1/studies/{study['id']}"
+    assert response.headers["location"].endswith(study["url"])
+    assert api.get(study["url"]).json()["id"] == study["id"]
+
+
+def test_dataset_alone_is_a_valid_study_with_the_seeds_five_learning_rates(
+    api: TestClient,
+) -> None:
+    study = submit(api, {"dataset": "digits"})
+
+    trials = api.get(f"/v1/studies/{study['id']}/trials").json()
+    assert trials["count"] == 5
+    assert sorted(t["params"]["lr"] for t in trials["data"]) == [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+    for trial in trials["data"]:
+        assert trial.keys() >= TRIAL_KEYS
+        assert trial["state"] == "waiting"
+        assert trial["study_id"] == study["id"]
+        assert trial["label"] is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "reason"),
+    [
+        ({}, "dataset", "required"),
+        ({"dataset": "digits", "trian": {}}, "trian", "extra"),
+        ({"dataset": "digits", "train": {"epochs": 0}}, "train.epochs", "greater than"),
+        ({"dataset": "digits", "train": {"epochs": 10**9}}, "train.epochs", "less than"),
+        ({"dataset": "digits", "train": {"batch_size": 0}}, "train.batch_size", "greater than"),
+        ({"dataset": "digits", "train": {"epochs": "ten"}}, "train.epochs", "integer"),
+        ({"dataset": "imagenet"}, "dataset", "unknown dataset"),
+        ({"dataset": "imagefolder:../etc"}, "dataset", ".."),
+        ({"dataset": "digits", "model": {"arch": "alexnet"}}, "model.arch", "simple"),
+        ({"dataset": "digits", "search": {"lr_low": 0.1, "lr_high": 0.001}}, "search", "lr_low"),
+        ({"dataset": "digits", "search": {"lr_low": -1}}, "search.lr_low", "greater than"),
+        (
+            {"dataset": "digits", "search": {"sampler": "random", "n_trials": 10_000}},
+            "search.n_trials",
+            "less than",
+        ),
+    ],
+    ids=[
+        "missing-dataset", "unknown-field", "zero-epochs", "huge-epochs", "zero-batch",
+        "epochs-not-int", "unknown-dataset", "path-escape", "unknown-arch", "lr-low-above-high",
+        "negative-lr", "too-many-trials",
+    ],
+)
+def test_invalid_spec_is_422_naming_the_field_and_reason(
+    api: TestClient, spec: dict[str, Any], field: str, reason: str
+) -> None:
+    body = assert_error(api.post("/v1/studies", json=spec), 422, "invalid_request")
+
+    matching = [e for e in body["errors"] if e["field"] == field]
+    assert matching, f"no error names {field!r}: {body['errors']}"
+    assert any(reason.lower() in e["reason"].lower() for e in matching), matching
+    assert field in body["message"]
+    assert api.get("/v1/studies").json()["count"] == 0  # nothing was queued
+
+
+def test_malformed_json_is_rejected_with_a_message(api: TestClient) -> None:
+    response = api.post(
+        "/v1/studies",
+        content=b'{"dataset": "digits",',
+        headers={"content-type": "application/json"},
+    )
+
+    body = assert_error(response, 422, "invalid_request")
+    assert "not valid JSON" in body["message"]
+
+
+def test_a_body_that_is_not_an_object_is_rejected(api: TestClient) -> None:
+    body = assert_error(api.post("/v1/studies", json=[1, 2]), 422, "invalid_request")
+    assert body["errors"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/studies/999",
+        "/v1/studies/999/trials",
+        "/v1/studies/999/diagnosis",
+        "/v1/studies/999/lr.png",
+        "/v1/trials/999",
+        "/v1/trials/999/diagnosis",
+        "/v1/trials/999/curves.png",
+    ],
+)
+def test_unknown_ids_are_404_naming_the_id(api: TestClient, path: str) -> None:
+    body = assert_error(api.get(path), 404, "not_found")
+    assert "999" in body["message"]
+
+
+def test_cancel_of_unknown_study_is_404(api: TestClient) -> None:
+    assert_error(api.post("/v1/studies/999/cancel"), 404, "not_found")
+
+
+def test_ids_out_of_range_are_422(api: TestClient) -> None:
+    body = assert_error(api.get(f"/v1/studies/{2**40}"), 422, "invalid_request")
+    assert body["errors"][0]["field"] == "study_id"
+    assert body["errors"][0]["location"] == "path"
+
+
+def test_unknown_v1_path_is_a_json_404_not_the_dashboard(api: TestClient) -> None:
+    body = assert_error(api.get("/v1/nothing-here"), 404, "not_found")
+    assert "/docs" in body["message"]
+
+
+def test_list_is_paged_and_filters_by_status(api: TestClient) -> None:
+    ids = [submit(api, tiny_spec(f"paged-{i}"))["id"] for i in range(3)]
+    cancelled = api.post(f"/v1/studies/{ids[0]}/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+
+    page = api.get("/v1/studies", params={"limit": 2}).json()
+    assert page["count"] == 3
+    assert [s["id"] for s in page["data"]] == [ids[2], ids[1]]  # newest first
+    rest = api.get("/v1/studies", params={"limit": 2, "offset": 2}).json()
+    assert [s["id"] for s in rest["data"]] == [ids[0]]
+
+    queued = api.get("/v1/studies", params={"status": "queued"}).json()
+    assert sorted(s["id"] for s in queued["data"]) == ids[1:]
+    assert queued["count"] == 2
+    only_cancelled = api.get("/v1/studies", params={"status": "cancelled"}).json()
+    assert [s["id"] for s in only_cancelled["data"]] == [ids[0]]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"limit": 0}, "limit"), ({"offset": -1}, "offset"), ({"status": "sleeping"}, "status")],
+)
+def test_bad_list_parameters_are_422(
+    api: TestClient, params: dict[str, Any], field: str
+) -> None:
+    body = assert_error(api.get("/v1/studies", params=params), 422, "invalid_request")
+    assert body["errors"][0]["field"] == field
+    assert body["errors"][0]["location"] == "query"
+
+
+def test_cancelled_study_keeps_its_trials_and_none_will_run(api: TestClient) -> None:
+    study = submit(api, tiny_spec("to-cancel"))
+
+    cancelled = api.post(f"/v1/studies/{study['id']}/cancel").json()
+
+    assert cancelled["status"] == "cancelled"
+    trials = api.get(f"/v1/studies/{study['id']}/trials").json()
+    assert trials["count"] == 2
+    assert {t["state"] for t in trials["data"]} <= STATES - {"waiting", "running"}
+
+
+def test_trial_detail_of_a_queued_trial(api: TestClient) -> None:
+    study = submit(api, tiny_spec("detail"))
+    trial = api.get(f"/v1/studies/{study['id']}/trials").json()["data"][0]
+
+    detail = api.get(f"/v1/trials/{trial['id']}")
+
+    assert detail.status_code == 200
+    body = detail.json()
+    assert body.keys() >= TRIAL_KEYS
+    assert body["state"] == "waiting"
+    assert body["epochs_done"] == 0
+    assert body["diagnosis"] is None
+    assert body["error"] is None
+    # No epoch yet: there is nothing to diagnose, and the API says so instead of guessing.
+    assert_error(api.get(f"/v1/trials/{trial['id']}/diagnosis"), 409, "conflict")
+
+
+def test_diagnose_labels_any_curves(api: TestClient) -> None:
+    healthy = api.post("/v1/diagnose", json=healthy_curves())
+    diverged = api.post("/v1/diagnose", json=diverged_curves())
+
+    assert healthy.status_code == 200, healthy.text
+    assert diverged.status_code == 200, diverged.text
+    assert diverged.json()["label"] == "diverged"
+    body = healthy.json()
+    assert body["label"] in {"healthy", "undertrained"}
+    assert body["summary"]
+    assert {"label", "confidence", "evidence", "findings", "recommendations"} <= body.keys()
+
+
+@pytest.mark.parametrize(
+    ("curves", "field"),
+    [
+        ({"train_loss": [1.0], "val_acc": [57.0]}, "val_acc"),
+        ({"train_loss": "falling"}, "train_loss"),
+    ],
+    ids=["percent-not-fraction", "not-a-list"],
+)
+def test_diagnose_rejects_bad_curves_naming_the_field(
+    api: TestClient, curves: dict[str, Any], field: str
+) -> None:
+    body = assert_error(api.post("/v1/diagnose", json=curves), 422, "invalid_request")
+    assert any(e["field"] == field for e in body["errors"]), body
+
+
+def test_healthz_is_ok_and_readyz_says_no_worker_was_seen(api: TestClient) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+
+    ready = api.get("/readyz")
+
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["ready"] is False
+    assert body["database"] is True
+    assert "worker" in body["reason"]
+
+
+def test_an_unreachable_database_is_503_not_500(tmp_path: Any) -> None:
+    # Port 1 on loopback: nothing listens there, so every connection is refused at once.
+    settings = Settings(
+        home=tmp_path, database_url="postgresql+psycopg://sweepdoc:secret@127.0.0.1:1/sweepdoc"
+    )
+    with TestClient(create_app(settings)) as api:
+        ready = api.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["database"] is False
+        assert "database" in ready.json()["reason"]
+
+        body = assert_error(api.get("/v1/studies"), 503, "database_unavailable")
+        assert "secret" not in str(body)
+        assert api.get("/healthz").status_code == 200
+
+
+def test_a_bug_is_a_clean_json_500_without_traceback(settings: Settings) -> None:
+    app = create_app(settings)
+
+    def broken() -> dict[str, str]:
+        raise RuntimeError("a genuine bug with internal detail")
+
+    # A real route that fails; placed first so it wins over the catch-all routes.
+    app.router.routes.insert(0, APIRoute("/v1/broken", broken, methods=["GET"]))
+    with TestClient(app, raise_server_exceptions=False) as api:
+        body = assert_error(api.get("/v1/broken"), 500, "internal_error")
+    assert "internal detail" not in body["message"]
+
+
+def test_openapi_documents_every_route_with_a_response_model(api: TestClient) -> None:
+    assert api.get("/docs").status_code == 200
+    schema = api.get("/openapi.json").json()
+
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            ok = next(code for code in operation["responses"] if code.startswith("2"))
+            content = operation["responses"][ok]["content"]
+            assert "application/json" in content or "image/png" in content, (method, path)
+            if "application/json" in content:
+                assert content["application/json"]["schema"], (method, path)
+    expected = {
+        "/v1/studies", "/v1/studies/{study_id}", "/v1/studies/{study_id}/cancel",
+        "/v1/studies/{study_id}/trials", "/v1/studies/{study_id}/diagnosis",
+        "/v1/studies/{study_id}/lr.png", "/v1/trials/{trial_id}",
+        "/v1/trials/{trial_id}/diagnosis", "/v1/trials/{trial_id}/curves.png",
+        "/v1/diagnose", "/healthz", "/readyz",
+    }
+    assert expected <= schema["paths"].keys()
+
+
+def test_the_dashboard_is_served_on_the_same_app(api: TestClient) -> None:
+    study = submit(api, tiny_spec("on-dashboard"))
+
+    page = api.get("/dashboard")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert api.get("/static/bundle.js").status_code == 200
+    listed = api.get("/api/studies").json()["study_summaries"]
+    assert study["optuna_study_name"] in {s["study_name"] for s in listed}
+    assert api.get("/", follow_redirects=False).headers["location"].endswith("/dashboard")
