@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
 from studies.db import StudyStatus
-from studies.diagnosis import Diagnosis, StudySummary
+from studies.diagnosis import Diagnosis
 from studies.schemas import Page, StudyPublic, TrialDetail, TrialPublic
 from studies.spec import StudySpec
+
+if TYPE_CHECKING:
+    from studies.diagnosis import StudySummary
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -99,6 +102,8 @@ class SweepdocClient:
         return self._get(Diagnosis, f"/v1/trials/{trial_id}/diagnosis")
 
     def study_diagnosis(self, study_id: int) -> StudySummary:
+        from studies.diagnosis import StudySummary
+
         return self._get(StudySummary, f"/v1/studies/{study_id}/diagnosis")
 
     def wait_until_up(self, timeout_s: float) -> None:

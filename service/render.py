@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -23,9 +24,12 @@ from rich.table import Table
 
 from service.client import ApiError, ServerUnreachable, SweepdocClient
 from studies.db import StudyStatus, TrialState
-from studies.diagnosis import Diagnosis, StudySummary
+from studies.diagnosis import Diagnosis
 from studies.schemas import StudyPublic, TrialPublic
 from studies.spec import TrainSpec
+
+if TYPE_CHECKING:
+    from studies.diagnosis import StudySummary
 
 FINISHED_STUDY = frozenset({StudyStatus.COMPLETED, StudyStatus.FAILED, StudyStatus.CANCELLED})
 LABEL_STYLE = {

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import uvicorn
 
-from service.api import create_app
 from service.settings import Settings
 from service.supervisor import LocalWorkers, WorkerPlan
 from studies.db import Database
@@ -86,6 +85,9 @@ def make_server(
     settings: Settings, host: str, port: int, *, log_level: str, own_logging: bool = True
 ) -> uvicorn.Server:
     """A uvicorn server for the app; *own_logging* False leaves logging to the caller's setup."""
+    # Deferred: the web stack (FastAPI, the dashboard) loads only for commands that serve.
+    from service.api import create_app
+
     config = uvicorn.Config(
         create_app(settings),
         host=host,

@@ -117,28 +117,17 @@ class LocalWorkers:
         )
         self._monitor.start()
 
-    def _command(self, plan: WorkerPlan) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "service",
-            "worker",
-            "--device",
-            plan.device,
-            "--name",
-            plan.name,
-            "--parent-pid",
-            str(os.getpid()),
-        ]
+    def _command(self, plan: WorkerPlan, n_cpu: int) -> list[str]:
+        command = [sys.executable, "-m", "service", "worker", "--device", plan.device]
+        command += ["--name", plan.name, "--parent-pid", str(os.getpid())]
+        if plan.device == "cpu":
+            # Several CPU workers each using every core would thrash; share the cores out.
+            command += ["--torch-threads", str(cpu_threads_per_worker(n_cpu))]
+        return command
 
     def _spawn(self, slot: _Slot, n_cpu: int) -> None:
         env = dict(self._env)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        if slot.plan.device == "cpu":
-            # Several CPU workers each using every core would thrash; share the cores out.
-            threads = str(cpu_threads_per_worker(n_cpu))
-            env.setdefault("OMP_NUM_THREADS", threads)
-            env.setdefault("MKL_NUM_THREADS", threads)
         stdout: IO[bytes] | None = None
         if self._log_dir is not None:
             self._log_dir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +135,7 @@ class LocalWorkers:
                 slot.log = (self._log_dir / f"{slot.plan.name}.log").open("ab")
             stdout = slot.log
         slot.process = subprocess.Popen(
-            self._command(slot.plan),
+            self._command(slot.plan, n_cpu),
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=stdout,

@@ -28,10 +28,13 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def artifact_store(artifacts_dir: Path) -> FileSystemArtifactStore:
-    """The Optuna artifact store the workers upload curve plots to."""
-    base = artifacts_dir / "optuna"
-    base.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(base_path=str(base))
+    """The Optuna artifact store the workers upload curve plots to.
+
+    Must match the worker's (`studies.optuna_bridge.annotate`): a file-system store rooted
+    at the artifacts folder itself, or the dashboard would list plots it cannot open.
+    """
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(base_path=str(artifacts_dir))
 
 
 class _LazyDashboard:

@@ -48,8 +48,11 @@ def register(app: typer.Typer) -> None:
         ] = "auto",
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     ) -> None:
-        """Serve the API (/v1, docs at /docs) and the Optuna dashboard (/dashboard) on one
-        port, with local workers. Ctrl-C or SIGTERM stops everything cleanly."""
+        """Serve the API, the Optuna dashboard and local workers on one port.
+
+        The API is under /v1 (docs at /docs), the dashboard at /dashboard. Ctrl-C or SIGTERM
+        stops everything cleanly: running trials go back to the queue at their next epoch.
+        """
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         console = Console(stderr=True)
         count = parse_worker_count(workers)

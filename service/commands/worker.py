@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
-from types import FrameType
 from typing import Annotated
 
 import typer
-from studies.worker import WorkerOptions, run_worker
 
 from service.settings import get_settings
+from studies.worker import WorkerOptions, run_worker
 
 logger = logging.getLogger("sweepdoc.worker")
 
@@ -20,11 +18,11 @@ _PARENT_CHECK_S = 1.0
 
 
 def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
-    # A worker started by `serve` winds down when its server is gone (killed with -9, say),
-    # instead of living on as an orphan; the trial it is training is recorded first.
+    # A worker started by `serve` winds down when its server is gone (killed with -9, say)
+    # instead of living on as an orphan; its trial goes back to the queue at the next epoch.
     while not stop.wait(_PARENT_CHECK_S):
         if os.getppid() != parent_pid:
-            logger.warning("server %d is gone; stopping after the current trial", parent_pid)
+            logger.warning("server %d is gone; stopping at the next epoch", parent_pid)
             stop.set()
 
 
@@ -38,20 +36,24 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Where to train: auto (a GPU if any), cpu, cuda or cuda:N."),
         ] = "auto",
         name: Annotated[
-            str | None, typer.Option(help="Name shown in the API (default: host-pid).")
+            str | None, typer.Option(help="Name shown in the API (default: host:pid).")
         ] = None,
         max_trials: Annotated[
             int | None, typer.Option(min=1, help="Exit after this many trials.")
         ] = None,
         exit_when_idle: Annotated[
-            bool, typer.Option(help="Exit as soon as the queue is empty.")
+            bool, typer.Option(help="Exit as soon as no trial is waiting or running.")
         ] = False,
+        torch_threads: Annotated[
+            int | None,
+            typer.Option(min=1, help="CPU threads for training (default: torch's choice)."),
+        ] = None,
         parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
     ) -> None:
         """Run trials from the queue in the database (SWEEPDOC_DATABASE_URL) until stopped.
 
-        Ctrl-C or SIGTERM stops the running trial at its next epoch and records it; a second
-        signal exits at once (the heartbeat reaper then re-queues the trial).
+        Ctrl-C or SIGTERM stops the running trial at its next epoch and hands it back to the
+        queue, where another worker picks it up.
         """
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         settings = get_settings()
@@ -66,17 +68,9 @@ def register(app: typer.Typer) -> None:
             stale_after_s=settings.worker_stale_after_s,
             max_trials=max_trials,
             exit_when_idle=exit_when_idle,
+            torch_threads=torch_threads,
         )
-        stop = threading.Event()
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            if stop.is_set():
-                raise SystemExit(128 + signum)
-            logger.info("%s received; stopping at the next epoch", signal.Signals(signum).name)
-            stop.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        stop = threading.Event()  # run_worker sets it on SIGTERM / SIGINT
         if parent_pid is not None:
             threading.Thread(
                 target=_watch_parent, args=(parent_pid, stop), name="parent-watch", daemon=True
