@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, exists, func, select, update
+from sqlalchemy import CursorResult, and_, delete, exists, func, select, update
 from sqlalchemy.orm import aliased
 
 from studies import optuna_bridge
@@ -213,14 +213,15 @@ class EpochAck:
 
 
 def record_epoch(
-    db: Database, claim: Claim, record: dict[str, Any], *, facts: dict[str, Any] | None = None
+    db: Database, claim: Claim, record: dict[str, Any], *, summary: dict[str, Any] | None = None
 ) -> EpochAck:
-    """Store one epoch (losslessly) and beat the heartbeat, in one short transaction."""
+    """Store one epoch (losslessly) and the running summary, and beat the heartbeat, in one
+    short transaction."""
     epoch = int(record["epoch"])
     with db.session() as session:
         values: dict[str, Any] = {"epochs_done": epoch, "heartbeat_at": utcnow()}
-        if facts is not None:
-            values["summary"] = facts
+        if summary is not None:
+            values["summary"] = summary
         result = session.execute(
             update(TrialRow)
             .where(_ours(claim))
@@ -291,6 +292,51 @@ def finish(
             update(WorkerRow)
             .where(WorkerRow.name == claim.worker)
             .values(trials_done=WorkerRow.trials_done + 1, current_trial_id=None, last_seen_at=now)
+        )
+    return True
+
+
+def release(db: Database, claim: Claim, *, reason: str) -> bool:
+    """Hand a slot back to the queue (its worker is shutting down) without using a retry.
+
+    The attempt's epochs are dropped (the next attempt starts from scratch and reuses the
+    attempt number); the attempt stays in the history with *reason*.
+    """
+    with db.session() as session:
+        optuna_number = session.scalar(
+            select(TrialRow.optuna_trial_number).where(TrialRow.id == claim.trial_id)
+        )
+        result = session.execute(
+            update(TrialRow)
+            .where(_ours(claim))
+            .values(
+                state=TrialState.WAITING,
+                worker=None,
+                heartbeat_at=None,
+                optuna_trial_id=None,
+                epochs_done=0,
+                summary=None,
+                attempt=TrialRow.attempt - 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(result) != 1:
+            return False
+        session.execute(
+            delete(EpochRow).where(
+                EpochRow.trial_id == claim.trial_id, EpochRow.attempt == claim.attempt
+            )
+        )
+        session.add(
+            AttemptRow(
+                trial_id=claim.trial_id,
+                attempt=claim.attempt,
+                state=TrialState.FAILED,
+                worker=claim.worker,
+                optuna_trial_number=optuna_number,
+                finished_at=utcnow(),
+                error=f"released: {reason}",
+            )
         )
     return True
 

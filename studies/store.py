@@ -42,8 +42,7 @@ from studies.schemas import (
 from studies.spec import Objective, Sampler, StudySpec
 
 if TYPE_CHECKING:
-    from studies.diagnosis import Diagnosis
-    from studies.diagnosis import StudySummary  # type: ignore[attr-defined]  # lands with issue 3
+    from studies.diagnosis import Diagnosis, StudySummary  # type: ignore[attr-defined,unused-ignore]
 
 __all__ = [
     "cancel_study",
@@ -362,8 +361,8 @@ def trial_diagnosis(db: Database, trial_id: int) -> Diagnosis:
 
 def study_diagnosis(db: Database, study_id: int) -> StudySummary:
     """The study summary: labels by learning rate, best trial, lr window, next step."""
-    from studies.diagnosis import Diagnosis
-    from studies.diagnosis import (  # type: ignore[attr-defined]  # lands with issue 3
+    from studies.diagnosis import (  # type: ignore[attr-defined,unused-ignore]
+        Diagnosis,
         TrialOutcome,
         diagnose_study,
     )
