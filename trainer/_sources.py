@@ -98,7 +98,8 @@ def _load_mnist_like(name: str, root: Path, download: bool) -> RawImages:
     if missing and not download:
         raise DatasetError(
             f"{name}: missing {', '.join(missing)} (or the same names with .gz) in {raw}; "
-            "torchvision's layout needs all four IDX files; copy them there or allow downloading"
+            "torchvision's layout needs all four IDX files; copy them there or enable downloading "
+            "(DataConfig.download, `sweepdoc train --download`)"
         )
     try:
         ds = cls(str(root), train=True, download=download)
@@ -145,7 +146,8 @@ def _load_cifar(name: str, root: Path, download: bool) -> RawImages:
     if missing and not download:
         raise DatasetError(
             f"{name}: missing {', '.join(missing)} in {folder}; extract {cls.filename} "
-            f"into {root} (it creates {cls.base_folder}/) or allow downloading"
+            f"into {root} (it creates {cls.base_folder}/) or enable downloading "
+            "(DataConfig.download, `sweepdoc train --download`)"
         )
     try:
         ds = cls(str(root), train=True, download=download)
