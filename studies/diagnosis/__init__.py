@@ -15,6 +15,13 @@ from studies.diagnosis._result import (
     Recommendation,
 )
 from studies.diagnosis._run import diagnose_run, live_check
+from studies.diagnosis._study import (
+    LrLabels,
+    LrWindow,
+    StudySummary,
+    TrialOutcome,
+    diagnose_study,
+)
 
 __all__ = [
     "MAX_EPOCHS",
@@ -24,7 +31,12 @@ __all__ = [
     "Finding",
     "FindingKind",
     "Label",
+    "LrLabels",
+    "LrWindow",
     "Recommendation",
+    "StudySummary",
+    "TrialOutcome",
     "diagnose_run",
+    "diagnose_study",
     "live_check",
 ]

@@ -2,8 +2,10 @@
 
 Order matters and follows the seed: a run whose validation got worse while training kept
 fitting is overfitting, whatever else it does; otherwise a run whose validation is still
-improving steadily is undertrained (train longer); otherwise a run that has plateaued with
-little gap at a level well below what the task allows is underfitting; the rest is healthy.
+improving steadily is undertrained (train longer); otherwise a converged run that fits the
+training set far better than validation is overfitting too (high variance); otherwise a run
+that has plateaued with little gap at a level well below what the task allows is
+underfitting; the rest is healthy.
 Each rule grades its margin into a confidence.
 
 The thresholds were set on the training half of the labeled set in bench/diagnoser only;
@@ -23,6 +25,12 @@ RISE_REL_ALONE = 0.3
 # ... and the gap grew, or val accuracy fell from its best, by at least this much.
 GAP_GROWTH_MIN = 0.01
 ACC_DROP_MIN = 0.015
+# High variance: converged with a train/val accuracy gap of at least this (and at least the
+# train error itself, i.e. val error ≥ twice train error); for losses only, val − train loss
+# of at least GAP_LARGE_LOSS and val ≥ GAP_LOSS_RATIO × train.
+GAP_LARGE = 0.05
+GAP_LARGE_LOSS = 0.15
+GAP_LOSS_RATIO = 3.0
 # Undertrained: the val metric's trend over the end window (Kendall tau) is at least this
 # consistent, and extrapolating its Theil–Sen slope over the window gains at least
 UNDERTRAINED_TAU = 0.3
@@ -51,47 +59,71 @@ class Verdict:
     reason: str
 
 
-def _overfitting(m: Measures) -> Verdict | None:
-    best = m.best_index
-    train_still_fitting = True
+def _still_fitting(m: Measures, since: int) -> bool:
+    """Training kept improving after epoch index *since* (lower loss, else higher accuracy)."""
     if m.train_loss is not None:
-        train_still_fitting = m.train_loss.smooth[-1] <= m.train_loss.smooth[best] + 1e-12
-    elif m.train_acc is not None:
-        train_still_fitting = m.train_acc.smooth[-1] >= m.train_acc.smooth[best] - 1e-12
-    if not train_still_fitting:
-        return None
-    gap_growth = None if m.gap is None else m.gap[-1] - m.gap[best]
+        return m.train_loss.smooth[-1] <= m.train_loss.smooth[since] + 1e-12
+    if m.train_acc is not None:
+        return m.train_acc.smooth[-1] >= m.train_acc.smooth[since] - 1e-12
+    return True
+
+
+def _overfitting(m: Measures) -> Verdict | None:
+    """Validation got worse after its best while training kept improving (the seed's sign)."""
+    gap_growth = None if m.gap is None else m.gap[-1] - m.gap[m.best_index]
     confirmed = (gap_growth is not None and gap_growth >= GAP_GROWTH_MIN) or (
         m.val_acc_drop is not None and m.val_acc_drop >= ACC_DROP_MIN
     )
     rise = m.val_loss_rise_rel
-    if rise is not None and m.val_loss is not None and m.val_loss_rise is not None:
-        beyond_noise = m.val_loss_rise > 3 * m.val_loss.noise
+    if m.val_loss is not None and rise is not None and m.val_loss_rise is not None:
+        lowest = min(range(m.epochs), key=m.val_loss.smooth.__getitem__)
         needed = RISE_REL_MIN if confirmed else RISE_REL_ALONE
-        if beyond_noise and rise >= needed:
-            confidence = 0.55 + 0.4 * grade(rise, needed, 3 * needed)
+        if rise >= needed and m.val_loss_rise > 3 * m.val_loss.noise and _still_fitting(m, lowest):
             return Verdict(
                 Label.OVERFITTING,
-                confidence,
+                0.55 + 0.4 * grade(rise, needed, 3 * needed),
                 f"validation loss rose {rise:.0%} of its earlier drop above its minimum "
-                f"while training kept improving",
+                "while training kept improving",
             )
-        return None
-    # Accuracies only: the seed's own signature, train accuracy up and val accuracy down.
+    # The seed's own signature in accuracies: train accuracy up, validation accuracy down.
     if (
         m.val_acc is not None
         and m.val_acc_drop is not None
         and m.val_acc_drop >= max(2 * ACC_DROP_MIN, 3 * m.val_acc.noise)
         and gap_growth is not None
         and gap_growth >= 2 * GAP_GROWTH_MIN
+        and _still_fitting(m, m.best_index)
     ):
-        confidence = 0.55 + 0.35 * grade(m.val_acc_drop, 2 * ACC_DROP_MIN, 6 * ACC_DROP_MIN)
         return Verdict(
             Label.OVERFITTING,
-            confidence,
+            0.55 + 0.35 * grade(m.val_acc_drop, 2 * ACC_DROP_MIN, 6 * ACC_DROP_MIN),
             f"validation accuracy fell {m.val_acc_drop:.3f} below its best while the "
             f"train/val gap grew by {gap_growth:.3f}",
         )
+    return None
+
+
+def _overfitting_gap(m: Measures) -> Verdict | None:
+    """Converged with the training set fitted far better than validation (high variance)."""
+    if m.train_acc is not None and m.val_acc is not None and m.gap is not None:
+        gap, train_error = m.gap[-1], 1.0 - m.train_acc.smooth[-1]
+        if gap >= GAP_LARGE and gap >= train_error:
+            return Verdict(
+                Label.OVERFITTING,
+                0.55 + 0.4 * grade(gap, GAP_LARGE, 3 * GAP_LARGE),
+                f"training accuracy {m.train_acc.smooth[-1]:.3f} but validation only "
+                f"{m.val_acc.smooth[-1]:.3f}: a gap of {gap:.3f} that training no longer closes",
+            )
+        return None
+    if m.train_loss is not None and m.val_loss is not None:
+        train, val = m.train_loss.smooth[-1], m.val_loss.smooth[-1]
+        if val - train >= GAP_LARGE_LOSS and val >= GAP_LOSS_RATIO * train:
+            return Verdict(
+                Label.OVERFITTING,
+                0.5 + 0.3 * grade(val - train, GAP_LARGE_LOSS, 3 * GAP_LARGE_LOSS),
+                f"training loss {train:.3f} but validation loss {val:.3f}: a gap training no "
+                "longer closes",
+            )
     return None
 
 
@@ -171,11 +203,8 @@ def _underfitting(m: Measures, study_best_val_acc: float | None) -> Verdict | No
 
 def decide(m: Measures, study_best_val_acc: float | None) -> Verdict:
     """The label of a finite run with at least 3 epochs."""
-    for verdict in (
-        _overfitting(m),
-        _undertrained(m),
-        _underfitting(m, study_best_val_acc),
-    ):
-        if verdict is not None:
-            return verdict
-    return Verdict(Label.HEALTHY, 0.75, "converged with a small gap, validation at its best")
+    verdict = _overfitting(m) or _undertrained(m) or _overfitting_gap(m)
+    verdict = verdict or _underfitting(m, study_best_val_acc)
+    return verdict or Verdict(
+        Label.HEALTHY, 0.75, "converged with a small gap, validation at its best"
+    )
