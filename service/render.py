@@ -194,34 +194,48 @@ def _follow_lines(
         time.sleep(poll_s)
 
 
-def results_table(
-    trials: Sequence[TrialPublic], diagnoses: dict[int, Diagnosis | None]
-) -> Table:
-    """lr → state → label → validation accuracy, with each trial's evidence in one sentence."""
-    table = Table(title="Trials by learning rate", show_lines=False, expand=False)
-    table.add_column("#", justify="right")
+def _by_lr(trials: Sequence[TrialPublic]) -> list[TrialPublic]:
+    return sorted(trials, key=lambda t: (-(t.params.get("lr") or 0.0), t.number))
+
+
+def results_table(trials: Sequence[TrialPublic]) -> Table:
+    """lr → label → validation accuracy, one row per trial, largest learning rate first."""
+    table = Table(title="Trials by learning rate")
     table.add_column("lr", justify="right")
-    table.add_column("state")
     table.add_column("label")
-    table.add_column("val acc\nfinal", justify="right")
-    table.add_column("val acc\nbest", justify="right")
+    table.add_column("val acc", justify="right")
+    table.add_column("best val acc", justify="right")
+    table.add_column("state")
     table.add_column("epochs", justify="right")
-    table.add_column("evidence", overflow="fold", ratio=1)
-    ordered = sorted(trials, key=lambda t: -(t.params.get("lr") or 0.0))
-    for trial in ordered:
-        diagnosis = diagnoses.get(trial.id)
+    table.add_column("#", justify="right")
+    for trial in _by_lr(trials):
         extra = ", ".join(f"{k}={v}" for k, v in trial.params.items() if k != "lr")
         table.add_row(
-            str(trial.number),
-            fmt_lr(trial.params.get("lr")) + (f"\n{extra}" if extra else ""),
-            fmt_state(trial.state),
+            fmt_lr(trial.params.get("lr")) + (f" ({extra})" if extra else ""),
             fmt_label(trial.label),
             fmt_acc(trial.final_val_acc),
             fmt_acc(trial.best_val_acc),
+            fmt_state(trial.state),
             str(trial.epochs_done),
-            diagnosis.summary if diagnosis is not None else "",
+            str(trial.number),
         )
     return table
+
+
+def print_evidence(
+    trials: Sequence[TrialPublic], diagnoses: dict[int, Diagnosis | None], console: Console
+) -> None:
+    """Each diagnosed trial's evidence, in one sentence, under its learning rate and label."""
+    console.print("[bold]Evidence[/]")
+    for trial in _by_lr(trials):
+        diagnosis = diagnoses.get(trial.id)
+        if diagnosis is None:
+            continue
+        console.print(
+            f"  lr {fmt_lr(trial.params.get('lr'))} → {fmt_label(trial.label)}: "
+            f"{diagnosis.summary}",
+            highlight=False,
+        )
 
 
 def study_line(study: StudyPublic) -> str:
@@ -271,10 +285,20 @@ def print_study_report(client: SweepdocClient, study: StudyPublic, console: Cons
         if trial.state.finished:
             stored = client.trial(trial.id).diagnosis
             diagnoses[trial.id] = Diagnosis.model_validate(stored) if stored else None
-    console.print(results_table(trials, diagnoses))
+    console.print(results_table(trials))
+    if any(d is not None for d in diagnoses.values()):
+        print_evidence(trials, diagnoses, console)
     if any(t.state.finished for t in trials):
         print_summary(client.study_diagnosis(study.id), console)
 
 
 def print_summary(summary: StudySummary, console: Console) -> None:
+    """The study's verdict: the usable learning-rate window and what to run next."""
+    window = summary.lr_window
+    if window.high is not None or window.low is not None:
+        console.print(
+            f"[bold]Usable learning rates:[/] highest that did not diverge "
+            f"{fmt_lr(window.high)}, lowest that was not undertrained {fmt_lr(window.low)}",
+            highlight=False,
+        )
     console.print(f"[bold]Next step:[/] {summary.next_step}", highlight=False)

@@ -1,0 +1,253 @@
+"""`sweepdoc serve` end to end: a real server process, 2 real worker processes, a real database
+(a SQLite file, and PostgreSQL), studies submitted over HTTP.
+
+The tests of this module share one server per backend and run in file order: a grid study,
+the dashboard in a browser, a worker killed mid-trial, then a clean SIGTERM shutdown.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from tests.postgres_server import create_database
+from tests.service.factory import tiny_spec
+from tests.service.serve_process import ServeProcess, pid_alive
+
+GRID = (0.1, 0.01, 0.001)
+WORKERS = 2
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServeProcess]:
+    home = tmp_path_factory.mktemp(f"serve-{request.param}")
+    if request.param == "postgres":
+        database_url = create_database(request.getfixturevalue("postgres_server"))
+    else:
+        database_url = f"sqlite:///{home / 'sweepdoc.db'}"
+    process = ServeProcess(home, database_url=database_url, workers=WORKERS)
+    process.start()
+    try:
+        process.worker_pids.update(w["pid"] for w in process.wait_for_workers(WORKERS))
+        yield process
+    finally:
+        process.kill()
+        for pid in process.worker_pids:  # only if a test failed before the clean shutdown
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def finished_grid(server: ServeProcess) -> dict[str, Any]:
+    """A grid study submitted over HTTP and run to the end by the two workers."""
+    response = server.http.post("/v1/studies", json=tiny_spec("e2e-grid", grid=GRID, epochs=3))
+    assert response.status_code == 201, response.text
+    return server.wait_for_study(response.json()["id"])
+
+
+def optuna_trials(server: ServeProcess, study: dict[str, Any]) -> list[optuna.trial.FrozenTrial]:
+    loaded = optuna.load_study(
+        study_name=study["optuna_study_name"], storage=server.database_url
+    )
+    return loaded.get_trials(deepcopy=False)
+
+
+def dashboard_study(server: ServeProcess, study: dict[str, Any]) -> dict[str, Any]:
+    """The study as the Optuna dashboard's own JSON API serves it."""
+    listed = server.get("/api/studies")["study_summaries"]
+    (summary,) = [s for s in listed if s["study_name"] == study["optuna_study_name"]]
+    detail: dict[str, Any] = server.get(f"/api/studies/{summary['study_id']}")
+    detail["study_id"] = summary["study_id"]
+    return detail
+
+
+def test_grid_runs_every_point_exactly_once(
+    server: ServeProcess, finished_grid: dict[str, Any]
+) -> None:
+    study = finished_grid
+    trials = server.get(f"/v1/studies/{study['id']}/trials")["data"]
+
+    assert study["status"] == "completed"
+    assert study["progress"] == 1.0
+    assert study["counts"]["complete"] == len(GRID)
+    assert sorted(t["params"]["lr"] for t in trials) == sorted(GRID)
+    for trial in trials:
+        assert trial["state"] == "complete"
+        assert trial["attempt"] == 1  # nobody else ran it
+        assert trial["epochs_done"] == 3
+        assert trial["label"] is not None
+        detail = server.get(f"/v1/trials/{trial['id']}")
+        assert detail["worker"] and detail["device"] == "cpu"
+        assert len(detail["curves"]["val_acc"]) == 3
+        assert detail["diagnosis"]["label"] == trial["label"]
+    # Both workers took part: the two trials ran in parallel, not one after the other.
+    workers = {server.get(f"/v1/trials/{t['id']}")["worker"] for t in trials}
+    assert len(workers) == WORKERS
+
+
+def test_optuna_and_the_dashboard_agree_with_the_api(
+    server: ServeProcess, finished_grid: dict[str, Any]
+) -> None:
+    study = finished_grid
+    trials = {t["optuna_trial_number"]: t for t in server.get(
+        f"/v1/studies/{study['id']}/trials")["data"]}
+
+    frozen = optuna_trials(server, study)
+    complete = [t for t in frozen if t.state == optuna.trial.TrialState.COMPLETE]
+    assert Counter(t.params["lr"] for t in complete) == Counter(GRID)
+    for trial in complete:
+        ours = trials[trial.number]
+        assert trial.params["lr"] == ours["params"]["lr"]
+        assert trial.user_attrs["label"] == ours["label"]
+        assert trial.value == pytest.approx(ours["best_val_acc"])
+    best = max(complete, key=lambda t: t.value or 0.0)
+    assert study["best_trial"]["lr"] == best.params["lr"]
+    assert study["best_trial"]["value"] == pytest.approx(best.value)
+
+    dashboard = dashboard_study(server, study)
+    shown = [t for t in dashboard["trials"] if t["state"] == "Complete"]
+    assert len(shown) == len(GRID)
+    for trial in shown:
+        ours = trials[trial["number"]]
+        (lr,) = [p for p in trial["params"] if p["name"] == "lr"]
+        assert float(lr["param_external_value"]) == ours["params"]["lr"]
+        attrs = {a["key"]: a["value"] for a in trial["user_attrs"]}
+        assert attrs["label"] == ours["label"]
+        assert trial["note"]["body"], "the diagnosis note is missing"
+        # The curves plot is an artifact of the same store the dashboard reads.
+        (artifact, *_) = trial["artifacts"]
+        image = server.http.get(
+            f"/artifacts/{dashboard['study_id']}/{trial['trial_id']}/{artifact['artifact_id']}"
+        )
+        assert image.status_code == 200
+        assert image.content.startswith(b"\x89PNG")
+
+
+def test_plots_and_study_diagnosis_are_served(
+    server: ServeProcess, finished_grid: dict[str, Any]
+) -> None:
+    study = finished_grid
+    trial = server.get(f"/v1/studies/{study['id']}/trials")["data"][0]
+
+    for path in (f"/v1/trials/{trial['id']}/curves.png", f"/v1/studies/{study['id']}/lr.png"):
+        response = server.http.get(path)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "image/png"
+        assert response.content.startswith(b"\x89PNG")
+    summary = server.get(f"/v1/studies/{study['id']}/diagnosis")
+    assert summary["next_step"]
+    assert server.get(f"/v1/trials/{trial['id']}/diagnosis")["label"] == trial["label"]
+
+
+@pytest.mark.browser
+def test_the_dashboard_shows_the_study_and_a_trial_note_in_chromium(
+    server: ServeProcess, finished_grid: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests.service.browser import dashboard_screenshot
+
+    if server.database_url.startswith("postgresql"):
+        pytest.skip("the browser check runs once, against the SQLite server")
+    study = finished_grid
+    dashboard = dashboard_study(server, study)
+    trial = next(t for t in dashboard["trials"] if t["state"] == "Complete")
+    trial_number = trial["number"]
+    note_line = trial["note"]["body"].strip().splitlines()[0].lstrip("# ").strip()
+
+    text = dashboard_screenshot(
+        server.url,
+        study_id=dashboard["study_id"],
+        study_name=study["optuna_study_name"],
+        trial_number=trial_number,
+        expect_text=note_line,
+        screenshot=tmp_path / "dashboard.png",
+    )
+
+    assert study["optuna_study_name"] in text
+    assert note_line in text
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def test_a_worker_killed_mid_trial_still_ends_with_every_point_once(
+    server: ServeProcess,
+) -> None:
+    grid = (0.05, 0.005)
+    response = server.http.post("/v1/studies", json=tiny_spec("e2e-kill", grid=grid, epochs=8))
+    assert response.status_code == 201, response.text
+    study_id = response.json()["id"]
+
+    victim = _running_trial_after_one_epoch(server, study_id)
+    pid = _pid_of_worker(server, victim["worker"])
+    os.kill(pid, signal.SIGKILL)
+
+    study = server.wait_for_study(study_id)
+    assert study["status"] == "completed", study
+    trials = server.get(f"/v1/studies/{study_id}/trials")["data"]
+    assert sorted(t["params"]["lr"] for t in trials) == sorted(grid)
+    assert {t["state"] for t in trials} == {"complete"}
+    killed = server.get(f"/v1/trials/{victim['id']}")
+    assert killed["attempt"] == 2
+    assert [a["state"] for a in killed["attempts"]] == ["failed"]
+    assert "heartbeat" in (killed["attempts"][0]["error"] or "")
+    assert len(killed["curves"]["val_acc"]) == 8  # the retry ran from the start, in full
+
+    frozen = optuna_trials(server, study)
+    complete = [t for t in frozen if t.state == optuna.trial.TrialState.COMPLETE]
+    assert Counter(t.params["lr"] for t in complete) == Counter(grid)
+    failed = [t for t in frozen if t.state == optuna.trial.TrialState.FAIL]
+    assert [t.params["lr"] for t in failed] == [victim["params"]["lr"]]
+    # The supervisor started a replacement for the killed worker.
+    alive = [w for w in server.wait_for_workers(WORKERS) if pid_alive(w["pid"])]
+    assert len(alive) >= WORKERS
+    server.worker_pids.update(w["pid"] for w in alive)
+
+
+def test_sigterm_stops_the_server_and_its_workers_cleanly(server: ServeProcess) -> None:
+    pids = set(server.worker_pids)
+    # A trial in flight when the signal arrives goes back to the queue, not into limbo.
+    response = server.http.post("/v1/studies", json=tiny_spec("e2e-stop", grid=(0.02,), epochs=30))
+    study_id = response.json()["id"]
+    running = _running_trial_after_one_epoch(server, study_id)
+
+    code = server.stop()
+
+    assert code == 0, server.log()
+    assert not [pid for pid in pids if pid_alive(pid)], "a worker outlived its server"
+    assert "Traceback" not in server.log()
+    restarted = ServeProcess(server.home, database_url=server.database_url, workers=0)
+    restarted.start()
+    try:
+        trial = restarted.get(f"/v1/trials/{running['id']}")
+        assert trial["state"] == "waiting"  # handed back for the next worker
+        assert trial["attempt"] == 0  # without spending one of its retries
+        assert trial["epochs_done"] == 0
+    finally:
+        assert restarted.stop() == 0
+
+
+def _running_trial_after_one_epoch(server: ServeProcess, study_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        for trial in server.get(f"/v1/studies/{study_id}/trials")["data"]:
+            if trial["state"] == "running" and trial["epochs_done"] >= 1:
+                detail: dict[str, Any] = server.get(f"/v1/trials/{trial['id']}")
+                return detail
+        time.sleep(0.1)
+    raise AssertionError(f"no trial of study {study_id} got past its first epoch")
+
+
+def _pid_of_worker(server: ServeProcess, name: str) -> int:
+    workers = server.get("/readyz")["workers"]
+    (pid,) = [w["pid"] for w in workers if w["name"] == name]
+    return int(pid)
