@@ -63,8 +63,10 @@ def dead_relu_probe(model: nn.Module) -> Iterator[list[tuple[Tensor, int]]]:
     counts: list[tuple[Tensor, int]] = []
 
     def hook(_module: nn.Module, _inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        dims = [d for d in range(output.dim()) if d != 1]
-        alive = (output > 0).any(dim=dims) if dims else output > 0  # (C,)
+        channels = output.shape[1]
+        # max over everything but the channel axis; one reduction over a (C, rest) view
+        # is several times faster than any() over a list of dims.
+        alive = output.detach().transpose(0, 1).reshape(channels, -1).amax(dim=1) > 0  # (C,)
         counts.append(((~alive).sum(), alive.numel()))
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ OnEpoch = Callable[[EpochRecord, History], Stop | None]
 
 # Evaluation batch size: no activations are kept for backward, so it can be large.
 EVAL_BATCH = 1024
+# Images of the first evaluation batch that the dead-ReLU probe looks at.
+PROBE_IMAGES = 256
 # On CUDA, reading the loss on the host forces a synchronisation; check it every few
 # steps there (a blown-up run costs at most this many wasted steps). CPU checks each step.
 CUDA_FINITE_CHECK_EVERY = 16
@@ -95,8 +98,11 @@ def evaluate(
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     dead: float | None = None
-    for start in range(0, len(y), EVAL_BATCH):
-        xb, yb = x[start : start + EVAL_BATCH], y[start : start + EVAL_BATCH]
+    # With the probe on, the first batch is the probe's sample, then full batches.
+    first = min(len(y), PROBE_IMAGES if probe_relu else EVAL_BATCH)
+    bounds = [0, *range(first, len(y), EVAL_BATCH), len(y)]
+    for start, end in itertools.pairwise(bounds):
+        xb, yb = x[start:end], y[start:end]
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
             if probe_relu and start == 0:
                 with dead_relu_probe(model) as counts:
