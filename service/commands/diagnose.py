@@ -1,7 +1,151 @@
-"""`sweepdoc diagnose` (being built; see docs/architecture.md)."""
+"""`sweepdoc diagnose FILE [--json]`: label runs from their curves, without a server.
+
+FILE holds one curves object (docs/architecture.md "Curves JSON"; `sweepdoc train --out`
+files work as they are) or a JSON list of them, diagnosed in order; `-` reads stdin. The
+default output is for people (label, confidence, evidence, findings, recommendations);
+`--json` prints the machine form (one object, or a list in the input's order). Bad input
+ends with one line naming the field and the reason, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from studies.diagnosis import Curves, Diagnosis, diagnose_run
+
+LABEL_STYLE = {
+    "healthy": "green",
+    "overfitting": "yellow",
+    "underfitting": "magenta",
+    "undertrained": "cyan",
+    "diverged": "red",
+    "inconclusive": "dim",
+}
+
+
+class InputError(Exception):
+    """Input the diagnoser cannot read; the message is one line for the user."""
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """The first problem as `field: reason` (e.g. `train_acc: epoch 2 holds 1.5, ...`)."""
+    first = error.errors()[0]
+    location = ""
+    for part in first["loc"]:
+        location += f"[{part}]" if isinstance(part, int) else (f".{part}" if location else part)
+    reason = first["msg"].removeprefix("Value error, ")
+    more = error.error_count() - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{location}: {reason}{suffix}" if location else f"{reason}{suffix}"
+
+
+def _read(path: Path) -> Any:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: cannot read it ({e})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+
+
+def load_curves(path: Path) -> tuple[list[Curves], bool]:
+    """The curves in *path*, and whether the file held a list."""
+    document = _read(path)
+    items = document if isinstance(document, list) else [document]
+    if not items:
+        raise InputError(f"{path}: the list is empty; give at least one curves object")
+    curves = []
+    for index, item in enumerate(items):
+        where = f"item {index}: " if isinstance(document, list) else ""
+        if not isinstance(item, dict):
+            raise InputError(f"{where}expected a curves object, got {type(item).__name__}")
+        try:
+            curves.append(Curves.model_validate(item))
+        except ValidationError as e:
+            raise InputError(where + describe_validation_error(e)) from None
+    return curves, isinstance(document, list)
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        shown = ", ".join(str(v) for v in value[:10])
+        return shown + (f", … ({len(value)} in all)" if len(value) > 10 else "")
+    return str(value)
+
+
+def render(console: Console, diagnosis: Diagnosis, title: str | None = None) -> None:
+    """Print one diagnosis for people."""
+    style = LABEL_STYLE.get(diagnosis.label.value, "bold")
+    heading = f"[bold {style}]{diagnosis.label.value.upper()}[/]"
+    heading += f"  confidence {diagnosis.confidence:.2f}"
+    if title:
+        heading = f"[bold]{escape(title)}[/]  " + heading
+    console.print(heading)
+    console.print(escape(diagnosis.summary))
+    evidence = Table(title="evidence", title_justify="left", show_header=False, box=None)
+    for key, value in diagnosis.evidence.model_dump(mode="json").items():
+        if value is None or value == [] or key == "metrics":
+            continue
+        evidence.add_row(f"  {key}", escape(_number(value)))
+    console.print(evidence)
+    if diagnosis.findings:
+        console.print("[bold]findings[/]")
+        for finding in diagnosis.findings:
+            console.print(f"  • [bold]{finding.kind.value}[/]: {escape(finding.message)}")
+    if diagnosis.recommendations:
+        console.print("[bold]recommendations[/]")
+        for number, rec in enumerate(diagnosis.recommendations, start=1):
+            console.print(f"  {number}. {escape(rec.action)} — {escape(rec.reason)}")
+            if rec.spec_change:
+                change = ", ".join(f"{k}: {json.dumps(v)}" for k, v in rec.spec_change.items())
+                console.print(f"     [dim]spec: {escape(change)}[/]")
 
 
 def register(app: typer.Typer) -> None:
     """Add the `diagnose` command to *app*."""
+
+    @app.command()
+    def diagnose(
+        file: Annotated[
+            Path,
+            typer.Argument(
+                help="Curves JSON (one object, or a list of them); - reads stdin.",
+                show_default=False,
+            ),
+        ],
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the machine form (JSON).")
+        ] = False,
+    ) -> None:
+        """Label runs from their learning curves: healthy, overfitting, underfitting,
+        undertrained or diverged, with the evidence and what to do next."""
+        try:
+            curves, is_list = load_curves(file)
+        except InputError as e:
+            Console(stderr=True).print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
+            raise typer.Exit(2) from None
+        diagnoses = [diagnose_run(c) for c in curves]
+        if as_json:
+            payload = [d.model_dump(mode="json") for d in diagnoses]
+            print(json.dumps(payload if is_list else payload[0], indent=2))
+            return
+        console = Console()
+        for index, diagnosis in enumerate(diagnoses):
+            if index:
+                console.print()
+            render(console, diagnosis, f"run {index}" if is_list else None)

@@ -157,7 +157,6 @@ def _plan(
     spec: dict[str, Any],
     best: TrialOutcome | None,
     diagnosed: list[TrialOutcome],
-    window: LrWindow,
 ) -> str:
     """Edit *spec* (a deep copy) into the follow-up study; return the next step in words."""
     train, model, data = _section(spec, "train"), _section(spec, "model"), _section(spec, "data")
@@ -174,12 +173,13 @@ def _plan(
             "with batch normalization and gradient clipping."
         )
     lr = best.lr
-    ceiling = window.high if window.high is not None else lr
+    # Explore upwards, but stay below the geometric middle to the nearest LR that diverged.
+    diverged_above = [t.lr for t in diagnosed if t.label is Label.DIVERGED and t.lr > lr]
+    ceiling = math.sqrt(lr * min(diverged_above)) if diverged_above else math.inf
     label = best.label
     if label is Label.UNDERTRAINED:
         train["epochs"] = min(SPEC_MAX_EPOCHS, 2 * epochs)
-        higher = [v for v in _log_grid(lr, 10 * lr, 3) if v <= max(ceiling, lr)]
-        _set_grid(spec, higher or [_round_lr(lr)])
+        _set_grid(spec, _log_grid(lr, min(10 * lr, ceiling), 3))
         return (
             f"The best trial (lr {lr:g}) was still improving: train {train['epochs']} epochs "
             f"and search learning rates from {lr:g} up to the highest that did not diverge."
@@ -194,7 +194,7 @@ def _plan(
             data["augment"] = "auto"
         if best.diagnosis is not None and best.diagnosis.best_epoch:
             train["epochs"] = max(3, min(epochs, best.diagnosis.best_epoch + 2))
-        _set_grid(spec, _log_grid(lr / 3, lr * 3, 3))
+        _set_grid(spec, _log_grid(lr / 3, min(lr * 3, ceiling), 3))
         return (
             f"The best trial (lr {lr:g}) overfits: regularize — search weight decay "
             f"{decays} with dropout {model['dropout']} around lr {lr:g}, stop near the best "
@@ -206,7 +206,7 @@ def _plan(
         model["dropout"] = 0.0
         train["weight_decay"] = float(train.get("weight_decay", DEFAULT_WEIGHT_DECAY)) / 10
         train["epochs"] = min(SPEC_MAX_EPOCHS, 2 * epochs)
-        _set_grid(spec, _log_grid(lr / 3, min(lr * 3, max(ceiling, lr)), 3))
+        _set_grid(spec, _log_grid(lr / 3, min(lr * 3, ceiling), 3))
         return (
             f"The best trial (lr {lr:g}) underfits: double the model width to {model['width']}, "
             f"cut regularization and train {train['epochs']} epochs."
@@ -215,8 +215,7 @@ def _plan(
         train["epochs"] = max(3, epochs)
         _set_grid(spec, [_round_lr(lr)])
         return "The best trial ran fewer than 3 epochs: rerun it with at least 3."
-    high = min(lr * math.sqrt(10), max(ceiling, lr))
-    _set_grid(spec, _log_grid(lr / math.sqrt(10), high, 5))
+    _set_grid(spec, _log_grid(lr / math.sqrt(10), min(lr * math.sqrt(10), ceiling), 5))
     return (
         f"The best trial (lr {lr:g}) is healthy: refine the search with 5 learning rates "
         f"around it (the seed's step 1 at a finer grain), then read the curves again."
@@ -251,7 +250,7 @@ def diagnose_study(trials: Sequence[TrialOutcome], *, spec: dict[str, Any]) -> S
     objective = str(spec.get("objective", "val_acc"))
     best = _best(diagnosed, objective)
     followup = copy.deepcopy(spec)
-    next_step = _plan(followup, best, diagnosed, window)
+    next_step = _plan(followup, best, diagnosed)
     followup["name"] = _followup_name(spec)
     return StudySummary(
         trials=len(diagnosed),
