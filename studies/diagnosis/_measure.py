@@ -19,6 +19,8 @@ from studies.diagnosis._stats import (
 
 def filled(values: list[float | None]) -> list[float]:
     """Carry the last finite value over gaps (a missing accuracy is not a divergence sign)."""
+    if None not in values:
+        return list(values)  # type: ignore[arg-type]  # no None left: all floats
     out: list[float] = []
     first = next((v for v in values if v is not None), 0.0)
     last = first
