@@ -25,6 +25,9 @@ from optuna.trial import TrialState as OptunaState
 from studies.db import engine_kwargs
 from studies.spec import Pruner, Sampler, StudySpec
 
+# The storages optuna_storage() made, so close_storages() can release their connections.
+_REGISTRY: dict[str, RDBStorage] = {}
+
 # Dashboard-visible user attributes written on every finished trial.
 ATTR_LABEL = "label"
 ATTR_CONFIDENCE = "confidence"
@@ -42,7 +45,9 @@ def optuna_storage(url: str) -> RDBStorage:
     """
     kwargs = engine_kwargs(url)
     kwargs.pop("pool_recycle", None)
-    return RDBStorage(url, engine_kwargs=kwargs)
+    storage = RDBStorage(url, engine_kwargs=kwargs)
+    _REGISTRY[url] = storage
+    return storage
 
 
 def distributions(spec: StudySpec) -> dict[str, BaseDistribution]:
@@ -203,3 +208,11 @@ def tell(study: optuna.Study, trial: optuna.Trial, state: OptunaState, value: fl
         study.tell(trial, value)
     else:
         study.tell(trial, state=state)
+
+
+def close_storages() -> None:
+    """Dispose every cached Optuna storage's connections (tests, shutdown)."""
+    optuna_storage.cache_clear()
+    while _REGISTRY:
+        _, storage = _REGISTRY.popitem()
+        storage.engine.dispose()

@@ -1,0 +1,50 @@
+"""Fixtures of the studies tests: a real database (SQLite file or PostgreSQL) per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from studies.db import Database
+from studies.optuna_bridge import close_storages
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: a SQLite file, or a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sweepdoc.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    database.create_schema()
+    yield database
+    database.dispose()
+    close_storages()
+
+
+def tiny_spec(**overrides: Any) -> dict[str, Any]:
+    """A study whose trials take about a second each on one CPU thread.
+
+    ``data``, ``model`` and ``train`` overrides are merged; ``search`` replaces the default.
+    """
+    spec: dict[str, Any] = {
+        "dataset": "digits",
+        "data": {"train_subset": 300},
+        "model": {"width": 4, "stages": 1},
+        "train": {"epochs": 1, "batch_size": 64, "schedule": "none"},
+        "search": {"sampler": "grid", "grid": [0.1, 0.01]},
+    }
+    for key, value in overrides.items():
+        if key != "search" and isinstance(value, dict) and isinstance(spec.get(key), dict):
+            spec[key] = {**spec[key], **value}
+        else:
+            spec[key] = value
+    return spec

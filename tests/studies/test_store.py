@@ -1,0 +1,256 @@
+"""The store and the queue on a real database, without training: submit, claim order,
+max_parallel, reaper, cancel, lossless curves, and agreement with Optuna's own view."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState as OptunaState
+
+from studies import optuna_bridge, queue, store
+from studies.db import Database, StudyStatus, TrialState
+from studies.errors import ConflictError, NotFoundError
+from studies.spec import parse_spec
+from tests.studies.conftest import tiny_spec
+
+
+def _optuna_trials(url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
+    """The trials as Optuna itself reads them from *url* (what the dashboard shows)."""
+    storage = optuna.storages.RDBStorage(url)  # what optuna.load_study(storage=url) builds
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage).trials
+    finally:
+        storage.engine.dispose()
+
+
+def _submit(db: Database, tmp_path: Path, **overrides: object) -> int:
+    spec = parse_spec(tiny_spec(**overrides))
+    return store.submit_study(db, spec, artifacts_dir=tmp_path / "artifacts").id
+
+
+def _start(db: Database, claim: queue.Claim) -> dict[str, object]:
+    """What a worker does right after a claim: start the Optuna trial, record it."""
+    study = optuna_bridge.load_study(db.url, claim.optuna_study_name, claim.spec)
+    trial, params = optuna_bridge.start_trial(
+        study, claim.spec, enqueued_trial_id=claim.enqueued_optuna_trial_id, params=claim.params
+    )
+    assert queue.start_attempt(
+        db, claim, params=params, optuna_trial_id=trial._trial_id, optuna_trial_number=trial.number
+    )
+    return params
+
+
+def test_submitting_a_grid_queues_one_slot_per_point_and_enqueues_it_in_optuna(
+    db: Database, tmp_path: Path
+) -> None:
+    study = store.submit_study(db, parse_spec({"dataset": "digits"}), artifacts_dir=tmp_path)
+    assert study.status is StudyStatus.QUEUED and study.progress == 0.0
+    assert study.counts[TrialState.WAITING] == 5 and study.url == f"/v1/studies/{study.id}"
+    trials = store.list_trials(db, study.id)
+    assert trials.count == 5
+    assert [t.params["lr"] for t in trials.data] == [1e-1, 1e-2, 1e-3, 1e-4, 1e-5]
+    optuna_trials = _optuna_trials(db.url, study.optuna_study_name)
+    assert [t.state for t in optuna_trials] == [OptunaState.WAITING] * 5
+    assert [t.system_attrs["fixed_params"]["lr"] for t in optuna_trials] == [
+        1e-1,
+        1e-2,
+        1e-3,
+        1e-4,
+        1e-5,
+    ]
+
+
+def test_random_slots_get_their_learning_rate_from_the_sampler_when_claimed(
+    db: Database, tmp_path: Path
+) -> None:
+    study_id = _submit(
+        db, tmp_path, search={"sampler": "random", "n_trials": 3, "lr_low": 1e-4, "lr_high": 1e-2}
+    )
+    assert all(t.params == {} for t in store.list_trials(db, study_id).data)
+    claim = queue.claim_next(db, worker="w", device="cpu")
+    assert claim is not None and claim.params is None
+    params = _start(db, claim)
+    assert 1e-4 <= float(params["lr"]) <= 1e-2  # type: ignore[arg-type]
+    assert store.get_trial(db, claim.trial_id).params == params
+
+
+def test_claims_follow_priority_then_submission_and_respect_max_parallel(
+    db: Database, tmp_path: Path
+) -> None:
+    low = _submit(db, tmp_path, priority=0, max_parallel=4, search={"grid": [0.1, 0.01]})
+    high_first = _submit(db, tmp_path, priority=5, max_parallel=1, search={"grid": [0.1, 0.01]})
+    high_second = _submit(
+        db, tmp_path, priority=5, max_parallel=2, search={"grid": [0.3, 0.03, 0.003]}
+    )
+    order = []
+    while (claim := queue.claim_next(db, worker="w", device="cpu")) is not None:
+        order.append((claim.study_id, claim.number))
+    # high_first runs one at a time, high_second two, then the low-priority study.
+    assert order == [(high_first, 0), (high_second, 0), (high_second, 1), (low, 0), (low, 1)]
+    # Finishing a trial frees a place of its study.
+    first = queue._load_claim(db, store.list_trials(db, high_first).data[0].id, "w")
+    assert queue.finish(db, first, state=TrialState.COMPLETE)
+    nxt = queue.claim_next(db, worker="w", device="cpu")
+    assert nxt is not None and (nxt.study_id, nxt.number) == (high_first, 1)
+
+
+def test_a_slot_is_claimed_once_even_when_claims_race(db: Database, tmp_path: Path) -> None:
+    study_id = _submit(db, tmp_path, max_parallel=8, search={"grid": [0.1]})
+    slot = store.list_trials(db, study_id).data[0].id
+    assert queue._try_claim(db, slot, study_id, worker="a", device="cpu")
+    assert not queue._try_claim(db, slot, study_id, worker="b", device="cpu")
+    assert store.get_trial(db, slot).worker == "a"
+
+
+def test_curves_with_nan_and_inf_survive_the_database_and_are_served_as_null(
+    db: Database, tmp_path: Path
+) -> None:
+    _submit(db, tmp_path)
+    claim = queue.claim_next(db, worker="w", device="cpu")
+    assert claim is not None
+    _start(db, claim)
+    records = [
+        {"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "train_acc": 0.3, "val_acc": 0.4},
+        {
+            "epoch": 2,
+            "train_loss": math.inf,
+            "val_loss": math.nan,
+            "train_acc": 0.1,
+            "val_acc": 0.1,
+        },
+        {
+            "epoch": 3,
+            "train_loss": -math.inf,
+            "val_loss": math.nan,
+            "train_acc": 0.1,
+            "val_acc": 0.1,
+        },
+    ]
+    for record in records:
+        assert queue.record_epoch(db, claim, record).owned
+    fresh = Database(db.url)  # another connection, as another process would read it
+    stored = store._epoch_records(fresh, store._trial_row(fresh, claim.trial_id))
+    fresh.dispose()
+    assert stored[1]["train_loss"] == math.inf and math.isnan(stored[1]["val_loss"])
+    assert stored[2]["train_loss"] == -math.inf
+    detail = store.get_trial(db, claim.trial_id)
+    assert detail.curves["train_loss"] == [2.0, None, None]
+    assert detail.curves["val_loss"] == [1.5, None, None]
+    assert json.loads(detail.model_dump_json())["epochs"][1]["val_loss"] is None
+
+
+def test_the_reaper_requeues_a_dead_workers_slot_then_gives_up_after_max_attempts(
+    db: Database, tmp_path: Path
+) -> None:
+    study_id = _submit(db, tmp_path, search={"grid": [0.1]})
+    for attempt in range(1, queue.MAX_ATTEMPTS + 1):
+        claim = queue.claim_next(db, worker=f"w{attempt}", device="cpu")
+        assert claim is not None and claim.attempt == attempt
+        assert _start(db, claim) == {"lr": 0.1}  # a retry runs the same point
+        assert queue.reap_stale(db, stale_after_s=60.0) == []  # still fresh
+        reaped = queue.reap_stale(db, stale_after_s=0.0)
+        assert [(r.trial_id, r.requeued) for r in reaped] == [
+            (claim.trial_id, attempt < queue.MAX_ATTEMPTS)
+        ]
+    detail = store.get_trial(db, claim.trial_id)
+    assert detail.state is TrialState.FAILED and "heartbeat" in (detail.error or "")
+    assert [a.worker for a in detail.attempts] == ["w1", "w2", "w3"]
+    assert all(a.state is TrialState.FAILED for a in detail.attempts)
+    assert queue.claim_next(db, worker="w4", device="cpu") is None
+    study = store.get_study(db, study_id)
+    assert study.status is StudyStatus.FAILED
+    optuna_trials = _optuna_trials(db.url, study.optuna_study_name)
+    # The enqueued trial and two fresh ones, each failed, each with the same point.
+    assert [(t.state, t.params) for t in optuna_trials] == [(OptunaState.FAIL, {"lr": 0.1})] * 3
+
+
+def test_a_reaped_worker_can_no_longer_write_to_its_old_slot(db: Database, tmp_path: Path) -> None:
+    _submit(db, tmp_path, search={"grid": [0.1]})
+    claim = queue.claim_next(db, worker="slow", device="cpu")
+    assert claim is not None
+    _start(db, claim)
+    queue.reap_stale(db, stale_after_s=0.0)
+    assert not queue.beat(db, claim)
+    assert not queue.record_epoch(db, claim, {"epoch": 1, "val_acc": 0.5}).owned
+    assert not queue.finish(db, claim, state=TrialState.COMPLETE)
+    assert store.get_trial(db, claim.trial_id).state is TrialState.WAITING
+
+
+def test_cancel_ends_waiting_slots_keeps_finished_ones_and_flags_running_ones(
+    db: Database, tmp_path: Path
+) -> None:
+    study_id = _submit(db, tmp_path, search={"grid": [0.3, 0.1, 0.03]})
+    done = queue.claim_next(db, worker="w", device="cpu")
+    running = queue.claim_next(db, worker="w", device="cpu")
+    assert done is not None and running is not None
+    _start(db, done)
+    _start(db, running)
+    assert queue.finish(db, done, state=TrialState.COMPLETE, label="healthy")
+    study = store.cancel_study(db, study_id)
+    assert study.status is StudyStatus.CANCELLED
+    assert queue.record_epoch(db, running, {"epoch": 1, "val_acc": 0.2}).cancel_requested
+    states = [t.state for t in store.list_trials(db, study_id).data]
+    assert states == [TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED]
+    assert store.get_trial(db, done.trial_id).label == "healthy"
+    assert queue.claim_next(db, worker="w", device="cpu") is None
+    optuna_trials = _optuna_trials(db.url, study.optuna_study_name)
+    assert optuna_trials[2].state == OptunaState.PRUNED  # the never-started point
+
+
+def test_cancelling_a_finished_study_is_a_conflict_and_unknown_ids_are_not_found(
+    db: Database, tmp_path: Path
+) -> None:
+    study_id = _submit(db, tmp_path, search={"grid": [0.1]})
+    claim = queue.claim_next(db, worker="w", device="cpu")
+    assert claim is not None
+    _start(db, claim)
+    queue.finish(db, claim, state=TrialState.COMPLETE)
+    assert store.get_study(db, study_id).status is StudyStatus.COMPLETED
+    with pytest.raises(ConflictError, match="already finished"):
+        store.cancel_study(db, study_id)
+    with pytest.raises(NotFoundError, match="study 999"):
+        store.get_study(db, 999)
+    with pytest.raises(NotFoundError, match="trial 999"):
+        store.get_trial(db, 999)
+
+
+def test_studies_list_newest_first_with_paging_and_a_status_filter(
+    db: Database, tmp_path: Path
+) -> None:
+    ids = [_submit(db, tmp_path, search={"grid": [0.1]}) for _ in range(3)]
+    store.cancel_study(db, ids[1])
+    page = store.list_studies(db, offset=1, limit=1)
+    assert page.count == 3 and [s.id for s in page.data] == [ids[1]]
+    cancelled = store.list_studies(db, status=StudyStatus.CANCELLED)
+    assert cancelled.count == 1 and cancelled.data[0].id == ids[1]
+    assert store.list_studies(db, status=StudyStatus.QUEUED).count == 2
+
+
+def test_readiness_needs_the_database_and_a_recently_seen_worker(db: Database) -> None:
+    assert not store.readiness(db).ready
+    queue.touch_worker(db, name="w1", host="h", pid=1, device="cpu", current_trial_id=None)
+    ready = store.readiness(db)
+    assert ready.ready and ready.workers_seen == 1 and ready.workers[0].name == "w1"
+    assert not store.readiness(Database("sqlite:////nonexistent/dir/x.db")).database
+
+
+def test_schema_creation_is_safe_when_processes_start_at_once(db_url: str) -> None:
+    code = "import sys; from studies.db import Database; Database(sys.argv[1]).create_schema()"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, db_url], stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    database = Database(db_url)
+    database.create_schema()  # and once more, idempotent
+    assert store.list_studies(database).count == 0
+    database.dispose()
+    close = optuna_bridge.close_storages
+    close()
