@@ -42,7 +42,7 @@ from studies.schemas import (
 from studies.spec import Objective, Sampler, StudySpec
 
 if TYPE_CHECKING:
-    from studies.diagnosis import Diagnosis, StudySummary  # type: ignore[attr-defined,unused-ignore]
+    from studies.diagnosis import Diagnosis, StudySummary
 
 __all__ = [
     "cancel_study",
@@ -361,11 +361,7 @@ def trial_diagnosis(db: Database, trial_id: int) -> Diagnosis:
 
 def study_diagnosis(db: Database, study_id: int) -> StudySummary:
     """The study summary: labels by learning rate, best trial, lr window, next step."""
-    from studies.diagnosis import (  # type: ignore[attr-defined,unused-ignore]
-        Diagnosis,
-        TrialOutcome,
-        diagnose_study,
-    )
+    from studies.diagnosis import Diagnosis, TrialOutcome, diagnose_study
 
     study = _study_row(db, study_id)
     with db.session() as session:
