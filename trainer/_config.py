@@ -138,7 +138,10 @@ class OptimConfig(_Frozen):
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description="sgd only.")
     nesterov: bool = Field(default=False, description="sgd only; needs momentum > 0.")
     weight_decay: float = Field(default=5e-4, ge=0.0)
-    schedule: Literal["none", "cosine", "step"] = "cosine"
+    # Constant by default: the seed's recipe reads the curves of a learning-rate search,
+    # and a decaying schedule flattens every curve at its end, which hides "still
+    # improving" (undertrained) runs. Studies set their own schedule explicitly.
+    schedule: Literal["none", "cosine", "step"] = "none"
     warmup_epochs: float = Field(
         default=0.0, ge=0.0, description="Linear warm-up length in epochs (fractions allowed)."
     )
