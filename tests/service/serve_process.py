@@ -43,6 +43,17 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def child_pids(pid: int) -> set[int]:
+    """The live child processes of *pid* (Linux /proc)."""
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children.update(int(c) for c in (task / "children").read_text().split())
+        except FileNotFoundError:
+            continue
+    return {c for c in children if pid_alive(c)}
+
+
 class ServeProcess:
     """One `python -m service serve` with its own state folder, database and log file."""
 
@@ -84,6 +95,18 @@ class ServeProcess:
                 pass
             time.sleep(0.2)
         raise AssertionError(f"serve did not answer within {timeout_s} s:\n{self.log()}")
+
+    def local_workers(self, count: int, timeout_s: float = 120.0) -> set[int]:
+        """The pids of the server's worker processes, once *count* of them are alive."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            pids = child_pids(self.process.pid)
+            if len(pids) >= count:
+                self.worker_pids.update(pids)
+                return pids
+            time.sleep(0.2)
+        raise AssertionError(f"fewer than {count} worker processes:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -127,3 +150,4 @@ class ServeProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self.http.close()
