@@ -1,0 +1,114 @@
+"""What a worker records for each kind of ending, run in this process (no start-up cost):
+an error fails that trial alone, a diverging run stops at once as pruned/diverged, a stop
+request hands the running trial back to the queue."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState as OptunaState
+
+from studies import queue, store
+from studies.db import Database, TrialState
+from studies.spec import parse_spec
+from studies.worker import WorkerOptions, run_worker
+from tests.studies.conftest import tiny_spec
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _options(db: Database, tmp_path: Path, **overrides: object) -> WorkerOptions:
+    values: dict[str, object] = {
+        "database_url": db.url,
+        "data_dir": tmp_path / "data",
+        "artifacts_dir": tmp_path / "artifacts",
+        "name": "inproc",
+        "poll_interval_s": 0.1,
+        "exit_when_idle": True,
+        **overrides,
+    }
+    return WorkerOptions.model_validate(values)
+
+
+def test_a_trial_that_raises_fails_alone_with_its_error_and_the_worker_goes_on(
+    db: Database, tmp_path: Path
+) -> None:
+    # MNIST is not under the (empty) data root and downloading is off: the trainer raises.
+    broken = store.submit_study(
+        db, parse_spec(tiny_spec(dataset="mnist", search={"grid": [0.1]})), artifacts_dir=tmp_path
+    )
+    fine = store.submit_study(
+        db, parse_spec(tiny_spec(search={"grid": [0.1]})), artifacts_dir=tmp_path
+    )
+    assert run_worker(_options(db, tmp_path)) == 2
+
+    failed = store.get_trial(db, store.list_trials(db, broken.id).data[0].id)
+    assert failed.state is TrialState.FAILED
+    assert failed.error is not None and "DatasetError" in failed.error and "mnist" in failed.error
+    assert store.list_trials(db, fine.id).data[0].state is TrialState.COMPLETE
+    storage = optuna.storages.RDBStorage(db.url)
+    try:
+        trials = optuna.load_study(study_name=broken.optuna_study_name, storage=storage).trials
+    finally:
+        storage.engine.dispose()
+    assert [t.state for t in trials] == [OptunaState.FAIL]
+
+
+def test_a_diverging_run_stops_at_once_is_pruned_and_labeled_diverged(
+    db: Database, tmp_path: Path
+) -> None:
+    spec = tiny_spec(
+        search={"grid": [10.0]},
+        model={"norm": "none"},
+        train={"epochs": 10, "momentum": 0.9, "batch_size": 16},
+    )
+    study = store.submit_study(db, parse_spec(spec), artifacts_dir=tmp_path)
+    run_worker(_options(db, tmp_path))
+    trial = store.get_trial(db, store.list_trials(db, study.id).data[0].id)
+    assert trial.state is TrialState.PRUNED, trial.stop_reason
+    assert trial.label == "diverged" and trial.epochs_done < 10
+    assert trial.diagnosis is not None and trial.diagnosis["label"] == "diverged"
+    assert (
+        None in trial.curves["train_loss"]
+        or None in trial.curves["val_loss"]
+        or ("divergence" in (trial.stop_reason or ""))
+    )
+    assert store.trial_curves_png(db, trial.id).startswith(b"\x89PNG")
+    assert store.study_lr_png(db, study.id).startswith(b"\x89PNG")
+
+
+def test_a_stop_request_hands_the_running_trial_back_without_using_a_retry(
+    db: Database, tmp_path: Path
+) -> None:
+    spec = tiny_spec(search={"grid": [0.05]}, train={"epochs": 200, "batch_size": 8})
+    study = store.submit_study(db, parse_spec(spec), artifacts_dir=tmp_path)
+    slot = store.list_trials(db, study.id).data[0].id
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_worker,
+        args=(_options(db, tmp_path, exit_when_idle=False),),
+        kwargs={"stop": stop},
+    )
+    thread.start()
+    try:
+        while store.get_trial(db, slot).epochs_done < 1:
+            thread.join(0.05)
+            assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(60)
+    trial = store.get_trial(db, slot)
+    assert trial.state is TrialState.WAITING and trial.attempt == 0 and trial.epochs_done == 0
+    assert [a.error for a in trial.attempts] == [
+        "released: worker stopped before the trial finished"
+    ]
+    # The next claim gets it as a first attempt again.
+    again = queue.claim_next(db, worker="next", device="cpu")
+    assert again is not None and again.trial_id == slot and again.attempt == 1
