@@ -25,10 +25,10 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 from optuna.trial import TrialState as OptunaState
@@ -42,6 +42,7 @@ from studies.schemas import curves_json, finite_or_none
 from studies.spec import Objective
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Longest error text kept for a failed trial (the message plus the end of the traceback).
 _MAX_ERROR_CHARS = 4000
@@ -167,7 +168,12 @@ class _Worker:
                 log.warning("database unavailable (%s); retrying", exc.__class__.__name__)
                 self.stop.wait(self.options.poll_interval_s)
                 continue
-            _TrialRun(self, claim).run()
+            try:
+                _TrialRun(self, claim).run()
+            except DBAPIError as exc:
+                # The database went away mid-trial and stayed away: the slot's heartbeat
+                # stops, so the reaper re-queues it; this worker carries on polling.
+                log.warning("trial %s abandoned: database error %s", claim.trial_id, exc)
             ran += 1
         return ran
 
@@ -212,6 +218,8 @@ class _TrialRun:
         except Exception as exc:
             # Without an Optuna trial the slot cannot run; record why and move on.
             log.exception("trial %s: could not start its Optuna trial", claim.trial_id)
+            if claim.enqueued_optuna_trial_id is not None:
+                optuna_bridge.fail_trial(self.db.url, claim.enqueued_optuna_trial_id)
             queue.finish(self.db, claim, state=TrialState.FAILED, error=_error_text(exc))
             return
         if not queue.start_attempt(
@@ -356,7 +364,10 @@ class _TrialRun:
             }
         plain = _plain(dataclasses.asdict(record))
         self.records.append(plain)
-        ack = queue.record_epoch(self.db, self.claim, plain, summary=self._summary())
+        ack = _retrying(
+            lambda: queue.record_epoch(self.db, self.claim, plain, summary=self._summary()),
+            for_s=self.worker.options.stale_after_s / 2,
+        )
         if not ack.owned or self.lost.is_set():
             self.outcome.lost = True
             return Stop(RunStatus.STOPPED, "the slot was taken away (heartbeat expired)")
@@ -459,6 +470,22 @@ class _TrialRun:
             )
         )
         return path
+
+
+def _retrying(action: Callable[[], _T], *, for_s: float) -> _T:
+    """Run *action*, retrying database errors for up to *for_s* seconds (a restarting
+    database should not cost an epoch's record)."""
+    deadline = time.monotonic() + for_s
+    delay = 0.2
+    while True:
+        try:
+            return action()
+        except DBAPIError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("database error (%s); retrying in %.1f s", exc.__class__.__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:
