@@ -59,10 +59,13 @@ def finished_grid(server: ServeProcess) -> dict[str, Any]:
 
 
 def optuna_trials(server: ServeProcess, study: dict[str, Any]) -> list[optuna.trial.FrozenTrial]:
-    loaded = optuna.load_study(
-        study_name=study["optuna_study_name"], storage=server.database_url
-    )
-    return loaded.get_trials(deepcopy=False)
+    """The study's trials as `optuna.load_study` on the same database URL sees them."""
+    storage = optuna.storages.RDBStorage(server.database_url)
+    try:
+        loaded = optuna.load_study(study_name=study["optuna_study_name"], storage=storage)
+        return loaded.get_trials(deepcopy=True)
+    finally:
+        storage.engine.dispose()  # close its connections now, not at garbage collection
 
 
 def dashboard_study(server: ServeProcess, study: dict[str, Any]) -> dict[str, Any]:
