@@ -14,7 +14,7 @@ is a hash of the run id, fixed before any threshold was tuned. The script is res
 run whose JSON exists is skipped.
 
     .venv/bin/python bench/diagnoser/generate.py [--dataset digits|mnist] [--only ID-PREFIX]
-        [--mnist /work/shared/data/mnist-10k] [--list]
+        [--mnist /work/shared/data/mnist-10k] [--list] [--reverse]
 """
 
 from __future__ import annotations
@@ -167,24 +167,24 @@ def _runs() -> list[Run]:
                        "seed": seed})
             add("healthy", "mnist", "simple-adam-const",
                 "2,000 images, simple w16, Adam lr 1e-3 batch 32, constant LR, crop aug, "
-                "20 epochs",
+                "40 epochs",
                 data={**mnist, "train_subset": 2000, "augment": "crop"},
                 model={"arch": "simple", "width": 16},
                 optim={"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 32,
-                       "epochs": 20, "schedule": "none", "seed": seed})
+                       "epochs": 40, "schedule": "none", "seed": seed})
             add("overfitting", "mnist", "noise-simple-adam",
-                "1,000 images, 50% label noise, simple w32, Adam lr 1e-3 batch 32, no aug/wd, "
-                "constant LR, 30 epochs",
+                "1,000 images, 50% label noise, simple w32, Adam lr 2e-3 batch 32, no aug/wd, "
+                "constant LR, 60 epochs",
                 data={**mnist, "train_subset": 1000, "label_noise": 0.5, "augment": "none"},
                 model={"arch": "simple", "width": 32},
-                optim={"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 32,
-                       "epochs": 30, "schedule": "none", "seed": seed})
+                optim={"optimizer": "adam", "lr": 2e-3, "weight_decay": 0.0, "batch_size": 32,
+                       "epochs": 60, "schedule": "none", "seed": seed})
         add("overfitting", "mnist", "tiny-simple-adam",
-            "100 images, simple w32, Adam lr 1e-3 batch 16, no aug/wd, constant LR, 40 epochs",
+            "100 images, simple w32, Adam lr 2e-3 batch 16, no aug/wd, constant LR, 80 epochs",
             data={**mnist, "train_subset": 100, "augment": "none"},
             model={"arch": "simple", "width": 32},
-            optim={"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 16,
-                   "epochs": 40, "schedule": "none", "seed": seed})
+            optim={"optimizer": "adam", "lr": 2e-3, "weight_decay": 0.0, "batch_size": 16,
+                   "epochs": 80, "schedule": "none", "seed": seed})
         add("underfitting", "mnist", "width1",
             "1,000 images, simple w1, 1 stage, SGD lr 0.05 batch 32, cosine, 15 epochs",
             data={**mnist, "train_subset": 1000},
@@ -302,6 +302,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run-id prefix")
     parser.add_argument("--mnist", type=Path, default=DEFAULT_MNIST)
     parser.add_argument("--list", action="store_true")
+    parser.add_argument(
+        "--reverse", action="store_true", help="last run first (a second process meets the first)"
+    )
     parser.add_argument("--print", action="store_true", help="print the curves of each run")
     args = parser.parse_args()
 
@@ -311,6 +314,8 @@ def main() -> None:
     selected = [
         r for r in RUNS if args.dataset in (None, r.dataset) and r.id.startswith(args.only)
     ]
+    if args.reverse:
+        selected.reverse()
     if args.list:
         for run in selected:
             print(run.split, run.label, run.id)

@@ -12,9 +12,10 @@ The thresholds were set on the training half of the labeled set in bench/diagnos
 docs/diagnoser.md reports the held-out half.
 """
 
+import math
 from dataclasses import dataclass
 
-from studies.diagnosis._measure import Measures
+from studies.diagnosis._measure import Measures, smoothing_width
 from studies.diagnosis._result import Label
 from studies.diagnosis._stats import grade
 
@@ -68,6 +69,11 @@ def _still_fitting(m: Measures, since: int) -> bool:
     return True
 
 
+def _smoothed_noise(m: Measures, sigma: float) -> float:
+    """Two sigma of a difference of two running medians of noise *sigma* (≈ 1.25σ/√width)."""
+    return 2 * math.sqrt(2) * 1.25 * sigma / math.sqrt(smoothing_width(m.epochs))
+
+
 def _overfitting(m: Measures) -> Verdict | None:
     """Validation got worse after its best while training kept improving (the seed's sign)."""
     gap_growth = None if m.gap is None else m.gap[-1] - m.gap[m.best_index]
@@ -78,7 +84,11 @@ def _overfitting(m: Measures) -> Verdict | None:
     if m.val_loss is not None and rise is not None and m.val_loss_rise is not None:
         lowest = min(range(m.epochs), key=m.val_loss.smooth.__getitem__)
         needed = RISE_REL_MIN if confirmed else RISE_REL_ALONE
-        if rise >= needed and m.val_loss_rise > 3 * m.val_loss.noise and _still_fitting(m, lowest):
+        if (
+            rise >= needed
+            and m.val_loss_rise > _smoothed_noise(m, m.val_loss.noise)
+            and (_still_fitting(m, lowest))
+        ):
             return Verdict(
                 Label.OVERFITTING,
                 0.55 + 0.4 * grade(rise, needed, 3 * needed),
@@ -89,7 +99,7 @@ def _overfitting(m: Measures) -> Verdict | None:
     if (
         m.val_acc is not None
         and m.val_acc_drop is not None
-        and m.val_acc_drop >= max(2 * ACC_DROP_MIN, 3 * m.val_acc.noise)
+        and m.val_acc_drop >= max(2 * ACC_DROP_MIN, _smoothed_noise(m, m.val_acc.noise))
         and gap_growth is not None
         and gap_growth >= 2 * GAP_GROWTH_MIN
         and _still_fitting(m, m.best_index)
@@ -178,14 +188,18 @@ def _underfitting(m: Measures, study_best_val_acc: float | None) -> Verdict | No
                 f"{study_best_val_acc:.3f}, with little train/val gap",
             )
         return None
-    if m.train_acc is not None:
+    accuracies = [s.smooth[-1] for s in (m.train_acc, m.val_acc) if s is not None]
+    if accuracies:
+        # The better of train and val accuracy: dropout and augmentation hold the measured
+        # train accuracy down, so only both being low means the model cannot fit the task.
         chance = m.chance_acc or 0.0
-        level = (m.train_acc.smooth[-1] - chance) / (1.0 - chance)
+        reached = max(accuracies)
+        level = (reached - chance) / (1.0 - chance)
         if level < UNDERFIT_LEVEL:
             return Verdict(
                 Label.UNDERFITTING,
                 0.55 + 0.4 * grade(UNDERFIT_LEVEL - level, 0.0, 0.3),
-                f"training accuracy plateaued at {m.train_acc.smooth[-1]:.3f} for {plateau} "
+                f"accuracy plateaued at {reached:.3f} (train and validation) for {plateau} "
                 "epochs with little train/val gap",
             )
         return None

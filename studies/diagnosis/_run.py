@@ -1,5 +1,7 @@
 """Diagnose one run: the entry points `diagnose_run` and `live_check`."""
 
+import math
+
 from studies.diagnosis._advice import recommend
 from studies.diagnosis._curves import Curves
 from studies.diagnosis._diverge import Divergence, find_divergence
@@ -20,6 +22,11 @@ _SUMMARIES = {
     Label.DIVERGED: "Diverged",
     Label.INCONCLUSIVE: "Inconclusive",
 }
+
+
+def _confidence(value: float) -> float:
+    """Clamped to [0, 1]; a NaN from absurd inputs (1e300 losses) reads as a coin flip."""
+    return round(min(1.0, max(0.0, value)), 3) if math.isfinite(value) else 0.5
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -116,7 +123,7 @@ def _finish(curves: Curves, verdict: Verdict, evidence: Evidence) -> Diagnosis:
     lr_values = [v for v in curves.lr or () if v is not None]
     return Diagnosis(
         label=verdict.label,
-        confidence=round(verdict.confidence, 3),
+        confidence=_confidence(verdict.confidence),
         summary=f"{_SUMMARIES[verdict.label]}: {verdict.reason}.",
         evidence=evidence,
         findings=findings,

@@ -28,9 +28,7 @@ def running_median(values: Sequence[float], width: int) -> list[float]:
     for i in range(n):
         window = sorted(values[max(0, i - half) : i + half + 1])
         middle = len(window) // 2
-        out.append(
-            window[middle] if len(window) % 2 else (window[middle - 1] + window[middle]) / 2
-        )
+        out.append(window[middle] if len(window) % 2 else (window[middle - 1] + window[middle]) / 2)
     return out
 
 

@@ -3,6 +3,8 @@
 Real training runs are judged in test_labeled_set.py; these pin each rule's behaviour.
 """
 
+import json
+import random
 import subprocess
 import sys
 from typing import Any
@@ -160,3 +162,25 @@ def test_live_check_never_stops_a_noisy_healthy_run(seed: int) -> None:
     data = factory.healthy(epochs=30, noise=0.08, seed=seed)
     curves = Curves.model_validate(data)
     assert all(live_check(curves.prefix(t)) is None for t in range(1, 31))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_extreme_but_valid_curves_never_raise(seed: int) -> None:
+    # The HTTP endpoint is fuzzed: any input the model accepts must diagnose to valid JSON.
+    rng = random.Random(seed)
+    extremes = [0.0, 1e-300, 1e300, -1e300, -1.0, 2.3, None]
+    epochs = rng.choice([1, 2, 3, 5, 40])
+    data: dict[str, Any] = {"num_classes": rng.choice([None, 2, 10, 1_000_000])}
+    for name in ("train_loss", "val_loss"):
+        if rng.random() < 0.7:
+            data[name] = [rng.choice(extremes) for _ in range(epochs)]
+    for name in ("train_acc", "val_acc"):
+        if rng.random() < 0.7 or not data.keys() - {"num_classes"}:
+            data[name] = [rng.choice([0.0, 1.0, 0.5, None]) for _ in range(epochs)]
+    for name in ("lr", "grad_norm", "grad_norm_first", "grad_norm_last"):
+        if rng.random() < 0.3:
+            data[name] = [rng.choice([0.0, 1e-300, 1e300, None]) for _ in range(epochs)]
+    diagnosis = _diagnose(data)
+    assert 0.0 <= diagnosis.confidence <= 1.0
+    json.loads(diagnosis.model_dump_json())
+    live_check(Curves.model_validate(data))
