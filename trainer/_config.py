@@ -72,6 +72,11 @@ class DataConfig(_Frozen):
         "(default: all images must share one size).",
     )
     split_seed: int = Field(default=0, description="Seed of the train/val split, subset, noise.")
+    storage: Literal["auto", "memory", "stream"] = Field(
+        default="auto",
+        description="imagefolder only: hold the images in memory (on the training device) "
+        "or stream them from disk; auto = memory unless they exceed 2 GiB as float32.",
+    )
 
     @field_validator("dataset")
     @classmethod
@@ -83,6 +88,20 @@ class DataConfig(_Frozen):
         raise ValueError(
             f"must be one of {', '.join(BUILTIN_DATASETS)} or imagefolder:<path>, got {value!r}"
         )
+
+    @model_validator(mode="after")
+    def _imagefolder_only_options(self) -> DataConfig:
+        if not self.dataset.startswith(IMAGEFOLDER_PREFIX):
+            if self.storage != "auto":
+                raise ValueError(
+                    f"storage={self.storage!r} applies to imagefolder datasets only, got "
+                    f"dataset={self.dataset!r} (it is always held in memory)"
+                )
+            if self.image_size is not None:
+                raise ValueError(
+                    f"image_size applies to imagefolder datasets only, got dataset={self.dataset!r}"
+                )
+        return self
 
     @property
     def is_digit_dataset(self) -> bool:

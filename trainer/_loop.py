@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from trainer._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from trainer._config import FinetuneStrategy, RunConfig
-from trainer._data import PreparedData, augment_batch, crop_padding, prepare_data
+from trainer._data import BatchSource, batch_bounds, crop_padding, prepare_data
 from trainer._errors import ConfigError
 from trainer._finetune import apply_strategy, datasets_similar, recommend_finetune
 from trainer._health import GradNormMeter, dead_fraction, dead_relu_probe
@@ -60,7 +60,7 @@ def _make_optimizer(params: list[nn.Parameter], config: RunConfig) -> torch.opti
 
 
 def _init_from_checkpoint(
-    config: RunConfig, data: PreparedData
+    config: RunConfig, data: BatchSource
 ) -> tuple[RunConfig, Checkpoint, FinetuneStrategy, str]:
     """Load ``init_from``; the architecture comes from the checkpoint (its weights fix it)."""
     assert config.optim.init_from is not None
@@ -75,7 +75,7 @@ def _init_from_checkpoint(
     note = f"{strategy.value} (requested)"
     if strategy is FinetuneStrategy.AUTO:
         similar = datasets_similar(ckpt.config.data.dataset, config.data.dataset)
-        advice = recommend_finetune(train_size=len(data.train_y), similar=similar)
+        advice = recommend_finetune(train_size=data.train_size, similar=similar)
         strategy = advice.strategy
         note = f"{strategy.value} (auto: {advice.advice})"
     resolved = config.model_copy(update={"model": ckpt.config.model})
@@ -85,26 +85,25 @@ def _init_from_checkpoint(
 @torch.no_grad()
 def evaluate(
     model: Network,
-    x: Tensor,
-    y: Tensor,
+    data: BatchSource,
     criterion: nn.Module,
+    device: torch.device,
     *,
     autocast: bool,
     probe_relu: bool,
 ) -> tuple[float, float, float | None]:
-    """(mean loss, accuracy, dead-ReLU fraction or None) over a split, eval mode."""
+    """(mean loss, accuracy, dead-ReLU fraction or None) over the val split, eval mode."""
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=x.device)
-    correct = torch.zeros((), device=x.device, dtype=torch.long)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
     dead: float | None = None
     # With the probe on, the first batch is the probe's sample, then full batches.
-    first = min(len(y), PROBE_IMAGES if probe_relu else EVAL_BATCH)
-    bounds = [0, *range(first, len(y), EVAL_BATCH), len(y)]
-    for start, end in itertools.pairwise(bounds):
-        xb, yb = x[start:end], y[start:end]
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
-            if probe_relu and start == 0:
+    first = PROBE_IMAGES if probe_relu else EVAL_BATCH
+    for index, (xb, yb) in enumerate(data.val_batches(first, EVAL_BATCH)):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            if probe_relu and index == 0:
                 with dead_relu_probe(model) as counts:
                     logits = model(xb)
                 dead = dead_fraction(counts)
@@ -112,8 +111,9 @@ def evaluate(
                 logits = model(xb)
             loss_sum += criterion(logits.float(), yb) * len(yb)
         correct += (logits.argmax(dim=1) == yb).sum()
+        seen += len(yb)
     model.train(was_training)
-    n = max(1, len(y))
+    n = max(1, seen)
     return float(loss_sum) / n, int(correct) / n, dead
 
 
@@ -136,9 +136,45 @@ def train(
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
     torch.manual_seed(o.seed)  # model init and dropout
-    generator = torch.Generator(device=device).manual_seed(o.seed)  # data order, augmentation
 
     data = prepare_data(config.data, device, channels_last=cuda)
+    try:
+        return _train_on(config, data, device, on_epoch, checkpoint_path)
+    finally:
+        data.close()
+
+
+@dataclass
+class _Run:
+    """The parts of one run the epoch function needs."""
+
+    config: RunConfig
+    model: Network
+    optimizer: torch.optim.Optimizer
+    params: list[nn.Parameter]
+    criterion: nn.Module
+    meter: GradNormMeter
+    generator: torch.Generator
+    device: torch.device
+    steps_per_epoch: int
+    pad: int
+    flip: bool
+    step: int = 0
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+
+def _train_on(
+    config: RunConfig,
+    data: BatchSource,
+    device: torch.device,
+    on_epoch: OnEpoch | None,
+    checkpoint_path: Path | None,
+) -> History:
+    o = config.optim
+    cuda = device.type == "cuda"
     c, h, w = data.input_shape
     ckpt: Checkpoint | None = None
     finetune_note: str | None = None
@@ -157,86 +193,44 @@ def train(
         model = model.to(memory_format=torch.channels_last)
     frozen_backbone = strategy is FinetuneStrategy.LINEAR_PROBE and ckpt is not None
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _make_optimizer(params, config)
-    criterion = nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
-    meter = GradNormMeter(model, device)
-    probe_relu = config.model.activation == "relu"
-
     augment = config.data.resolved_augment
-    pad = crop_padding(min(h, w)) if augment != "none" else 0
-    flip = augment == "crop+flip"
-
-    n_train = len(data.train_y)
-    batch = min(o.batch_size, n_train)
-    # A last batch of one image breaks batch norm's statistics: fold it away.
-    steps_per_epoch = max(1, n_train // batch if n_train % batch == 1 else -(-n_train // batch))
-    check_every = CUDA_FINITE_CHECK_EVERY if cuda else 1
-
+    run = _Run(
+        config=config,
+        model=model,
+        optimizer=_make_optimizer(params, config),
+        params=params,
+        criterion=nn.CrossEntropyLoss(label_smoothing=o.label_smoothing),
+        meter=GradNormMeter(model, device),
+        # Data order and augmentation draw from their own seeded stream.
+        generator=torch.Generator(device=device).manual_seed(o.seed),
+        device=device,
+        steps_per_epoch=len(batch_bounds(data.train_size, o.batch_size)),
+        pad=crop_padding(min(h, w)) if augment != "none" else 0,
+        flip=augment == "crop+flip",
+    )
+    probe_relu = config.model.activation == "relu"
     history = History(
         config=config,
         num_classes=data.num_classes,
         input_shape=data.input_shape,
-        train_size=n_train,
-        val_size=len(data.val_y),
+        train_size=data.train_size,
+        val_size=data.val_size,
         mean=data.mean,
         std=data.std,
         device=str(device),
         finetune=finetune_note,
     )
-    step = 0
     for epoch in range(1, o.epochs + 1):
         start = time.perf_counter()
         model.train()
         if frozen_backbone:
             model.features.eval()  # a linear probe keeps the backbone's norm statistics too
-        meter.reset()
-        perm = torch.randperm(n_train, device=device, generator=generator)
-        xs = data.train_x[perm]  # (N, C, H, W), this epoch's order
-        ys = data.train_y[perm]
-        if pad or flip:
-            xs = augment_batch(xs, pad=pad, flip=flip, generator=generator)
-        if cuda:
-            xs = xs.contiguous(memory_format=torch.channels_last)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        blew_up = False
-        lr = o.lr
-        for b in range(steps_per_epoch):
-            xb = xs[b * batch : (b + 1) * batch if b < steps_per_epoch - 1 else n_train]
-            yb = ys[b * batch : (b + 1) * batch if b < steps_per_epoch - 1 else n_train]
-            lr = lr_at(step, steps_per_epoch=steps_per_epoch, cfg=o)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                logits = model(xb)  # (B, num_classes)
-                loss = criterion(logits.float(), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            meter.update()
-            if o.grad_clip is not None:
-                nn.utils.clip_grad_norm_(params, o.grad_clip)
-            optimizer.step()
-            step += 1
-            seen += len(yb)
-            loss_sum += loss.detach() * len(yb)
-            correct += (logits.detach().argmax(dim=1) == yb).sum()
-            check = (b + 1) % check_every == 0 or b == steps_per_epoch - 1
-            if check and not math.isfinite(float(loss.detach())):
-                blew_up = True
-                break
-        if cuda:
-            torch.cuda.synchronize(device)
+        train_loss, train_acc, seen, lr, blew_up = _train_epoch(run, data)
         train_seconds = time.perf_counter() - start
-        train_loss = float(loss_sum) / max(1, seen)
-        train_acc = int(correct) / max(1, seen)
         val_loss, val_acc, dead = evaluate(
-            model, data.val_x, data.val_y, criterion, autocast=cuda, probe_relu=probe_relu
+            model, data, run.criterion, device, autocast=cuda, probe_relu=probe_relu
         )
-        grad_norm, grad_first, grad_last = meter.result()
-        nonfinite = not all(
-            math.isfinite(v) for v in (train_loss, val_loss, grad_norm, grad_first, grad_last)
-        )
+        grad_norm, grad_first, grad_last = run.meter.result()
         record = EpochRecord(
             epoch=epoch,
             train_loss=train_loss,
@@ -250,28 +244,16 @@ def train(
             grad_norm_first=grad_first,
             grad_norm_last=grad_last,
             dead_relu_fraction=dead,
-            nonfinite=nonfinite,
+            nonfinite=not all(
+                math.isfinite(v) for v in (train_loss, val_loss, grad_norm, grad_first, grad_last)
+            ),
         )
         history.records.append(record)
         improved = history.best_val_acc is None or val_acc > history.best_val_acc
         if math.isfinite(val_loss) and improved:
             history.best_epoch, history.best_val_acc = epoch, val_acc
             if checkpoint_path is not None:
-                save_checkpoint(
-                    checkpoint_path,
-                    Checkpoint(
-                        model_state=model.state_dict(),
-                        optimizer_state=optimizer.state_dict(),
-                        config=config,
-                        epoch=epoch,
-                        metric={"val_acc": val_acc, "val_loss": val_loss},
-                        num_classes=data.num_classes,
-                        input_shape=data.input_shape,
-                        train_size=n_train,
-                        mean=data.mean,
-                        std=data.std,
-                    ),
-                )
+                _save_best(checkpoint_path, run, data, epoch, val_acc, val_loss)
         if blew_up or not math.isfinite(val_loss):
             history.status = RunStatus.DIVERGED
             where = "training" if blew_up else "validation"
@@ -284,3 +266,64 @@ def train(
             return history
     history.status = RunStatus.COMPLETED
     return history
+
+
+def _train_epoch(run: _Run, data: BatchSource) -> tuple[float, float, int, float, bool]:
+    """One pass over the training split: (mean loss, accuracy, images, last lr, blew up).
+
+    Loss and accuracy accumulate on the device; the host reads the loss only every
+    ``check_every`` steps, to stop at once when it is no longer finite.
+    """
+    o = run.config.optim
+    check_every = CUDA_FINITE_CHECK_EVERY if run.cuda else 1
+    run.meter.reset()
+    loss_sum = torch.zeros((), device=run.device)
+    correct = torch.zeros((), device=run.device, dtype=torch.long)
+    seen, lr = 0, o.lr
+    batches = data.train_batches(
+        o.batch_size, run.generator, pad=run.pad, flip=run.flip, channels_last=run.cuda
+    )
+    for b, (xb, yb) in enumerate(batches):  # (B, C, H, W), (B,)
+        lr = lr_at(run.step, steps_per_epoch=run.steps_per_epoch, cfg=o)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.cuda):
+            logits = run.model(xb)  # (B, num_classes)
+            loss = run.criterion(logits.float(), yb)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.meter.update()
+        if o.grad_clip is not None:
+            nn.utils.clip_grad_norm_(run.params, o.grad_clip)
+        run.optimizer.step()
+        run.step += 1
+        seen += len(yb)
+        loss_sum += loss.detach() * len(yb)
+        correct += (logits.detach().argmax(dim=1) == yb).sum()
+        check = (b + 1) % check_every == 0 or b == run.steps_per_epoch - 1
+        if check and not math.isfinite(float(loss.detach())):
+            return float(loss_sum) / seen, int(correct) / seen, seen, lr, True
+    if run.cuda:
+        torch.cuda.synchronize(run.device)
+    n = max(1, seen)
+    return float(loss_sum) / n, int(correct) / n, seen, lr, False
+
+
+def _save_best(
+    path: Path, run: _Run, data: BatchSource, epoch: int, val_acc: float, val_loss: float
+) -> None:
+    save_checkpoint(
+        path,
+        Checkpoint(
+            model_state=run.model.state_dict(),
+            optimizer_state=run.optimizer.state_dict(),
+            config=run.config,
+            epoch=epoch,
+            metric={"val_acc": val_acc, "val_loss": val_loss},
+            num_classes=data.num_classes,
+            input_shape=data.input_shape,
+            train_size=data.train_size,
+            mean=data.mean,
+            std=data.std,
+        ),
+    )

@@ -1,7 +1,8 @@
 """Read a dataset from disk (or scikit-learn) into in-memory tensors.
 
 Each loader returns :class:`RawImages`: ``x`` as (N, C, H, W) float32 in the dataset's
-native pixel scale (0..16 for digits, 0..255 for the rest) and ``y`` as int64 labels.
+native pixel scale (0..16 for digits, 0..255 for the rest) and ``y`` as int64 labels
+(large image folders come back listed, as :class:`FileImages`, to be streamed).
 Only training splits are read: a search never touches a test split.
 """
 
@@ -19,25 +20,44 @@ from torch import Tensor
 
 from trainer._config import IMAGEFOLDER_PREFIX, DataConfig
 from trainer._errors import DatasetError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+from trainer._imagefolder import (
+    FileImages,
+    class_names,
+    list_tree,
+    read_image,
+    resolve_inside,
+    to_chw,
+)
 
 
 @dataclass(frozen=True)
 class RawImages:
-    """Images and labels of one split, before normalisation."""
+    """Images and labels of one split, in memory, before normalisation."""
 
     x: Tensor  # (N, C, H, W) float32, native pixel scale
     y: Tensor  # (N,) int64
     num_classes: int
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.x.shape[1:]
+        return (int(c), int(h), int(w))
+
+    def take(self, index: np.ndarray) -> RawImages:
+        idx = torch.from_numpy(np.sort(index))
+        return RawImages(self.x[idx], self.y[idx], self.num_classes)
+
+    def relabel(self, y: Tensor) -> RawImages:
+        return RawImages(self.x, y, self.num_classes)
+
 
 @dataclass(frozen=True)
 class RawDataset:
-    """The training split, plus the dataset's own validation split when it has one."""
+    """The training split, plus the dataset's own validation split when it has one.
+    Large image folders come as listed files (streamed), everything else in memory."""
 
-    train: RawImages
-    val: RawImages | None
+    train: RawImages | FileImages
+    val: RawImages | FileImages | None
 
 
 def load_raw(config: DataConfig) -> RawDataset:
@@ -50,7 +70,7 @@ def load_raw(config: DataConfig) -> RawDataset:
     if config.dataset in ("cifar10", "cifar100"):
         return RawDataset(_load_cifar(config.dataset, data_dir, config.download), None)
     relative = config.dataset[len(IMAGEFOLDER_PREFIX) :]
-    return _load_imagefolder(resolve_inside(data_dir, relative), config.image_size)
+    return _load_imagefolder(resolve_inside(data_dir, relative), config)
 
 
 def _require_data_dir(config: DataConfig) -> Path:
@@ -160,89 +180,39 @@ def _load_cifar(name: str, root: Path, download: bool) -> RawImages:
 
 # --- image folders -------------------------------------------------------------------------
 
-
-def resolve_inside(root: Path, relative: str) -> Path:
-    """Resolve *relative* under *root*, refusing anything that ends up outside it.
-
-    ``..`` segments, absolute paths elsewhere and symlinks pointing out of the root are
-    all caught by comparing fully resolved paths (symlinks followed).
-    """
-    root_resolved = root.expanduser().resolve()
-    candidate = (root_resolved / relative.strip()).resolve()
-    if candidate != root_resolved and root_resolved not in candidate.parents:
-        raise DatasetError(
-            f"imagefolder path {relative!r} resolves to {candidate}, which is outside the "
-            f"data root {root_resolved}; image folders must live inside the data root"
-        )
-    if not candidate.is_dir():
-        raise DatasetError(f"imagefolder path {relative!r}: no folder at {candidate}")
-    return candidate
+# Above this many bytes of float32 pixels (train + val), an image folder is streamed from
+# disk instead of being held in memory (CIFAR-100 in memory is 0.6 GB).
+RESIDENT_LIMIT_BYTES = 2 * 1024**3
 
 
-def _load_imagefolder(folder: Path, image_size: int | None) -> RawDataset:
+def _load_imagefolder(folder: Path, config: DataConfig) -> RawDataset:
     train_dir, val_dir = folder / "train", folder / "val"
     if train_dir.is_dir() and val_dir.is_dir():
-        train = _read_tree(train_dir, folder, image_size, None)
-        classes = _class_names(train_dir)
-        val = _read_tree(val_dir, folder, image_size, classes)
-        if val.x.shape[1:] != train.x.shape[1:]:
-            raise DatasetError(
-                f"{folder}: val images are {tuple(val.x.shape[1:])} but train images are "
-                f"{tuple(train.x.shape[1:])} (C, H, W); set image_size or make them match"
-            )
-        return RawDataset(train, val)
-    return RawDataset(_read_tree(folder, folder, image_size, None), None)
-
-
-def _class_names(tree: Path) -> list[str]:
-    return sorted(p.name for p in tree.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def _read_tree(
-    tree: Path, root: Path, image_size: int | None, classes: list[str] | None
-) -> RawImages:
-    """Read an ImageFolder tree (one sub-folder per class) into tensors.
-
-    Every file must resolve inside *root* (a symlinked image pointing elsewhere is
-    refused like a ``..`` path). Grayscale trees stay 1-channel, anything else is RGB.
-    """
-    from PIL import Image
-    from torchvision.datasets.folder import make_dataset
-
-    classes = classes if classes is not None else _class_names(tree)
-    if len(classes) < 2:
-        raise DatasetError(
-            f"{tree}: an image folder needs at least two class sub-folders, found {classes}"
+        train = list_tree(train_dir, folder, image_size=config.image_size)
+        val: FileImages | None = list_tree(
+            val_dir,
+            folder,
+            image_size=config.image_size,
+            classes=class_names(train_dir),
+            like=train,
         )
-    class_to_idx = {name: i for i, name in enumerate(classes)}
-    try:
-        samples = make_dataset(str(tree), class_to_idx, extensions=IMAGE_SUFFIXES)
-    except FileNotFoundError as e:
-        raise DatasetError(f"{tree}: {e}") from e
-    root_resolved = root.resolve()
-    images: list[Image.Image] = []
-    for path_str, _ in samples:
-        path = Path(path_str)
-        if root_resolved not in path.resolve().parents:
-            raise DatasetError(f"{path} resolves outside the image folder {root_resolved}")
-        with Image.open(path) as opened:
-            images.append(opened.copy())
-    grayscale = all(im.mode in ("L", "1", "I;16", "I") for im in images)
-    mode = "L" if grayscale else "RGB"
-    size = (image_size, image_size) if image_size is not None else images[0].size
-    arrays = []
-    for (path_str, _), original in zip(samples, images, strict=True):
-        image: Image.Image = original
-        if image.size != size:
-            if image_size is None:
-                raise DatasetError(
-                    f"{path_str} is {image.size[0]}×{image.size[1]} but the first image is "
-                    f"{size[0]}×{size[1]}; set image_size to resize every image"
-                )
-            image = image.resize(size, Image.Resampling.BILINEAR)
-        arrays.append(np.asarray(image.convert(mode), dtype=np.uint8))
-    stacked = np.stack(arrays)  # (N, H, W) or (N, H, W, 3)
-    x = torch.from_numpy(stacked)
-    x = x.unsqueeze(1) if grayscale else x.permute(0, 3, 1, 2)  # (N, C, H, W)
-    y = torch.tensor([label for _, label in samples], dtype=torch.int64)
-    return RawImages(x.to(torch.float32).contiguous(), y, len(classes))
+    else:
+        train, val = list_tree(folder, folder, image_size=config.image_size), None
+    c, h, w = train.input_shape
+    images = len(train.paths) + (len(val.paths) if val is not None else 0)
+    resident = config.storage == "memory" or (
+        config.storage == "auto" and images * c * h * w * 4 <= RESIDENT_LIMIT_BYTES
+    )
+    if not resident:
+        return RawDataset(train, val)
+    return RawDataset(decode_all(train), decode_all(val) if val is not None else None)
+
+
+def decode_all(files: FileImages) -> RawImages:
+    """Decode every image of a listed split into one float32 (N, C, H, W) tensor."""
+    arrays = [
+        read_image(path, mode=files.mode, size=files.size, resize=files.resize)
+        for path in files.paths
+    ]
+    x = to_chw(np.stack(arrays), files.mode)  # (N, C, H, W) uint8
+    return RawImages(x.to(torch.float32).contiguous(), files.y, files.num_classes)

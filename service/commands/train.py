@@ -44,6 +44,7 @@ OPTION_FOR_FIELD = {
     ("data", "augment"): "--augment",
     ("data", "image_size"): "--image-size",
     ("data", "split_seed"): "--split-seed",
+    ("data", "storage"): "--storage",
     ("model", "arch"): "--model",
     ("model", "width"): "--width",
     ("model", "depth"): "--depth",
@@ -196,6 +197,9 @@ def register(app: typer.Typer) -> None:
         ],
         image_size: Annotated[int | None, typer.Option(help="imagefolder: resize to.")] = None,
         split_seed: Annotated[int, typer.Option()] = _D["split_seed"],
+        storage: Annotated[str, typer.Option(help="imagefolder: auto | memory | stream")] = _D[
+            "storage"
+        ],
         download: Annotated[
             bool, typer.Option("--download", help="Let torchvision download missing files.")
         ] = False,
@@ -221,6 +225,7 @@ def register(app: typer.Typer) -> None:
                 "augment": augment,
                 "image_size": image_size,
                 "split_seed": split_seed,
+                "storage": storage,
             },
             "model": {
                 "arch": model,

@@ -165,3 +165,51 @@ def test_imagefolder_paths_outside_the_data_root_are_refused(tmp_path: Path) -> 
         prepare_data(DataConfig(dataset="imagefolder:tree", data_dir=root), CPU)
     with pytest.raises(DatasetError, match="no folder"):
         prepare_data(DataConfig(dataset="imagefolder:missing", data_dir=root), CPU)
+
+
+def _folder_run(tmp_path: Path, storage: str, **data: object) -> RunConfig:
+    return RunConfig(
+        data=DataConfig.model_validate(
+            {
+                "dataset": "imagefolder:shapes",
+                "data_dir": tmp_path,
+                "val_fraction": 0.25,
+                "augment": "none",
+                "storage": storage,
+                **data,
+            }
+        ),
+        model=ModelConfig(width=4),
+        optim=OptimConfig(epochs=2, device="cpu", batch_size=8, lr=0.05),
+    )
+
+
+def test_streamed_image_folder_trains_exactly_like_the_in_memory_one(tmp_path: Path) -> None:
+    write_image_tree(tmp_path / "shapes", {"a": 12, "b": 12, "c": 12}, mode="RGB")
+    in_memory = train(_folder_run(tmp_path, "memory"))
+    streamed = train(_folder_run(tmp_path, "stream"))
+    assert streamed.status is in_memory.status
+    assert (streamed.train_size, streamed.val_size) == (in_memory.train_size, in_memory.val_size)
+    assert streamed.input_shape == in_memory.input_shape == (3, 12, 12)
+    assert streamed.mean == in_memory.mean and streamed.std == in_memory.std
+    # Same files, same order, same arithmetic: the same run.
+    assert streamed.curves() == in_memory.curves()
+
+
+def test_streamed_image_folder_augments_and_reports_bad_files(tmp_path: Path) -> None:
+    write_image_tree(tmp_path / "shapes", {"a": 8, "b": 8}, mode="RGB")
+    history = train(_folder_run(tmp_path, "stream", augment="crop+flip"))
+    assert len(history.records) == 2
+    # A file of another size, found only while streaming: a DatasetError naming it.
+    Image.fromarray(np.zeros((5, 5, 3), dtype=np.uint8), "RGB").save(tmp_path / "shapes/a/z.png")
+    with pytest.raises(DatasetError, match=r"z\.png is 5×5 but the first image is 12×12"):
+        train(_folder_run(tmp_path, "stream"))
+
+
+def test_storage_and_image_size_are_imagefolder_options() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="imagefolder datasets only"):
+        DataConfig(dataset="digits", storage="stream")
+    with pytest.raises(ValidationError, match="imagefolder datasets only"):
+        DataConfig(dataset="cifar10", image_size=16)
