@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,10 +19,11 @@ from typing import Any
 
 import optuna
 import pytest
+import yaml
 
 from tests.postgres_server import create_database
 from tests.service.factory import tiny_spec
-from tests.service.serve_process import ServeProcess, pid_alive
+from tests.service.serve_process import REPO, ServeProcess, free_port, pid_alive
 
 GRID = (0.1, 0.01, 0.001)
 WORKERS = 2
@@ -181,6 +184,70 @@ def test_the_dashboard_shows_the_study_and_a_trial_note_in_chromium(
     assert study["optuna_study_name"] in text
     assert note_line in text
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+
+
+def sweepdoc(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI, as a user would, with a clean SWEEPDOC_* environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPDOC_")}
+    env["COLUMNS"] = "120"
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def test_cli_submit_follow_then_status(server: ServeProcess, tmp_path: Path) -> None:
+    if server.database_url.startswith("postgresql"):
+        pytest.skip("the CLI talks HTTP only; checked once, against the SQLite server")
+    spec_file = tmp_path / "study.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec("cli-follow", grid=(0.1, 0.001), epochs=3)))
+
+    submitted = sweepdoc("submit", str(spec_file), "--follow", "--url", server.url)
+
+    out = submitted.stdout
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert "submitted study" in out
+    assert "running epoch" in out  # live progress, one line per change off a terminal
+    assert "lr 1e-01" in out and "lr 1e-03" in out
+    study_id = int(out.split("submitted study ")[1].split()[0])
+    trials = server.get(f"/v1/studies/{study_id}/trials")["data"]
+    for trial in trials:
+        printed_lr = "1e-01" if trial["params"]["lr"] == 0.1 else "1e-03"
+        assert f"lr {printed_lr} → {trial['label']}" in out  # each trial's label and evidence
+    assert "Next step:" in out
+    assert "Traceback" not in out + submitted.stderr
+
+    listed = sweepdoc("status", "--url", server.url)
+    assert listed.returncode == 0, listed.stderr
+    assert "cli-follow" in listed.stdout
+    one = sweepdoc("status", str(study_id), "--url", server.url)
+    assert one.returncode == 0, one.stderr
+    assert "completed" in one.stdout and "Next step:" in one.stdout
+
+
+def test_cli_errors_are_one_clear_message(server: ServeProcess, tmp_path: Path) -> None:
+    if server.database_url.startswith("postgresql"):
+        pytest.skip("the CLI talks HTTP only; checked once, against the SQLite server")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"dataset": "digits", "train": {"epochs": 0}}))
+
+    invalid = sweepdoc("submit", str(bad), "--url", server.url)
+    nobody = sweepdoc("status", "--url", f"http://127.0.0.1:{free_port()}")
+    missing = sweepdoc("status", "999", "--url", server.url)
+
+    assert invalid.returncode == 2
+    assert "train.epochs" in invalid.stderr
+    assert nobody.returncode == 1
+    assert "cannot reach" in nobody.stderr
+    assert missing.returncode == 1
+    assert "study 999 does not exist" in missing.stderr
+    for run in (invalid, nobody, missing):
+        assert "Traceback" not in run.stdout + run.stderr
 
 
 def test_a_worker_killed_mid_trial_still_ends_with_every_point_once(
