@@ -2,14 +2,31 @@
 
 ``train(RunConfig(...), on_epoch=..., checkpoint_path=...) -> History``; see
 docs/architecture.md ("trainer") and docs/trainer.md.
+
+The configs, results and errors import without torch (the API server and the CLI
+validate configs without paying for it); ``train``, ``load_checkpoint`` and
+``Checkpoint`` load torch on first use.
 """
 
-from trainer._checkpoint import Checkpoint, load_checkpoint
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from trainer._config import DataConfig, FinetuneStrategy, ModelConfig, OptimConfig, RunConfig
 from trainer._errors import ConfigError, DatasetError, TrainerError
 from trainer._finetune import FinetuneAdvice, recommend_finetune
 from trainer._history import EpochRecord, History, RunStatus, Stop
-from trainer._loop import train
+
+if TYPE_CHECKING:
+    from trainer._checkpoint import Checkpoint, load_checkpoint
+    from trainer._loop import train
+
+_LAZY = {
+    "train": "trainer._loop",
+    "load_checkpoint": "trainer._checkpoint",
+    "Checkpoint": "trainer._checkpoint",
+}
 
 __all__ = [
     "Checkpoint",
@@ -30,3 +47,11 @@ __all__ = [
     "recommend_finetune",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'trainer' has no attribute {name!r}")

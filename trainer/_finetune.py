@@ -14,10 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
 from trainer._config import FinetuneStrategy
-from trainer._models import Network
 
 # Below this many training images a dataset counts as "little data". Fine-tuning every
 # layer of even a small CNN on a few thousand images overfits quickly; CIFAR/MNIST-sized
@@ -97,19 +94,3 @@ def datasets_similar(pretrained_on: str, target: str) -> bool:
         return True
     family = _FAMILIES.get(pretrained_on)
     return family is not None and family == _FAMILIES.get(target)
-
-
-def apply_strategy(model: Network, strategy: FinetuneStrategy, num_classes: int) -> None:
-    """Prepare a model already holding the checkpoint's weights.
-
-    ``linear-probe``: a fresh head, every other parameter frozen. ``full``: everything
-    trains; the head is replaced only when the class count differs.
-    """
-    old = model.head
-    if strategy is FinetuneStrategy.LINEAR_PROBE or old.out_features != num_classes:
-        model.head = nn.Linear(old.in_features, num_classes).to(old.weight.device)
-        nn.init.normal_(model.head.weight, std=0.01)
-        nn.init.zeros_(model.head.bias)
-    if strategy is FinetuneStrategy.LINEAR_PROBE:
-        for parameter in model.features.parameters():
-            parameter.requires_grad_(False)

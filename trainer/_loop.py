@@ -15,10 +15,10 @@ from trainer._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from trainer._config import FinetuneStrategy, RunConfig
 from trainer._data import BatchSource, batch_bounds, crop_padding, prepare_data
 from trainer._errors import ConfigError
-from trainer._finetune import apply_strategy, datasets_similar, recommend_finetune
+from trainer._finetune import datasets_similar, recommend_finetune
 from trainer._health import GradNormMeter, dead_fraction, dead_relu_probe
 from trainer._history import EpochRecord, History, RunStatus, Stop
-from trainer._models import Network, build_model
+from trainer._models import Network, apply_finetune, build_model
 from trainer._schedule import lr_at
 
 OnEpoch = Callable[[EpochRecord, History], Stop | None]
@@ -187,7 +187,7 @@ def _train_on(
     )
     if ckpt is not None:
         model.load_state_dict(ckpt.model_state)
-        apply_strategy(model, strategy, data.num_classes)
+        apply_finetune(model, strategy, data.num_classes)
     model = model.to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)

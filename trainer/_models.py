@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-import torch
 from torch import Tensor, nn
 
-from trainer._config import ModelConfig
+from trainer._config import FinetuneStrategy, ModelConfig
 
 # Slope of leaky_relu: torch's default, also used for its Kaiming gain.
 LEAKY_SLOPE = 0.01
@@ -232,6 +231,17 @@ def first_layer(model: Network) -> nn.Module:
     raise AssertionError("every architecture starts with a convolution")
 
 
-@torch.no_grad()
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def apply_finetune(model: Network, strategy: FinetuneStrategy, num_classes: int) -> None:
+    """Prepare a model already holding the checkpoint's weights.
+
+    ``linear-probe``: a fresh head, every other parameter frozen. ``full``: everything
+    trains; the head is replaced only when the class count differs.
+    """
+    old = model.head
+    if strategy is FinetuneStrategy.LINEAR_PROBE or old.out_features != num_classes:
+        model.head = nn.Linear(old.in_features, num_classes).to(old.weight.device)
+        nn.init.normal_(model.head.weight, std=0.01)
+        nn.init.zeros_(model.head.bias)
+    if strategy is FinetuneStrategy.LINEAR_PROBE:
+        for parameter in model.features.parameters():
+            parameter.requires_grad_(False)

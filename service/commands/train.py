@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import torch
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
@@ -32,7 +31,6 @@ from trainer import (
     RunStatus,
     Stop,
     TrainerError,
-    train,
 )
 
 # Config field → the CLI option that sets it, so validation errors name what the user typed.
@@ -258,6 +256,8 @@ def register(app: typer.Typer) -> None:
         }
         config = _config_or_exit(raw)
         if threads is not None:
+            import torch  # the command's heavy imports wait until it runs
+
             torch.set_num_threads(threads)
         history = _run_with_display(config, checkpoint)
         if out is not None:
@@ -302,6 +302,8 @@ def _run_with_display(config: RunConfig, checkpoint: Path | None) -> History:
             description=f"best val acc {best:.3f}" if best is not None else "",
         )
         return None
+
+    from trainer import train  # loads torch: only when a training actually runs
 
     started = time.perf_counter()
     try:
