@@ -66,8 +66,11 @@ def dead_relu_probe(model: nn.Module) -> Iterator[list[tuple[Tensor, int]]]:
         channels = output.shape[1]
         # max over everything but the channel axis; one reduction over a (C, rest) view
         # is several times faster than any() over a list of dims.
-        alive = output.detach().transpose(0, 1).reshape(channels, -1).amax(dim=1) > 0  # (C,)
-        counts.append(((~alive).sum(), alive.numel()))
+        peak = output.detach().transpose(0, 1).reshape(channels, -1).amax(dim=1)  # (C,)
+        # Dead = never positive. A NaN peak (a blown-up network) is not evidence of a
+        # dead unit, so it does not count as one.
+        dead = peak <= 0
+        counts.append((dead.sum(), channels))
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
     try:

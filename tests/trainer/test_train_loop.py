@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from trainer import (
     DataConfig,
@@ -104,3 +105,23 @@ def test_curves_and_json_follow_the_documented_format() -> None:
 def test_stop_refuses_running_as_a_final_status() -> None:
     with pytest.raises(ValueError, match="final status"):
         Stop(RunStatus.RUNNING, "no")
+
+
+def test_dead_relu_probe_counts_channels_that_never_fire() -> None:
+    from torch import nn
+
+    from trainer._health import dead_fraction, dead_relu_probe
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 1), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([1.0, -1.0, 1.0, -1.0]).view(4, 1, 1, 1))
+        model[0].bias.zero_()
+        model[3].weight.fill_(-1.0)  # second ReLU never fires on positive input
+        model[3].bias.zero_()
+    x = torch.rand(8, 1, 2, 2) + 0.1  # positive: channels 1 and 3 of the conv are dead
+    with torch.no_grad(), dead_relu_probe(model) as counts:
+        model(x)
+    assert dead_fraction(counts) == (2 + 2) / (4 + 2)
+    with torch.no_grad(), dead_relu_probe(model) as counts:
+        model(torch.full((8, 1, 2, 2), float("nan")))
+    assert dead_fraction(counts) == 0.0  # NaN is not "dead"
