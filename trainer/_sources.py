@@ -9,6 +9,7 @@ Only training splits are read: a search never touches a test split.
 from __future__ import annotations
 
 import gzip
+import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,8 +113,15 @@ def _load_mnist_like(name: str, root: Path, download: bool) -> RawImages:
     for stem in _MNIST_FILES:
         gz = raw / f"{stem}.gz"
         if not (raw / stem).is_file() and gz.is_file():
-            with gzip.open(gz, "rb") as src, open(raw / stem, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            try:
+                with gzip.open(gz, "rb") as src, open(raw / stem, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except OSError as e:
+                (raw / stem).unlink(missing_ok=True)
+                raise DatasetError(
+                    f"{name}: cannot decompress {gz} next to itself ({e}); decompress it "
+                    f"into {raw} yourself"
+                ) from e
     missing = [stem for stem in _MNIST_FILES if not (raw / stem).is_file()]
     if missing and not download:
         raise DatasetError(
@@ -171,7 +179,7 @@ def _load_cifar(name: str, root: Path, download: bool) -> RawImages:
         )
     try:
         ds = cls(str(root), train=True, download=download)
-    except (RuntimeError, OSError, KeyError, ValueError, EOFError) as e:
+    except (RuntimeError, OSError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as e:
         raise DatasetError(f"{name}: cannot read the batch files in {folder}: {e}") from e
     x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2)  # (N, 3, 32, 32)
     y = torch.as_tensor(ds.targets, dtype=torch.int64)

@@ -116,6 +116,17 @@ def test_cifar_missing_files_are_named_with_their_folder(tmp_path: Path) -> None
     assert "data_batch_1" in message and "test_batch" in message
 
 
+def test_unreadable_batch_files_are_dataset_errors(tmp_path: Path) -> None:
+    write_cifar(tmp_path, "cifar10")
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80garbage")
+    with pytest.raises(DatasetError, match="cannot read the batch files"):
+        prepare_data(DataConfig(dataset="cifar10", data_dir=tmp_path), CPU)
+    write_mnist(tmp_path, "MNIST")
+    (tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(DatasetError, match="cannot decompress"):
+        prepare_data(DataConfig(dataset="mnist", data_dir=tmp_path), CPU)
+
+
 def test_datasets_other_than_digits_need_a_data_dir() -> None:
     with pytest.raises(DatasetError, match="data root"):
         prepare_data(DataConfig(dataset="cifar10"), CPU)
