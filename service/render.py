@@ -89,11 +89,12 @@ def trial_status_text(trial: TrialPublic, epochs: int) -> str:
 
 def _poll(
     client: SweepdocClient, study_id: int, since: float | None
-) -> tuple[StudyPublic, list[TrialPublic]] | None:
-    """The study and its trials, or None during a tolerated outage of the server."""
+) -> tuple[StudyPublic | None, list[TrialPublic]] | None:
+    """The trials, with the study once they have all finished (one request per poll while
+    the study runs); None during a tolerated outage of the server."""
     try:
-        study = client.study(study_id)
         trials = client.trials(study_id).data
+        study = client.study(study_id) if all(t.state.finished for t in trials) else None
     except ServerUnreachable:
         if since is not None and time.monotonic() - since > _OUTAGE_TOLERANCE_S:
             raise
@@ -105,8 +106,12 @@ def _poll(
     return study, trials
 
 
+def _running_status(trials: Sequence[TrialPublic]) -> str:
+    return "running" if any(t.state is not TrialState.WAITING for t in trials) else "queued"
+
+
 def follow(
-    client: SweepdocClient, study_id: int, console: Console, *, poll_s: float = 0.5
+    client: SweepdocClient, study_id: int, console: Console, *, poll_s: float = 1.0
 ) -> StudyPublic:
     """Show the study's progress until it is completed, failed or cancelled; return it."""
     if console.is_terminal:
@@ -144,20 +149,29 @@ def _follow_bars(
             outage_since = None
             study, trials = polled
             for trial in trials:
+                # Random/tpe trials learn their learning rate when a worker starts them.
+                description = f"  trial {trial.number:>3}  lr {fmt_lr(trial.params.get('lr'))}"
                 if trial.id not in bars:
+                    # Not started: a waiting trial's clock starts when a worker takes it.
                     bars[trial.id] = progress.add_task(
-                        f"  trial {trial.number:>3}  lr {fmt_lr(trial.params.get('lr'))}",
-                        total=epochs,
-                        status="",
+                        description, total=epochs, status="", start=False
                     )
+                bar = bars[trial.id]
                 progress.update(
-                    bars[trial.id],
+                    bar,
+                    description=description,
                     completed=trial.epochs_done,
                     status=trial_status_text(trial, epochs),
                 )
+                task = next(t for t in progress.tasks if t.id == bar)
+                if trial.state is not TrialState.WAITING and not task.started:
+                    progress.start_task(bar)
+                if trial.state.finished and task.stop_time is None:
+                    progress.stop_task(bar)
             done = sum(1 for t in trials if t.state.finished)
-            progress.update(overall, completed=done, status=study.status.value)
-            if study.status in FINISHED_STUDY:
+            status = study.status.value if study is not None else _running_status(trials)
+            progress.update(overall, completed=done, status=status)
+            if study is not None and study.status in FINISHED_STUDY:
                 return study
             time.sleep(poll_s)
 
@@ -166,9 +180,10 @@ def _follow_lines(
     client: SweepdocClient, study_id: int, console: Console, poll_s: float
 ) -> StudyPublic:
     seen: dict[int, str] = {}
-    last_status: StudyStatus | None = None
+    last_status: str | None = None
     outage_since: float | None = None
-    epochs: int | None = None
+    first = client.study(study_id)
+    epochs = spec_epochs(first)
     while True:
         polled = _poll(client, study_id, outage_since)
         if polled is None:
@@ -177,10 +192,10 @@ def _follow_lines(
             continue
         outage_since = None
         study, trials = polled
-        epochs = epochs or spec_epochs(study)
-        if study.status != last_status:
-            console.print(f"study {study.id} {study.name}: {study.status.value}")
-            last_status = study.status
+        status = study.status.value if study is not None else _running_status(trials)
+        if status != last_status:
+            console.print(f"study {first.id} {first.name}: {status}", highlight=False)
+            last_status = status
         for trial in trials:
             text = trial_status_text(trial, epochs)
             if seen.get(trial.id) != text:
@@ -189,7 +204,7 @@ def _follow_lines(
                     highlight=False,
                 )
                 seen[trial.id] = text
-        if study.status in FINISHED_STUDY:
+        if study is not None and study.status in FINISHED_STUDY:
             return study
         time.sleep(poll_s)
 
