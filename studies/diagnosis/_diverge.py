@@ -73,9 +73,10 @@ def _collapse(curves: Curves) -> tuple[float, str] | None:
     acc = filled(accuracy)
     scale = 1.0 - chance
     recent_acc = median(acc[-COLLAPSE_WINDOW:])
-    if recent_acc > chance + CHANCE_MARGIN * scale:
-        return None
-    learned_before = max(acc) >= chance + LEARNED_MARGIN * scale
+    if max(acc[-COLLAPSE_WINDOW:]) > chance + CHANCE_MARGIN * scale:
+        return None  # every one of the last epochs must sit at chance
+    earlier = acc[:-COLLAPSE_WINDOW]
+    learned_before = bool(earlier) and max(earlier) >= chance + LEARNED_MARGIN * scale
     if loss is not None and chance_loss is not None:
         losses = filled(loss)
         recent_loss = median(losses[-COLLAPSE_WINDOW:])

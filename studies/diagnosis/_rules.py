@@ -30,13 +30,15 @@ ACC_DROP_MIN = 0.015
 # train error itself, i.e. val error ≥ twice train error); for losses only, val − train loss
 # of at least GAP_LARGE_LOSS and val ≥ GAP_LOSS_RATIO × train.
 GAP_LARGE = 0.05
-GAP_LARGE_LOSS = 0.15
-GAP_LOSS_RATIO = 3.0
+GAP_LARGE_LOSS = 0.1
+GAP_LOSS_RATIO = 5.0
+# ... or an accuracy gap of at least this when the loss gap confirms it.
+GAP_LARGE_WITH_LOSS = 0.03
 # Undertrained: the val metric's trend over the end window (Kendall tau) is at least this
 # consistent, and extrapolating its Theil–Sen slope over the window gains at least
 UNDERTRAINED_TAU = 0.3
-UNDERTRAINED_ACC_GAIN = 0.01  # accuracy (absolute), and more than 2 sigma of its noise
-UNDERTRAINED_LOSS_GAIN = 0.05  # val loss, as a fraction of its range over the run
+UNDERTRAINED_ACC_GAIN = 0.02  # accuracy (absolute), and more than 2 sigma of its noise
+UNDERTRAINED_LOSS_GAIN = 0.15  # val loss, as a fraction of its range over the run
 # Underfitting: the train accuracy's plateau (chance-normalised) is below this ...
 UNDERFIT_LEVEL = 0.9
 # ... with a train/val accuracy gap of at most this, and the val metric flat for this many
@@ -114,26 +116,38 @@ def _overfitting(m: Measures) -> Verdict | None:
 
 
 def _overfitting_gap(m: Measures) -> Verdict | None:
-    """Converged with the training set fitted far better than validation (high variance)."""
-    if m.train_acc is not None and m.val_acc is not None and m.gap is not None:
-        gap, train_error = m.gap[-1], 1.0 - m.train_acc.smooth[-1]
-        if gap >= GAP_LARGE and gap >= train_error:
-            return Verdict(
-                Label.OVERFITTING,
-                0.55 + 0.4 * grade(gap, GAP_LARGE, 3 * GAP_LARGE),
-                f"training accuracy {m.train_acc.smooth[-1]:.3f} but validation only "
-                f"{m.val_acc.smooth[-1]:.3f}: a gap of {gap:.3f} that training no longer closes",
-            )
-        return None
+    """Converged with the training set fitted far better than validation (high variance).
+
+    Either a clear accuracy gap, or a smaller one backed by a loss gap: a memorised training
+    set (train loss near zero) against a validation loss many times higher.
+    """
+    acc_gap = loss_gap = None
+    if m.train_acc is not None and m.val_acc is not None:
+        acc_gap = m.train_acc.smooth[-1] - m.val_acc.smooth[-1]
+    train = val = None
     if m.train_loss is not None and m.val_loss is not None:
         train, val = m.train_loss.smooth[-1], m.val_loss.smooth[-1]
-        if val - train >= GAP_LARGE_LOSS and val >= GAP_LOSS_RATIO * train:
+        if val - train >= GAP_LARGE_LOSS and val >= GAP_LOSS_RATIO * max(train, 0.0):
+            loss_gap = val - train
+    if acc_gap is not None and m.train_acc is not None and m.val_acc is not None:
+        train_error = 1.0 - m.train_acc.smooth[-1]
+        needed = GAP_LARGE if loss_gap is None else GAP_LARGE_WITH_LOSS
+        if acc_gap >= needed and acc_gap >= train_error:
             return Verdict(
                 Label.OVERFITTING,
-                0.5 + 0.3 * grade(val - train, GAP_LARGE_LOSS, 3 * GAP_LARGE_LOSS),
-                f"training loss {train:.3f} but validation loss {val:.3f}: a gap training no "
-                "longer closes",
+                0.55 + 0.4 * grade(acc_gap, needed, 3 * GAP_LARGE),
+                f"training accuracy {m.train_acc.smooth[-1]:.3f} but validation only "
+                f"{m.val_acc.smooth[-1]:.3f}: a gap of {acc_gap:.3f} that training no longer "
+                "closes",
             )
+        return None
+    if loss_gap is not None and train is not None and val is not None:
+        return Verdict(
+            Label.OVERFITTING,
+            0.5 + 0.3 * grade(loss_gap, GAP_LARGE_LOSS, 3 * GAP_LARGE_LOSS),
+            f"training loss {train:.3f} but validation loss {val:.3f}: a gap training no "
+            "longer closes",
+        )
     return None
 
 
