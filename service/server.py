@@ -49,6 +49,7 @@ def check_port(host: str, port: int) -> None:
 
 def prepare_database(settings: Settings) -> None:
     """Create the schema once, before the workers start, with an error a person can act on."""
+    settings.make_dirs()
     database = Database(settings.resolved_database_url)
     try:
         database.create_schema()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class Settings(BaseSettings):
@@ -101,6 +102,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home / 'sweepdoc.db'}"
+
+    def make_dirs(self) -> None:
+        """Create the state folder (and a SQLite database's folder) if missing."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        url = make_url(self.resolved_database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
     @property
     def resolved_data_dir(self) -> Path:

@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.make_dirs()
         settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
         reaper = asyncio.create_task(reap_forever(db, app.state.schema_guard, settings))
         try:

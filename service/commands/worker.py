@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
         """
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         settings = get_settings()
+        settings.make_dirs()
         options = WorkerOptions(
             database_url=settings.resolved_database_url,
             device=device,
