@@ -311,6 +311,9 @@ def _run_with_display(config: RunConfig, checkpoint: Path | None) -> History:
             history = train(config, on_epoch=on_epoch, checkpoint_path=checkpoint)
     except TrainerError as e:
         raise _fail(str(e)) from None
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted", highlight=False)
+        raise typer.Exit(130) from None
     _print_summary(console, history, time.perf_counter() - started, checkpoint)
     return history
 
