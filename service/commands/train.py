@@ -156,45 +156,65 @@ def register(app: typer.Typer) -> None:
                 help="digits | mnist | fashion-mnist | cifar10 | cifar100 | imagefolder:<path> "
                 "(paths relative to the data root, SWEEPDOC_DATA_DIR)."
             ),
-        ] = _D["dataset"],
-        model: Annotated[str, typer.Option(help="simple | vgg | resnet")] = _M["arch"],
-        lr: Annotated[float, typer.Option(help="Peak learning rate.")] = _O["lr"],
-        epochs: Annotated[int, typer.Option()] = _O["epochs"],
-        batch_size: Annotated[int, typer.Option()] = _O["batch_size"],
-        optimizer: Annotated[str, typer.Option(help="sgd | adam | adamw")] = _O["optimizer"],
-        momentum: Annotated[float, typer.Option(help="sgd only.")] = _O["momentum"],
-        nesterov: Annotated[bool, typer.Option(help="sgd only.")] = _O["nesterov"],
-        weight_decay: Annotated[float, typer.Option()] = _O["weight_decay"],
-        schedule: Annotated[str, typer.Option(help="none | cosine | step")] = _O["schedule"],
-        warmup_epochs: Annotated[float, typer.Option()] = _O["warmup_epochs"],
-        step_size: Annotated[int, typer.Option(help="step: epochs per decay.")] = _O["step_size"],
-        step_gamma: Annotated[float, typer.Option(help="step: decay factor.")] = _O["step_gamma"],
-        grad_clip: Annotated[float | None, typer.Option(help="Max global grad norm.")] = None,
-        label_smoothing: Annotated[float, typer.Option()] = _O["label_smoothing"],
-        seed: Annotated[int, typer.Option()] = _O["seed"],
-        device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = _O["device"],
-        width: Annotated[int, typer.Option(help="Channels of the first stage.")] = _M["width"],
+        ] = str(_D["dataset"]),
+        model: Annotated[str, typer.Option(help="simple | vgg | resnet")] = str(_M["arch"]),
+        lr: Annotated[str, typer.Option(metavar="FLOAT", help="Peak learning rate.")] = str(
+            _O["lr"]
+        ),
+        epochs: Annotated[str, typer.Option(metavar="INT")] = str(_O["epochs"]),
+        batch_size: Annotated[str, typer.Option(metavar="INT")] = str(_O["batch_size"]),
+        optimizer: Annotated[str, typer.Option(help="sgd | adam | adamw")] = str(_O["optimizer"]),
+        momentum: Annotated[str, typer.Option(metavar="FLOAT", help="sgd only.")] = str(
+            _O["momentum"]
+        ),
+        nesterov: Annotated[bool, typer.Option(help="sgd only.")] = bool(_O["nesterov"]),
+        weight_decay: Annotated[str, typer.Option(metavar="FLOAT")] = str(_O["weight_decay"]),
+        schedule: Annotated[str, typer.Option(help="none | cosine | step")] = str(_O["schedule"]),
+        warmup_epochs: Annotated[str, typer.Option(metavar="FLOAT")] = str(_O["warmup_epochs"]),
+        step_size: Annotated[
+            str, typer.Option(metavar="INT", help="step: epochs per decay.")
+        ] = str(_O["step_size"]),
+        step_gamma: Annotated[str, typer.Option(metavar="FLOAT", help="step: decay factor.")] = str(
+            _O["step_gamma"]
+        ),
+        grad_clip: Annotated[
+            str | None, typer.Option(metavar="FLOAT", help="Max global grad norm.")
+        ] = None,
+        label_smoothing: Annotated[str, typer.Option(metavar="FLOAT")] = str(_O["label_smoothing"]),
+        seed: Annotated[str, typer.Option(metavar="INT")] = str(_O["seed"]),
+        device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = str(_O["device"]),
+        width: Annotated[
+            str, typer.Option(metavar="INT", help="Channels of the first stage.")
+        ] = str(_M["width"]),
         depth: Annotated[
-            int, typer.Option(help="Convs (simple, vgg) or blocks (resnet) per stage; 0 = default.")
-        ] = _M["depth"],
-        stages: Annotated[int, typer.Option()] = _M["stages"],
-        norm: Annotated[str, typer.Option(help="batch | layer | none")] = _M["norm"],
+            str,
+            typer.Option(
+                metavar="INT", help="Convs (simple, vgg) or blocks (resnet) per stage; 0 = default."
+            ),
+        ] = str(_M["depth"]),
+        stages: Annotated[str, typer.Option(metavar="INT")] = str(_M["stages"]),
+        norm: Annotated[str, typer.Option(help="batch | layer | none")] = str(_M["norm"]),
         activation: Annotated[
             str, typer.Option(help="relu | gelu | sigmoid | tanh | leaky_relu")
-        ] = _M["activation"],
-        dropout: Annotated[float, typer.Option(help="Drop probability.")] = _M["dropout"],
-        val_fraction: Annotated[float, typer.Option()] = _D["val_fraction"],
+        ] = str(_M["activation"]),
+        dropout: Annotated[str, typer.Option(metavar="FLOAT", help="Drop probability.")] = str(
+            _M["dropout"]
+        ),
+        val_fraction: Annotated[str, typer.Option(metavar="FLOAT")] = str(_D["val_fraction"]),
         train_subset: Annotated[
-            int | None, typer.Option(help="Keep only N training images (stratified).")
+            str | None,
+            typer.Option(metavar="INT", help="Keep only N training images (stratified)."),
         ] = None,
         label_noise: Annotated[
-            float, typer.Option(help="Fraction of training labels replaced.")
-        ] = _D["label_noise"],
+            str, typer.Option(metavar="FLOAT", help="Fraction of training labels replaced.")
+        ] = str(_D["label_noise"]),
         augment: Annotated[str, typer.Option(help="auto | none | crop | crop+flip")] = _D[
             "augment"
         ],
-        image_size: Annotated[int | None, typer.Option(help="imagefolder: resize to.")] = None,
-        split_seed: Annotated[int, typer.Option()] = _D["split_seed"],
+        image_size: Annotated[
+            str | None, typer.Option(metavar="INT", help="imagefolder: resize to.")
+        ] = None,
+        split_seed: Annotated[str, typer.Option(metavar="INT")] = str(_D["split_seed"]),
         storage: Annotated[str, typer.Option(help="imagefolder: auto | memory | stream")] = _D[
             "storage"
         ],
@@ -209,7 +229,9 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option(help="Write the best-validation checkpoint here.")
         ] = None,
         out: Annotated[Path | None, typer.Option(help="Write the curves JSON here.")] = None,
-        threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch.")] = None,
+        threads: Annotated[
+            str | None, typer.Option(metavar="INT", help="CPU threads for torch.")
+        ] = None,
     ) -> None:
         """Train one CNN and show each epoch; --out FILE writes its curves JSON."""
         raw: dict[str, dict[str, Any]] = {
@@ -256,9 +278,11 @@ def register(app: typer.Typer) -> None:
         }
         config = _config_or_exit(raw)
         if threads is not None:
+            if not threads.isdigit() or int(threads) < 1:
+                raise _fail(f"--threads: must be a whole number >= 1 (got {threads!r})")
             import torch  # the command's heavy imports wait until it runs
 
-            torch.set_num_threads(threads)
+            torch.set_num_threads(int(threads))
         history = _run_with_display(config, checkpoint)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)

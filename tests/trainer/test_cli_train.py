@@ -84,6 +84,8 @@ def test_huge_lr_ends_diverged_without_a_traceback(app: typer.Typer, tmp_path: P
     ("args", "names"),
     [
         (["--model", "foo", "--lr", "-1"], ["--model", "--lr"]),
+        (["--lr", "abc", "--epochs", "1.5"], ["--lr", "valid number", "--epochs"]),
+        (["--threads", "0"], ["--threads"]),
         (["--dataset", "imagenet"], ["--dataset"]),
         (["--norm", "group"], ["--norm"]),
         (["--device", "tpu"], ["--device"]),
