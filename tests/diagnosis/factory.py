@@ -85,5 +85,11 @@ def undertrained(epochs: int = 10, *, noise: float = 0.01, seed: int = 0) -> dic
 
 
 def collapsed(epochs: int = 8, *, seed: int = 0) -> dict[str, Any]:
-    """LR far too high: stuck at chance accuracy with a loss at log(10)."""
-    return curves(epochs, lambda e: (2.31, 2.31, 0.1, 0.1), noise=0.01, seed=seed)
+    """LR far too high, as the real runs of bench/diagnoser show it: a first epoch far above
+    log(10) (but not 10×), then stuck at chance accuracy with a noisy loss just above log(10)."""
+    return curves(
+        epochs,
+        lambda e: (9.0 if e == 1 else 2.45, 2.5, 0.1, 0.1),
+        noise=0.02,
+        seed=seed,
+    )
