@@ -132,7 +132,8 @@ def _load_mnist_like(name: str, root: Path, download: bool) -> RawImages:
     try:
         ds = cls(str(root), train=True, download=download)
     except (RuntimeError, OSError) as e:
-        raise DatasetError(f"{name}: cannot read the IDX files in {raw}: {e}") from e
+        action = "could not download into" if missing else "cannot read the IDX files in"
+        raise DatasetError(f"{name}: {action} {raw}: {e}") from e
     x = ds.data.to(torch.float32).unsqueeze(1)  # (N, 1, 28, 28)
     y = torch.as_tensor(ds.targets, dtype=torch.int64)
     return RawImages(x, y, 10)
@@ -180,7 +181,8 @@ def _load_cifar(name: str, root: Path, download: bool) -> RawImages:
     try:
         ds = cls(str(root), train=True, download=download)
     except (RuntimeError, OSError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as e:
-        raise DatasetError(f"{name}: cannot read the batch files in {folder}: {e}") from e
+        action = "could not download into" if missing else "cannot read the batch files in"
+        raise DatasetError(f"{name}: {action} {folder}: {e}") from e
     x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2)  # (N, 3, 32, 32)
     y = torch.as_tensor(ds.targets, dtype=torch.int64)
     return RawImages(x.to(torch.float32).contiguous(), y, 100 if name == "cifar100" else 10)
