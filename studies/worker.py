@@ -92,6 +92,8 @@ def run_worker(options: WorkerOptions, *, stop: threading.Event | None = None) -
         try:
             return worker.loop()
         finally:
+            with contextlib.suppress(DBAPIError):
+                worker._touch(None)  # no longer working on anything
             worker.db.dispose()
 
 
