@@ -112,3 +112,43 @@ def test_a_stop_request_hands_the_running_trial_back_without_using_a_retry(
     # The next claim gets it as a first attempt again.
     again = queue.claim_next(db, worker="next", device="cpu")
     assert again is not None and again.trial_id == slot and again.attempt == 1
+
+
+@pytest.mark.parametrize(("sampler", "pruner"), [("random", "median"), ("tpe", "hyperband")])
+def test_sampled_studies_run_every_slot_with_the_samplers_params_and_the_pruner(
+    db: Database, tmp_path: Path, sampler: str, pruner: str
+) -> None:
+    spec = tiny_spec(
+        search={
+            "sampler": sampler,
+            "n_trials": 5,
+            "lr_low": 1e-4,
+            "lr_high": 1e-1,
+            "extra": {"width": [4, 6]},
+        },
+        pruner=pruner,
+        train={"epochs": 4},
+    )
+    study = store.submit_study(db, parse_spec(spec), artifacts_dir=tmp_path)
+    assert run_worker(_options(db, tmp_path)) == 5
+    trials = store.list_trials(db, study.id).data
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert all(1e-4 <= t.params["lr"] <= 1e-1 and t.params["width"] in (4, 6) for t in trials)
+    assert len({t.params["lr"] for t in trials}) == 5
+    storage = optuna.storages.RDBStorage(db.url)
+    try:
+        frozen = optuna.load_study(study_name=study.optuna_study_name, storage=storage).trials
+    finally:
+        storage.engine.dispose()
+    expected = {TrialState.COMPLETE: OptunaState.COMPLETE, TrialState.PRUNED: OptunaState.PRUNED}
+    assert sorted((t.number, t.state) for t in frozen) == sorted(
+        (t.optuna_trial_number, expected[t.state]) for t in trials
+    )
+    assert all(
+        t.params == trial.params
+        for t, trial in zip(
+            sorted(frozen, key=lambda f: f.number),
+            sorted(trials, key=lambda t: t.optuna_trial_number or 0),
+            strict=True,
+        )
+    )
