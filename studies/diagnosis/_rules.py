@@ -26,6 +26,8 @@ RISE_REL_ALONE = 0.3
 # ... and the gap grew, or val accuracy fell from its best, by at least this much.
 GAP_GROWTH_MIN = 0.01
 ACC_DROP_MIN = 0.015
+# A val loss rise or val accuracy drop must exceed this many sigmas of its smoothed noise.
+NOISE_SIGMAS = 1.0
 # High variance: converged with a train/val accuracy gap of at least this (and at least the
 # train error itself, i.e. val error ≥ twice train error); for losses only, val − train loss
 # of at least GAP_LARGE_LOSS and val ≥ GAP_LOSS_RATIO × train.
@@ -37,8 +39,13 @@ GAP_LARGE_WITH_LOSS = 0.03
 # Undertrained: the val metric's trend over the end window (Kendall tau) is at least this
 # consistent, and extrapolating its Theil–Sen slope over the window gains at least
 UNDERTRAINED_TAU = 0.3
-UNDERTRAINED_ACC_GAIN = 0.02  # accuracy (absolute), and more than 2 sigma of its noise
+UNDERTRAINED_ACC_GAIN = 0.03  # accuracy (absolute), and more than 2 sigma of its noise
 UNDERTRAINED_LOSS_GAIN = 0.15  # val loss, as a fraction of its range over the run
+# ... or the val loss fell steadily (tau ≤ −STEADY_TAU over a window of at least
+# STEADY_MIN_WINDOW epochs) by at least this fraction of its current level.
+STEADY_TAU = 0.8
+STEADY_MIN_WINDOW = 4
+STEADY_LEVEL_GAIN = 0.2
 # Underfitting: the train accuracy's plateau (chance-normalised) is below this ...
 UNDERFIT_LEVEL = 0.9
 # ... with a train/val accuracy gap of at most this, and the val metric flat for this many
@@ -72,8 +79,9 @@ def _still_fitting(m: Measures, since: int) -> bool:
 
 
 def _smoothed_noise(m: Measures, sigma: float) -> float:
-    """Two sigma of a difference of two running medians of noise *sigma* (≈ 1.25σ/√width)."""
-    return 2 * math.sqrt(2) * 1.25 * sigma / math.sqrt(smoothing_width(m.epochs))
+    """NOISE_SIGMAS sigmas of the difference of two running medians of noise *sigma*
+    (each ≈ 1.25σ/√width)."""
+    return NOISE_SIGMAS * math.sqrt(2) * 1.25 * sigma / math.sqrt(smoothing_width(m.epochs))
 
 
 def _overfitting(m: Measures) -> Verdict | None:
@@ -168,6 +176,22 @@ def _undertrained(m: Measures) -> Verdict | None:
             scores.append(grade(gain, needed, 4 * needed))
             reasons.append(
                 f"validation loss fell {gain:.0%} of its range over the last {m.window} epochs"
+            )
+        # A steady fall late in a long run is small next to the first epochs' drop, but a
+        # val loss that falls epoch after epoch, by a good part of its current level, says
+        # more epochs will pay.
+        level = m.val_loss.smooth[-1]
+        fall = -m.val_loss.slope * m.window / level if level > 0 else 0.0
+        if (
+            not scores
+            and m.window >= STEADY_MIN_WINDOW
+            and m.val_loss.tau <= -STEADY_TAU
+            and fall >= STEADY_LEVEL_GAIN
+        ):
+            scores.append(grade(fall, STEADY_LEVEL_GAIN, 4 * STEADY_LEVEL_GAIN))
+            reasons.append(
+                f"validation loss fell in nearly every one of the last {m.window} epochs, "
+                f"{fall:.0%} of its level"
             )
     if not scores:
         return None
