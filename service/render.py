@@ -8,7 +8,7 @@ readable.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -111,16 +111,29 @@ def _running_status(trials: Sequence[TrialPublic]) -> str:
 
 
 def follow(
-    client: SweepdocClient, study_id: int, console: Console, *, poll_s: float = 1.0
+    client: SweepdocClient,
+    study_id: int,
+    console: Console,
+    *,
+    poll_s: float = 1.0,
+    on_poll: Callable[[], None] | None = None,
 ) -> StudyPublic:
-    """Show the study's progress until it is completed, failed or cancelled; return it."""
+    """Show the study's progress until it is completed, failed or cancelled; return it.
+
+    *on_poll* runs before every poll; an exception it raises ends the follow.
+    """
+    check = on_poll or (lambda: None)
     if console.is_terminal:
-        return _follow_bars(client, study_id, console, poll_s)
-    return _follow_lines(client, study_id, console, poll_s)
+        return _follow_bars(client, study_id, console, poll_s, check)
+    return _follow_lines(client, study_id, console, poll_s, check)
 
 
 def _follow_bars(
-    client: SweepdocClient, study_id: int, console: Console, poll_s: float
+    client: SweepdocClient,
+    study_id: int,
+    console: Console,
+    poll_s: float,
+    check: Callable[[], None],
 ) -> StudyPublic:
     columns = (
         TextColumn("{task.description}"),
@@ -140,6 +153,7 @@ def _follow_bars(
         bars: dict[int, TaskID] = {}
         outage_since: float | None = None
         while True:
+            check()
             polled = _poll(client, study_id, outage_since)
             if polled is None:
                 outage_since = outage_since or time.monotonic()
@@ -177,7 +191,11 @@ def _follow_bars(
 
 
 def _follow_lines(
-    client: SweepdocClient, study_id: int, console: Console, poll_s: float
+    client: SweepdocClient,
+    study_id: int,
+    console: Console,
+    poll_s: float,
+    check: Callable[[], None],
 ) -> StudyPublic:
     seen: dict[int, str] = {}
     last_status: str | None = None
@@ -185,6 +203,7 @@ def _follow_lines(
     first = client.study(study_id)
     epochs = spec_epochs(first)
     while True:
+        check()
         polled = _poll(client, study_id, outage_since)
         if polled is None:
             outage_since = outage_since or time.monotonic()

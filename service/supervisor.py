@@ -99,6 +99,11 @@ class LocalWorkers:
     def plans(self) -> list[WorkerPlan]:
         return [slot.plan for slot in self._slots]
 
+    def restarts(self) -> int:
+        """How often workers had to be started again since `start`."""
+        with self._lock:
+            return sum(slot.restarts for slot in self._slots)
+
     def pids(self) -> list[int]:
         """Process ids of the workers alive now."""
         with self._lock:

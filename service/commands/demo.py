@@ -36,8 +36,16 @@ from studies.spec import default_grid_spec_path, load_spec_file
 logger = logging.getLogger("sweepdoc.demo")
 
 
+# A worker that keeps dying (a broken install, say) would leave the demo waiting forever.
+_MAX_WORKER_RESTARTS = 3
+
+
 class _Interrupted(Exception):
     """Ctrl-C or SIGTERM: stop the demo cleanly."""
+
+
+class _WorkerKeepsDying(Exception):
+    """The demo's worker crashed repeatedly; its log says why."""
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -56,7 +64,7 @@ def _cancel_leftovers(client: SweepdocClient, console: Console) -> None:
             console.print(f"cancelled study {study.id} left unfinished by an earlier demo")
 
 
-def _run(client: SweepdocClient, console: Console) -> None:
+def _run(client: SweepdocClient, console: Console, workers: LocalWorkers) -> None:
     spec = load_spec_file(default_grid_spec_path())
     _cancel_leftovers(client, console)
     study = client.submit(spec)
@@ -66,7 +74,11 @@ def _run(client: SweepdocClient, console: Console) -> None:
         f"{spec.model.arch} CNN, {spec.train.epochs} epochs, lr ∈ {{{lrs}}}",
         highlight=False,
     )
-    study = follow(client, study.id, console)
+    def check_worker() -> None:
+        if workers.restarts() > _MAX_WORKER_RESTARTS:
+            raise _WorkerKeepsDying(f"the worker died {workers.restarts()} times")
+
+    study = follow(client, study.id, console, on_poll=check_worker)
     print_study_report(client, study, console)
     trials = client.trials(study.id).data
     console.print("Curves plots (label in the title):", highlight=False)
@@ -119,6 +131,7 @@ def register(app: typer.Typer) -> None:
         server: BackgroundServer | None = None
         workers: LocalWorkers | None = None
         code = 0
+        finished = False
         try:
             chosen_port = port or free_port(host)
             base = f"http://{host}:{chosen_port}"
@@ -137,17 +150,26 @@ def register(app: typer.Typer) -> None:
             server.start()
             with SweepdocClient(base, timeout_s=settings.request_timeout_s) as client:
                 client.wait_until_up(30)
-                _run(client, console)
+                _run(client, console, workers)
+                finished = True
                 if keep_serving:
-                    console.print("serving until Ctrl-C …")
+                    console.print(f"serving on {base} until Ctrl-C …", highlight=False)
                     while True:
                         time.sleep(3600)
         except _Interrupted:
-            console.print("\ninterrupted; stopping the demo")
-            code = 130
+            if finished:  # --keep-serving ends with Ctrl-C: that is the normal way out
+                console.print("\nstopping the server")
+            else:
+                console.print("\ninterrupted; stopping the demo")
+                code = 130
         except ServeError as exc:
             console.print(f"[red]error:[/] {exc}", highlight=False)
             code = 2
+        except _WorkerKeepsDying as exc:
+            console.print(
+                f"[red]error:[/] {exc}; see {log_dir / 'demo-worker.log'}", highlight=False
+            )
+            code = 1
         except Exception as exc:  # the demo never shows a traceback; the log file has it
             logger.exception("demo failed")
             console.print(
