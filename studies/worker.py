@@ -28,7 +28,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import optuna
 from optuna.trial import TrialState as OptunaState
@@ -38,8 +38,12 @@ from sqlalchemy.exc import DBAPIError
 
 from studies import notes, optuna_bridge, plots, queue
 from studies.db import Database, TrialRow, TrialState
+from studies.diagnosis import Curves, Diagnosis, diagnose_run, live_check
 from studies.schemas import curves_json, finite_or_none
 from studies.spec import Objective
+
+if TYPE_CHECKING:  # the trainer (torch) is imported when the first trial runs
+    from trainer import EpochRecord, History, Stop
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -186,7 +190,7 @@ class _Outcome:
 
     reason: str | None = None  # stop reason shown to the user
     state: TrialState | None = None  # PRUNED when stopped early on purpose
-    live_diagnosis: Any = None  # the live check's verdict when it stopped the run
+    live_diagnosis: Diagnosis | None = None  # the live check's verdict when it stopped
     lost: bool = False  # the slot was taken away (reaped): write nothing more
     released: bool = False  # the worker is shutting down: hand the slot back
 
@@ -311,7 +315,7 @@ class _TrialRun:
         state: TrialState,
         stop_reason: str | None,
         value: float | None,
-        diagnosis: Any,
+        diagnosis: Diagnosis | None,
     ) -> None:
         claim = self.claim
         label = diagnosis.label.value if diagnosis is not None else None
@@ -352,8 +356,7 @@ class _TrialRun:
 
     # -- per epoch ---------------------------------------------------------------------
 
-    def _on_epoch(self, trial: optuna.Trial, record: Any, history: Any) -> Any:
-        from studies.diagnosis import Curves, live_check
+    def _on_epoch(self, trial: optuna.Trial, record: EpochRecord, history: History) -> Stop | None:
         from trainer import RunStatus, Stop
 
         if not self.facts:
@@ -433,9 +436,7 @@ class _TrialRun:
         )
         return summary
 
-    def _diagnose(self) -> Any:
-        from studies.diagnosis import Curves, diagnose_run
-
+    def _diagnose(self) -> Diagnosis | None:
         if not self.records:
             return None
         return diagnose_run(
