@@ -167,7 +167,10 @@ def _undertrained(m: Measures) -> Verdict | None:
         needed = max(UNDERTRAINED_ACC_GAIN, 2 * m.val_acc.noise)
         if m.val_acc.tau >= UNDERTRAINED_TAU and gain >= needed:
             scores.append(grade(gain, needed, 4 * needed))
-            reasons.append(f"validation accuracy rose {gain:.3f} over the last {m.window} epochs")
+            reasons.append(
+                f"validation accuracy is rising {m.val_acc.slope:.3g} per epoch over the last "
+                f"{m.window} epochs"
+            )
     if m.val_loss is not None:
         span = max(m.val_loss.smooth) - min(m.val_loss.smooth)
         gain = -m.val_loss.slope * m.window / span if span > 0 else 0.0
@@ -175,7 +178,8 @@ def _undertrained(m: Measures) -> Verdict | None:
         if m.val_loss.tau <= -UNDERTRAINED_TAU and gain >= needed:
             scores.append(grade(gain, needed, 4 * needed))
             reasons.append(
-                f"validation loss fell {gain:.0%} of its range over the last {m.window} epochs"
+                f"validation loss is falling {-m.val_loss.slope:.3g} per epoch over the last "
+                f"{m.window} epochs"
             )
         # A steady fall late in a long run is small next to the first epochs' drop, but a
         # val loss that falls epoch after epoch, by a good part of its current level, says
@@ -191,7 +195,7 @@ def _undertrained(m: Measures) -> Verdict | None:
             scores.append(grade(fall, STEADY_LEVEL_GAIN, 4 * STEADY_LEVEL_GAIN))
             reasons.append(
                 f"validation loss fell in nearly every one of the last {m.window} epochs, "
-                f"{fall:.0%} of its level"
+                f"{fall / m.window:.0%} of its level per epoch"
             )
     if not scores:
         return None
