@@ -14,7 +14,8 @@ EXPLODING_GROWTH = 100.0
 # A ReLU network with more than this fraction of units never active has dying ReLUs.
 DEAD_RELU_FRACTION = 0.5
 # Oscillation: at least this fraction of epochs raise the training loss, by steps of at least
-# this fraction of the loss's whole range (a converged run wiggles by far less).
+# this fraction of the loss's whole range and of its typical level (a converged run wiggles
+# by far less).
 OSCILLATION_UP_FRACTION = 0.3
 OSCILLATION_STEP = 0.05
 # A run still falling steadily that has not even halved its loss: the LR is likely too low.
@@ -96,7 +97,9 @@ def _oscillating(curves: Curves) -> Finding | None:
     if span <= 0 or len(rises) < OSCILLATION_UP_FRACTION * len(steps):
         return None
     size = median(rises) / span
-    if size < OSCILLATION_STEP:
+    # Also large next to the loss itself: a flat loss (a stuck run) has a tiny range, and
+    # its noise would otherwise read as oscillation.
+    if size < OSCILLATION_STEP or median(rises) < OSCILLATION_STEP * median(losses):
         return None
     return Finding(
         kind=FindingKind.OSCILLATING_LOSS,

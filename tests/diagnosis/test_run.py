@@ -184,3 +184,11 @@ def test_extreme_but_valid_curves_never_raise(seed: int) -> None:
     assert 0.0 <= diagnosis.confidence <= 1.0
     json.loads(diagnosis.model_dump_json())
     live_check(Curves.model_validate(data))
+
+
+def test_oscillation_is_a_finding_but_the_noise_of_a_flat_loss_is_not() -> None:
+    swinging = {"train_loss": [2.3, 1.0, 1.6, 0.7, 1.4, 0.6, 1.3, 0.5], "num_classes": 10}
+    kinds = {f.kind for f in _diagnose(swinging).findings}
+    assert FindingKind.OSCILLATING_LOSS in kinds and FindingKind.LR_TOO_HIGH in kinds
+    flat = {"train_loss": [2.303, 2.301, 2.302, 2.300, 2.301, 2.299, 2.300], "num_classes": 10}
+    assert not _diagnose(flat).findings
