@@ -1,4 +1,4 @@
-"""`sweepdoc diagnose FILE [--json]`: label runs from their curves, without a server.
+"""`sweepdoc diagnose FILE [--json] [--study-best ACC]`: label runs from their curves.
 
 FILE holds one curves object (docs/architecture.md "Curves JSON"; `sweepdoc train --out`
 files work as they are) or a JSON list of them, diagnosed in order; `-` reads stdin. The
@@ -131,6 +131,16 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[
             bool, typer.Option("--json", help="Print the machine form (JSON).")
         ] = False,
+        study_best: Annotated[
+            float | None,
+            typer.Option(
+                "--study-best",
+                min=0.0,
+                max=1.0,
+                help="Best val accuracy of any run of the same study: what the task allows "
+                "(sharpens the underfitting verdict).",
+            ),
+        ] = None,
     ) -> None:
         """Label runs from their learning curves: healthy, overfitting, underfitting,
         undertrained or diverged, with the evidence and what to do next."""
@@ -139,7 +149,7 @@ def register(app: typer.Typer) -> None:
         except InputError as e:
             Console(stderr=True).print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
             raise typer.Exit(2) from None
-        diagnoses = [diagnose_run(c) for c in curves]
+        diagnoses = [diagnose_run(c, study_best_val_acc=study_best) for c in curves]
         if as_json:
             payload = [d.model_dump(mode="json") for d in diagnoses]
             print(json.dumps(payload if is_list else payload[0], indent=2))

@@ -92,9 +92,7 @@ def test_a_real_train_out_file_is_diagnosed(tmp_path: Path) -> None:
         "not-an-object",
     ],
 )
-def test_bad_input_is_one_line_and_exit_code_2(
-    tmp_path: Path, content: Any, expected: str
-) -> None:
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, content: Any, expected: str) -> None:
     path = _write(tmp_path, content if isinstance(content, str) else json.dumps(content))
     result = CliRunner().invoke(app, ["diagnose", str(path), "--json"])
     assert result.exit_code == 2
@@ -109,3 +107,19 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["diagnose", str(tmp_path / "nope.json")])
     assert result.exit_code == 2
     assert "nope.json: no such file" in result.stderr
+
+
+def test_study_context_from_the_command_line(tmp_path: Path) -> None:
+    plateau = factory.curves(
+        20, lambda e: (0.4 + factory.decay(e), 0.42 + factory.decay(e), 0.91, 0.9), noise=0.002
+    )
+    path = _write(tmp_path, plateau)
+    alone = CliRunner().invoke(app, ["diagnose", str(path), "--json"])
+    with_context = CliRunner().invoke(
+        app, ["diagnose", str(path), "--json", "--study-best", "0.99"]
+    )
+    assert json.loads(alone.stdout)["label"] == "healthy"
+    assert json.loads(with_context.stdout)["label"] == "underfitting"
+    bad = CliRunner().invoke(app, ["diagnose", str(path), "--study-best", "97"])
+    assert bad.exit_code == 2
+    assert "Traceback" not in bad.output
