@@ -23,6 +23,7 @@ from service.render import fmt_lr, follow, print_study_report
 from service.server import (
     BackgroundServer,
     ServeError,
+    check_port,
     free_port,
     make_server,
     prepare_database,
@@ -140,6 +141,7 @@ def register(app: typer.Typer) -> None:
                 f"(database {settings.home / 'demo.db'}, logs in {log_dir})",
                 highlight=False,
             )
+            check_port(host, chosen_port)
             prepare_database(settings)
             workers = start_workers(
                 settings, [WorkerPlan(name="demo-worker", device="auto")], log_dir=log_dir

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from sqlalchemy.exc import OperationalError
 
 from service.settings import get_settings
 from studies.worker import WorkerOptions, run_worker
@@ -24,6 +27,27 @@ def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
         if os.getppid() != parent_pid:
             logger.warning("server %d is gone; stopping at the next epoch", parent_pid)
             stop.set()
+
+
+def check_device(device: str) -> None:
+    """Refuse a CUDA device this machine does not have, before any trial is claimed (a worker
+    on a missing GPU would otherwise fail every trial it takes)."""
+    if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+", device):
+        raise typer.BadParameter(
+            f"expected auto, cpu, cuda or cuda:N, got {device!r}", param_hint="--device"
+        )
+    if not device.startswith("cuda"):
+        return
+    import torch  # deferred: only CUDA workers pay for the check here
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        raise typer.BadParameter(
+            f"no CUDA device {device} on this machine ({count} visible); "
+            "use --device cpu, auto, or cuda:0 … cuda:N-1",
+            param_hint="--device",
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -56,6 +80,7 @@ def register(app: typer.Typer) -> None:
         queue, where another worker picks it up.
         """
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        check_device(device)
         settings = get_settings()
         settings.make_dirs()
         options = WorkerOptions(
@@ -76,5 +101,13 @@ def register(app: typer.Typer) -> None:
             threading.Thread(
                 target=_watch_parent, args=(parent_pid, stop), name="parent-watch", daemon=True
             ).start()
-        trials = run_worker(options, stop=stop)
+        try:
+            trials = run_worker(options, stop=stop)
+        except OperationalError as exc:  # unreachable at start; later outages are retried
+            Console(stderr=True).print(
+                f"[red]error:[/] cannot open the database ({str(exc.orig).splitlines()[0]}). "
+                "Check SWEEPDOC_DATABASE_URL and that the database server is running.",
+                highlight=False,
+            )
+            raise typer.Exit(1) from None
         logger.info("worker stopped after %d trial(s)", trials)
