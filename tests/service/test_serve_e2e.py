@@ -212,13 +212,15 @@ def test_cli_submit_follow_then_status(server: ServeProcess, tmp_path: Path) -> 
     out = submitted.stdout
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert "submitted study" in out
-    assert "running epoch" in out  # live progress, one line per change off a terminal
-    assert "lr 1e-01" in out and "lr 1e-03" in out
     study_id = int(out.split("submitted study ")[1].split()[0])
     trials = server.get(f"/v1/studies/{study_id}/trials")["data"]
     for trial in trials:
         printed_lr = "1e-01" if trial["params"]["lr"] == 0.1 else "1e-03"
-        assert f"lr {printed_lr} → {trial['label']}" in out  # each trial's label and evidence
+        # Off a terminal, progress is one line per change, down to each trial's outcome ...
+        progress = f"trial {trial['number']} lr {printed_lr}: complete: {trial['label']}"
+        assert progress in out
+        # ... then the report: each trial's label with its evidence.
+        assert f"lr {printed_lr} → {trial['label']}: " in out
     assert "Next step:" in out
     assert "Traceback" not in out + submitted.stderr
 
@@ -283,6 +285,29 @@ def test_a_worker_killed_mid_trial_still_ends_with_every_point_once(
     assert pid not in server.local_workers(WORKERS)
 
 
+def test_cancel_stops_running_trials_at_their_next_epoch(server: ServeProcess) -> None:
+    spec = tiny_spec("e2e-cancel", grid=(0.03, 0.003, 0.0003), epochs=40, max_parallel=1)
+    response = server.http.post("/v1/studies", json=spec)
+    study_id = response.json()["id"]
+    running = _running_trial_after_one_epoch(server, study_id)
+
+    cancelled = server.http.post(f"/v1/studies/{study_id}/cancel")
+
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    assert server.wait_for_study(study_id)["status"] == "cancelled"
+    stopped = _wait_until_finished(server, running["id"])
+    assert stopped["state"] == "pruned"
+    assert "cancel" in (stopped["stop_reason"] or "")
+    assert 1 <= stopped["epochs_done"] < 40
+    assert len(stopped["curves"]["val_acc"]) == stopped["epochs_done"]  # its epochs are kept
+    others = [t for t in server.get(f"/v1/studies/{study_id}/trials")["data"]
+              if t["id"] != running["id"]]
+    assert all(t["epochs_done"] == 0 and t["state"] != "complete" for t in others)
+    # Cancelling again is harmless; cancelling a finished study is a conflict.
+    assert server.http.post(f"/v1/studies/{study_id}/cancel").status_code == 200
+
+
 def test_sigterm_stops_the_server_and_its_workers_cleanly(server: ServeProcess) -> None:
     pids = set(server.worker_pids)
     # A trial in flight when the signal arrives goes back to the queue, not into limbo.
@@ -315,6 +340,16 @@ def _running_trial_after_one_epoch(server: ServeProcess, study_id: int) -> dict[
                 return detail
         time.sleep(0.1)
     raise AssertionError(f"no trial of study {study_id} got past its first epoch")
+
+
+def _wait_until_finished(server: ServeProcess, trial_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        trial: dict[str, Any] = server.get(f"/v1/trials/{trial_id}")
+        if trial["state"] in ("complete", "pruned", "failed"):
+            return trial
+        time.sleep(0.2)
+    raise AssertionError(f"trial {trial_id} still running:\n{server.log()}")
 
 
 def _pid_of_worker(server: ServeProcess, name: str) -> int:
