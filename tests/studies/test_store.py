@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -238,19 +236,3 @@ def test_readiness_needs_the_database_and_a_recently_seen_worker(db: Database) -
     ready = store.readiness(db)
     assert ready.ready and ready.workers_seen == 1 and ready.workers[0].name == "w1"
     assert not store.readiness(Database("sqlite:////nonexistent/dir/x.db")).database
-
-
-def test_schema_creation_is_safe_when_processes_start_at_once(db_url: str) -> None:
-    code = "import sys; from studies.db import Database; Database(sys.argv[1]).create_schema()"
-    procs = [
-        subprocess.Popen([sys.executable, "-c", code, db_url], stderr=subprocess.PIPE)
-        for _ in range(4)
-    ]
-    errors = [p.communicate(timeout=120)[1].decode() for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, errors
-    database = Database(db_url)
-    database.create_schema()  # and once more, idempotent
-    assert store.list_studies(database).count == 0
-    database.dispose()
-    close = optuna_bridge.close_storages
-    close()

@@ -21,6 +21,7 @@ from optuna_dashboard._note import get_note_from_system_attrs
 
 from studies import store
 from studies.db import Database, StudyStatus, TrialState, WorkerRow
+from studies.optuna_bridge import close_storages
 from studies.spec import parse_spec
 from studies.worker import WorkerOptions
 from tests.studies.conftest import tiny_spec
@@ -43,16 +44,17 @@ class Workers:
     def start(self, count: int, **options: Any) -> None:
         for _ in range(count):
             name = f"w{len(self.procs)}"
-            opts = WorkerOptions(
-                database_url=self.url,
-                data_dir=self.tmp_path / "data",
-                artifacts_dir=self.tmp_path / "artifacts",
-                name=name,
-                poll_interval_s=0.2,
-                exit_when_idle=True,
-                torch_threads=1,
+            values: dict[str, Any] = {
+                "database_url": self.url,
+                "data_dir": self.tmp_path / "data",
+                "artifacts_dir": self.tmp_path / "artifacts",
+                "name": name,
+                "poll_interval_s": 0.2,
+                "exit_when_idle": True,
+                "torch_threads": 1,
                 **options,
-            )
+            }
+            opts = WorkerOptions.model_validate(values)
             # The child keeps its own copy of the file descriptor.
             with (self.tmp_path / f"worker-{name}.log").open("wb") as log:
                 self.procs.append(
@@ -66,6 +68,12 @@ class Workers:
     def wait(self, timeout: float = 120.0) -> list[int]:
         return [p.wait(timeout=timeout) for p in self.procs]
 
+    def terminate(self) -> list[int]:
+        """SIGTERM every worker (what a service manager sends) and collect exit codes."""
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        return self.wait()
+
     def logs(self) -> str:
         return "\n".join(p.read_text() for p in sorted(self.tmp_path.glob("worker-*.log")))
 
@@ -77,8 +85,8 @@ class Workers:
 
 
 @pytest.fixture
-def workers(db: Database, tmp_path: Path) -> Iterator[Workers]:
-    group = Workers(db.url, tmp_path)
+def workers(db_url: str, tmp_path: Path) -> Iterator[Workers]:
+    group = Workers(db_url, tmp_path)
     yield group
     group.stop()
 
@@ -102,13 +110,35 @@ def _optuna_trials(url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def test_four_workers_run_every_grid_point_exactly_once_and_optuna_agrees(
-    db: Database, workers: Workers, tmp_path: Path
+    db_url: str, workers: Workers, tmp_path: Path
 ) -> None:
+    # The workers start on an empty database: all four (and this process) create the
+    # schema at once, which must be safe.
+    workers.start(4, exit_when_idle=False)
+    db = Database(db_url)
+    db.create_schema()
+    try:
+        _four_workers_exactly_once(db, workers, tmp_path)
+    finally:
+        db.dispose()
+        close_storages()
+
+
+def _four_workers_exactly_once(db: Database, workers: Workers, tmp_path: Path) -> None:
     grid = [0.2, 0.1, 0.05, 0.02, 0.01, 0.005]
     spec = parse_spec(tiny_spec(search={"grid": grid}, max_parallel=4))
     study = store.submit_study(db, spec, artifacts_dir=tmp_path / "artifacts")
-    workers.start(4)
-    assert workers.wait() == [0, 0, 0, 0], workers.logs()
+    wait_until(
+        lambda: (
+            store.get_study(db, study.id).status is not StudyStatus.QUEUED
+            and store.get_study(db, study.id).progress == 1.0
+        ),
+        "the study to finish",
+        timeout=120,
+    )
+    assert store.readiness(db).workers_seen == 4
+    # SIGTERM: idle workers exit cleanly.
+    assert workers.terminate() == [0, 0, 0, 0], workers.logs()
 
     final = store.get_study(db, study.id)
     assert final.status is StudyStatus.COMPLETED and final.progress == 1.0
