@@ -152,3 +152,18 @@ def test_sampled_studies_run_every_slot_with_the_samplers_params_and_the_pruner(
             strict=True,
         )
     )
+
+
+def test_stored_diagnoses_feed_the_trial_and_study_summaries(db: Database, tmp_path: Path) -> None:
+    spec = tiny_spec(search={"grid": [0.1, 0.01, 0.001]}, train={"epochs": 3})
+    study = store.submit_study(db, parse_spec(spec), artifacts_dir=tmp_path)
+    run_worker(_options(db, tmp_path))
+    trials = store.list_trials(db, study.id).data
+    for trial in trials:
+        diagnosis = store.trial_diagnosis(db, trial.id)
+        assert diagnosis.label.value == trial.label
+        assert diagnosis.confidence == pytest.approx(trial.confidence)
+    summary = store.study_diagnosis(db, study.id)
+    assert sorted(entry.lr for entry in summary.labels_by_lr) == [0.001, 0.01, 0.1]
+    followup = parse_spec(summary.followup_spec)  # the next study is submittable as is
+    assert followup.dataset == "digits"
