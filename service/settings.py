@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         default=None,
         description="When set, /v1 writes and the dashboard need `Authorization: Bearer ...`.",
     )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body the API accepts (bytes); larger ones get HTTP 413.",
+    )
     url: str = Field(
         default="http://127.0.0.1:8000",
         description="Base URL of the sweepdoc server the CLI (`submit`, `status`) talks to.",

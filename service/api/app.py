@@ -16,6 +16,7 @@ from starlette.routing import Mount
 from service.api.dashboard import dashboard_app
 from service.api.deps import SchemaGuard
 from service.api.errors import error_response, install_error_handlers
+from service.api.limits import BodySizeLimit
 from service.api.routers import diagnose, health, studies, trials
 from service.settings import Settings, get_settings
 from studies.db import Database
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.database = db
     app.state.schema_guard = SchemaGuard(db)
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     app.include_router(health.router)
     app.include_router(studies.router)

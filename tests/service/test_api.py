@@ -316,3 +316,24 @@ def test_the_dashboard_is_served_on_the_same_app(api: TestClient) -> None:
     listed = api.get("/api/studies").json()["study_summaries"]
     assert study["optuna_study_name"] in {s["study_name"] for s in listed}
     assert api.get("/", follow_redirects=False).headers["location"].endswith("/dashboard")
+
+
+def test_an_oversized_body_is_413_naming_the_limit(api: TestClient, settings: Settings) -> None:
+    huge = {"dataset": "digits", "name": "x" * (settings.max_body_bytes + 1)}
+
+    body = assert_error(api.post("/v1/studies", json=huge), 413, "payload_too_large")
+
+    assert str(settings.max_body_bytes) in body["message"]
+    assert api.get("/v1/studies").json()["count"] == 0
+
+
+def test_an_oversized_chunked_body_is_413(api: TestClient, settings: Settings) -> None:
+    def chunks() -> Any:
+        for _ in range(settings.max_body_bytes // 1024 + 2):
+            yield b" " * 1024
+
+    response = api.post(
+        "/v1/diagnose", content=chunks(), headers={"content-type": "application/json"}
+    )
+
+    assert_error(response, 413, "payload_too_large")
