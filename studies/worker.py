@@ -174,12 +174,18 @@ class _Worker:
                 log.warning("database unavailable (%s); retrying", exc.__class__.__name__)
                 self.stop.wait(self.options.poll_interval_s)
                 continue
+            run = _TrialRun(self, claim)
             try:
-                _TrialRun(self, claim).run()
+                run.run()
             except DBAPIError as exc:
                 # The database went away mid-trial and stayed away: the slot's heartbeat
                 # stops, so the reaper re-queues it; this worker carries on polling.
                 log.warning("trial %s abandoned: database error %s", claim.trial_id, exc)
+            except Exception as exc:
+                # A bug after training (diagnosis, plot, an Optuna write) fails this trial,
+                # not the worker.
+                log.exception("trial %s failed after training", claim.trial_id)
+                run.fail(exc)
             ran += 1
         return ran
 
@@ -205,6 +211,20 @@ class _TrialRun:
         self.facts: dict[str, Any] = {}
         self.outcome = _Outcome()
         self.lost = threading.Event()
+        self.optuna_trial_id: int | None = None
+
+    def fail(self, exc: BaseException) -> None:
+        """Record an unexpected error as this trial's failure (best effort)."""
+        with contextlib.suppress(DBAPIError):
+            if self.optuna_trial_id is not None:
+                optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
+            queue.finish(
+                self.db,
+                self.claim,
+                state=TrialState.FAILED,
+                error=_error_text(exc),
+                summary=self._summary(),
+            )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -228,6 +248,7 @@ class _TrialRun:
                 optuna_bridge.fail_trial(self.db.url, claim.enqueued_optuna_trial_id)
             queue.finish(self.db, claim, state=TrialState.FAILED, error=_error_text(exc))
             return
+        self.optuna_trial_id = trial._trial_id
         if not queue.start_attempt(
             self.db,
             claim,

@@ -167,3 +167,25 @@ def test_stored_diagnoses_feed_the_trial_and_study_summaries(db: Database, tmp_p
     assert sorted(entry.lr for entry in summary.labels_by_lr) == [0.001, 0.01, 0.1]
     followup = parse_spec(summary.followup_spec)  # the next study is submittable as is
     assert followup.dataset == "digits"
+
+
+def test_an_error_after_training_fails_the_trial_not_the_worker(
+    db: Database, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the artifacts folder should be")
+    study = store.submit_study(
+        db, parse_spec(tiny_spec(search={"grid": [0.1, 0.01]})), artifacts_dir=tmp_path / "a"
+    )
+    assert run_worker(_options(db, tmp_path, artifacts_dir=blocked)) == 2
+    for trial in store.list_trials(db, study.id).data:
+        detail = store.get_trial(db, trial.id)
+        assert detail.state is TrialState.FAILED
+        assert detail.error is not None and "blocked" in detail.error
+        assert detail.epochs_done == 1  # the training itself was recorded
+    storage = optuna.storages.RDBStorage(db.url)
+    try:
+        frozen = optuna.load_study(study_name=study.optuna_study_name, storage=storage).trials
+    finally:
+        storage.engine.dispose()
+    assert [t.state for t in frozen] == [OptunaState.FAIL, OptunaState.FAIL]
