@@ -54,8 +54,19 @@ class SweepdocClient:
     def close(self) -> None:
         self._http.close()
 
-    def dashboard_url(self) -> str:
-        return f"{self.base_url}/dashboard"
+    def dashboard_url(self, study: StudyPublic | None = None) -> str:
+        """The dashboard, at *study*'s page when the dashboard lists it."""
+        root = f"{self.base_url}/dashboard"
+        if study is None:
+            return root
+        try:
+            listed = self._http.get("/api/studies").json()["study_summaries"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return root  # the link is a convenience: never fail a command over it
+        for summary in listed:
+            if summary.get("study_name") == study.optuna_study_name:
+                return f"{root}/studies/{summary['study_id']}"
+        return root
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -104,13 +104,6 @@ class LocalWorkers:
         with self._lock:
             return sum(slot.restarts for slot in self._slots)
 
-    def pids(self) -> list[int]:
-        """Process ids of the workers alive now."""
-        with self._lock:
-            return [
-                s.process.pid for s in self._slots if s.process and s.process.poll() is None
-            ]
-
     def start(self) -> None:
         """Start every worker and the thread that restarts those that die."""
         n_cpu = sum(1 for s in self._slots if s.plan.device == "cpu")

@@ -91,7 +91,7 @@ def _run(client: SweepdocClient, console: Console, workers: LocalWorkers) -> Non
         )
     console.print(
         f"Learning-rate plot: {client.base_url}/v1/studies/{study.id}/lr.png\n"
-        f"Dashboard: [bold]{client.dashboard_url()}[/]",
+        f"Dashboard: [bold]{client.dashboard_url(study)}[/]",
         highlight=False,
     )
 

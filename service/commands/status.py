@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
                 study = client.study(study_id)
                 console.print(study_line(study), highlight=False)
                 print_study_report(client, study, console)
-                console.print(f"dashboard: {client.dashboard_url()}", highlight=False)
+                console.print(f"dashboard: {client.dashboard_url(study)}", highlight=False)
         except ApiError as exc:
             Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
             raise typer.Exit(1) from None

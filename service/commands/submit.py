@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
                 console.print(
                     f"submitted study {study.id} [bold]{study.name}[/] "
                     f"({spec.trial_count()} trials): {client.base_url}/v1/studies/{study.id}\n"
-                    f"dashboard: {client.dashboard_url()}",
+                    f"dashboard: {client.dashboard_url(study)}",
                     highlight=False,
                 )
                 if not follow_study:

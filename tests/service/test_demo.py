@@ -78,7 +78,7 @@ def test_demo_prints_each_learning_rate_with_its_label_and_evidence(tmp_path: Pa
         assert evidence, f"no evidence line for lr {lr} ({trial.label}) in:\n{out}"
         assert trial.label in evidence.group(1).lower()
     assert "Next step:" in out
-    assert re.search(r"Dashboard: http://127\.0\.0\.1:\d+/dashboard", out)
+    assert re.search(r"Dashboard: http://127\.0\.0\.1:\d+/dashboard/studies/\d+", out)
 
 
 @pytest.mark.slow

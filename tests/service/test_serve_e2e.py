@@ -212,6 +212,7 @@ def test_cli_submit_follow_then_status(server: ServeProcess, tmp_path: Path) -> 
     out = submitted.stdout
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert "submitted study" in out
+    assert f"dashboard: {server.url}/dashboard/studies/" in out  # a link to the study itself
     study_id = int(out.split("submitted study ")[1].split()[0])
     trials = server.get(f"/v1/studies/{study_id}/trials")["data"]
     for trial in trials:
