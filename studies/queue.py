@@ -13,12 +13,14 @@ happened. That is all exactly-once needs:
 
 Heartbeat and reaper. A running slot's worker updates ``heartbeat_at`` every
 ``heartbeat_interval_s`` (5 s by default) from a background thread, so long epochs do not
-look dead. Workers (before each claim) and the API (``store.readiness``, listing) run
+look dead. Workers and the API (``store.reap_stale_trials``, run periodically) run
 ``reap_stale``: a running slot whose heartbeat is older than ``stale_after_s`` (30 s by
 default) is taken from its worker; the attempt is recorded as failed (its Optuna trial is
 marked FAIL) and the slot is re-queued, up to ``MAX_ATTEMPTS`` attempts in all, after which
-the slot stays failed. A killed worker's trial is therefore failed and re-queued within
-``stale_after_s`` plus one poll interval of the next reaper (about 35 s by default).
+the slot stays failed. Every live worker reaps at most every ``heartbeat_interval_s``, from
+its poll loop when idle and from its heartbeat thread while training, so a killed worker's
+trial is failed and re-queued within ``stale_after_s + heartbeat_interval_s`` (35 s by
+default) as long as one worker or the API is running.
 Timestamps come from the processes' clocks in UTC: keep hosts NTP-synchronized, and keep
 ``stale_after_s`` well above the worst clock skew.
 """

@@ -275,6 +275,9 @@ class _TrialRun:
                 if not queue.beat(self.db, self.claim):
                     self.lost.set()
                     return
+                # Reap from here too, so a dead peer's trial is re-queued even while every
+                # live worker is busy with a long trial.
+                self.worker._reap()
             except DBAPIError as exc:
                 log.warning("heartbeat failed (%s); retrying", exc.__class__.__name__)
 
