@@ -210,3 +210,8 @@ def _log_to_file(path: Path) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    # Optuna writes to stderr through a handler of its own; send its lines to the file too.
+    import optuna
+
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
