@@ -141,9 +141,17 @@ class _Worker:
 
     def _reap(self) -> None:
         now = time.monotonic()
-        if now - self._last_reap >= self.options.heartbeat_interval_s:
-            self._last_reap = now
+        if now - self._last_reap < self.options.heartbeat_interval_s:
+            return
+        self._last_reap = now
+        try:
             queue.reap_stale(self.db, stale_after_s=self.options.stale_after_s)
+        except DBAPIError:
+            raise  # the callers wait for the database and retry
+        except Exception:
+            # Reaping is a service to other workers' trials; a failure to close one
+            # (say, an Optuna write) must not stop this worker or its heartbeat.
+            log.exception("reaping stale trials failed; retrying at the next round")
 
     def _idle(self) -> bool:
         with self.db.session() as session:
