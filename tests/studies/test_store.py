@@ -236,3 +236,31 @@ def test_readiness_needs_the_database_and_a_recently_seen_worker(db: Database) -
     ready = store.readiness(db)
     assert ready.ready and ready.workers_seen == 1 and ready.workers[0].name == "w1"
     assert not store.readiness(Database("sqlite:////nonexistent/dir/x.db")).database
+
+
+W, R, C, P, F = (
+    TrialState.WAITING,
+    TrialState.RUNNING,
+    TrialState.COMPLETE,
+    TrialState.PRUNED,
+    TrialState.FAILED,
+)
+
+
+@pytest.mark.parametrize(
+    ("states", "cancelled", "status"),
+    [
+        ([W, W], False, StudyStatus.QUEUED),
+        ([R, W], False, StudyStatus.RUNNING),
+        ([C, W], False, StudyStatus.RUNNING),  # between two trials
+        ([C, P], False, StudyStatus.COMPLETED),  # a diverged trial is a result, not an error
+        ([C, F], False, StudyStatus.FAILED),
+        ([C, R], True, StudyStatus.CANCELLED),
+    ],
+    ids=["queued", "running", "between-trials", "completed", "failed", "cancelled"],
+)
+def test_study_status_follows_its_trials(
+    states: list[TrialState], cancelled: bool, status: StudyStatus
+) -> None:
+    counts = {state: states.count(state) for state in TrialState}
+    assert queue.study_status(counts, cancel_requested=cancelled) is status
