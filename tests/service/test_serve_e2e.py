@@ -358,3 +358,34 @@ def _pid_of_worker(server: ServeProcess, name: str) -> int:
     (pid,) = [w["pid"] for w in workers if w["name"] == name]
     assert pid in server.worker_pids, "the API names a process that is not a local worker"
     return int(pid)
+
+
+def test_workers_of_a_killed_server_hand_back_their_trial_and_exit(tmp_path: Path) -> None:
+    server = ServeProcess(tmp_path, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", workers=1)
+    server.start()
+    worker: int | None = None
+    try:
+        (worker,) = server.local_workers(1)
+        spec = tiny_spec("orphan", grid=(0.02,), epochs=40)
+        response = server.http.post("/v1/studies", json=spec)
+        running = _running_trial_after_one_epoch(server, response.json()["id"])
+        assert server.process is not None
+        server.process.kill()  # kill -9: no clean shutdown, no signal to the workers
+        server.process.wait()
+
+        deadline = time.monotonic() + 60
+        while pid_alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not pid_alive(worker), "the worker outlived its killed server"
+    finally:
+        server.kill()
+        if worker is not None and pid_alive(worker):
+            os.kill(worker, signal.SIGKILL)
+
+    restarted = ServeProcess(tmp_path, database_url=server.database_url, workers=0)
+    restarted.start()
+    try:
+        trial = restarted.get(f"/v1/trials/{running['id']}")
+        assert trial["state"] == "waiting"  # back in the queue for the next worker
+    finally:
+        assert restarted.stop() == 0
