@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 import uvicorn
@@ -111,15 +112,15 @@ class BackgroundServer:
         self._thread = threading.Thread(target=server.run, name="sweepdoc-http", daemon=True)
 
     def start(self, timeout_s: float = 30.0) -> None:
+        """Start serving; return once the server listens."""
         self._thread.start()
-        deadline = threading.Event()
-        for _ in range(int(timeout_s / 0.05)):
-            if self._server.started:
-                return
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
             if not self._thread.is_alive():
-                raise ServeError("the HTTP server stopped while starting; see the log above")
-            deadline.wait(0.05)
-        raise ServeError(f"the HTTP server did not start within {timeout_s:.0f} s")
+                raise ServeError("the HTTP server stopped while starting; see its log")
+            if time.monotonic() > deadline:
+                raise ServeError(f"the HTTP server did not start within {timeout_s:.0f} s")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         self._server.should_exit = True
