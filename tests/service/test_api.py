@@ -337,3 +337,19 @@ def test_an_oversized_chunked_body_is_413(api: TestClient, settings: Settings) -
     )
 
     assert_error(response, 413, "payload_too_large")
+
+
+def test_a_study_before_its_first_epoch_still_answers_every_read(api: TestClient) -> None:
+    study = submit(api, {"dataset": "digits", "search": {"sampler": "random", "n_trials": 3}})
+    trials = api.get(f"/v1/studies/{study['id']}/trials").json()["data"]
+
+    # Random trials get their learning rate when a worker starts them.
+    assert [t["params"] for t in trials] == [{}, {}, {}]
+    summary = api.get(f"/v1/studies/{study['id']}/diagnosis")
+    assert summary.status_code == 200
+    assert summary.json()["trials"] == 0
+    assert "wait" in summary.json()["next_step"].lower()
+    for path in (f"/v1/studies/{study['id']}/lr.png", f"/v1/trials/{trials[0]['id']}/curves.png"):
+        image = api.get(path)
+        assert image.status_code == 200
+        assert image.content.startswith(b"\x89PNG")
