@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from service.settings import get_settings
 from studies.db import StudyStatus
 from studies.diagnosis import Diagnosis
 from studies.schemas import Page, StudyPublic, TrialDetail, TrialPublic
@@ -142,19 +143,16 @@ def _error_message(response: httpx.Response) -> str:
     if not isinstance(body, dict):
         return f"HTTP {response.status_code}: {body}"
     message = str(body.get("message") or body.get("detail") or body)
-    fields = body.get("errors") or []
-    if isinstance(fields, list) and fields:
-        lines = [
-            f"  {f.get('field')}: {f.get('reason')}" for f in fields if isinstance(f, dict)
-        ]
-        return "\n".join([message.split(". ")[0] + ":", *lines]) if lines else message
-    return message
+    fields = [f for f in body.get("errors") or [] if isinstance(f, dict)]
+    if not fields:
+        return message
+    # One line per rejected field reads better than the server's one-line summary.
+    lines = [f"  {f.get('field')}: {f.get('reason')}" for f in fields]
+    return "\n".join([f"the server refused the request (HTTP {response.status_code}):", *lines])
 
 
 def client_for(url: str | None) -> SweepdocClient:
     """A client for *url*, else the configured SWEEPDOC_URL, with the configured token."""
-    from service.settings import get_settings
-
     settings = get_settings()
     token = settings.api_token.get_secret_value() if settings.api_token else None
     return SweepdocClient(url or settings.url, timeout_s=settings.request_timeout_s, token=token)
