@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from service.client import ApiError, ServerUnreachable, SweepdocClient
+from service.styles import LABEL_STYLE
 from studies.db import StudyStatus, TrialState
 from studies.diagnosis import Diagnosis
 from studies.schemas import StudyPublic, TrialPublic
@@ -32,14 +33,6 @@ if TYPE_CHECKING:
     from studies.diagnosis import StudySummary
 
 FINISHED_STUDY = frozenset({StudyStatus.COMPLETED, StudyStatus.FAILED, StudyStatus.CANCELLED})
-LABEL_STYLE = {
-    "healthy": "green",
-    "overfitting": "yellow",
-    "underfitting": "magenta",
-    "undertrained": "cyan",
-    "diverged": "red",
-    "inconclusive": "dim",
-}
 STATE_STYLE = {
     TrialState.WAITING: "dim",
     TrialState.RUNNING: "blue",

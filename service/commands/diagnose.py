@@ -20,16 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from service.styles import LABEL_STYLE
 from studies.diagnosis import Curves, Diagnosis, diagnose_run
-
-LABEL_STYLE = {
-    "healthy": "green",
-    "overfitting": "yellow",
-    "underfitting": "magenta",
-    "undertrained": "cyan",
-    "diverged": "red",
-    "inconclusive": "dim",
-}
 
 
 class InputError(Exception):
