@@ -154,7 +154,14 @@ def register(app: typer.Typer) -> None:
                 client.wait_until_up(30)
                 _run(client, console, workers)
                 finished = True
-                if keep_serving:
+                if not keep_serving:
+                    console.print(
+                        "The demo server stops now; `sweepdoc demo --keep-serving` keeps these "
+                        "links and the dashboard open.",
+                        style="dim",
+                        highlight=False,
+                    )
+                else:
                     console.print(f"serving on {base} until Ctrl-C …", highlight=False)
                     while True:
                         time.sleep(3600)
