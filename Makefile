@@ -1,12 +1,13 @@
 # The two set-up commands of the README:
 #   make demo   - install sweepdoc into .venv and run the main job (`sweepdoc demo`)
 #   make test   - install dev tools, PostgreSQL and Chromium, then lint, type-check and test
+#                 (the default suite, a few minutes; `make test-slow` runs the long tests)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-dev lint typecheck pytest system-deps clean
+.PHONY: demo test test-slow install install-dev lint typecheck pytest system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,9 +32,13 @@ typecheck: install-dev
 	$(BIN)/mypy
 
 pytest: install-dev system-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The long tests (the full demo, scale and load runs); CI runs them after `make test`.
+test-slow: install-dev system-deps
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
