@@ -1,6 +1,9 @@
 """The `sweepdoc` command line: one typer app, one module per subcommand."""
 
+import sys
+
 import typer
+from pydantic import ValidationError
 
 from service.commands import demo, diagnose, serve, status, submit, train, worker
 
@@ -18,4 +21,15 @@ for command_module in (demo, serve, worker, submit, status, diagnose, train):
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        # A bad SWEEPDOC_* variable: one line each, never a traceback (nor the value: it may
+        # be the token or a URL with its password).
+        for error in exc.errors(include_input=False):
+            name = "SWEEPDOC_" + ".".join(str(part) for part in error["loc"]).upper()
+            reason = str(error["msg"]).removeprefix("Value error, ")
+            print(f"error: {name}: {reason}", file=sys.stderr)
+        raise SystemExit(2) from None

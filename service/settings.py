@@ -4,18 +4,28 @@ Nothing below the service layer reads the environment: values are passed down.
 Tests call ``get_settings.cache_clear()`` after changing the environment.
 """
 
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from studies.spec import MAX_EPOCHS, MAX_TRIALS
+
+# A shorter token can be guessed over the network; 32 url-safe bytes is the suggested one.
+MIN_TOKEN_CHARS = 16
+
 
 class Settings(BaseSettings):
     """Every knob of a sweepdoc deployment; see README for what each one costs."""
 
-    model_config = SettingsConfigDict(env_prefix="SWEEPDOC_", extra="ignore")
+    # hide_input_in_errors: a refused value may be the token or a URL with its password.
+    model_config = SettingsConfigDict(
+        env_prefix="SWEEPDOC_", extra="ignore", hide_input_in_errors=True
+    )
 
     home: Path = Field(
         default=Path.home() / ".sweepdoc",
@@ -31,7 +41,31 @@ class Settings(BaseSettings):
     )
     api_token: SecretStr | None = Field(
         default=None,
-        description="When set, /v1 writes and the dashboard need `Authorization: Bearer ...`.",
+        description=(
+            "When set, /v1 writes and the whole dashboard need `Authorization: Bearer ...` "
+            "(browsers log in at /login); at least 16 characters, no spaces."
+        ),
+    )
+    public_reads: bool = Field(
+        default=False,
+        description="With a token set, let /v1 reads (GET) through without it.",
+    )
+    max_trials_per_study: int = Field(
+        default=500,
+        ge=1,
+        le=MAX_TRIALS,
+        description=f"Most trials per study (grid points or n_trials; at most {MAX_TRIALS}).",
+    )
+    max_epochs: int = Field(
+        default=500,
+        ge=1,
+        le=MAX_EPOCHS,
+        description=f"Most epochs one trial may train (at most {MAX_EPOCHS}).",
+    )
+    max_queued_studies: int = Field(
+        default=100,
+        ge=1,
+        description="Most unfinished (queued or running) studies; a submission past it gets 429.",
     )
     max_body_bytes: int = Field(
         default=1_048_576,
@@ -84,6 +118,28 @@ class Settings(BaseSettings):
     def _expand_user(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
 
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        # `SWEEPDOC_API_TOKEN=` (empty) means "no token", as an unset variable does.
+        return None if value == "" else value
+
+    @field_validator("api_token", mode="after")
+    @classmethod
+    def _token_strength(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        # Never echo the token itself: only what is wrong with it.
+        if len(token) < MIN_TOKEN_CHARS or not token.isascii() or not token.isprintable():
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_CHARS} printable ASCII characters; generate one "
+                "with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        if any(c.isspace() for c in token):
+            raise ValueError("must not contain spaces (it travels in an HTTP header)")
+        return value
+
     @field_validator("url", mode="after")
     @classmethod
     def _strip_trailing_slash(cls, value: str) -> str:
@@ -100,6 +156,13 @@ class Settings(BaseSettings):
                 f"worker_heartbeat_interval_s={self.worker_heartbeat_interval_s}"
             )
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The database URL may carry a password: a printed or logged Settings must not show it.
+        for name, value in super().__repr_args__():
+            if name == "database_url" and value:
+                value = redact_url(value)
+            yield name, value
 
     @property
     def resolved_database_url(self) -> str:
@@ -124,6 +187,14 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         """Where checkpoints and plots live (file names are never taken from user input)."""
         return self.home / "artifacts"
+
+
+def redact_url(url: str) -> str:
+    """*url* with its password masked (for logs, messages and terminals)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: show nothing of it
+        return "<database URL>"
 
 
 @lru_cache(maxsize=1)

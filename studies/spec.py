@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
@@ -336,10 +337,95 @@ class StudySpec(_Strict):
             optim=OptimConfig(
                 lr=float(params["lr"]),
                 device=device,
-                init_from=data_dir / init_from if init_from is not None else None,
+                init_from=_inside(data_dir, init_from, "train.init_from")
+                if init_from is not None
+                else None,
                 **train,
             ),
         )
+
+
+@dataclass(frozen=True)
+class SpecLimits:
+    """One server's own limits, at or below the hard ones above.
+
+    The service builds this from its settings; nothing in this layer reads the environment.
+    """
+
+    max_trials: int = MAX_TRIALS
+    max_epochs: int = MAX_EPOCHS
+
+
+def _inside(data_root: Path, relative: str, field: str) -> Path:
+    """*relative* under *data_root*, symlinks followed; SpecError if it ends up outside.
+
+    The schema already refuses ``..`` and absolute paths; this catches a symlink inside the
+    data root that points out of it. Messages never show the server's absolute paths.
+    """
+    root = data_root.expanduser().resolve()
+    candidate = (root / relative).resolve()
+    if candidate != root and root not in candidate.parents:
+        raise SpecError(
+            [
+                FieldError(
+                    field,
+                    f"{relative!r} resolves outside the server's data root (through a "
+                    "symlink); it must lie inside the data root",
+                )
+            ]
+        )
+    return candidate
+
+
+def check_submission(spec: StudySpec, *, limits: SpecLimits, data_root: Path) -> None:
+    """What the schema alone cannot check, against one server: its limits and its data root.
+
+    Raises SpecError naming every offending field: trials or epochs over the server's
+    limits, an image folder or `init_from` checkpoint that is missing or resolves outside
+    the data root (symlinks followed, at submit time, so a bad path never reaches a worker).
+    """
+    errors: list[FieldError] = []
+    trials = spec.trial_count()
+    if trials > limits.max_trials:
+        field = "search.n_trials" if spec.search.sampler is not Sampler.GRID else "search"
+        errors.append(
+            FieldError(
+                field,
+                f"the study would run {trials} trials, more than this server's limit of "
+                f"{limits.max_trials} (its max_trials_per_study setting)",
+            )
+        )
+    if spec.train.epochs > limits.max_epochs:
+        errors.append(
+            FieldError(
+                "train.epochs",
+                f"must be at most {limits.max_epochs} on this server (its max_epochs "
+                f"setting), got {spec.train.epochs}",
+            )
+        )
+    if spec.dataset.startswith(IMAGEFOLDER_PREFIX):
+        folder = spec.dataset.removeprefix(IMAGEFOLDER_PREFIX)
+        try:
+            if not _inside(data_root, folder, "dataset").is_dir():
+                errors.append(
+                    FieldError("dataset", f"no folder {folder!r} under the server's data root")
+                )
+        except SpecError as exc:
+            errors.extend(exc.errors)
+    if spec.train.init_from is not None:
+        try:
+            if not _inside(data_root, spec.train.init_from, "train.init_from").is_file():
+                errors.append(
+                    FieldError(
+                        "train.init_from",
+                        f"no checkpoint file {spec.train.init_from!r} under the server's "
+                        "data root",
+                    )
+                )
+        except SpecError as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise SpecError(errors)
 
 
 # Model-level validators start their message with the field they blame ("lr_low: …"),
@@ -347,7 +433,8 @@ class StudySpec(_Strict):
 _BLAMED_FIELD = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*): (.+)$", re.DOTALL)
 
 
-def _field_error(loc: tuple[int | str, ...], message: str) -> FieldError:
+def field_error_at(loc: tuple[int | str, ...] | list[str], message: str) -> FieldError:
+    """The FieldError of a pydantic error at *loc*, blamed on the field its message names."""
     parts = [str(part) for part in loc]
     blamed = _BLAMED_FIELD.match(message)
     if blamed:
@@ -376,7 +463,7 @@ def parse_spec(data: Any) -> StudySpec:
                 and not isinstance(given, dict | list)
             ):
                 message = f"{message}, got {given!r}"
-            errors.append(_field_error(err["loc"], message))
+            errors.append(field_error_at(err["loc"], message))
         raise SpecError(errors) from exc
 
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "cancel_study",
+    "count_unfinished_studies",
     "get_study",
     "get_trial",
     "list_studies",
@@ -108,6 +109,20 @@ def submit_study(db: Database, spec: StudySpec, *, artifacts_dir: Path) -> Study
         )
         study_id = study.id
     return get_study(db, study_id)
+
+
+def count_unfinished_studies(db: Database) -> int:
+    """Studies not cancelled with a trial still waiting or running (queued or running)."""
+    with db.session() as session:
+        count = session.scalar(
+            select(func.count(func.distinct(TrialRow.study_id)))
+            .join(StudyRow, StudyRow.id == TrialRow.study_id)
+            .where(
+                TrialRow.state.in_([TrialState.WAITING, TrialState.RUNNING]),
+                StudyRow.cancel_requested.is_(False),
+            )
+        )
+    return int(count or 0)
 
 
 def _counts(db: Database, study_ids: list[int]) -> dict[int, dict[TrialState, int]]:

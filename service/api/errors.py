@@ -21,6 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from studies.errors import ConflictError, NotFoundError, SpecError, StudiesError
+from studies.spec import field_error_at
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +45,28 @@ class ErrorBody(BaseModel):
     )
 
 
+class QueueFullError(Exception):
+    """A submission while the server already holds its limit of unfinished studies (429)."""
+
+    def __init__(self, unfinished: int, limit: int) -> None:
+        self.unfinished = unfinished
+        self.limit = limit
+        super().__init__(
+            f"The queue is full: {unfinished} studies are queued or running, this server's "
+            f"limit is {limit} (setting SWEEPDOC_MAX_QUEUED_STUDIES). Retry when some have "
+            "finished, or cancel one."
+        )
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries declaring that *codes* answer with an `ErrorBody`."""
     descriptions = {
         400: "Bad request",
         404: "Not found",
         409: "Conflict with the current state",
+        401: "Missing or wrong token: send `Authorization: Bearer <SWEEPDOC_API_TOKEN>`",
         422: "Invalid request: `errors` names each field and the reason",
+        429: "The queue is full (SWEEPDOC_MAX_QUEUED_STUDIES); retry later",
         503: "Database unreachable; retry later",
     }
     return {
@@ -65,17 +81,26 @@ def error_response(status_code: int, code: str, message: str, **extra: Any) -> J
     return JSONResponse(status_code=status_code, content=body.model_dump(mode="json"))
 
 
+def _reason(err: Any) -> str:
+    if err.get("type") == "extra_forbidden":
+        # pydantic's "Extra inputs are not permitted" does not say which fields would be.
+        return "unknown field (extra fields are not permitted); the accepted ones are at /docs"
+    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
 def _field_errors(errors: Sequence[Any]) -> list[FieldError]:
     out: list[FieldError] = []
     for err in errors:
         loc = [str(part) for part in err.get("loc", ())]
         location = loc[0] if loc and loc[0] in ("body", "query", "path", "header") else "body"
         path = loc[1:] if loc and loc[0] == location else loc
+        # Model-level checks say which field they blame ("lr_low: must not exceed …").
+        blamed = field_error_at(path, _reason(err))
         out.append(
             FieldError(
-                field=".".join(path) or "(body)",
+                field=blamed.field if blamed.field != "spec" else "(body)",
                 location=location,
-                reason=str(err.get("msg", "invalid value")).removeprefix("Value error, "),
+                reason=blamed.message,
                 type=str(err.get("type", "value_error")),
             )
         )
@@ -117,6 +142,12 @@ async def _on_spec_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(
         status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_spec", str(exc), errors=fields
     )
+
+
+async def _on_queue_full(request: Request, exc: Exception) -> JSONResponse:
+    response = error_response(status.HTTP_429_TOO_MANY_REQUESTS, "queue_full", str(exc))
+    response.headers["Retry-After"] = "60"
+    return response
 
 
 async def _on_conflict(request: Request, exc: Exception) -> JSONResponse:
@@ -161,6 +192,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFoundError, _on_not_found)
     app.add_exception_handler(SpecError, _on_spec_error)
     app.add_exception_handler(ConflictError, _on_conflict)
+    app.add_exception_handler(QueueFullError, _on_queue_full)
     app.add_exception_handler(StudiesError, _on_studies_error)
     app.add_exception_handler(OperationalError, _on_database_error)
     app.add_exception_handler(PoolTimeoutError, _on_database_error)

@@ -83,7 +83,11 @@ def test_dataset_alone_is_a_valid_study_with_the_seeds_five_learning_rates(
         ({"dataset": "imagenet"}, "dataset", "unknown dataset"),
         ({"dataset": "imagefolder:../etc"}, "dataset", ".."),
         ({"dataset": "digits", "model": {"arch": "alexnet"}}, "model.arch", "simple"),
-        ({"dataset": "digits", "search": {"lr_low": 0.1, "lr_high": 0.001}}, "search", "lr_low"),
+        (
+            {"dataset": "digits", "search": {"lr_low": 0.1, "lr_high": 0.001}},
+            "search.lr_low",
+            "lr_high",
+        ),
         ({"dataset": "digits", "search": {"lr_low": -1}}, "search.lr_low", "greater than"),
         (
             {"dataset": "digits", "search": {"sampler": "random", "n_trials": 10_000}},

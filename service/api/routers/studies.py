@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 from service.api.deps import DatabaseDep, SettingsDep, StudyId
-from service.api.errors import error_responses
+from service.api.errors import QueueFullError, error_responses
 from studies import store
 from studies.db import StudyStatus
 from studies.diagnosis import StudySummary
 from studies.schemas import Page, StudyPublic
-from studies.spec import StudySpec
+from studies.spec import SpecLimits, StudySpec, check_submission
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"])
 
@@ -25,7 +25,7 @@ PNG: dict[int | str, dict[str, Any]] = {
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=StudyPublic,
-    responses=error_responses(422, 503),
+    responses=error_responses(422, 429, 503),
 )
 def create_study(
     spec: StudySpec,
@@ -34,7 +34,20 @@ def create_study(
     request: Request,
     response: Response,
 ) -> StudyPublic:
-    """Queue a study; its trials start as soon as a worker is free."""
+    """Queue a study; its trials start as soon as a worker is free.
+
+    422 names every field over this server's limits (`max_trials_per_study`, `max_epochs`) or
+    a dataset path outside its data root; 429 when `max_queued_studies` are unfinished.
+    Nothing is written unless the study is accepted.
+    """
+    limits = SpecLimits(
+        max_trials=settings.max_trials_per_study, max_epochs=settings.max_epochs
+    )
+    check_submission(spec, limits=limits, data_root=settings.resolved_data_dir)
+    # A soft limit: two submissions racing past the check can exceed it by one each.
+    unfinished = store.count_unfinished_studies(database)
+    if unfinished >= settings.max_queued_studies:
+        raise QueueFullError(unfinished, settings.max_queued_studies)
     study = store.submit_study(database, spec, artifacts_dir=settings.artifacts_dir)
     response.headers["Location"] = str(request.url_for("get_study", study_id=study.id))
     return study

@@ -1,0 +1,212 @@
+"""Bad input to `POST /v1/studies`, on the real app and a real SQLite file: every case is a
+4xx naming the field and the reason (never a 500 or a traceback), and a rejected request
+leaves the database exactly as it was (sweepdoc's tables and Optuna's)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from service.api import create_app
+from service.settings import Settings
+from tests.service.factory import tiny_spec
+
+MAX_EPOCHS = 50
+MAX_TRIALS = 40
+MAX_QUEUED = 2
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    """A data root with an image folder, a checkpoint, and symlinks that escape it."""
+    root = tmp_path / "data"
+    (root / "cats" / "train").mkdir(parents=True)
+    (root / "ckpt").mkdir()
+    (root / "ckpt" / "base.pt").write_bytes(b"not really a checkpoint")
+    outside = tmp_path / "outside"
+    (outside / "secret-folder").mkdir(parents=True)
+    (outside / "secret.pt").write_bytes(b"outside the data root")
+    os.symlink(outside / "secret-folder", root / "escape")
+    os.symlink(outside / "secret.pt", root / "ckpt" / "escape.pt")
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path: Path, data_root: Path) -> Settings:
+    return Settings(
+        home=tmp_path / "home",
+        database_url=None,
+        data_dir=data_root,
+        api_token=None,
+        max_epochs=MAX_EPOCHS,
+        max_trials_per_study=MAX_TRIALS,
+        max_queued_studies=MAX_QUEUED,
+    )
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def snapshot(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table (sweepdoc's and Optuna's), to compare before and after."""
+    engine = sa.create_engine(settings.resolved_database_url)
+    try:
+        meta = sa.MetaData()
+        meta.reflect(engine)
+        with engine.connect() as conn:
+            return {
+                name: sorted(conn.execute(sa.select(table)).all(), key=repr)
+                for name, table in meta.tables.items()
+            }
+    finally:
+        engine.dispose()
+
+
+def with_(path: str, value: Any) -> dict[str, Any]:
+    """A valid tiny spec with the dotted *path* set to *value*."""
+    spec = tiny_spec("bad-input")
+    *parents, leaf = path.split(".")
+    node = spec
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return spec
+
+
+def without(key: str) -> dict[str, Any]:
+    spec = tiny_spec("bad-input")
+    del spec[key]
+    return spec
+
+
+GRID_10K = {"sampler": "grid", "grid": [round(1e-5 + i * 1e-6, 9) for i in range(10_000)]}
+
+# (request body, the field the error must name, words its reason must contain)
+CASES: dict[str, tuple[dict[str, Any], str, str]] = {
+    "epochs-wrong-type": (with_("train.epochs", "ten"), "train.epochs", "integer"),
+    "lr-wrong-type": (with_("search.lr_low", [1]), "search.lr_low", "number"),
+    "model-wrong-type": (with_("model", "resnet"), "model", "dictionary"),
+    "missing-dataset": (without("dataset"), "dataset", "required"),
+    "unknown-top-field": (with_("learning_rate", 0.1), "learning_rate", "unknown field"),
+    "unknown-nested-field": (with_("train.lr", 0.1), "train.lr", "unknown field"),
+    "lr-zero": (with_("search", {"sampler": "random", "lr_low": 0}), "search.lr_low", "greater"),
+    "lr-negative": (with_("search", {"sampler": "grid", "grid": [-0.1]}), "search.grid", "(0, 10]"),
+    "lr-low-above-high": (
+        with_("search", {"sampler": "random", "lr_low": 0.1, "lr_high": 0.01}),
+        "search.lr_low",
+        "must not exceed lr_high",
+    ),
+    "grid-of-10000": (with_("search", GRID_10K), "search", "10000 trials"),
+    "epochs-1e9": (with_("train.epochs", 10**9), "train.epochs", "less than or equal to 1000"),
+    "batch-size-0": (with_("train.batch_size", 0), "train.batch_size", "greater than or equal"),
+    "unknown-dataset": (with_("dataset", "imagenet"), "dataset", "unknown dataset"),
+    "unknown-arch": (with_("model.arch", "transformer"), "model.arch", "simple"),
+    "folder-dotdot": (with_("dataset", "imagefolder:cats/../../x"), "dataset", "'..'"),
+    "folder-absolute": (with_("dataset", "imagefolder:/etc"), "dataset", "relative"),
+    "folder-symlink-escape": (with_("dataset", "imagefolder:escape"), "dataset", "outside"),
+    "folder-missing": (with_("dataset", "imagefolder:dogs"), "dataset", "no folder 'dogs'"),
+    "checkpoint-dotdot": (with_("train.init_from", "../x.pt"), "train.init_from", "'..'"),
+    "checkpoint-symlink-escape": (
+        with_("train.init_from", "ckpt/escape.pt"),
+        "train.init_from",
+        "outside",
+    ),
+    "epochs-over-setting": (with_("train.epochs", 60), "train.epochs", f"at most {MAX_EPOCHS}"),
+    "trials-over-setting": (
+        with_("search", {"sampler": "random", "n_trials": 41}),
+        "search.n_trials",
+        f"limit of {MAX_TRIALS}",
+    ),
+}
+
+
+@pytest.mark.parametrize(("spec", "field", "reason"), CASES.values(), ids=CASES.keys())
+def test_bad_spec_is_422_naming_the_field_and_the_reason_and_changes_nothing(
+    api: TestClient, settings: Settings, spec: dict[str, Any], field: str, reason: str
+) -> None:
+    assert api.post("/v1/studies", json=tiny_spec("kept")).status_code == 201
+    before = snapshot(settings)
+
+    response = api.post("/v1/studies", json=spec)
+
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["code"] in ("invalid_request", "invalid_spec")
+    named = [e for e in body["errors"] if e["field"] == field]
+    assert named, f"no error names {field!r}: {body['errors']}"
+    assert any(reason.lower() in e["reason"].lower() for e in named), named
+    assert "Traceback" not in response.text
+    assert str(settings.resolved_data_dir.parent) not in response.text  # no server paths
+    assert snapshot(settings) == before
+
+
+def test_paths_inside_the_data_root_are_accepted(api: TestClient) -> None:
+    spec = with_("dataset", "imagefolder:cats")
+    spec["train"]["init_from"] = "ckpt/base.pt"
+    assert api.post("/v1/studies", json=spec).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b'{"dataset": "digits",', "application/json"),
+        (b"\xff\xfe not utf-8", "application/json"),
+        (b"dataset: digits", "application/x-yaml"),
+        (b"", "application/json"),
+    ],
+    ids=["truncated", "not-utf8", "not-json", "empty"],
+)
+def test_malformed_bodies_are_422_and_change_nothing(
+    api: TestClient, settings: Settings, content: bytes, content_type: str
+) -> None:
+    assert api.post("/v1/studies", json=tiny_spec("kept")).status_code == 201
+    before = snapshot(settings)
+
+    response = api.post("/v1/studies", content=content, headers={"content-type": content_type})
+
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"], response.text
+    assert snapshot(settings) == before
+
+
+def test_an_oversized_body_is_413_and_changes_nothing(
+    api: TestClient, settings: Settings
+) -> None:
+    assert api.post("/v1/studies", json=tiny_spec("kept")).status_code == 201
+    before = snapshot(settings)
+    spec = tiny_spec("huge", description="x" * (settings.max_body_bytes + 1))
+
+    response = api.post("/v1/studies", json=spec)
+
+    assert response.status_code == 413, response.text
+    assert str(settings.max_body_bytes) in response.json()["message"]
+    assert snapshot(settings) == before
+
+
+def test_a_full_queue_is_429_naming_the_limit_until_a_study_finishes(
+    api: TestClient, settings: Settings
+) -> None:
+    ids = [api.post("/v1/studies", json=tiny_spec(f"q{i}")).json()["id"] for i in range(2)]
+    before = snapshot(settings)
+
+    refused = api.post("/v1/studies", json=tiny_spec("one-too-many"))
+
+    assert refused.status_code == 429, refused.text
+    body = refused.json()
+    assert body["code"] == "queue_full"
+    assert f"limit is {MAX_QUEUED}" in body["message"]
+    assert "SWEEPDOC_MAX_QUEUED_STUDIES" in body["message"]
+    assert refused.headers["Retry-After"]
+    assert snapshot(settings) == before
+    # A cancelled study no longer counts: the next submission fits.
+    assert api.post(f"/v1/studies/{ids[0]}/cancel").status_code == 200
+    assert api.post("/v1/studies", json=tiny_spec("fits-now")).status_code == 201
