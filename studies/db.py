@@ -7,7 +7,12 @@ transaction in sweepdoc is short (one claim, one epoch, one heartbeat). PostgreS
 reached through its URL (``postgresql+psycopg://…``) for many workers on many machines.
 
 Optuna's RDB storage lives in the same database and owns ``studies``, ``trials``,
-``alembic_version`` and friends; sweepdoc's tables are all prefixed ``sweepdoc_``.
+``alembic_version`` and friends; sweepdoc's tables are all prefixed ``sweepdoc_`` and their
+schema is migrated by Alembic with its own version table (``studies.migrations``).
+
+Connections (PostgreSQL): every process has two engines on the database, sweepdoc's and
+Optuna's storage, and both are pooled as ``configure_pool`` says, with no overflow, so one
+process never holds more than ``2 × PoolOptions.size`` connections (see docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -36,14 +42,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 # How long a SQLite writer waits for the lock before giving up. Long on purpose: a claim or
 # an epoch write must never be lost to a momentary lock held by another process.
 SQLITE_BUSY_TIMEOUT_S = 60.0
-# Retries a few "already exists" races when several processes create the schema at once.
+# Retries a few "already exists" races when several processes create Optuna's tables at once
+# on SQLite (Optuna creates them on its own connections, outside sweepdoc's lock).
 _SCHEMA_ATTEMPTS = 5
 # Arbitrary constant key of the PostgreSQL advisory lock that serializes schema creation.
 _SCHEMA_LOCK_KEY = 0x5D0C_5C4E
@@ -238,17 +245,70 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def engine_kwargs(url: str) -> dict[str, Any]:
-    """Engine options for *url*; Optuna's storage gets the same ones (see optuna_bridge)."""
+@dataclass(frozen=True)
+class PoolOptions:
+    """The connection pool of one engine on a PostgreSQL database (SQLite ignores it).
+
+    There is no overflow: *size* is a hard cap, so a process (two engines) holds at most
+    ``2 * size`` connections, and a thread that finds the pool busy waits up to *timeout_s*
+    for a connection to come back (transactions are short, so the wait is milliseconds).
+    """
+
+    size: int = 2
+    timeout_s: float = 30.0
+    # Connections older than this are replaced at their next checkout (server-side idle
+    # timeouts, load balancers that drop quiet connections).
+    recycle_s: float = 1800.0
+    # Shown in pg_stat_activity, so an operator sees which process holds which connection.
+    application_name: str = "sweepdoc"
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"pool size must be at least 1, got size={self.size}")
+        if self.timeout_s <= 0:
+            raise ValueError(f"pool timeout must be positive, got timeout_s={self.timeout_s}")
+
+
+# The pool each database URL gets in this process (``configure_pool``); else the default.
+_POOLS: dict[str, PoolOptions] = {}
+
+
+def configure_pool(url: str, pool: PoolOptions) -> None:
+    """Pool every engine this process opens on *url* from now on as *pool*.
+
+    Both sweepdoc's ``Database`` and Optuna's storage (``optuna_bridge.optuna_storage``) read
+    it, so the service calls it once at start-up, before either exists, with values from its
+    settings.
+    """
+    _POOLS[url] = pool
+
+
+def pool_options(url: str) -> PoolOptions:
+    """The pool engines on *url* get in this process."""
+    return _POOLS.get(url, PoolOptions())
+
+
+def engine_kwargs(url: str, *, role: str) -> dict[str, Any]:
+    """Engine options for *url*; *role* (``sweepdoc``, ``optuna``) names the engine's
+    connections in pg_stat_activity. Optuna's storage gets the same options."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-    # Small pools: 32 workers + the API must fit PostgreSQL's default max_connections=100,
-    # and each worker needs at most two connections at once (trainer callback + heartbeat).
-    return {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True, "pool_recycle": 1800}
+    pool = pool_options(url)
+    # PostgreSQL limits application_name to 63 bytes.
+    name = f"{pool.application_name} {role}".encode()[:63].decode(errors="ignore")
+    return {
+        "pool_size": pool.size,
+        "max_overflow": 0,
+        "pool_timeout": pool.timeout_s,
+        "pool_recycle": pool.recycle_s,
+        # A connection the server dropped (restart, idle timeout) is replaced, not handed out.
+        "pool_pre_ping": True,
+        "connect_args": {"application_name": name},
+    }
 
 
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url, **engine_kwargs(url))
+    engine = create_engine(url, **engine_kwargs(url, role="sweepdoc"))
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -273,27 +333,31 @@ class Database:
             yield session
 
     def create_schema(self) -> None:
-        """Create sweepdoc's tables and Optuna's; idempotent and safe to run concurrently."""
-        from studies.optuna_bridge import optuna_storage  # Optuna creates its tables on init
+        """Migrate sweepdoc's tables to the newest revision and create Optuna's.
 
-        for attempt in range(_SCHEMA_ATTEMPTS):
-            try:
-                with self.engine.begin() as conn:
-                    if self.is_postgres:
-                        # Serializes concurrent creators; released at commit.
-                        conn.execute(
-                            text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY}
-                        )
-                    Base.metadata.create_all(conn, checkfirst=True)
-                    if self.is_postgres:
-                        optuna_storage(self.url)
-                break
-            except (OperationalError, ProgrammingError, IntegrityError) as exc:
-                # Another process created a table between our check and our CREATE.
-                if attempt == _SCHEMA_ATTEMPTS - 1 or "exist" not in str(exc).lower():
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        Idempotent, and safe when several processes start at once: on PostgreSQL an advisory
+        lock held until commit serializes them; on SQLite the migration runs inside
+        ``BEGIN IMMEDIATE``, under the file's write lock, which the others wait for (busy
+        timeout). A database made before sweepdoc had migrations is adopted (stamped at the
+        baseline revision, rows untouched). Migrations run in one transaction on both (their
+        DDL is transactional), so a failed one leaves the schema as it was.
+        """
+        from studies import migrations
+        from studies.optuna_bridge import optuna_storage
+
+        with self.engine.connect() as conn:
+            if self.is_postgres:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            migrations.upgrade(conn)
+            if self.is_postgres:
+                # Still under the lock: Optuna's own table creation races when unserialized.
+                optuna_storage(self.url)
+            conn.commit()
         if not self.is_postgres:
+            # After the commit: Optuna writes through its own connections, which would wait
+            # for the write lock this one held.
             _init_optuna_schema(self.url)
 
     def ping(self) -> bool:

@@ -40,12 +40,11 @@ _FIXED_PARAMS = "fixed_params"  # Optuna's own system attribute read by Trial._s
 def optuna_storage(url: str) -> RDBStorage:
     """The Optuna storage of *url* (one per process); the dashboard must be given this one.
 
-    Creating it creates Optuna's tables when missing. SQLite gets the same busy timeout as
-    sweepdoc's own engine, so Optuna's writes wait for the lock instead of failing.
+    Creating it creates Optuna's tables when missing. Its engine has the options of
+    sweepdoc's own (``db.engine_kwargs``): on SQLite the same busy timeout, so Optuna's
+    writes wait for the lock instead of failing; on PostgreSQL the process's pool.
     """
-    kwargs = engine_kwargs(url)
-    kwargs.pop("pool_recycle", None)
-    storage = RDBStorage(url, engine_kwargs=kwargs)
+    storage = RDBStorage(url, engine_kwargs=engine_kwargs(url, role="optuna"))
     _REGISTRY[url] = storage
     return storage
 

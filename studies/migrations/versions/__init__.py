@@ -1,0 +1,1 @@
+"""sweepdoc's migrations, one module per revision (loaded by Alembic, not imported)."""

@@ -1,0 +1,241 @@
+"""sweepdoc's schema migrations: upgrade from empty, adopt a pre-migration database, many
+processes at once, Optuna's own Alembic history untouched, models and migrations in step."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, inspect, text
+
+from studies import migrations, store
+from studies.db import Base, Database
+from studies.optuna_bridge import close_storages, optuna_storage
+from studies.spec import parse_spec
+from tests.studies.conftest import tiny_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fresh_url(db_url: str) -> Iterator[str]:
+    """An empty database (SQLite file or PostgreSQL), nothing created yet."""
+    yield db_url
+    close_storages()
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def _schema(engine: Engine) -> dict[str, Any]:
+    """Everything about sweepdoc's tables a migration could get wrong, comparable."""
+    inspector = inspect(engine)
+    described: dict[str, Any] = {}
+    for table in sorted(migrations.BASELINE_TABLES):
+        described[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)
+            ],
+            "pk": inspector.get_pk_constraint(table)["constrained_columns"],
+            "fks": sorted(
+                (tuple(fk["constrained_columns"]), fk["referred_table"])
+                for fk in inspector.get_foreign_keys(table)
+            ),
+            "unique": sorted(
+                tuple(u["column_names"]) for u in inspector.get_unique_constraints(table)
+            ),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                for i in inspector.get_indexes(table)
+            ),
+        }
+    return described
+
+
+def test_an_empty_database_is_migrated_to_head(fresh_url: str) -> None:
+    db = Database(fresh_url)
+    try:
+        db.create_schema()
+        with db.engine.connect() as conn:
+            assert migrations.current_revision(conn) == migrations.head_revision()
+            assert migrations.model_differences(conn) == []
+    finally:
+        db.dispose()
+    tables = _tables(fresh_url)
+    assert tables >= migrations.BASELINE_TABLES
+    assert {migrations.VERSION_TABLE, "alembic_version", "studies", "trials"} <= tables
+    assert _rows(fresh_url, f"SELECT version_num FROM {migrations.VERSION_TABLE}") == [
+        (migrations.head_revision(),)
+    ]
+
+
+def test_the_baseline_migration_makes_what_create_all_made(db_url: str, tmp_path: Path) -> None:
+    """A pre-migration database is stamped at the baseline: the two must be the same schema."""
+    migrated = Database(db_url)
+    migrated.create_schema()
+    if db_url.startswith("sqlite"):
+        other_url = f"sqlite:///{tmp_path / 'create_all.db'}"
+    else:
+        from tests.postgres_server import create_database
+
+        other_url = create_database(db_url.rsplit("/", 1)[0] + "/postgres")
+    created = create_engine(other_url)
+    try:
+        Base.metadata.create_all(created)
+        assert _schema(migrated.engine) == _schema(created)
+    finally:
+        created.dispose()
+        migrated.dispose()
+        close_storages()
+
+
+def test_optuna_keeps_its_own_alembic_version(fresh_url: str) -> None:
+    # Optuna first, as a database shared with an existing Optuna deployment would be.
+    optuna_storage(fresh_url)
+    close_storages()
+    optuna_before = _rows(fresh_url, "SELECT version_num FROM alembic_version")
+    assert optuna_before and optuna_before[0][0] != migrations.head_revision()
+
+    db = Database(fresh_url)
+    try:
+        db.create_schema()
+        db.create_schema()
+    finally:
+        db.dispose()
+    assert _rows(fresh_url, "SELECT version_num FROM alembic_version") == optuna_before
+    assert _rows(fresh_url, f"SELECT version_num FROM {migrations.VERSION_TABLE}") == [
+        (migrations.head_revision(),)
+    ]
+
+
+def test_a_database_made_by_create_all_is_adopted_without_losing_rows(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    """What sweepdoc before migrations left behind: its tables, Optuna's, and data."""
+    engine = create_engine(fresh_url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    old = Database(fresh_url)
+    try:
+        optuna_storage(fresh_url)  # the old create_schema made Optuna's tables too
+        study = store.submit_study(
+            old, parse_spec(tiny_spec(search={"grid": [0.1, 0.01, 0.001]})),
+            artifacts_dir=tmp_path / "artifacts",
+        )
+    finally:
+        old.dispose()
+        close_storages()
+    assert migrations.VERSION_TABLE not in _tables(fresh_url)
+
+    db = Database(fresh_url)
+    try:
+        db.create_schema()
+        with db.engine.connect() as conn:
+            assert migrations.current_revision(conn) == migrations.head_revision()
+            assert migrations.model_differences(conn) == []
+        adopted = store.get_study(db, study.id)
+        assert adopted.name == study.name and adopted.trial_count == 3
+        assert sorted(t.params["lr"] for t in store.list_trials(db, study.id).data) == [
+            0.001, 0.01, 0.1
+        ]
+    finally:
+        db.dispose()
+
+
+def test_a_partial_sweepdoc_schema_is_refused_not_guessed_at(fresh_url: str) -> None:
+    engine = create_engine(fresh_url)
+    Base.metadata.tables["sweepdoc_studies"].create(engine)
+    engine.dispose()
+    db = Database(fresh_url)
+    try:
+        with pytest.raises(migrations.SchemaError, match="sweepdoc_trials"):
+            db.create_schema()
+    finally:
+        db.dispose()
+    # Nothing was stamped or created: the transaction rolled back.
+    assert _tables(fresh_url) == {"sweepdoc_studies"}
+
+
+_CREATE_SCHEMA = (
+    "import sys\n"
+    "from studies.db import Database\n"
+    "db = Database(sys.argv[1])\n"
+    "db.create_schema()\n"
+    "db.dispose()\n"
+)
+
+
+def test_four_processes_creating_the_schema_at_once(fresh_url: str) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CREATE_SCHEMA, fresh_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], "\n".join(outputs)
+    assert _rows(fresh_url, f"SELECT version_num FROM {migrations.VERSION_TABLE}") == [
+        (migrations.head_revision(),)
+    ]
+    assert len(_rows(fresh_url, "SELECT version_num FROM alembic_version")) == 1
+    db = Database(fresh_url)
+    try:
+        with db.engine.connect() as conn:
+            assert migrations.model_differences(conn) == []
+    finally:
+        db.dispose()
+
+
+def test_model_differences_sees_a_model_change(fresh_url: str) -> None:
+    """The in-step check above can fail: a column the migrations lack is reported."""
+    db = Database(fresh_url)
+    try:
+        db.create_schema()
+        with db.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE sweepdoc_workers ADD COLUMN extra INTEGER"))
+            diff = migrations.model_differences(conn)
+    finally:
+        db.dispose()
+    # Only that column: Optuna's tables, which no model of sweepdoc's describes, are left out.
+    assert [(d[0], d[2], d[3].name) for d in diff] == [
+        ("remove_column", "sweepdoc_workers", "extra")
+    ]
+
+
+def test_the_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("sweepdoc-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        "studies/migrations/__init__.py",
+        "studies/migrations/env.py",
+        "studies/migrations/script.py.mako",
+        "studies/migrations/versions/r0001_baseline.py",
+    }
+    assert expected <= names, sorted(n for n in names if "migrations" in n)
