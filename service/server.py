@@ -18,7 +18,7 @@ import uvicorn
 
 from service.settings import Settings
 from service.supervisor import LocalWorkers, WorkerPlan
-from studies.db import Database
+from studies.db import Database, configure_pool
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ def check_port(host: str, port: int) -> None:
 def prepare_database(settings: Settings) -> None:
     """Create the schema once, before the workers start, with an error a person can act on."""
     settings.make_dirs()
+    # This process serves the API and the dashboard: its pool, before any engine exists.
+    configure_pool(
+        settings.resolved_database_url, settings.db_pool("api", size=settings.api_db_pool_size)
+    )
     database = Database(settings.resolved_database_url)
     try:
         database.create_schema()

@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from studies.db import PoolOptions
 from studies.spec import MAX_EPOCHS, MAX_TRIALS
 
 # A shorter token can be guessed over the network; 32 url-safe bytes is the suggested one.
@@ -112,6 +113,29 @@ class Settings(BaseSettings):
             "trial at its next epoch) before killing them."
         ),
     )
+    # PostgreSQL connections (SQLite ignores these): each process has two pooled engines,
+    # sweepdoc's queue and Optuna's storage, each capped at its pool size (no overflow).
+    worker_db_pool_size: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "Connections each of a worker's two engines may hold: a worker opens at most "
+            "twice this (its trainer thread and heartbeat thread share them)."
+        ),
+    )
+    api_db_pool_size: int = Field(
+        default=5,
+        ge=1,
+        description=(
+            "Connections each of the API process's two engines may hold (requests, the "
+            "dashboard): `serve` opens at most twice this, its local workers not counted."
+        ),
+    )
+    db_pool_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a thread waits for a free pooled connection before failing.",
+    )
 
     @field_validator("home", "data_dir", mode="after")
     @classmethod
@@ -177,6 +201,12 @@ class Settings(BaseSettings):
         url = make_url(self.resolved_database_url)
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+    def db_pool(self, role: str, *, size: int) -> PoolOptions:
+        """The pool options of a process; *role* names its connections in pg_stat_activity."""
+        return PoolOptions(
+            size=size, timeout_s=self.db_pool_timeout_s, application_name=f"sweepdoc-{role}"
+        )
 
     @property
     def resolved_data_dir(self) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import threading
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
 from service.settings import get_settings
+from studies.db import configure_pool
 from studies.worker import WorkerOptions, run_worker
 
 logger = logging.getLogger("sweepdoc.worker")
@@ -83,6 +85,13 @@ def register(app: typer.Typer) -> None:
         check_device(device)
         settings = get_settings()
         settings.make_dirs()
+        configure_pool(
+            settings.resolved_database_url,
+            settings.db_pool(
+                f"worker {name or f'{socket.gethostname()}:{os.getpid()}'}",
+                size=settings.worker_db_pool_size,
+            ),
+        )
         options = WorkerOptions(
             database_url=settings.resolved_database_url,
             device=device,
