@@ -82,7 +82,10 @@ def worker_env(settings: Settings) -> dict[str, str]:
 def start_workers(
     settings: Settings, plans: list[WorkerPlan], *, log_dir: Path | None = None
 ) -> LocalWorkers:
-    workers = LocalWorkers(plans, env=worker_env(settings), log_dir=log_dir)
+    # The pid files let a restarted server adopt the workers of one that was killed.
+    workers = LocalWorkers(
+        plans, env=worker_env(settings), log_dir=log_dir, pid_dir=settings.home / "workers"
+    )
     workers.start()
     return workers
 

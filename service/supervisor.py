@@ -5,8 +5,14 @@ own session, so a Ctrl-C in the terminal reaches only the server, which then sto
 workers in order: SIGTERM (the worker stops its trial at the next epoch and records it),
 then SIGKILL after a grace period. A worker that dies on its own is started again with
 growing back-off; the heartbeat reaper in the studies layer re-queues the trial it held.
-Each worker also watches the server's pid and winds down if the server is killed, so no
-worker outlives its server for long.
+
+A killed server (kill -9, OOM killer) does not take its workers' trials with it: each worker
+watches the server's pid and, once the server is gone, finishes the trial it is training,
+stores the result, and exits without claiming another. With a *pid_dir*, every worker's pid is
+written to `<pid_dir>/<name>.pid`; a restarted server finds such a survivor (same name, still
+running `service worker`), adopts it (it is signalled on stop like the server's own
+children), and starts that slot's new worker only once the survivor has exited, so a restart
+never runs more workers than planned.
 """
 
 from __future__ import annotations
@@ -62,10 +68,45 @@ def cpu_threads_per_worker(n_cpu_workers: int) -> int:
     return max(1, cores // max(1, n_cpu_workers))
 
 
+def _pid_alive(pid: int) -> bool:
+    """Whether *pid* runs (a zombie, already dead, does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _is_worker(pid: int, name: str) -> bool:
+    """Whether *pid* is a live `service worker --name NAME` (not a recycled pid)."""
+    return _worker_argv(pid, name) is not None
+
+
+def _worker_argv(pid: int, name: str) -> list[bytes] | None:
+    if not _pid_alive(pid):
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return argv if b"worker" in argv and name.encode() in argv else None
+
+
+def _is_orphan(pid: int, name: str) -> bool:
+    """Whether *pid* is worker *name* whose server (its `--parent-pid`) is gone: a second
+    server on the same state folder must not adopt the workers of a live first one."""
+    argv = _worker_argv(pid, name)
+    if argv is None or b"--parent-pid" not in argv:
+        return False
+    parent = argv[argv.index(b"--parent-pid") + 1]
+    return not (parent.isdigit() and _pid_alive(int(parent)))
+
+
 @dataclass
 class _Slot:
     plan: WorkerPlan
     process: subprocess.Popen[bytes] | None = None
+    orphan_pid: int | None = None  # a previous server's worker of this slot, still finishing
     started_at: float = 0.0
     backoff_s: float = _RESTART_BACKOFF_S[0]
     restart_at: float | None = None
@@ -87,10 +128,12 @@ class LocalWorkers:
         *,
         env: Mapping[str, str],
         log_dir: Path | None = None,
+        pid_dir: Path | None = None,
     ) -> None:
         self._slots = [_Slot(plan=plan) for plan in plans]
         self._env = dict(env)
         self._log_dir = log_dir
+        self._pid_dir = pid_dir
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._monitor: threading.Thread | None = None
@@ -109,7 +152,16 @@ class LocalWorkers:
         n_cpu = sum(1 for s in self._slots if s.plan.device == "cpu")
         with self._lock:
             for slot in self._slots:
-                self._spawn(slot, n_cpu)
+                slot.orphan_pid = self._survivor(slot.plan.name)
+                if slot.orphan_pid is None:
+                    self._spawn(slot, n_cpu)
+                else:
+                    logger.warning(
+                        "worker %s (pid %d) of a previous server is still finishing its trial; "
+                        "its replacement starts once it exits",
+                        slot.plan.name,
+                        slot.orphan_pid,
+                    )
         self._monitor = threading.Thread(
             target=self._watch, args=(n_cpu,), name="sweepdoc-workers", daemon=True
         )
@@ -122,6 +174,18 @@ class LocalWorkers:
             # Several CPU workers each using every core would thrash; share the cores out.
             command += ["--torch-threads", str(cpu_threads_per_worker(n_cpu))]
         return command
+
+    def _pid_file(self, name: str) -> Path | None:
+        return self._pid_dir / f"{name}.pid" if self._pid_dir is not None else None
+
+    def _survivor(self, name: str) -> int | None:
+        """The pid of a previous server's worker *name* that still runs, if any."""
+        path = self._pid_file(name)
+        try:
+            pid = int(path.read_text()) if path is not None else None
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if pid is not None and _is_orphan(pid, name) else None
 
     def _spawn(self, slot: _Slot, n_cpu: int) -> None:
         env = dict(self._env)
@@ -142,6 +206,10 @@ class LocalWorkers:
         )
         slot.started_at = time.monotonic()
         slot.restart_at = None
+        pid_file = self._pid_file(slot.plan.name)
+        if pid_file is not None:
+            pid_file.parent.mkdir(parents=True, exist_ok=True)
+            pid_file.write_text(str(slot.process.pid))
         logger.info(
             "started worker %s on %s (pid %d)", slot.plan.name, slot.plan.device, slot.process.pid
         )
@@ -156,6 +224,13 @@ class LocalWorkers:
                     self._check(slot, now, n_cpu)
 
     def _check(self, slot: _Slot, now: float, n_cpu: int) -> None:
+        if slot.orphan_pid is not None:
+            if _is_worker(slot.orphan_pid, slot.plan.name):
+                return
+            logger.info("worker %s of a previous server has exited", slot.plan.name)
+            slot.orphan_pid = None
+            self._spawn(slot, n_cpu)
+            return
         if slot.process is None:
             return
         code = slot.process.poll()
@@ -184,14 +259,26 @@ class LocalWorkers:
             self._monitor.join()
         with self._lock:
             running = [s.process for s in self._slots if s.process and s.process.poll() is None]
+            orphans = [
+                (s.orphan_pid, s.plan.name)
+                for s in self._slots
+                if s.orphan_pid is not None and _is_worker(s.orphan_pid, s.plan.name)
+            ]
             for process in running:
                 _signal(process, signal.SIGTERM)
+            for pid, _name in orphans:
+                _kill(pid, signal.SIGTERM)
+
+            def alive() -> list[int]:
+                pids = [p.pid for p in running if p.poll() is None]
+                return pids + [pid for pid, name in orphans if _is_worker(pid, name)]
+
             deadline = time.monotonic() + grace_s
-            while any(p.poll() is None for p in running):
+            while alive():
                 if time.monotonic() >= deadline or (force is not None and force.is_set()):
-                    for process in (p for p in running if p.poll() is None):
-                        logger.warning("worker %d did not stop in time; killing it", process.pid)
-                        _signal(process, signal.SIGKILL)
+                    for pid in alive():
+                        logger.warning("worker %d did not stop in time; killing it", pid)
+                        _kill(pid, signal.SIGKILL)
                     break
                 time.sleep(0.1)
             for process in running:
@@ -205,3 +292,8 @@ class LocalWorkers:
 def _signal(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):  # exited between the poll and the signal
         process.send_signal(sig)
+
+
+def _kill(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # exited between the check and the signal
+        os.kill(pid, sig)

@@ -48,6 +48,8 @@ if TYPE_CHECKING:  # the trainer (torch) is imported when the first trial runs
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
+# Longest wait between two retries of a write while the database is away.
+_MAX_RETRY_DELAY_S = 2.0
 # Longest error text kept for a failed trial (the message plus the end of the traceback).
 _MAX_ERROR_CHARS = 4000
 
@@ -82,16 +84,23 @@ def _resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def run_worker(options: WorkerOptions, *, stop: threading.Event | None = None) -> int:
+def run_worker(
+    options: WorkerOptions,
+    *,
+    stop: threading.Event | None = None,
+    drain: threading.Event | None = None,
+) -> int:
     """Run trials until *stop* is set (or SIGTERM/SIGINT), ``max_trials`` or idle; return
     the number of trials run. A trial interrupted by a stop request is handed back to the
-    queue at its next epoch, without using up one of its retries."""
+    queue at its next epoch, without using up one of its retries. Once *drain* is set the
+    worker finishes the trial it is running (results stored as usual) and exits without
+    claiming another: what a local worker does when its server was killed."""
     stop = stop or threading.Event()
     if options.torch_threads is not None:
         import torch
 
         torch.set_num_threads(options.torch_threads)
-    worker = _Worker(options, stop)
+    worker = _Worker(options, stop, drain or threading.Event())
     with _stop_on_signals(stop):
         try:
             return worker.loop()
@@ -120,9 +129,12 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 class _Worker:
-    def __init__(self, options: WorkerOptions, stop: threading.Event) -> None:
+    def __init__(
+        self, options: WorkerOptions, stop: threading.Event, drain: threading.Event
+    ) -> None:
         self.options = options
         self.stop = stop
+        self.drain = drain
         self.db = Database(options.database_url)
         self.db.create_schema()
         self.name = options.name or f"{socket.gethostname()}:{os.getpid()}"
@@ -168,6 +180,9 @@ class _Worker:
         while not self.stop.is_set():
             if self.options.max_trials is not None and ran >= self.options.max_trials:
                 break
+            if self.drain.is_set():
+                log.info("worker %s draining: no new trial after %d run", self.name, ran)
+                break
             try:
                 self._touch(None)
                 self._reap()
@@ -185,7 +200,7 @@ class _Worker:
             run = _TrialRun(self, claim)
             try:
                 run.run()
-            except DBAPIError as exc:
+            except (DBAPIError, optuna.exceptions.StorageInternalError) as exc:
                 # The database went away mid-trial and stayed away: the slot's heartbeat
                 # stops, so the reaper re-queues it; this worker carries on polling.
                 log.warning("trial %s abandoned: database error %s", claim.trial_id, exc)
@@ -401,16 +416,21 @@ class _TrialRun:
             }
         plain = _plain(dataclasses.asdict(record))
         self.records.append(plain)
+        # Until the heartbeat grace runs out the slot is still ours: keep retrying the write
+        # through a database outage rather than lose the epoch (or the trial).
+        outage_s = self.worker.options.stale_after_s
         ack = _retrying(
             lambda: queue.record_epoch(self.db, self.claim, plain, summary=self._summary()),
-            for_s=self.worker.options.stale_after_s / 2,
+            for_s=outage_s,
         )
         if not ack.owned or self.lost.is_set():
             self.outcome.lost = True
             return Stop(RunStatus.STOPPED, "the slot was taken away (heartbeat expired)")
         epoch = int(plain["epoch"])
         objective = plain["val_acc" if self.spec.objective is Objective.VAL_ACC else "val_loss"]
-        should_prune = optuna_bridge.report(trial, objective, epoch)
+        should_prune = _retrying(
+            lambda: optuna_bridge.report(trial, objective, epoch), for_s=outage_s
+        )
         live = live_check(Curves.model_validate(self._curves()))
         if live is not None:
             self.outcome = _Outcome(
@@ -509,18 +529,19 @@ class _TrialRun:
 
 def _retrying(action: Callable[[], _T], *, for_s: float) -> _T:
     """Run *action*, retrying database errors for up to *for_s* seconds (a restarting
-    database should not cost an epoch's record)."""
+    database should not cost an epoch's record). Optuna wraps the driver's errors in
+    ``StorageInternalError``; those are retried too."""
     deadline = time.monotonic() + for_s
     delay = 0.2
     while True:
         try:
             return action()
-        except DBAPIError as exc:
+        except (DBAPIError, optuna.exceptions.StorageInternalError) as exc:
             if time.monotonic() + delay > deadline:
                 raise
             log.warning("database error (%s); retrying in %.1f s", exc.__class__.__name__, delay)
             time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, _MAX_RETRY_DELAY_S)
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:

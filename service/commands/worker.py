@@ -22,13 +22,18 @@ logger = logging.getLogger("sweepdoc.worker")
 _PARENT_CHECK_S = 1.0
 
 
-def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
-    # A worker started by `serve` winds down when its server is gone (killed with -9, say)
-    # instead of living on as an orphan; its trial goes back to the queue at the next epoch.
+def _watch_parent(parent_pid: int, stop: threading.Event, drain: threading.Event) -> None:
+    # A worker started by `serve` outlives its server (killed with -9, say): it finishes the
+    # trial it is training, stores the result, and exits without claiming another. A
+    # restarted `serve` adopts it (its pid file) and starts that slot's new worker only
+    # once it has gone, so nothing is trained twice and no result is lost.
     while not stop.wait(_PARENT_CHECK_S):
         if os.getppid() != parent_pid:
-            logger.warning("server %d is gone; stopping at the next epoch", parent_pid)
-            stop.set()
+            logger.warning(
+                "server %d is gone; finishing the current trial, then exiting", parent_pid
+            )
+            drain.set()
+            return
 
 
 def check_device(device: str) -> None:
@@ -106,12 +111,16 @@ def register(app: typer.Typer) -> None:
             torch_threads=torch_threads,
         )
         stop = threading.Event()  # run_worker sets it on SIGTERM / SIGINT
+        drain = threading.Event()  # set when the server that started us is gone
         if parent_pid is not None:
             threading.Thread(
-                target=_watch_parent, args=(parent_pid, stop), name="parent-watch", daemon=True
+                target=_watch_parent,
+                args=(parent_pid, stop, drain),
+                name="parent-watch",
+                daemon=True,
             ).start()
         try:
-            trials = run_worker(options, stop=stop)
+            trials = run_worker(options, stop=stop, drain=drain)
         except OperationalError as exc:  # unreachable at start; later outages are retried
             Console(stderr=True).print(
                 f"[red]error:[/] cannot open the database ({str(exc.orig).splitlines()[0]}). "

@@ -57,8 +57,16 @@ def child_pids(pid: int) -> set[int]:
 class ServeProcess:
     """One `python -m service serve` with its own state folder, database and log file."""
 
-    def __init__(self, home: Path, *, database_url: str, workers: int) -> None:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        database_url: str,
+        workers: int,
+        env_overrides: dict[str, str] | None = None,
+    ) -> None:
         self.home = home
+        self.env_overrides = dict(env_overrides or {})
         self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -73,6 +81,7 @@ class ServeProcess:
         env.update(FAST_WORKER_ENV)
         env["SWEEPDOC_HOME"] = str(self.home)
         env["SWEEPDOC_DATABASE_URL"] = self.database_url
+        env.update(self.env_overrides)
         return env
 
     def start(self, timeout_s: float = 120.0) -> None:
@@ -95,6 +104,19 @@ class ServeProcess:
                 pass
             time.sleep(0.2)
         raise AssertionError(f"serve did not answer within {timeout_s} s:\n{self.log()}")
+
+    def kill_9(self) -> None:
+        """kill -9 of the server alone: its workers get no signal."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self, timeout_s: float = 120.0) -> None:
+        """Start `serve` again on the same port, state folder and database."""
+        assert self.process is not None and self.process.poll() is not None
+        self.http.close()
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+        self.start(timeout_s)
 
     def local_workers(self, count: int, timeout_s: float = 120.0) -> set[int]:
         """The pids of the server's worker processes, once *count* of them are alive."""

@@ -2,7 +2,8 @@
 (a SQLite file, and PostgreSQL), studies submitted over HTTP.
 
 The tests of this module share one server per backend and run in file order: a grid study,
-the dashboard in a browser, a worker killed mid-trial, then a clean SIGTERM shutdown.
+the dashboard in a browser, a worker killed mid-trial, the server killed (kill -9) and
+restarted, then a clean SIGTERM shutdown.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ import yaml
 
 from tests.postgres_server import create_database
 from tests.service.factory import tiny_spec
-from tests.service.serve_process import REPO, ServeProcess, free_port, pid_alive
+from tests.service.serve_process import (
+    REPO,
+    ServeProcess,
+    child_pids,
+    free_port,
+    pid_alive,
+)
 
 GRID = (0.1, 0.01, 0.001)
 WORKERS = 2
@@ -108,8 +115,9 @@ def test_optuna_and_the_dashboard_agree_with_the_api(
     server: ServeProcess, finished_grid: dict[str, Any]
 ) -> None:
     study = finished_grid
-    trials = {t["optuna_trial_number"]: t for t in server.get(
-        f"/v1/studies/{study['id']}/trials")["data"]}
+    trials = {
+        t["optuna_trial_number"]: t for t in server.get(f"/v1/studies/{study['id']}/trials")["data"]
+    }
 
     frozen = optuna_trials(server, study)
     complete = [t for t in frozen if t.state == optuna.trial.TrialState.COMPLETE]
@@ -302,11 +310,63 @@ def test_cancel_stops_running_trials_at_their_next_epoch(server: ServeProcess) -
     assert "cancel" in (stopped["stop_reason"] or "")
     assert 1 <= stopped["epochs_done"] < 40
     assert len(stopped["curves"]["val_acc"]) == stopped["epochs_done"]  # its epochs are kept
-    others = [t for t in server.get(f"/v1/studies/{study_id}/trials")["data"]
-              if t["id"] != running["id"]]
+    others = [
+        t for t in server.get(f"/v1/studies/{study_id}/trials")["data"] if t["id"] != running["id"]
+    ]
     assert all(t["epochs_done"] == 0 and t["state"] != "complete" for t in others)
     # Cancelling again is harmless; cancelling a finished study is a conflict.
     assert server.http.post(f"/v1/studies/{study_id}/cancel").status_code == 200
+
+
+def test_kill_9_of_the_server_loses_nothing_and_the_restart_adopts_its_workers(
+    server: ServeProcess,
+) -> None:
+    epochs = 20
+    # Small batches: slow enough that both trials are still training when the server dies.
+    spec = tiny_spec("e2e-server-kill", grid=(0.04, 0.004), epochs=epochs)
+    spec["train"]["batch_size"] = 16
+    busy = server.http.post("/v1/studies", json=spec).json()
+    running = _all_running_after_one_epoch(server, busy["id"], count=2)
+    # Submitted while every worker is busy: still waiting when the server dies.
+    queued = server.http.post(
+        "/v1/studies", json=tiny_spec("e2e-queued", grid=(0.03, 0.003), epochs=2)
+    ).json()
+    before = {
+        s["id"]: s["counts"] for s in server.get("/v1/studies", params={"limit": 200})["data"]
+    }
+    survivors = server.local_workers(WORKERS)
+
+    server.kill_9()
+
+    assert all(pid_alive(pid) for pid in survivors), "a worker died with its server"
+    server.restart()
+    # Every study and trial is there, and the queued study still waits for a worker.
+    after = server.get("/v1/studies", params={"limit": 200})["data"]
+    assert {s["id"] for s in after} == set(before)
+    for study_id, counts in before.items():
+        assert sum(server.get(f"/v1/studies/{study_id}")["counts"].values()) == sum(counts.values())
+    assert server.get(f"/v1/studies/{queued['id']}")["counts"]["waiting"] == 2
+    # The restarted server never runs more workers than planned: a slot's new worker starts
+    # only once the old one, finishing its trial, has exited.
+    assert server.process is not None
+    deadline = time.monotonic() + 180
+    while (alive := [pid for pid in survivors if pid_alive(pid)]) and time.monotonic() < deadline:
+        assert len(child_pids(server.process.pid)) + len(alive) <= WORKERS
+        time.sleep(0.2)
+    assert not alive, "a worker of the killed server did not exit after its trial"
+
+    finished = server.wait_for_study(busy["id"])
+    assert finished["status"] == "completed", finished
+    for trial in running:
+        detail = server.get(f"/v1/trials/{trial['id']}")
+        assert detail["state"] == "complete"
+        assert detail["attempt"] == 1, "the trial was run again instead of finished"
+        assert [a["state"] for a in detail["attempts"]] == ["complete"]
+        assert detail["epochs_done"] == epochs and len(detail["curves"]["val_acc"]) == epochs
+        assert detail["label"] is not None
+    assert server.wait_for_study(queued["id"])["status"] == "completed"
+    assert not survivors & server.local_workers(WORKERS)
+    assert "finishing the current trial, then exiting" in server.log()
 
 
 def test_sigterm_stops_the_server_and_its_workers_cleanly(server: ServeProcess) -> None:
@@ -343,6 +403,19 @@ def _running_trial_after_one_epoch(server: ServeProcess, study_id: int) -> dict[
     raise AssertionError(f"no trial of study {study_id} got past its first epoch")
 
 
+def _all_running_after_one_epoch(
+    server: ServeProcess, study_id: int, *, count: int
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        trials = server.get(f"/v1/studies/{study_id}/trials")["data"]
+        busy = [t for t in trials if t["state"] == "running" and t["epochs_done"] >= 1]
+        if len(busy) >= count:
+            return list(busy)
+        time.sleep(0.1)
+    raise AssertionError(f"fewer than {count} trials of study {study_id} got past an epoch")
+
+
 def _wait_until_finished(server: ServeProcess, trial_id: int) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -358,34 +431,3 @@ def _pid_of_worker(server: ServeProcess, name: str) -> int:
     (pid,) = [w["pid"] for w in workers if w["name"] == name]
     assert pid in server.worker_pids, "the API names a process that is not a local worker"
     return int(pid)
-
-
-def test_workers_of_a_killed_server_hand_back_their_trial_and_exit(tmp_path: Path) -> None:
-    server = ServeProcess(tmp_path, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", workers=1)
-    server.start()
-    worker: int | None = None
-    try:
-        (worker,) = server.local_workers(1)
-        spec = tiny_spec("orphan", grid=(0.02,), epochs=40)
-        response = server.http.post("/v1/studies", json=spec)
-        running = _running_trial_after_one_epoch(server, response.json()["id"])
-        assert server.process is not None
-        server.process.kill()  # kill -9: no clean shutdown, no signal to the workers
-        server.process.wait()
-
-        deadline = time.monotonic() + 60
-        while pid_alive(worker) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not pid_alive(worker), "the worker outlived its killed server"
-    finally:
-        server.kill()
-        if worker is not None and pid_alive(worker):
-            os.kill(worker, signal.SIGKILL)
-
-    restarted = ServeProcess(tmp_path, database_url=server.database_url, workers=0)
-    restarted.start()
-    try:
-        trial = restarted.get(f"/v1/trials/{running['id']}")
-        assert trial["state"] == "waiting"  # back in the queue for the next worker
-    finally:
-        assert restarted.stop() == 0
