@@ -55,11 +55,25 @@ def detect_devices() -> list[str]:
     return [f"cuda:{i}" for i in range(count)] or ["cpu"]
 
 
-def plan_workers(count: int | None, *, prefix: str) -> list[WorkerPlan]:
-    """*count* workers spread round-robin over the visible devices; None = one per device."""
-    devices = detect_devices() if count is None or count > 0 else []
-    n = len(devices) if count is None else count
-    return [WorkerPlan(name=f"{prefix}-{i}", device=devices[i % len(devices)]) for i in range(n)]
+def plan_workers(
+    count: int | None, devices: Sequence[str], *, prefix: str, per_gpu: int = 1
+) -> list[WorkerPlan]:
+    """The local workers to run on *devices* (``detect_devices()``: GPUs, else CPU).
+
+    *count* None (``--workers auto``): *per_gpu* workers on each GPU, or one on the CPU when
+    there is no GPU; a number: that many, round-robin over *devices*. Each worker is pinned
+    to its GPU with ``--device cuda:N`` (N counts the GPUs CUDA_VISIBLE_DEVICES leaves).
+    """
+    if per_gpu < 1:
+        raise ValueError(f"per_gpu must be at least 1, got per_gpu={per_gpu}")
+    if count is None:
+        gpus = [d for d in devices if d.startswith("cuda")]
+        count = len(gpus) * per_gpu if gpus else 1
+    if count and not devices:
+        raise ValueError(f"{count} worker(s) planned on no device")
+    return [
+        WorkerPlan(name=f"{prefix}-{i}", device=devices[i % len(devices)]) for i in range(count)
+    ]
 
 
 def cpu_threads_per_worker(n_cpu_workers: int) -> int:

@@ -29,12 +29,22 @@ SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 SWEEPDOC_SERVICES = sorted(
     name for name, svc in SERVICES.items() if str(svc.get("image", "")).startswith("sweepdoc")
 )
-_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
+_INTERPOLATION = re.compile(
+    r"\$\{(?P<name>[A-Z0-9_]+)(?:(?P<op>:-|:\?)(?P<arg>[^}]*))?\}"
+)
+# What a user puts in .env for a required `${VAR:?message}` (a real token is longer).
+_REQUIRED_VALUE = "a-value-from-dot-env-0123456789"
 
 
 def _interpolate(value: str) -> str:
-    """Compose's `${VAR:-default}` with nothing set in the environment."""
-    return _INTERPOLATION.sub(lambda m: m.group("default") or "", value)
+    """Compose's `${VAR:-default}` with nothing set, and `${VAR:?message}` set in .env."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group("op") == ":?":
+            return _REQUIRED_VALUE
+        return match.group("arg") or ""
+
+    return _INTERPOLATION.sub(substitute, value)
 
 
 def _environment(service: dict[str, Any]) -> dict[str, str]:
@@ -124,6 +134,18 @@ def test_the_published_port_is_the_port_the_api_listens_on() -> None:
     container_port = int(str(published).rsplit(":", 1)[1])
     assert container_port == api.params["port"]
     assert f"EXPOSE {container_port}" in (ROOT / "Dockerfile").read_text()
+
+
+def test_the_api_listens_beyond_loopback_only_with_a_required_token() -> None:
+    """`serve --host 0.0.0.0` refuses to start without a token, so compose must require one
+    (`${SWEEPDOC_API_TOKEN:?…}` fails `docker compose up` with the message when it is unset)."""
+    from service.commands.serve import check_exposure
+
+    api = _parse_sweepdoc_command(SERVICES["api"]["command"])
+    raw = str(SERVICES["api"]["environment"].get("SWEEPDOC_API_TOKEN", ""))
+    required = re.fullmatch(r"\$\{SWEEPDOC_API_TOKEN:\?[^}]+\}", raw) is not None
+    assert api.params["insecure"] or required, raw
+    assert check_exposure(api.params["host"], has_token=required) is None
 
 
 def test_each_worker_replica_reserves_a_gpu() -> None:

@@ -7,17 +7,20 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 from starlette.routing import Mount
 
+from service.api.auth import TokenAuth, TokenCheck
 from service.api.dashboard import dashboard_app
 from service.api.deps import SchemaGuard
-from service.api.errors import error_response, install_error_handlers
+from service.api.errors import error_response, error_responses, install_error_handlers
 from service.api.limits import BodySizeLimit
-from service.api.routers import diagnose, health, studies, trials
+from service.api.routers import diagnose, health, login, studies, trials
 from service.settings import Settings, get_settings
 from studies.db import Database
 from studies.store import reap_stale_trials
@@ -89,11 +92,29 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.schema_guard = SchemaGuard(db)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    app.state.token_check = TokenCheck(token) if token else None
+    if app.state.token_check is not None:
+        # Added last, so it runs first: an unauthenticated body is never even read.
+        app.add_middleware(
+            TokenAuth, check=app.state.token_check, public_reads=settings.public_reads
+        )
 
+    # With a token, OpenAPI declares the bearer scheme and the 401 (enforced by TokenAuth;
+    # the dependency only documents it and never refuses anything itself).
+    secured: dict[str, Any] = (
+        {
+            "dependencies": [Depends(HTTPBearer(auto_error=False, scheme_name="token"))],
+            "responses": error_responses(401),
+        }
+        if token
+        else {}
+    )
     app.include_router(health.router)
-    app.include_router(studies.router)
-    app.include_router(trials.router)
-    app.include_router(diagnose.router)
+    app.include_router(login.router)
+    app.include_router(studies.router, **secured)
+    app.include_router(trials.router, **secured)
+    app.include_router(diagnose.router, **secured)
 
     @app.api_route(
         "/v1/{path:path}",

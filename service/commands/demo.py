@@ -150,7 +150,10 @@ def register(app: typer.Typer) -> None:
                 make_server(settings, host, chosen_port, log_level="info", own_logging=False)
             )
             server.start()
-            with SweepdocClient(base, timeout_s=settings.request_timeout_s) as client:
+            token = settings.api_token.get_secret_value() if settings.api_token else None
+            with SweepdocClient(
+                base, timeout_s=settings.request_timeout_s, token=token
+            ) as client:
                 client.wait_until_up(30)
                 _run(client, console, workers)
                 finished = True

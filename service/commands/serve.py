@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import socket
@@ -13,8 +14,8 @@ import typer
 from rich.console import Console
 
 from service.server import ServeError, check_port, make_server, prepare_database, start_workers
-from service.settings import get_settings
-from service.supervisor import plan_workers
+from service.settings import get_settings, redact_url
+from service.supervisor import detect_devices, plan_workers
 
 logger = logging.getLogger("sweepdoc.serve")
 
@@ -46,7 +47,23 @@ def register(app: typer.Typer) -> None:
                 "(one per visible CUDA GPU, else one on CPU).",
             ),
         ] = "auto",
+        workers_per_gpu: Annotated[
+            int,
+            typer.Option(
+                min=1,
+                help="With --workers auto: workers on each visible GPU (a small CNN leaves a "
+                "GPU mostly idle; 2-4 workers keep it busy).",
+            ),
+        ] = 1,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+        insecure: Annotated[
+            bool,
+            typer.Option(
+                "--insecure",
+                help="Listen on a non-loopback --host without SWEEPDOC_API_TOKEN (anyone who "
+                "reaches the port can submit studies and delete them in the dashboard).",
+            ),
+        ] = False,
     ) -> None:
         """Serve the API, the Optuna dashboard and local workers on one port.
 
@@ -56,7 +73,18 @@ def register(app: typer.Typer) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         console = Console(stderr=True)
         count = parse_worker_count(workers)
+        if count is not None and workers_per_gpu != 1:
+            raise typer.BadParameter(
+                "applies to --workers auto only; a count is spread over the GPUs as it is",
+                param_hint="--workers-per-gpu",
+            )
         settings = get_settings()
+        exposure = check_exposure(host, has_token=settings.api_token is not None)
+        if exposure is not None and not insecure:
+            console.print(f"[red]error:[/] {exposure}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
+        if exposure is not None:
+            console.print(f"[yellow]warning:[/] --insecure: {host} is served without a token")
         try:
             check_port(host, port)
             prepare_database(settings)
@@ -77,14 +105,19 @@ def register(app: typer.Typer) -> None:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
-        plans = plan_workers(count, prefix=f"{socket.gethostname()}-local")
+        plans = plan_workers(
+            count,
+            detect_devices() if count != 0 else [],
+            prefix=f"{socket.gethostname()}-local",
+            per_gpu=workers_per_gpu,
+        )
         local = start_workers(settings, plans)
         described = ", ".join(f"{p.name} on {p.device}" for p in plans) or "none (API only)"
         base = f"http://{host}:{port}"
         console.print(
             f"sweepdoc serving on {base}  (API {base}/v1, docs {base}/docs, "
             f"dashboard {base}/dashboard)\nlocal workers: {described}\n"
-            f"database: {_redacted(settings.resolved_database_url)}"
+            f"database: {redact_url(settings.resolved_database_url)}"
         )
         try:
             make_server(settings, host, port, log_level=log_level).run()
@@ -98,8 +131,22 @@ def register(app: typer.Typer) -> None:
         console.print("sweepdoc stopped")
 
 
-def _redacted(url: str) -> str:
-    """The URL without its password (it is printed to the terminal and logs)."""
-    from sqlalchemy.engine import make_url
+def is_loopback(host: str) -> bool:
+    """Whether *host* is a loopback address (or `localhost`); a name is not trusted to be."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
-    return make_url(url).render_as_string(hide_password=True)
+
+def check_exposure(host: str, *, has_token: bool) -> str | None:
+    """Why listening on *host* is unsafe (a non-loopback address without a token), or None."""
+    if has_token or is_loopback(host):
+        return None
+    return (
+        f"refusing to listen on {host} without a token: set SWEEPDOC_API_TOKEN (e.g. export "
+        "SWEEPDOC_API_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')), "
+        "or pass --insecure to serve it open anyway."
+    )

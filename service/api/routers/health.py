@@ -54,6 +54,10 @@ def readyz(
             workers=[],
             reason="the database does not answer",
         )
+    if not getattr(request.state, "authorized", True):
+        # With a token set, anyone may probe readiness but only its holders see the workers
+        # (their host names and pids).
+        state = state.model_copy(update={"workers": []})
     if state.ready:
         return state
     return JSONResponse(status_code=503, content=state.model_dump(mode="json"))
