@@ -1,4 +1,8 @@
-"""How `serve` plans its local workers: one per visible GPU, else one on CPU."""
+"""How `serve` plans its local workers: one per visible GPU (or N per GPU), else one on CPU.
+
+The planning is a pure function of the visible devices, so multi-GPU hosts are tested here
+without a GPU; ``detect_devices`` (what CUDA shows) is checked against torch itself.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +10,65 @@ import os
 
 import pytest
 import torch
+import typer
+from typer.testing import CliRunner
 
+from service.cli import app
 from service.commands.serve import parse_worker_count
-from service.supervisor import cpu_threads_per_worker, plan_workers
+from service.supervisor import cpu_threads_per_worker, detect_devices, plan_workers
+
+FOUR_GPUS = ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
 
 
-def visible_gpus() -> int:
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+def test_detect_devices_lists_every_visible_gpu_else_the_cpu() -> None:
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    assert detect_devices() == ([f"cuda:{i}" for i in range(gpus)] or ["cpu"])
 
 
-def test_auto_is_one_worker_per_gpu_else_one_on_cpu() -> None:
-    plans = plan_workers(parse_worker_count("auto"), prefix="w")
+def test_auto_is_one_worker_per_gpu() -> None:
+    plans = plan_workers(parse_worker_count("auto"), FOUR_GPUS, prefix="w")
 
-    gpus = visible_gpus()
-    expected = [f"cuda:{i}" for i in range(gpus)] if gpus else ["cpu"]
-    assert [p.device for p in plans] == expected
-    assert [p.name for p in plans] == [f"w-{i}" for i in range(len(expected))]
+    assert [p.device for p in plans] == FOUR_GPUS
+    assert [p.name for p in plans] == ["w-0", "w-1", "w-2", "w-3"]
+
+
+def test_auto_without_a_gpu_is_one_worker_on_cpu_whatever_per_gpu_says() -> None:
+    assert [p.device for p in plan_workers(None, ["cpu"], prefix="w")] == ["cpu"]
+    assert [p.device for p in plan_workers(None, ["cpu"], prefix="w", per_gpu=3)] == ["cpu"]
+
+
+def test_per_gpu_puts_that_many_workers_on_each_gpu() -> None:
+    plans = plan_workers(None, ["cuda:0", "cuda:1"], prefix="w", per_gpu=3)
+
+    assert sorted(p.device for p in plans) == ["cuda:0"] * 3 + ["cuda:1"] * 3
+    assert len({p.name for p in plans}) == 6
+    # Interleaved, so the first workers to start already use every GPU.
+    assert [p.device for p in plans[:2]] == ["cuda:0", "cuda:1"]
 
 
 def test_a_count_spreads_workers_round_robin_and_zero_means_api_only() -> None:
-    gpus = visible_gpus()
-    devices = [f"cuda:{i}" for i in range(gpus)] or ["cpu"]
+    assert [p.device for p in plan_workers(5, FOUR_GPUS, prefix="w")] == [
+        "cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0"
+    ]
+    assert [p.device for p in plan_workers(3, ["cpu"], prefix="w")] == ["cpu"] * 3
+    assert plan_workers(0, [], prefix="w") == []
 
-    assert [p.device for p in plan_workers(5, prefix="w")] == [devices[i % len(devices)]
-                                                               for i in range(5)]
-    assert plan_workers(0, prefix="w") == []
+
+def test_impossible_plans_are_refused() -> None:
+    with pytest.raises(ValueError, match="per_gpu must be at least 1"):
+        plan_workers(None, FOUR_GPUS, prefix="w", per_gpu=0)
+    with pytest.raises(ValueError, match="no device"):
+        plan_workers(2, [], prefix="w")
+
+
+def test_serve_refuses_workers_per_gpu_with_a_worker_count() -> None:
+    result = CliRunner().invoke(app, ["serve", "--workers", "4", "--workers-per-gpu", "2"])
+    assert result.exit_code == 2
+    assert "--workers-per-gpu" in result.output and "auto" in result.output
 
 
 @pytest.mark.parametrize("text", ["-1", "many", "1.5"])
 def test_bad_worker_counts_are_refused(text: str) -> None:
-    import typer
-
     with pytest.raises(typer.BadParameter, match="'auto'"):
         parse_worker_count(text)
 
