@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from optuna.exceptions import StorageInternalError
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -197,5 +198,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _on_database_error)
     app.add_exception_handler(PoolTimeoutError, _on_database_error)
     app.add_exception_handler(InterfaceError, _on_database_error)
+    # Optuna wraps the driver's error of a failed write (submitting a study while the
+    # database is down) in its own exception: the same 503, not a 500.
+    app.add_exception_handler(StorageInternalError, _on_database_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,87 @@
+"""A trial whose dataset file is corrupt fails alone, with its error text stored, and the
+same worker goes on with the next trial (a real worker loop on a real SQLite file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from studies import store
+from studies.db import Database, StudyStatus, TrialState
+from studies.optuna_bridge import close_storages
+from studies.spec import parse_spec
+from studies.worker import WorkerOptions, run_worker
+from tests.studies.conftest import tiny_spec
+
+_MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'sweepdoc.db'}")
+    database.create_schema()
+    return database
+
+
+def write_corrupt_mnist(data_dir: Path) -> Path:
+    """MNIST in torchvision's layout whose training images are not gzip at all (a download
+    cut short and overwritten by an HTML error page, say)."""
+    raw = data_dir / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for stem in _MNIST_FILES:
+        (raw / f"{stem}.gz").write_bytes(b"<html>502 Bad Gateway</html>\n")
+    return raw / "train-images-idx3-ubyte.gz"
+
+
+def test_a_corrupt_dataset_file_fails_its_trial_alone_and_the_worker_goes_on(
+    db: Database, tmp_path: Path
+) -> None:
+    torch.set_num_threads(1)
+    data_dir = tmp_path / "data"
+    corrupt = write_corrupt_mnist(data_dir)
+    before = store.submit_study(
+        db, parse_spec(tiny_spec(search={"grid": [0.1]})), artifacts_dir=tmp_path
+    )
+    broken = store.submit_study(
+        db,
+        parse_spec(tiny_spec(dataset="mnist", search={"grid": [0.1, 0.01]})),
+        artifacts_dir=tmp_path,
+    )
+    after = store.submit_study(
+        db, parse_spec(tiny_spec(search={"grid": [0.05]})), artifacts_dir=tmp_path
+    )
+    options = WorkerOptions(
+        database_url=db.url,
+        data_dir=data_dir,
+        artifacts_dir=tmp_path / "artifacts",
+        name="one",
+        poll_interval_s=0.1,
+        exit_when_idle=True,
+    )
+    try:
+        assert run_worker(options) == 4  # one worker, every slot, in order, and it is still fine
+
+        for trial in store.list_trials(db, broken.id).data:
+            detail = store.get_trial(db, trial.id)
+            assert detail.state is TrialState.FAILED
+            assert detail.error is not None
+            assert detail.error.startswith("DatasetError: mnist: cannot decompress")
+            assert str(corrupt) in detail.error
+            assert [a.state for a in detail.attempts] == [
+                TrialState.FAILED
+            ]  # no retry of a bug in the data
+        assert store.get_study(db, broken.id).status is StudyStatus.FAILED
+        for good in (before, after):
+            (trial,) = store.list_trials(db, good.id).data
+            assert trial.state is TrialState.COMPLETE and trial.label is not None
+            assert store.get_study(db, good.id).status is StudyStatus.COMPLETED
+    finally:
+        db.dispose()
+        close_storages()
