@@ -44,7 +44,18 @@ def optuna_storage(url: str) -> RDBStorage:
     sweepdoc's own (``db.engine_kwargs``): on SQLite the same busy timeout, so Optuna's
     writes wait for the lock instead of failing; on PostgreSQL the process's pool.
     """
-    storage = RDBStorage(url, engine_kwargs=engine_kwargs(url, role="optuna"))
+    # Optuna's own schema check holds a connection while it opens a second one, which a pool
+    # of one (a worker's) would wait for until it times out: the same check, one at a time.
+    storage = RDBStorage(
+        url, engine_kwargs=engine_kwargs(url, role="optuna"), skip_compatibility_check=True
+    )
+    current, head = storage.get_current_version(), storage.get_head_version()
+    if current != head:
+        storage.engine.dispose()
+        raise RuntimeError(
+            f"the database's Optuna tables are at schema {current}, but optuna "
+            f"{optuna.__version__} needs {head}: run `optuna storage upgrade --storage URL`"
+        )
     _REGISTRY[url] = storage
     return storage
 
