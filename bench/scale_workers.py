@@ -7,7 +7,7 @@ time with start-up, and the peak connections in pg_stat_activity (all, and per w
 writes the table to bench/results/scale_workers.json. The same harness backs the scale test
 (tests/scale/test_scale_postgres.py).
 
-    .venv/bin/python bench/scale_workers.py [--workers 1,2,4,8] [--trials 40]
+    .venv/bin/python bench/scale_workers.py [--workers 1,2,4,8] [--trials 40] [--device cuda]
         [--server-url postgresql+psycopg://postgres@host:port/postgres]
 
 Without --server-url a private PostgreSQL is started (Debian's postgresql package, as the
@@ -38,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", default="1,8", help="comma-separated worker counts")
     parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--device", default="cpu", help="every worker's --device (cuda: a GPU)")
     parser.add_argument("--server-url", default=None, help="a PostgreSQL superuser URL")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/scale_workers.json")
     args = parser.parse_args()
@@ -49,14 +50,14 @@ def main() -> None:
         for workers in counts:
             run = run_workers(
                 create_database(server), workers=workers, trials=args.trials,
-                home=Path(tmp) / f"w{workers}",
+                home=Path(tmp) / f"w{workers}", device=args.device,
             )
             if any(run.exit_codes):
                 raise SystemExit(f"{workers} workers: exit codes {run.exit_codes}\n{run.logs}")
             rows.append(run.row())
             print(json.dumps(run.row()), flush=True)
 
-    print(f"\n{args.trials} tiny trials on PostgreSQL, {os.cpu_count()} CPU cores")
+    print(f"\n{args.trials} tiny trials on PostgreSQL, {os.cpu_count()} CPU cores, {args.device}")
     print("workers  trials/min  active s  wall s  peak conns  per worker")
     for row in rows:
         print(
@@ -71,6 +72,7 @@ def main() -> None:
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
                 "trials": args.trials,
+                "device": args.device,
                 "runs": rows,
             },
             indent=2,

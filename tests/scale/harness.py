@@ -115,10 +115,16 @@ class ConnectionSampler:
 
 
 def run_workers(
-    url: str, *, workers: int, trials: int, home: Path, timeout_s: float = 300
+    url: str,
+    *,
+    workers: int,
+    trials: int,
+    home: Path,
+    device: str = "cpu",
+    timeout_s: float = 300,
 ) -> ScaleRun:
     """Submit a *trials*-point grid to *url* and run it with *workers* `sweepdoc worker`
-    processes (one torch thread each) until the queue is empty."""
+    processes on *device* (one torch thread each) until the queue is empty."""
     home.mkdir(parents=True, exist_ok=True)
     db = Database(url)
     try:
@@ -145,7 +151,7 @@ def run_workers(
             with log_path.open("wb") as log:
                 procs.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "service", "worker", "--device", "cpu",
+                        [sys.executable, "-m", "service", "worker", "--device", device,
                          "--name", f"scale-{workers}-{index}", "--torch-threads", "1",
                          "--exit-when-idle"],
                         env=env, stdout=log, stderr=subprocess.STDOUT,
