@@ -241,7 +241,6 @@ def test_kill_9_of_a_worker_mid_trial_fails_its_attempt_and_the_point_runs_again
     assert len(optuna_trials) == len(grid) + 1
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the flag is a plain column
 def test_cancel_stops_the_running_trial_at_its_next_epoch_and_keeps_finished_results(
     db: Database, workers: Workers, tmp_path: Path
 ) -> None:
