@@ -330,8 +330,19 @@ def test_secrets_never_reach_logs_errors_or_responses(token_server: TokenServe) 
         http.post("/login", data={"token": TOKEN}, headers={"Authorization": ""}),
     ]
     assert answers[0].status_code == 201 and answers[1].status_code == 422
+    # A real worker on the same URL (password included) trains the queue and logs as it goes.
+    worker = sweepdoc(
+        "worker", "--device", "cpu", "--torch-threads", "1", "--exit-when-idle",
+        env=clean_env(
+            SWEEPDOC_HOME=str(token_server.home), SWEEPDOC_DATABASE_URL=token_server.database_url
+        ),
+    )
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    study = http.get(f"/v1/studies/{answers[0].json()['id']}").json()
+    assert study["status"] == "completed"
+    answers += [http.get(f"/v1/studies/{study['id']}/trials"), http.get("/v1/trials/1")]
     exposed = "\n".join(f"{r.status_code} {r.headers} {r.text}" for r in answers)
-    log = token_server.log()
+    log = token_server.log() + worker.stdout + worker.stderr
     assert "sweepdoc serving on" in log and "postgres:***@" in log  # redacted, not absent
     for secret in (TOKEN, DB_PASSWORD):
         assert secret not in exposed
