@@ -119,6 +119,13 @@ def register(app: typer.Typer) -> None:
             f"dashboard {base}/dashboard)\nlocal workers: {described}\n"
             f"database: {redact_url(settings.resolved_database_url)}"
         )
+        if settings.api_token is not None:
+            reads = "open" if settings.public_reads else "need it too"
+            console.print(
+                f"token required for /v1 writes and the dashboard (/v1 reads {reads}); "
+                f"browsers log in at {base}/login",
+                highlight=False,
+            )
         try:
             make_server(settings, host, port, log_level=log_level).run()
         finally:

@@ -222,6 +222,30 @@ def test_only_loopback_may_be_served_without_a_token(
     assert (check_exposure(host, has_token=has_token) is not None) == refused
 
 
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        ("short-token", "16"),
+        ("with a space in the middle", "spaces"),
+        ("tøken-0123456789abc", "ASCII"),
+    ],
+)
+def test_weak_or_malformed_tokens_are_refused_without_echoing_them(
+    tmp_path: Path, token: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem) as refused:
+        Settings(home=tmp_path, api_token=token)
+    assert token not in str(refused.value)
+
+
+def test_an_empty_token_means_none_and_settings_never_print_a_password(tmp_path: Path) -> None:
+    assert Settings(home=tmp_path, api_token="").api_token is None
+    url = f"postgresql+psycopg://sweepdoc:{DB_PASSWORD}@db.example/sweepdoc"
+    settings = Settings(home=tmp_path, database_url=url, api_token=TOKEN)
+    assert DB_PASSWORD not in repr(settings) and TOKEN not in repr(settings)
+    assert settings.resolved_database_url == url  # redacted for show only
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPDOC_")}
     env["COLUMNS"] = "120"
