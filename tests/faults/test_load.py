@@ -47,6 +47,7 @@ def test_200_concurrent_readers_while_two_workers_train_get_no_error(
     assert result.failures == []
     assert dict(result.statuses) == {200: result.requests}
     assert result.requests == REQUESTS, "the wall-time cap cut the run short"
+    assert len(result.first_ms) == CLIENTS  # every client connected and was answered
     assert set(result.latencies_ms) == {
         "studies",
         "study",
