@@ -85,3 +85,48 @@ def test_a_corrupt_dataset_file_fails_its_trial_alone_and_the_worker_goes_on(
     finally:
         db.dispose()
         close_storages()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_out_of_memory_fails_its_trial_alone_and_the_worker_goes_on(
+    db: Database, tmp_path: Path
+) -> None:
+    # A real OOM from the real allocator: this process may use 128 MiB of the GPU, which a
+    # 1024-channel CNN on a whole-dataset batch exceeds and a 4-channel one does not.
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(128 * 2**20 / total, 0)
+    huge = tiny_spec(
+        data={"train_subset": None},
+        model={"width": 1024, "stages": 2},
+        train={"batch_size": 8192},
+        search={"grid": [0.1]},
+    )
+    too_big = store.submit_study(db, parse_spec(huge), artifacts_dir=tmp_path)
+    fits = store.submit_study(
+        db, parse_spec(tiny_spec(search={"grid": [0.1]})), artifacts_dir=tmp_path
+    )
+    options = WorkerOptions(
+        database_url=db.url,
+        device="cuda",
+        data_dir=tmp_path / "data",
+        artifacts_dir=tmp_path / "artifacts",
+        name="gpu",
+        poll_interval_s=0.1,
+        exit_when_idle=True,
+    )
+    try:
+        assert run_worker(options) == 2
+
+        (oom,) = store.list_trials(db, too_big.id).data
+        detail = store.get_trial(db, oom.id)
+        assert detail.state is TrialState.FAILED
+        assert detail.error is not None and detail.error.startswith("OutOfMemoryError")
+        (fine,) = store.list_trials(db, fits.id).data
+        assert fine.state is TrialState.COMPLETE and fine.label is not None
+        assert store.get_trial(db, fine.id).device == "cuda"
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, 0)
+        torch.cuda.empty_cache()
+        db.dispose()
+        close_storages()
