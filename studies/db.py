@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 # How long a SQLite writer waits for the lock before giving up. Long on purpose: a claim or
@@ -288,14 +289,18 @@ def pool_options(url: str) -> PoolOptions:
     return _POOLS.get(url, PoolOptions())
 
 
-def engine_kwargs(url: str, *, role: str) -> dict[str, Any]:
+def engine_kwargs(url: str, *, role: str, pooled: bool = True) -> dict[str, Any]:
     """Engine options for *url*; *role* (``sweepdoc``, ``optuna``) names the engine's
-    connections in pg_stat_activity. Optuna's storage gets the same options."""
+    connections in pg_stat_activity. Optuna's storage gets the same options. *pooled* False:
+    no pool at all (a connection per use, closed after it), for one-off start-up work."""
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+        unpooled = {} if pooled else {"poolclass": NullPool}
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}, **unpooled}
     pool = pool_options(url)
     # PostgreSQL limits application_name to 63 bytes.
     name = f"{pool.application_name} {role}".encode()[:63].decode(errors="ignore")
+    if not pooled:
+        return {"poolclass": NullPool, "connect_args": {"application_name": name}}
     return {
         "pool_size": pool.size,
         "max_overflow": 0,

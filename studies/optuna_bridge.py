@@ -44,10 +44,19 @@ def optuna_storage(url: str) -> RDBStorage:
     sweepdoc's own (``db.engine_kwargs``): on SQLite the same busy timeout, so Optuna's
     writes wait for the lock instead of failing; on PostgreSQL the process's pool.
     """
-    # Optuna's own schema check holds a connection while it opens a second one, which a pool
-    # of one (a worker's) would wait for until it times out: the same check, one at a time.
+    # Optuna's start-up holds a connection while it opens a second one (stamping a fresh
+    # database's version, its schema check), which a pool of one (a worker's) would wait for
+    # until it times out. So Optuna creates its tables on an unpooled engine, closed at once,
+    # and the pooled storage skips that work; the schema check runs one connection at a time.
+    RDBStorage(
+        url, engine_kwargs=engine_kwargs(url, role="optuna", pooled=False),
+        skip_compatibility_check=True,
+    ).engine.dispose()
     storage = RDBStorage(
-        url, engine_kwargs=engine_kwargs(url, role="optuna"), skip_compatibility_check=True
+        url,
+        engine_kwargs=engine_kwargs(url, role="optuna"),
+        skip_compatibility_check=True,
+        skip_table_creation=True,
     )
     current, head = storage.get_current_version(), storage.get_head_version()
     if current != head:
