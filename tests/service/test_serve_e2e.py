@@ -3,7 +3,7 @@
 
 The tests of this module share one server per backend and run in file order: a grid study,
 the dashboard in a browser, a worker killed mid-trial, the server killed (kill -9) and
-restarted, then a clean SIGTERM shutdown.
+restarted (slow), then a clean SIGTERM shutdown.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -318,16 +319,19 @@ def test_cancel_stops_running_trials_at_their_next_epoch(server: ServeProcess) -
     assert server.http.post(f"/v1/studies/{study_id}/cancel").status_code == 200
 
 
+@pytest.mark.slow  # 20-45 s per backend: the survivors finish 60 epochs before the checks
 def test_kill_9_of_the_server_loses_nothing_and_the_restart_adopts_its_workers(
     server: ServeProcess,
 ) -> None:
-    epochs = 20
-    # Small batches: slow enough that both trials are still training when the server dies.
+    epochs = 60
+    # Small batches: both trials train together for several seconds, so this test (on a
+    # busy machine, polling) sees them both mid-run before it kills the server.
     spec = tiny_spec("e2e-server-kill", grid=(0.04, 0.004), epochs=epochs)
-    spec["train"]["batch_size"] = 16
+    spec["train"]["batch_size"] = 8
     busy = server.http.post("/v1/studies", json=spec).json()
     running = _all_running_after_one_epoch(server, busy["id"], count=2)
-    # Submitted while every worker is busy: still waiting when the server dies.
+    # Submitted while every worker is busy: waiting when the server dies (unless a busy
+    # trial ended in the meantime and its worker took one; either way none may be lost).
     queued = server.http.post(
         "/v1/studies", json=tiny_spec("e2e-queued", grid=(0.03, 0.003), epochs=2)
     ).json()
@@ -337,15 +341,15 @@ def test_kill_9_of_the_server_loses_nothing_and_the_restart_adopts_its_workers(
     survivors = server.local_workers(WORKERS)
 
     server.kill_9()
+    killed_at = datetime.now(UTC)
 
     assert all(pid_alive(pid) for pid in survivors), "a worker died with its server"
     server.restart()
-    # Every study and trial is there, and the queued study still waits for a worker.
+    # Every study and trial is there.
     after = server.get("/v1/studies", params={"limit": 200})["data"]
     assert {s["id"] for s in after} == set(before)
     for study_id, counts in before.items():
         assert sum(server.get(f"/v1/studies/{study_id}")["counts"].values()) == sum(counts.values())
-    assert server.get(f"/v1/studies/{queued['id']}")["counts"]["waiting"] == 2
     # The restarted server never runs more workers than planned: a slot's new worker starts
     # only once the old one, finishing its trial, has exited.
     assert server.process is not None
@@ -357,6 +361,7 @@ def test_kill_9_of_the_server_loses_nothing_and_the_restart_adopts_its_workers(
 
     finished = server.wait_for_study(busy["id"])
     assert finished["status"] == "completed", finished
+    across_the_kill = 0
     for trial in running:
         detail = server.get(f"/v1/trials/{trial['id']}")
         assert detail["state"] == "complete"
@@ -364,9 +369,14 @@ def test_kill_9_of_the_server_loses_nothing_and_the_restart_adopts_its_workers(
         assert [a["state"] for a in detail["attempts"]] == ["complete"]
         assert detail["epochs_done"] == epochs and len(detail["curves"]["val_acc"]) == epochs
         assert detail["label"] is not None
-    assert server.wait_for_study(queued["id"])["status"] == "completed"
-    assert not survivors & server.local_workers(WORKERS)
+        across_the_kill += datetime.fromisoformat(detail["finished_at"]) > killed_at
+    assert across_the_kill >= 1, "no trial was still training when the server died"
     assert "finishing the current trial, then exiting" in server.log()
+    # Nothing queued was lost: the queued study runs to the end, each slot once.
+    assert server.wait_for_study(queued["id"])["status"] == "completed"
+    for trial in server.get(f"/v1/studies/{queued['id']}/trials")["data"]:
+        assert trial["state"] == "complete" and trial["attempt"] == 1
+    assert not survivors & server.local_workers(WORKERS)
 
 
 def test_sigterm_stops_the_server_and_its_workers_cleanly(server: ServeProcess) -> None:
