@@ -11,7 +11,6 @@ attempt.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from studies.db import Database, EpochRow
 from tests.faults.postgres_control import PostgresServer, stoppable_postgres
 from tests.postgres_server import create_database
 from tests.service.factory import tiny_spec
-from tests.service.serve_process import ServeProcess, pid_alive
+from tests.service.serve_process import ServeProcess, serving
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -50,15 +49,8 @@ def served(pg: PostgresServer, tmp_path: Path) -> Iterator[ServeProcess]:
     server = ServeProcess(
         tmp_path, database_url=create_database(pg.url), workers=1, env_overrides=OUTAGE_ENV
     )
-    server.start()
-    try:
-        server.worker_pids.update(server.local_workers(1))
+    with serving(server, workers=1):
         yield server
-    finally:
-        server.kill()
-        for pid in server.worker_pids:
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_database_outage_costs_no_epoch_and_the_api_answers_503_meanwhile(

@@ -6,15 +6,13 @@ asserted."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.faults.load import load_while_training
-from tests.service.serve_process import ServeProcess, pid_alive
+from tests.service.serve_process import ServeProcess, serving
 
 pytestmark = pytest.mark.slow
 
@@ -25,15 +23,8 @@ REQUESTS = 3000
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[ServeProcess]:
     server = ServeProcess(tmp_path, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", workers=2)
-    server.start()
-    try:
-        server.worker_pids.update(server.local_workers(2))
+    with serving(server, workers=2):
         yield server
-    finally:
-        server.kill()
-        for pid in server.worker_pids:
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_200_concurrent_readers_while_two_workers_train_get_no_error(

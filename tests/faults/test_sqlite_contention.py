@@ -5,8 +5,6 @@ and every epoch of every trial is stored."""
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ from sqlalchemy import func, select
 
 from studies.db import Database, EpochRow
 from tests.service.factory import tiny_spec
-from tests.service.serve_process import ServeProcess, pid_alive
+from tests.service.serve_process import ServeProcess, serving
 
 pytestmark = pytest.mark.slow
 
@@ -40,15 +38,8 @@ def served(tmp_path: Path) -> Iterator[ServeProcess]:
         workers=WORKERS,
         env_overrides=ENV,
     )
-    server.start()
-    try:
-        server.worker_pids.update(server.local_workers(WORKERS))
+    with serving(server, workers=WORKERS):
         yield server
-    finally:
-        server.kill()
-        for pid in server.worker_pids:
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_four_workers_and_busy_clients_on_sqlite_lose_no_write(served: ServeProcess) -> None:

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +175,18 @@ class ServeProcess:
             self.process.kill()
             self.process.wait()
         self.http.close()
+
+
+@contextmanager
+def serving(process: ServeProcess, *, workers: int) -> Iterator[ServeProcess]:
+    """Start *process* and wait for its *workers* local workers; on exit kill the server and
+    any worker still alive (only left behind when a test failed before a clean stop)."""
+    process.start()
+    try:
+        process.local_workers(workers)
+        yield process
+    finally:
+        process.kill()
+        for pid in process.worker_pids:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)

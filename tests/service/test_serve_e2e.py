@@ -31,6 +31,7 @@ from tests.service.serve_process import (
     child_pids,
     free_port,
     pid_alive,
+    serving,
 )
 
 GRID = (0.1, 0.01, 0.001)
@@ -49,16 +50,9 @@ def server(
     else:
         database_url = f"sqlite:///{home / 'sweepdoc.db'}"
     process = ServeProcess(home, database_url=database_url, workers=WORKERS)
-    process.start()
-    try:
-        process.local_workers(WORKERS)
+    with serving(process, workers=WORKERS):
         process.wait_for_workers(WORKERS)
         yield process
-    finally:
-        process.kill()
-        for pid in process.worker_pids:  # only if a test failed before the clean shutdown
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
