@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from urllib.parse import quote
 
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.api.raw_errors import send_json_error
 
 SESSION_COOKIE = "sweepdoc_session"
 OPEN_PATHS = frozenset(
@@ -118,27 +119,15 @@ class TokenAuth:
 
 async def _unauthorized(send: Send, presented: bool) -> None:
     reason = "The token is not valid" if presented else "This server requires a token"
-    body = json.dumps(
-        {
-            "code": "unauthorized",
-            "message": f"{reason}: send `Authorization: Bearer <token>` with the server's "
-            "SWEEPDOC_API_TOKEN (the CLI sends it from its own environment); browsers log "
-            "in at /login.",
-            "errors": [],
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Bearer realm="sweepdoc"'),
-            ],
-        }
+    await send_json_error(
+        send,
+        status=401,
+        code="unauthorized",
+        message=f"{reason}: send `Authorization: Bearer <token>` with the server's "
+        "SWEEPDOC_API_TOKEN (the CLI sends it from its own environment); browsers log "
+        "in at /login.",
+        headers=((b"www-authenticate", b'Bearer realm="sweepdoc"'),),
     )
-    await send({"type": "http.response.body", "body": body})
 
 
 async def _redirect(send: Send, location: str) -> None:

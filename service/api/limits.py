@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.raw_errors import send_json_error
 
 
 class BodySizeLimit:
@@ -56,22 +56,10 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "code": "payload_too_large",
-                "message": f"The request body exceeds the limit of {self.max_bytes} bytes "
-                "(setting SWEEPDOC_MAX_BODY_BYTES).",
-                "errors": [],
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await send_json_error(
+            send,
+            status=413,
+            code="payload_too_large",
+            message=f"The request body exceeds the limit of {self.max_bytes} bytes "
+            "(setting SWEEPDOC_MAX_BODY_BYTES).",
         )
-        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,31 @@
+"""The API's JSON error shape, sent straight from ASGI middleware (before any route runs)."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import Send
+
+
+async def send_json_error(
+    send: Send,
+    *,
+    status: int,
+    code: str,
+    message: str,
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    """Answer with ``{"code", "message", "errors": []}``, as the exception handlers do."""
+    body = json.dumps({"code": code, "message": message, "errors": []}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
