@@ -26,6 +26,24 @@ FAST_WORKER_ENV = {
 }
 
 
+def run_cli(
+    *args: str, timeout_s: float = 120, columns: int = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `sweepdoc` CLI as a user would: none of the test process's SWEEPDOC_*
+    variables, only those in *env*."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPDOC_")}
+    clean.update(COLUMNS=str(columns), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        cwd=REPO,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.service.serve_process import REPO
+from tests.service.serve_process import run_cli
 
 UNREACHABLE_DB = "postgresql+psycopg://sweepdoc:hunter2@127.0.0.1:1/sweepdoc"
 
 
 def sweepdoc(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPDOC_")}
-    clean.update(SWEEPDOC_HOME=str(home), COLUMNS="200", **env)
-    return subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        cwd=REPO,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(*args, columns=200, SWEEPDOC_HOME=str(home), **env)
 
 
 @pytest.fixture

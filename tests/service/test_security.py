@@ -8,9 +8,6 @@ In-process checks use the real app on a real SQLite file; the end-to-end ones a 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,7 @@ from service.settings import Settings
 from studies import queue
 from tests.postgres_server import create_database
 from tests.service.factory import healthy_curves, tiny_spec
-from tests.service.serve_process import REPO, ServeProcess, free_port
+from tests.service.serve_process import ServeProcess, free_port, run_cli
 
 TOKEN = "test-token-0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -246,25 +243,11 @@ def test_an_empty_token_means_none_and_settings_never_print_a_password(tmp_path:
     assert settings.resolved_database_url == url  # redacted for show only
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPDOC_")}
-    env["COLUMNS"] = "120"
-    env.update(extra)
-    return env
-
-
-def sweepdoc(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )
-
-
 def test_serve_refuses_a_non_loopback_address_without_a_token(tmp_path: Path) -> None:
     port = str(free_port())
-    refused = sweepdoc(
+    refused = run_cli(
         "serve", "--host", "0.0.0.0", "--port", port, "--workers", "0",
-        env=clean_env(SWEEPDOC_HOME=str(tmp_path)),
+        SWEEPDOC_HOME=str(tmp_path),
     )
     assert refused.returncode == 2
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
@@ -275,7 +258,7 @@ def test_serve_refuses_a_non_loopback_address_without_a_token(tmp_path: Path) ->
 
 def test_a_short_token_is_refused_without_echoing_it(tmp_path: Path) -> None:
     weak = "hunter2-weak"
-    run = sweepdoc("status", env=clean_env(SWEEPDOC_HOME=str(tmp_path), SWEEPDOC_API_TOKEN=weak))
+    run = run_cli("status", SWEEPDOC_HOME=str(tmp_path), SWEEPDOC_API_TOKEN=weak)
     assert run.returncode == 2
     assert "SWEEPDOC_API_TOKEN" in run.stderr and "16" in run.stderr
     assert weak not in run.stdout + run.stderr and "Traceback" not in run.stderr
@@ -323,9 +306,9 @@ def test_the_cli_sends_the_token_from_its_settings(
     spec_file.write_text(yaml.safe_dump(tiny_spec("cli-with-token")))
     url = ["--url", token_server.url]
 
-    without = sweepdoc("status", *url, env=clean_env())
-    submitted = sweepdoc("submit", str(spec_file), *url, env=clean_env(SWEEPDOC_API_TOKEN=TOKEN))
-    listed = sweepdoc("status", *url, env=clean_env(SWEEPDOC_API_TOKEN=TOKEN))
+    without = run_cli("status", *url)
+    submitted = run_cli("submit", str(spec_file), *url, SWEEPDOC_API_TOKEN=TOKEN)
+    listed = run_cli("status", *url, SWEEPDOC_API_TOKEN=TOKEN)
 
     assert without.returncode == 1 and "requires a token" in without.stderr
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
@@ -355,11 +338,9 @@ def test_secrets_never_reach_logs_errors_or_responses(token_server: TokenServe) 
     ]
     assert answers[0].status_code == 201 and answers[1].status_code == 422
     # A real worker on the same URL (password included) trains the queue and logs as it goes.
-    worker = sweepdoc(
+    worker = run_cli(
         "worker", "--device", "cpu", "--torch-threads", "1", "--exit-when-idle",
-        env=clean_env(
-            SWEEPDOC_HOME=str(token_server.home), SWEEPDOC_DATABASE_URL=token_server.database_url
-        ),
+        SWEEPDOC_HOME=str(token_server.home), SWEEPDOC_DATABASE_URL=token_server.database_url,
     )
     assert worker.returncode == 0, worker.stdout + worker.stderr
     study = http.get(f"/v1/studies/{answers[0].json()['id']}").json()
@@ -380,10 +361,9 @@ def test_a_failing_database_url_is_reported_without_its_password(
     missing = postgres_server.rsplit("/", 1)[0].replace(
         "://postgres@", f"://postgres:{DB_PASSWORD}@"
     ) + "/no_such_database"
-    run = sweepdoc(
+    run = run_cli(
         "serve", "--port", str(free_port()), "--workers", "0",
-        env=clean_env(SWEEPDOC_HOME=str(tmp_path), SWEEPDOC_DATABASE_URL=missing,
-                      SWEEPDOC_API_TOKEN=TOKEN),
+        SWEEPDOC_HOME=str(tmp_path), SWEEPDOC_DATABASE_URL=missing, SWEEPDOC_API_TOKEN=TOKEN,
     )
     assert run.returncode == 2, run.stdout + run.stderr
     assert "cannot open the database" in run.stdout + run.stderr

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,11 +25,11 @@ import yaml
 from tests.postgres_server import create_database
 from tests.service.factory import tiny_spec
 from tests.service.serve_process import (
-    REPO,
     ServeProcess,
     child_pids,
     free_port,
     pid_alive,
+    run_cli,
     serving,
 )
 
@@ -191,17 +190,7 @@ def test_the_dashboard_shows_the_study_and_a_trial_note_in_chromium(
 
 def sweepdoc(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the real CLI, as a user would, with a clean SWEEPDOC_* environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPDOC_")}
-    env["COLUMNS"] = "120"
-    return subprocess.run(
-        [sys.executable, "-m", "service", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
+    return run_cli(*args, timeout_s=timeout_s)
 
 
 def test_cli_submit_follow_then_status(server: ServeProcess, tmp_path: Path) -> None:
