@@ -439,17 +439,22 @@ def reap_stale_trials(
     return queue.reap_stale(db, stale_after_s=stale_after_s)
 
 
+def database_unreachable(*, worker_window_s: float) -> Readiness:
+    """The readiness report for a database that does not answer."""
+    return Readiness(
+        ready=False,
+        database=False,
+        workers_seen=0,
+        worker_window_s=worker_window_s,
+        workers=[],
+        reason="the database does not answer",
+    )
+
+
 def readiness(db: Database, *, worker_window_s: float = 60.0) -> Readiness:
     """Ready when the database answers and a worker was seen within *worker_window_s*."""
     if not db.ping():
-        return Readiness(
-            ready=False,
-            database=False,
-            workers_seen=0,
-            worker_window_s=worker_window_s,
-            workers=[],
-            reason="the database does not answer",
-        )
+        return database_unreachable(worker_window_s=worker_window_s)
     since = utcnow() - timedelta(seconds=worker_window_s)
     with db.session() as session:
         rows = list(

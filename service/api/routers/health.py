@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.api.deps import RawDatabaseDep, SchemaGuard, SettingsDep
 from studies.schemas import Readiness
-from studies.store import readiness
+from studies.store import database_unreachable, readiness
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +46,7 @@ def readyz(
         state = readiness(database, worker_window_s=window)
     except SQLAlchemyError as exc:
         logger.warning("readiness check: database error: %s", exc)
-        state = Readiness(
-            ready=False,
-            database=False,
-            workers_seen=0,
-            worker_window_s=window,
-            workers=[],
-            reason="the database does not answer",
-        )
+        state = database_unreachable(worker_window_s=window)
     if not getattr(request.state, "authorized", True):
         # With a token set, anyone may probe readiness but only its holders see the workers
         # (their host names and pids).
