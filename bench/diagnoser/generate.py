@@ -20,7 +20,6 @@ run whose JSON exists is skipped.
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import json
 import sys
@@ -31,6 +30,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
+
+from bench._mnist import export_mnist as _export_mnist  # noqa: E402
+
 RUNS_DIR = HERE / "runs"
 DEFAULT_MNIST = Path("/work/shared/data/mnist-10k")
 MNIST_ROOT = Path("/tmp/sweepdoc-diagnoser-data")
@@ -227,32 +229,9 @@ def _runs() -> list[Run]:
 RUNS = _runs()
 
 
-def _read_idx(path: Path) -> tuple[list[int], bytes]:
-    raw = gzip.decompress(path.read_bytes())
-    dims = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
-    return shape, raw[4 + 4 * dims :]
-
-
 def export_mnist(source: Path) -> Path:
-    """Write the first 6,000 MNIST test images as an ImageFolder tree (train/ and val/)."""
-    from PIL import Image
-
-    folder = MNIST_ROOT / MNIST_FOLDER
-    done = folder / ".complete"
-    if done.exists():
-        return MNIST_ROOT
-    shape, pixels = _read_idx(source / "t10k-images-idx3-ubyte.gz")
-    _, labels = _read_idx(source / "t10k-labels-idx1-ubyte.gz")
-    side = shape[1] * shape[2]
-    for index in range(MNIST_TRAIN + MNIST_VAL):
-        part = "train" if index < MNIST_TRAIN else "val"
-        target = folder / part / str(labels[index])
-        target.mkdir(parents=True, exist_ok=True)
-        chunk = pixels[index * side : (index + 1) * side]
-        image = Image.frombytes("L", (shape[2], shape[1]), chunk)
-        image.save(target / f"{index:05d}.png")
-    done.touch()
+    """The first 6,000 MNIST test images as an ImageFolder tree; returns its data root."""
+    _export_mnist(source, MNIST_ROOT / MNIST_FOLDER, train=MNIST_TRAIN, val=MNIST_VAL)
     return MNIST_ROOT
 
 
