@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/diagnose_speed.py
 
+Per run length: the best of several timings (the one least disturbed by other processes) of
+parsing the curves JSON into `Curves`, of `diagnose_run` and of the per-epoch `live_check`,
+and their sum as the time per run; writes bench/results/diagnose_speed.json. As a baseline,
+the per-run figure is set against one training epoch of the bundled digits benchmark in
+docs/benchmarks.md (the diagnosis runs once per trial, the live check once per epoch).
 The target (issue 3) is well under 10 ms for 1,000 epochs. Curves are a noisy, converging
 run with the health statistics, built with the standard library only.
 """
@@ -17,6 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere
 
+from bench._common import write_result
 from studies.diagnosis import Curves, diagnose_run, live_check
 
 SIZES = (10, 100, 1_000, 10_000)
@@ -49,7 +55,11 @@ def best_ms(statement: Any, repeat: int) -> float:
 
 
 def main() -> None:
-    print(f"{'epochs':>8} {'validate ms':>12} {'diagnose ms':>12} {'live ms':>9}  label")
+    rows = []
+    print(
+        f"{'epochs':>8} {'validate ms':>12} {'diagnose ms':>12} {'live ms':>9} "
+        f"{'per run ms':>11}  label"
+    )
     for epochs in SIZES:
         data = curves(epochs)
         parsed = Curves.model_validate(data)
@@ -58,7 +68,16 @@ def main() -> None:
         diagnose = best_ms(lambda parsed=parsed: diagnose_run(parsed), repeat)
         live = best_ms(lambda parsed=parsed: live_check(parsed), repeat)
         label = diagnose_run(parsed).label
-        print(f"{epochs:>8} {validate:>12.3f} {diagnose:>12.3f} {live:>9.3f}  {label}")
+        row = {
+            "epochs": epochs, "validate_ms": validate, "diagnose_ms": diagnose, "live_ms": live,
+            "per_run_ms": validate + diagnose, "label": str(label),
+        }
+        rows.append(row)
+        print(
+            f"{epochs:>8} {validate:>12.3f} {diagnose:>12.3f} {live:>9.3f} "
+            f"{validate + diagnose:>11.3f}  {label}"
+        )
+    write_result("diagnose_speed", {"runs": rows})
 
 
 if __name__ == "__main__":
