@@ -172,6 +172,12 @@ class OptimConfig(_Frozen):
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     seed: int = Field(default=0, description="Seed of init, data order, augmentation, dropout.")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="Forward-pass precision: bf16 runs it under bfloat16 autocast (weights, "
+        "gradients and optimizer state stay float32); auto = bf16 on CUDA, fp32 on CPU "
+        "(bf16 autocast works on a CPU too, usually slower there).",
+    )
     init_from: Path | None = Field(
         default=None, description="Checkpoint to start from (fine-tuning)."
     )

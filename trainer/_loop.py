@@ -48,6 +48,13 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether forward passes run under bf16 autocast: ``auto`` means on CUDA only."""
+    if precision == "auto":
+        return device.type == "cuda"
+    return precision == "bf16"
+
+
 def _make_optimizer(params: list[nn.Parameter], config: RunConfig) -> torch.optim.Optimizer:
     o = config.optim
     if o.optimizer == "sgd":
@@ -159,6 +166,7 @@ class _Run:
     steps_per_epoch: int
     pad: int
     flip: bool
+    bf16: bool  # forward passes under bf16 autocast (OptimConfig.precision resolved)
     step: int = 0
 
     @property
@@ -207,6 +215,7 @@ def _train_on(
         steps_per_epoch=len(batch_bounds(data.train_size, o.batch_size)),
         pad=crop_padding(min(h, w)) if augment != "none" else 0,
         flip=augment == "crop+flip",
+        bf16=uses_bf16(o.precision, device),
     )
     probe_relu = config.model.activation == "relu"
     history = History(
@@ -228,7 +237,7 @@ def _train_on(
         train_loss, train_acc, seen, lr, blew_up = _train_epoch(run, data)
         train_seconds = time.perf_counter() - start
         val_loss, val_acc, dead = evaluate(
-            model, data, run.criterion, device, autocast=cuda, probe_relu=probe_relu
+            model, data, run.criterion, device, autocast=run.bf16, probe_relu=probe_relu
         )
         grad_norm, grad_first, grad_last = run.meter.result()
         record = EpochRecord(
@@ -287,7 +296,7 @@ def _train_epoch(run: _Run, data: BatchSource) -> tuple[float, float, int, float
         lr = lr_at(run.step, steps_per_epoch=run.steps_per_epoch, cfg=o)
         for group in run.optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.cuda):
+        with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.bf16):
             logits = run.model(xb)  # (B, num_classes)
             loss = run.criterion(logits.float(), yb)
         run.optimizer.zero_grad(set_to_none=True)
