@@ -100,6 +100,7 @@ def run_worker(
         import torch
 
         torch.set_num_threads(options.torch_threads)
+    _warm_up()
     worker = _Worker(options, stop, drain or threading.Event())
     with _stop_on_signals(stop):
         try:
@@ -108,6 +109,20 @@ def run_worker(
             with contextlib.suppress(DBAPIError):
                 worker._touch(None)  # no longer working on anything
             worker.db.dispose()
+
+
+def _warm_up() -> None:
+    """Pay the trainer's one-off import cost (torch, the data sources, torch's optimizer
+    machinery: ~10 s on a 2-core CPU) before polling, not inside the first claimed trial,
+    whose heartbeat, timings and queue latency it would otherwise distort."""
+    try:
+        from trainer import warm_up
+
+        warm_up()
+    except Exception:
+        # A broken torch install fails each trial with its real error, stored for the user;
+        # the worker itself stays up and keeps reporting to /readyz.
+        log.exception("warming up the trainer failed; trials will report the error")
 
 
 @contextlib.contextmanager

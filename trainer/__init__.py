@@ -20,10 +20,11 @@ from trainer._history import EpochRecord, History, RunStatus, Stop
 
 if TYPE_CHECKING:
     from trainer._checkpoint import Checkpoint, load_checkpoint
-    from trainer._loop import train
+    from trainer._loop import train, warm_up
 
 _LAZY = {
     "train": "trainer._loop",
+    "warm_up": "trainer._loop",
     "load_checkpoint": "trainer._checkpoint",
     "Checkpoint": "trainer._checkpoint",
 }
@@ -46,6 +47,7 @@ __all__ = [
     "load_checkpoint",
     "recommend_finetune",
     "train",
+    "warm_up",
 ]
 
 

@@ -48,6 +48,14 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def warm_up() -> None:
+    """Load now what the first ``train`` call would otherwise load: importing this module
+    brings in torch and the data sources (scikit-learn for digits), and the first optimizer
+    ever built imports torch._dynamo (several seconds on a small CPU). A worker calls this
+    before it polls the queue, so its first trial starts as fast as its later ones."""
+    torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
 def uses_bf16(precision: str, device: torch.device) -> bool:
     """Whether forward passes run under bf16 autocast: ``auto`` means on CUDA only."""
     if precision == "auto":
