@@ -1,11 +1,14 @@
-"""Run one study of tiny trials with N `sweepdoc worker` processes on a PostgreSQL database,
-and measure it: throughput, and the connections every process really held.
+"""Run one study of tiny trials with N `sweepdoc worker` processes on one database, and
+measure it: throughput (trials and images per second), and on PostgreSQL the connections
+every process really held.
 
-Shared by ``tests/scale/test_scale_postgres.py`` and ``bench/scale_workers.py``. Workers are
-started exactly as an operator starts them on another host (``sweepdoc worker``, settings in
-``SWEEPDOC_*`` variables), so the pool settings travel the real way. While they run, a sampler
-reads ``pg_stat_activity`` every 0.1 s: sweepdoc names its connections ``sweepdoc-<role>
-<name> <engine>`` (``studies.db.engine_kwargs``), so each worker's count is known.
+Shared by ``tests/scale/test_scale_postgres.py``, ``bench/scale_workers.py`` and
+``bench/gpu_check.py`` (workers sharing one GPU on SQLite). Workers are started exactly as an
+operator starts them on another host (``sweepdoc worker``, settings in ``SWEEPDOC_*``
+variables), so the pool settings travel the real way. On PostgreSQL, while they run, a
+sampler reads ``pg_stat_activity`` every 0.1 s: sweepdoc names its connections
+``sweepdoc-<role> <name> <engine>`` (``studies.db.engine_kwargs``), so each worker's count is
+known; SQLite has no such view and reports 0 connections.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
+from sqlalchemy import select
 
 from studies import store
-from studies.db import Database
+from studies.db import Database, TrialRow
 from studies.optuna_bridge import close_storages
 from studies.spec import parse_spec
 
@@ -55,11 +59,18 @@ class ScaleRun:
     peak_connections: int  # sweepdoc's connections to the database at once, all processes
     peak_per_worker: int  # the most one worker process held at once
     study_id: int
+    trained_images: int = 0  # training images seen, all trials and epochs together
     logs: str = field(repr=False, default="")
 
     @property
     def trials_per_minute(self) -> float:
         return 60.0 * self.trials / self.active_s if self.active_s > 0 else 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        """Training images per second of all workers together (first claim to last finish:
+        evaluation, data loading and bookkeeping are inside the interval)."""
+        return self.trained_images / self.active_s if self.active_s > 0 else 0.0
 
     def row(self) -> dict[str, Any]:
         return {
@@ -68,6 +79,7 @@ class ScaleRun:
             "wall_s": round(self.wall_s, 2),
             "active_s": round(self.active_s, 2),
             "trials_per_minute": round(self.trials_per_minute, 1),
+            "images_per_s": round(self.images_per_s, 1),
             "peak_connections": self.peak_connections,
             "peak_connections_per_worker": self.peak_per_worker,
         }
@@ -98,6 +110,8 @@ class ConnectionSampler:
         self._thread.join()
 
     def _run(self) -> None:
+        import psycopg  # deferred: only PostgreSQL runs sample connections
+
         with psycopg.connect(self._url, autocommit=True) as conn:
             while not self._stop.wait(self._interval_s):
                 names = [
@@ -114,6 +128,15 @@ class ConnectionSampler:
                     self.peak_per_process[process] = max(self.peak_per_process[process], count)
 
 
+def _trained_images(db: Database, study_id: int) -> int:
+    """Training images the study's trials went through: train size x epochs done."""
+    with db.session() as session:
+        rows = session.execute(
+            select(TrialRow.summary, TrialRow.epochs_done).where(TrialRow.study_id == study_id)
+        ).all()
+    return sum(int((summary or {}).get("train_size", 0)) * epochs for summary, epochs in rows)
+
+
 def run_workers(
     url: str,
     *,
@@ -122,15 +145,20 @@ def run_workers(
     home: Path,
     device: str = "cpu",
     timeout_s: float = 300,
+    spec: dict[str, Any] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> ScaleRun:
-    """Submit a *trials*-point grid to *url* and run it with *workers* `sweepdoc worker`
-    processes on *device* (one torch thread each) until the queue is empty."""
+    """Submit *spec* (default: a *trials*-point ``tiny_grid_spec``; a given spec must have
+    *trials* trials) to *url* and run it with *workers* `sweepdoc worker` processes on
+    *device* (one torch thread each) until the queue is empty, *timeout_s* at most.
+    *extra_env* adds variables to the workers' environment (``SWEEPDOC_DATA_DIR``).
+    Connections are sampled on PostgreSQL only."""
     home.mkdir(parents=True, exist_ok=True)
     db = Database(url)
     try:
         db.create_schema()
         study = store.submit_study(
-            db, parse_spec(tiny_grid_spec(trials, max_parallel=workers)),
+            db, parse_spec(spec or tiny_grid_spec(trials, max_parallel=workers)),
             artifacts_dir=home / "artifacts",
         )
     finally:
@@ -142,9 +170,11 @@ def run_workers(
         "SWEEPDOC_HOME": str(home),
         "SWEEPDOC_WORKER_POLL_INTERVAL_S": "0.2",
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     logs = [home / f"worker-{i}.log" for i in range(workers)]
-    with ConnectionSampler(url) as sampler:
+    sampler = ConnectionSampler(url) if url.startswith("postgresql") else nullcontext(None)
+    with sampler as connections:
         start = time.perf_counter()
         procs = []
         for index, log_path in enumerate(logs):
@@ -158,8 +188,9 @@ def run_workers(
                         stdin=subprocess.DEVNULL,
                     )
                 )
+        deadline = start + timeout_s
         try:
-            codes = [p.wait(timeout=timeout_s) for p in procs]
+            codes = [p.wait(timeout=max(0.1, deadline - time.perf_counter())) for p in procs]
         finally:
             for p in procs:
                 if p.poll() is None:
@@ -169,20 +200,24 @@ def run_workers(
     db = Database(url)
     try:
         rows = [store.get_trial(db, t.id) for t in store.list_trials(db, study.id).data]
+        trained_images = _trained_images(db, study.id)
     finally:
         db.dispose()
         close_storages()
     claimed = [t.claimed_at for t in rows if t.claimed_at is not None]
     finished = [t.finished_at for t in rows if t.finished_at is not None]
     active = (max(finished) - min(claimed)).total_seconds() if claimed and finished else 0.0
+    peak_total = connections.peak_total if connections else 0
+    peak_per_worker = max(connections.peak_per_process.values(), default=0) if connections else 0
     return ScaleRun(
         workers=workers,
         trials=trials,
         wall_s=wall,
         active_s=active,
         exit_codes=codes,
-        peak_connections=sampler.peak_total,
-        peak_per_worker=max(sampler.peak_per_process.values(), default=0),
+        peak_connections=peak_total,
+        peak_per_worker=peak_per_worker,
         study_id=study.id,
+        trained_images=trained_images,
         logs="\n".join(p.read_text(errors="replace") for p in logs),
     )
