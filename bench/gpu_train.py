@@ -13,6 +13,9 @@ anywhere (use fewer images on a CPU).
 
     .venv/bin/python bench/gpu_train.py                     # 50,000 images on CUDA
     .venv/bin/python bench/gpu_train.py --images 2000 --epochs 2 --device cpu
+
+``bench/gpu_check.py`` (the one-shot GPU check) runs the same measurement through
+``cifar_config`` and ``measure_loops``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from torch import nn
 
 from trainer import DataConfig, ModelConfig, OptimConfig, RunConfig, train
 from trainer._data import augment_batch, crop_padding, prepare_data
-from trainer._loop import resolve_device
+from trainer._loop import resolve_device, uses_bf16
 from trainer._models import build_model
 
 
@@ -60,6 +63,7 @@ def minimal_loop(config: RunConfig, device: torch.device, epochs: int) -> list[f
     """Bare loop with the trainer's data and augmentation; images/s per epoch."""
     o = config.optim
     cuda = device.type == "cuda"
+    bf16 = uses_bf16(o.precision, device)
     torch.manual_seed(o.seed)
     data = prepare_data(config.data, device, channels_last=cuda)
     c, h, _ = data.input_shape
@@ -81,7 +85,7 @@ def minimal_loop(config: RunConfig, device: torch.device, epochs: int) -> list[f
             xs = xs.contiguous(memory_format=torch.channels_last)
         ys = data.train_y[perm]
         for i in range(0, n, o.batch_size):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = criterion(model(xs[i : i + o.batch_size]).float(), ys[i : i + o.batch_size])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -101,6 +105,7 @@ def dataloader_loop(
 
     o = config.optim
     cuda = device.type == "cuda"
+    bf16 = uses_bf16(o.precision, device)
     assert config.data.data_dir is not None
     torch.manual_seed(o.seed)
     # Same presence-checked reader as the trainer (the synthetic files have no md5 match).
@@ -151,7 +156,7 @@ def dataloader_loop(
             if cuda:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yb = yb.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = criterion(model(xb).float(), yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -160,6 +165,58 @@ def dataloader_loop(
         _sync(device)
         rates.append(seen / (time.perf_counter() - start))
     return rates
+
+
+def cifar_config(
+    data_dir: Path,
+    *,
+    width: int,
+    depth: int,
+    stages: int,
+    batch_size: int,
+    epochs: int,
+    device: torch.device,
+    precision: str = "auto",
+) -> RunConfig:
+    """The resnet run every loop trains: synthetic CIFAR-10 in *data_dir* (written by
+    ``write_synthetic_cifar``), crop+flip, a 2 % val split (the benchmark is about training
+    throughput)."""
+    return RunConfig(
+        data=DataConfig(
+            dataset="cifar10", data_dir=data_dir, val_fraction=0.02, augment="crop+flip"
+        ),
+        model=ModelConfig(arch="resnet", width=width, depth=depth, stages=stages),
+        optim=OptimConfig.model_validate(
+            {
+                "lr": 0.05,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "device": str(device),
+                "precision": precision,
+            }
+        ),
+    )
+
+
+def images_for(train_images: int) -> int:
+    """Images to write so that the 2 % val split leaves *train_images* for training."""
+    return int(train_images / 0.98) + 1
+
+
+def measure_loops(
+    config: RunConfig, device: torch.device, *, epochs: int, loader_workers: int
+) -> dict[str, list[float]]:
+    """images/s per epoch of the trainer, the minimal loop and the DataLoader loop."""
+    return {
+        "trainer": [r.images_per_s for r in train(config).records],
+        "minimal": minimal_loop(config, device, epochs),
+        "dataloader": dataloader_loop(config, device, epochs, loader_workers),
+    }
+
+
+def steady_rate(rates: list[float]) -> float:
+    """The median of the epochs after the first (warm-up: cuDNN autotuning, allocation)."""
+    return statistics.median(rates[1:] or rates)
 
 
 def main() -> None:
@@ -183,31 +240,19 @@ def main() -> None:
     )
 
     with tempfile.TemporaryDirectory() as tmp:
-        # val_fraction small: the benchmark is about training throughput.
-        write_synthetic_cifar(Path(tmp), int(args.images / 0.98) + 1)
-        config = RunConfig(
-            data=DataConfig(
-                dataset="cifar10", data_dir=Path(tmp), val_fraction=0.02, augment="crop+flip"
-            ),
-            model=ModelConfig(
-                arch="resnet", width=args.width, depth=args.depth, stages=args.stages
-            ),
-            optim=OptimConfig(
-                lr=0.05, epochs=args.epochs, batch_size=args.batch_size, device=str(device)
-            ),
+        write_synthetic_cifar(Path(tmp), images_for(args.images))
+        config = cifar_config(
+            Path(tmp), width=args.width, depth=args.depth, stages=args.stages,
+            batch_size=args.batch_size, epochs=args.epochs, device=device,
         )
-        results = {
-            "trainer": [r.images_per_s for r in train(config).records],
-            "minimal": minimal_loop(config, device, args.epochs),
-            "dataloader": dataloader_loop(config, device, args.epochs, args.workers),
-        }
+        results = measure_loops(config, device, epochs=args.epochs, loader_workers=args.workers)
     print(
         f"resnet width {args.width} depth {args.depth} stages {args.stages}, "
         f"batch {args.batch_size}, {args.images} images, median of epochs 2..{args.epochs}"
     )
-    trainer_rate = statistics.median(results["trainer"][1:])
+    trainer_rate = steady_rate(results["trainer"])
     for name, rates in results.items():
-        rate = statistics.median(rates[1:] or rates)
+        rate = steady_rate(rates)
         print(f"{name:10s} {rate:10.0f} images/s   trainer/this = {trainer_rate / rate:.2f}")
 
 
