@@ -100,10 +100,10 @@ def run_worker(
         import torch
 
         torch.set_num_threads(options.torch_threads)
-    _warm_up()
     worker = _Worker(options, stop, drain or threading.Event())
     with _stop_on_signals(stop):
         try:
+            _warm_up()  # a stop asked for meanwhile is seen by the loop's first check
             return worker.loop()
         finally:
             with contextlib.suppress(DBAPIError):
