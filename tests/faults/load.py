@@ -1,13 +1,15 @@
 """Many concurrent HTTP clients reading a real `sweepdoc serve` while its workers train.
 
-The harness behind the load test (tests/faults/test_load.py) and the benchmark
-(bench/load_api.py): the same scenario, the same numbers. Loopback only; bounded by a
-request budget and a wall-time cap, so it always stops by itself.
+The harness behind the load test (tests/faults/test_load.py) and the benchmarks
+(bench/load_api.py: the same scenario, the same numbers; bench/api_throughput.py: one
+endpoint at a time for a fixed window, ``run_window``). Loopback only; bounded by a request
+budget and a wall-time cap, so it always stops by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +19,34 @@ import httpx
 
 from tests.service.factory import tiny_spec
 from tests.service.serve_process import ServeProcess
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request a client sends: a GET, or a POST of *body* as JSON."""
+
+    kind: str  # the name latencies are filed under
+    path: str
+    method: str = "GET"
+    body: dict[str, Any] | None = None
+
+
+async def _timed_send(
+    http: httpx.AsyncClient, call: Call
+) -> tuple[httpx.Response | None, float, str | None]:
+    """Send *call*: (the response or None, elapsed ms, a transport error's line or None)."""
+    start = time.perf_counter()
+    try:
+        response = await http.request(call.method, call.path, json=call.body)
+    except httpx.HTTPError as exc:
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        return None, elapsed_ms, f"{call.path}: {type(exc).__name__}: {exc}"
+    return response, (time.perf_counter() - start) * 1000, None
+
+
+def _check_loopback(base_url: str) -> None:
+    if not base_url.startswith(("http://127.0.0.1:", "http://localhost:")):
+        raise ValueError(f"load is only ever sent to loopback, got {base_url!r}")
 
 
 @dataclass
@@ -77,13 +107,10 @@ async def _load(
             while issued < total and time.monotonic() < deadline:
                 kind, path = paths[(issued + index) % len(paths)]
                 issued += 1
-                start = time.perf_counter()
-                try:
-                    response = await http.get(path)
-                except httpx.HTTPError as exc:
-                    result.failures.append(f"{path}: {type(exc).__name__}: {exc}")
+                response, elapsed_ms, failure = await _timed_send(http, Call(kind, path))
+                if response is None:
+                    result.failures.append(str(failure))
                     continue
-                elapsed_ms = (time.perf_counter() - start) * 1000
                 if first:
                     result.first_ms.append(elapsed_ms)
                     first = False
@@ -107,9 +134,81 @@ def run_load(
 ) -> LoadResult:
     """*clients* concurrent clients (one connection each) cycle through *paths* (kind, path)
     until *total_requests* were sent or *max_wall_s* passed."""
-    if not base_url.startswith(("http://127.0.0.1:", "http://localhost:")):
-        raise ValueError(f"load is only ever sent to loopback, got {base_url!r}")
+    _check_loopback(base_url)
     return asyncio.run(_load(base_url, paths, clients, total_requests, max_wall_s))
+
+
+@dataclass
+class WindowResult:
+    """One measurement window: the latencies of the responses that arrived inside it, and
+    every status and transport error of the run (warm-up included, so none is hidden)."""
+
+    clients: int
+    window_s: float = 0.0
+    capped: bool = False  # the request cap, not the window's length, ended it
+    latencies_ms: list[float] = field(default_factory=list)  # in the window, any status
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def requests_per_s(self) -> float:
+        return len(self.latencies_ms) / self.window_s if self.window_s > 0 else 0.0
+
+
+async def _window(
+    base_url: str, call: Call, clients: int, warmup_s: float, duration_s: float, cap: int
+) -> WindowResult:
+    result = WindowResult(clients=clients)
+    capped_at: float | None = None
+    # One connection per client, kept alive: a client is one user's session.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with contextlib.AsyncExitStack() as stack:
+        # Every client is built before the clock starts: building one (an SSL context, tens
+        # of ms of CPU) blocks the event loop, and 64 of them in the warm-up would stall the
+        # first requests of all the others by seconds.
+        https = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base_url, timeout=30.0, limits=limits)
+            )
+            for _ in range(clients)
+        ]
+        opens = time.monotonic() + warmup_s
+        closes = opens + duration_s
+
+        async def client(http: httpx.AsyncClient) -> None:
+            nonlocal capped_at
+            while capped_at is None and time.monotonic() < closes:
+                response, elapsed_ms, failure = await _timed_send(http, call)
+                arrived = time.monotonic()
+                if response is None:
+                    result.failures.append(str(failure))
+                    continue
+                result.statuses[response.status_code] += 1
+                if capped_at is None and opens <= arrived <= closes:
+                    result.latencies_ms.append(elapsed_ms)
+                    if len(result.latencies_ms) >= cap:
+                        capped_at = arrived
+
+        await asyncio.gather(*(client(http) for http in https))
+    result.capped = capped_at is not None
+    result.window_s = (capped_at or closes) - opens
+    return result
+
+
+def run_window(
+    base_url: str,
+    call: Call,
+    *,
+    clients: int,
+    warmup_s: float,
+    duration_s: float,
+    max_requests: int,
+) -> WindowResult:
+    """*clients* concurrent clients (one keep-alive connection each) send *call* back to
+    back for *warmup_s* (not measured: connections open, caches fill), then for
+    *duration_s*, or until *max_requests* responses arrived in the window."""
+    _check_loopback(base_url)
+    return asyncio.run(_window(base_url, call, clients, warmup_s, duration_s, max_requests))
 
 
 def read_paths(server: ServeProcess) -> list[tuple[str, str]]:

@@ -84,8 +84,12 @@ class ServeProcess:
         database_url: str,
         workers: int,
         env_overrides: dict[str, str] | None = None,
+        fast_workers: bool = True,
     ) -> None:
+        """*fast_workers* False: the worker settings users get (service/settings.py defaults)
+        instead of FAST_WORKER_ENV, as benchmarks of what users see need."""
         self.home = home
+        self.fast_workers = fast_workers
         self.env_overrides = dict(env_overrides or {})
         self.database_url = database_url
         self.port = free_port()
@@ -98,7 +102,8 @@ class ServeProcess:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPDOC_")}
-        env.update(FAST_WORKER_ENV)
+        if self.fast_workers:
+            env.update(FAST_WORKER_ENV)
         env["SWEEPDOC_HOME"] = str(self.home)
         env["SWEEPDOC_DATABASE_URL"] = self.database_url
         env.update(self.env_overrides)
