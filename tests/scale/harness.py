@@ -147,10 +147,11 @@ def run_workers(
     timeout_s: float = 300,
     spec: dict[str, Any] | None = None,
     extra_env: dict[str, str] | None = None,
+    torch_threads: int = 1,
 ) -> ScaleRun:
     """Submit *spec* (default: a *trials*-point ``tiny_grid_spec``; a given spec must have
     *trials* trials) to *url* and run it with *workers* `sweepdoc worker` processes on
-    *device* (one torch thread each) until the queue is empty, *timeout_s* at most.
+    *device* (*torch_threads* torch threads each) until the queue is empty, *timeout_s* at most.
     *extra_env* adds variables to the workers' environment (``SWEEPDOC_DATA_DIR``).
     Connections are sampled on PostgreSQL only."""
     home.mkdir(parents=True, exist_ok=True)
@@ -182,8 +183,8 @@ def run_workers(
                 procs.append(
                     subprocess.Popen(
                         [sys.executable, "-m", "service", "worker", "--device", device,
-                         "--name", f"scale-{workers}-{index}", "--torch-threads", "1",
-                         "--exit-when-idle"],
+                         "--name", f"scale-{workers}-{index}",
+                         "--torch-threads", str(torch_threads), "--exit-when-idle"],
                         env=env, stdout=log, stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL,
                     )
