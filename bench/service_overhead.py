@@ -43,17 +43,8 @@ import torch  # noqa: E402
 
 from bench._common import write_result  # noqa: E402
 from bench.train_overhead import minimal_loop  # noqa: E402
-from service.settings import Settings  # noqa: E402
 from studies.spec import StudySpec  # noqa: E402
-from tests.service.serve_process import FAST_WORKER_ENV, ServeProcess, serving  # noqa: E402
-
-
-def shipped_worker_env() -> dict[str, str]:
-    """The shipped defaults for the worker settings the test harness speeds up."""
-    fields = Settings.model_fields
-    return {
-        key: str(fields[key.removeprefix("SWEEPDOC_").lower()].default) for key in FAST_WORKER_ENV
-    }
+from tests.service.serve_process import ServeProcess, serving  # noqa: E402
 
 
 def study_spec(args: argparse.Namespace, index: int) -> dict[str, Any]:
@@ -141,8 +132,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         db = home / "sweepdoc.db"
-        env = shipped_worker_env() | {"OMP_NUM_THREADS": str(args.threads)}
-        server = ServeProcess(home, database_url=f"sqlite:///{db}", workers=1, env_overrides=env)
+        env = {"OMP_NUM_THREADS": str(args.threads)}
+        server = ServeProcess(  # the shipped worker settings, not the tests' fast ones
+            home, database_url=f"sqlite:///{db}", workers=1, env_overrides=env,
+            fast_workers=False,
+        )
         with serving(server, workers=1):
             for index in range(args.repeats):
                 spec = study_spec(args, index)
@@ -178,7 +172,7 @@ def main() -> None:
                 "dataset": args.dataset, "arch": args.arch, "width": args.width,
                 "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                 "repeats": args.repeats, "threads": args.threads, "database": "sqlite",
-                "worker_settings": env,
+                "worker_settings": "shipped defaults",
             },
             "summary": summary,
             "runs": {"service": service_runs, "minimal": minimal_runs},
