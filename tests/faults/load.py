@@ -98,29 +98,35 @@ async def _load(
 ) -> LoadResult:
     result = LoadResult(clients=clients)
     issued = 0
-    deadline = time.monotonic() + max_wall_s
 
-    async def client(index: int) -> None:
+    async def client(index: int, http: httpx.AsyncClient) -> None:
         nonlocal issued
-        async with httpx.AsyncClient(base_url=base_url, timeout=60.0) as http:
-            first = True
-            while issued < total and time.monotonic() < deadline:
-                kind, path = paths[(issued + index) % len(paths)]
-                issued += 1
-                response, elapsed_ms, failure = await _timed_send(http, Call(kind, path))
-                if response is None:
-                    result.failures.append(str(failure))
-                    continue
-                if first:
-                    result.first_ms.append(elapsed_ms)
-                    first = False
-                else:
-                    result.latencies_ms.setdefault(kind, []).append(elapsed_ms)
-                result.statuses[response.status_code] += 1
+        first = True
+        while issued < total and time.monotonic() < deadline:
+            kind, path = paths[(issued + index) % len(paths)]
+            issued += 1
+            response, elapsed_ms, failure = await _timed_send(http, Call(kind, path))
+            if response is None:
+                result.failures.append(str(failure))
+                continue
+            if first:
+                result.first_ms.append(elapsed_ms)
+                first = False
+            else:
+                result.latencies_ms.setdefault(kind, []).append(elapsed_ms)
+            result.statuses[response.status_code] += 1
 
-    started = time.monotonic()
-    await asyncio.gather(*(client(i) for i in range(clients)))
-    result.wall_s = time.monotonic() - started
+    async with contextlib.AsyncExitStack() as stack:
+        # Clients are built before the clock starts (see _window): building 200 of them
+        # inside it blocked the event loop for seconds and showed up as a latency tail.
+        https = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, timeout=60.0))
+            for _ in range(clients)
+        ]
+        deadline = time.monotonic() + max_wall_s
+        started = time.monotonic()
+        await asyncio.gather(*(client(i, http) for i, http in enumerate(https)))
+        result.wall_s = time.monotonic() - started
     return result
 
 
