@@ -37,21 +37,23 @@ from trainer._loop import resolve_device, uses_bf16
 from trainer._models import build_model
 
 
-def write_synthetic_cifar(root: Path, images: int, seed: int = 0) -> None:
-    """Random uint8 images in torchvision's cifar-10-batches-py layout."""
+def write_synthetic_cifar(root: Path, images: int, seed: int = 0, signal: float = 0.0) -> None:
+    """Random uint8 images in torchvision's cifar-10-batches-py layout. With *signal* > 0
+    each image is that fraction its class's fixed random pattern (the rest noise), so the
+    set is learnable and a study's curves and labels mean something."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
+    patterns = rng.integers(0, 256, (10, 3072)).astype(np.float32)
     per_batch = -(-images // 5)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for i, name in enumerate(names):
         n = per_batch if i < 5 else 10
-        batch = {
-            "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-            "labels": rng.integers(0, 10, n).tolist(),
-        }
+        labels = rng.integers(0, 10, n)
+        noise = rng.integers(0, 256, (n, 3072)).astype(np.float32)
+        data = (signal * patterns[labels] + (1.0 - signal) * noise).astype(np.uint8)
         with open(folder / name, "wb") as f:
-            pickle.dump(batch, f)
+            pickle.dump({"data": data, "labels": labels.tolist()}, f)
 
 
 def _sync(device: torch.device) -> None:
