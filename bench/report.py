@@ -1,0 +1,183 @@
+"""Write the tables of docs/benchmarks.md from the result files in bench/results/.
+
+Each table sits between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in the page and is
+rewritten from bench/results/NAME.json, with the machine, date, command and commit it was
+measured with; the prose around the markers is left alone. A result file that is missing
+leaves a line saying how to produce it.
+
+    .venv/bin/python bench/report.py [--check]
+
+--check rewrites nothing and exits 1 if the page is out of date with the result files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench._common import RESULTS  # noqa: E402
+
+PAGE = ROOT / "docs" / "benchmarks.md"
+Result = dict[str, Any]
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(value: Any) -> str:
+        if value is None:
+            return "–"
+        if isinstance(value, float):
+            return f"{value:,.3g}" if abs(value) < 10 else f"{value:,.1f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def provenance(result: Result) -> str:
+    m = result.get("machine", {})
+    where = f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory_gib', '?')} GiB"
+    if "gpu" in m:
+        where = f"{m['gpu']} ({where})"
+    return (
+        f"_Measured {result.get('date', '?')[:16].replace('T', ' ')} UTC on {where}, "
+        f"torch {m.get('torch', '?')}, commit {result.get('commit', '?')}:_ "
+        f"`{result.get('command', '?')}`"
+    )
+
+
+def ratio(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def service_overhead(r: Result) -> str:
+    s, setup = r["summary"], r["setup"]
+    rows = [
+        ["per epoch (ms, epochs 2…N)", s["epoch_ms"]["service"], s["epoch_ms"]["minimal"],
+         ratio(s["epoch_ratio"])],
+        ["whole trial (s): claim → finished vs data + model + all epochs",
+         s["trial_s"]["service_claim_to_finish"], s["trial_s"]["minimal"],
+         ratio(s["trial_ratio"])],
+        ["submit → finished (s), incl. the worker's poll wait", s["submit_to_finish_s"],
+         s["trial_s"]["minimal"], ratio(s["submit_ratio"])],
+    ]
+    head = (
+        f"{setup['dataset']}, {setup['arch']} width {setup['width']}, {setup['epochs']} epochs, "
+        f"batch {setup['batch_size']}, {setup['threads']} torch threads, median of "
+        f"{setup['repeats']} trials each, SQLite, shipped worker settings."
+    )
+    return head + "\n\n" + table(["", "sweepdoc (serve + 1 worker)", "minimal loop", "ratio"], rows)
+
+
+def scale_workers(r: Result) -> str:
+    parts = []
+    if "cpu" in r:
+        c = r["cpu"]
+        rows = [
+            [x["workers"], x["torch_threads"], x["trials_per_minute"], x["images_per_s"],
+             ratio(x["speedup"])]
+            for x in c["runs"]
+        ]
+        parts.append(
+            f"**Processes vs threads** — {c['trials']} digits trials × {c['epochs']} epochs "
+            f"(simple CNN, width 32), SQLite; the machine's cores split between the workers.\n\n"
+            + table(["workers", "torch threads each", "trials/min", "images/s",
+                     "vs 1 worker"], rows)
+        )
+    if "queue" in r:
+        q = r["queue"]
+        rows = [
+            [x["workers"], x["trials_per_minute"], ratio(x["speedup"]), x["active_s"],
+             x["peak_connections"], x["peak_connections_per_worker"]]
+            for x in q["runs"]
+        ]
+        parts.append(
+            f"**Queue overhead** — {q['trials']} tiny one-epoch trials on PostgreSQL, one "
+            f"torch thread per worker, {q['device']}.\n\n"
+            + table(["workers", "trials/min", "vs 1 worker", "active s", "peak connections",
+                     "per worker"], rows)
+        )
+    return "\n\n".join(parts)
+
+
+def diagnose_speed(r: Result) -> str:
+    rows = [
+        [x["epochs"], x["validate_ms"], x["diagnose_ms"], x["per_run_ms"], x["live_ms"],
+         x["label"]]
+        for x in r["runs"]
+    ]
+    return table(
+        ["epochs", "parse curves (ms)", "diagnose (ms)", "per run (ms)",
+         "live check per epoch (ms)", "label"],
+        rows,
+    )
+
+
+def gpu_check(r: Result) -> str:
+    rows = [
+        [x["section"], x["what"], x["value"], x["unit"],
+         ratio(x["ratio"]) if x.get("baseline") else "", x.get("baseline", "")]
+        for x in r["rows"]
+    ]
+    failed = [f"{name}: {t['failed']}" for name, t in r["sections"].items() if t["failed"]]
+    head = f"**{r['device']}**" + (" (smoke run on the CPU: sizes too small to mean anything)"
+                                   if r["smoke"] else "")
+    tail = ("\n\nFailed sections: " + "; ".join(failed)) if failed else ""
+    return head + "\n\n" + table(
+        ["section", "what", "value", "unit", "ratio", "to"], rows
+    ) + tail
+
+
+RENDERERS: dict[str, Callable[[Result], str]] = {
+    "gpu_check": gpu_check,
+    "service_overhead": service_overhead,
+    "scale_workers": scale_workers,
+    "diagnose_speed": diagnose_speed,
+}
+
+_BLOCK = re.compile(r"(<!-- bench:(\w+) -->\n)(.*?)(<!-- /bench:\2 -->)", re.DOTALL)
+
+
+def render(name: str) -> str:
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return f"_Not measured yet: run `bench/{name}.py` (see its docstring)._"
+    result = json.loads(path.read_text())
+    return RENDERERS[name](result) + "\n\n" + provenance(result)
+
+
+def rewritten(page: str) -> str:
+    def block(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name not in RENDERERS:
+            raise SystemExit(f"docs/benchmarks.md names an unknown table: {name}")
+        return f"{match.group(1)}{render(name)}\n{match.group(4)}"
+
+    return _BLOCK.sub(block, page)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only say whether it is current")
+    args = parser.parse_args()
+    page = PAGE.read_text()
+    new = rewritten(page)
+    if args.check:
+        if new != page:
+            raise SystemExit("docs/benchmarks.md is out of date: run bench/report.py")
+        print("docs/benchmarks.md is current")
+        return
+    PAGE.write_text(new)
+    print(f"wrote {PAGE.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
