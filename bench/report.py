@@ -60,9 +60,12 @@ def ratio(value: float | None) -> str:
 
 def service_overhead(r: Result) -> str:
     s, setup = r["summary"], r["setup"]
+    ms = s["epoch_ms"]
     rows = [
-        ["per epoch (ms, epochs 2…N)", s["epoch_ms"]["service"], s["epoch_ms"]["minimal"],
-         ratio(s["epoch_ratio"])],
+        ["per epoch (ms, epochs 2…N)", ms["service"], ms["minimal"], ratio(s["epoch_ratio"])],
+        ["… of which the trainer itself", ms["trainer_in_service"], ms["minimal"],
+         ratio(s["trainer_ratio"])],
+        ["… of which the service's bookkeeping", s["bookkeeping_ms"], None, ""],
         ["whole trial (s): claim → finished vs data + model + all epochs",
          s["trial_s"]["service_claim_to_finish"], s["trial_s"]["minimal"],
          ratio(s["trial_ratio"])],
@@ -70,8 +73,8 @@ def service_overhead(r: Result) -> str:
          s["trial_s"]["minimal"], ratio(s["submit_ratio"])],
     ]
     head = (
-        f"{setup['dataset']}, {setup['arch']} width {setup['width']}, {setup['epochs']} epochs, "
-        f"batch {setup['batch_size']}, {setup['threads']} torch threads, median of "
+        f"**{setup['dataset']}**, {setup['arch']} width {setup['width']}, {setup['epochs']} "
+        f"epochs, batch {setup['batch_size']}, {setup['threads']} torch threads, median of "
         f"{setup['repeats']} trials each, SQLite, shipped worker settings."
     )
     return head + "\n\n" + table(["", "sweepdoc (serve + 1 worker)", "minimal loop", "ratio"], rows)
@@ -138,7 +141,8 @@ def gpu_check(r: Result) -> str:
 
 RENDERERS: dict[str, Callable[[Result], str]] = {
     "gpu_check": gpu_check,
-    "service_overhead": service_overhead,
+    "service_overhead_digits": service_overhead,
+    "service_overhead_mnist": service_overhead,
     "scale_workers": scale_workers,
     "diagnose_speed": diagnose_speed,
 }
@@ -149,7 +153,7 @@ _BLOCK = re.compile(r"(<!-- bench:(\w+) -->\n)(.*?)(<!-- /bench:\2 -->)", re.DOT
 def render(name: str) -> str:
     path = RESULTS / f"{name}.json"
     if not path.exists():
-        return f"_Not measured yet: run `bench/{name}.py` (see its docstring)._"
+        return "_Not measured yet: run the script above (see its docstring)._"
     result = json.loads(path.read_text())
     return RENDERERS[name](result) + "\n\n" + provenance(result)
 

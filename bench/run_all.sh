@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Every CPU benchmark of docs/benchmarks.md, one after another (never two at once: they share
-# the cores), then the page's tables from their result files. About 45 minutes on 2 cores.
+# the cores), then the page's tables from their result files. About 50 minutes on 2 cores.
 # The GPU check is separate: bench/gpu_check.sh on a machine with a GPU.
 #
-#     bash bench/run_all.sh [NAME ...]       # default: all of them, in this order
+#     bash bench/run_all.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=.venv/bin/python
 export PYTHONUNBUFFERED=1
 
-all=(service_overhead optuna_compare scale_workers queue_latency api_throughput diagnose_speed)
-for name in "${@:-${all[@]}}"; do
-  echo "== $name ($(date -u +%H:%M:%S))"
-  "$PY" "bench/$name.py"
-done
+run() {
+  echo "== $* ($(date -u +%H:%M:%S))"
+  "$PY" "$@"
+}
+
+run bench/service_overhead.py --dataset digits
+run bench/service_overhead.py --dataset mnist
+run bench/optuna_compare.py
+run bench/scale_workers.py
+run bench/queue_latency.py
+run bench/api_throughput.py
+run bench/diagnose_speed.py
 "$PY" bench/report.py

@@ -173,13 +173,17 @@ class ServeProcess:
             time.sleep(0.5)
         raise AssertionError(f"fewer than {count} workers after {timeout_s} s:\n{self.log()}")
 
-    def wait_for_study(self, study_id: int, timeout_s: float = 300.0) -> dict[str, Any]:
+    def wait_for_study(
+        self, study_id: int, timeout_s: float = 300.0, poll_s: float = 0.5
+    ) -> dict[str, Any]:
+        """The study once it has ended; *poll_s* apart (benchmarks poll slowly, so that the
+        polling itself takes no CPU from the training it measures)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             study: dict[str, Any] = self.get(f"/v1/studies/{study_id}")
             if study["status"] in ("completed", "failed", "cancelled"):
                 return study
-            time.sleep(0.5)
+            time.sleep(poll_s)
         raise AssertionError(f"study {study_id} unfinished after {timeout_s} s:\n{self.log()}")
 
     def stop(self, timeout_s: float = 90.0) -> int:
