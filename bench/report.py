@@ -44,6 +44,8 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
 
 def provenance(result: Result) -> str:
     m = result.get("machine", {})
+    if isinstance(m, str):  # a file from before bench/_common's envelope
+        m = {"cpu": m}
     where = f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('memory_gib', '?')} GiB"
     if "gpu" in m:
         where = f"{m['gpu']} ({where})"
@@ -119,8 +121,72 @@ def diagnose_speed(r: Result) -> str:
     ]
     return table(
         ["epochs", "parse curves (ms)", "diagnose (ms)", "per run (ms)",
-         "live check per epoch (ms)", "label"],
+         "live check after the last epoch (ms)", "label"],
         rows,
+    )
+
+
+def optuna_compare(r: Result) -> str:
+    def stops(stopped: dict[str, int]) -> str:
+        return ", ".join(f"{n} {why}" for why, n in stopped.items()) or "none"
+
+    rows = []
+    for c in r["configurations"]:
+        q = c["ratios"]
+        for system, name in (("sweepdoc", "sweepdoc"), ("optuna", "Optuna example")):
+            x = c[system]
+            own = system == "sweepdoc"
+            rows.append([
+                f"{c['dataset']} {c['search']}" if own else "",
+                name, x["wall_s"], x["epochs_total"], x["mean_epoch_s"], x["best_val_acc"],
+                None if x["best_lr"] is None else f"{x['best_lr']:.2g}", stops(x["stopped_early"]),
+                ratio(q["wall_sweepdoc_over_optuna"]) if own else "",
+                ratio(q["epochs_sweepdoc_over_optuna"]) if own else "",
+            ])
+    return table(
+        ["configuration", "system", "wall s", "epochs trained", "s / epoch", "best val acc",
+         "at lr", "stopped early", "wall ratio", "epochs ratio"],
+        rows,
+    )
+
+
+def queue_latency(r: Result) -> str:
+    rows = []
+    for c in r["configurations"]:
+        lat = c["latency_s"]
+        default = " (default)" if c["poll_interval_s"] == r["default_poll_interval_s"] else ""
+        rows.append([
+            f"{c['poll_interval_s']:g} s{default}",
+            *(f"{lat[p]['p50']:.3f} / {lat[p]['p99']:.3f}" for p in (
+                "submit_to_first_epoch", "submit_to_claimed", "poll_wait_and_claim",
+                "optuna_start", "setup")),
+            f"{c['warm_up_s']['submit_to_first_epoch']:.2f}",
+        ])
+    n = r["configurations"][0]["latency_s"]["submit_to_first_epoch"]["n"]
+    return (
+        f"Seconds, p50 / p99 over {n} submissions per row, one idle CPU worker, SQLite.\n\n"
+        + table(
+            ["worker poll interval", "submit → first epoch started", "submit → claimed",
+             "of which poll wait + claim", "Optuna trial start", "data + model set-up",
+             "first submission to a fresh server"],
+            rows,
+        )
+    )
+
+
+def api_throughput(r: Result) -> str:
+    rows = [
+        [c["endpoint"], c["clients"], c["requests_per_s"], c["latency_ms"]["p50"],
+         c["latency_ms"]["p99"], c["latency_ms"]["max"],
+         ", ".join(f"{k}: {v}" for k, v in c["statuses"].items())
+         + (f"; {c['failures']} transport errors" if c["failures"] else "")]
+        for c in r["cells"]
+    ]
+    return (
+        f"{r['seconds_per_cell']:g} s per cell after {r['warmup_s_per_cell']:g} s of warm-up; "
+        f"{r['server']}; {r['load_generator']}.\n\n"
+        + table(["endpoint", "clients", "requests/s", "p50 ms", "p99 ms", "max ms",
+                 "responses"], rows)
     )
 
 
@@ -141,6 +207,9 @@ def gpu_check(r: Result) -> str:
 
 RENDERERS: dict[str, Callable[[Result], str]] = {
     "gpu_check": gpu_check,
+    "optuna_compare": optuna_compare,
+    "queue_latency": queue_latency,
+    "api_throughput": api_throughput,
     "service_overhead_digits": service_overhead,
     "service_overhead_mnist": service_overhead,
     "scale_workers": scale_workers,
