@@ -73,6 +73,20 @@ def _commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def shipped_worker_settings() -> dict[str, float]:
+    """The worker settings a user gets (service/settings.py defaults), for the record of a
+    benchmark that runs the service as shipped (ServeProcess(fast_workers=False))."""
+    from service.settings import Settings
+
+    names = ("worker_poll_interval_s", "worker_heartbeat_interval_s", "worker_stale_after_s")
+    return {name: float(Settings.model_fields[name].default) for name in names}
+
+
+# The commit the measured code came from: read when the script starts, not when it writes
+# its result (a long run outlives the commits made meanwhile).
+_COMMIT_AT_START = _commit()
+
+
 def percentiles(values: list[float], digits: int = 2) -> dict[str, float | int | None]:
     """n, p50, p99 and max of *values* (nearest-rank p99: with 50 samples it is the max)."""
     if not values:
@@ -101,7 +115,7 @@ def write_result(name: str, payload: dict[str, Any], out: Path | None = None) ->
         "benchmark": name,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": shlex.join([".venv/bin/python", str(shown), *sys.argv[1:]]),
-        "commit": _commit(),
+        "commit": _COMMIT_AT_START,
         "machine": machine(),
         **payload,
     }

@@ -9,6 +9,8 @@ For each endpoint
 - GET /v1/studies/{id} (the study with its trial counts and best trial),
 - GET /v1/trials/{id}/diagnosis (a stored diagnosis),
 - POST /v1/diagnose (30-epoch curves, the diagnoser runs per request, nothing stored),
+- and as the baseline, GET /healthz (no database): each endpoint's requests/s is also given
+  as a ratio to it at the same concurrency, i.e. to what the HTTP stack alone costs here,
 
 and each concurrency, that many clients (asyncio + httpx in this process, not the server's;
 one keep-alive connection each) send requests back to back: a warm-up that is not measured,
@@ -59,8 +61,14 @@ def finished_study(server: ServeProcess) -> tuple[int, int]:
     return study_id, diagnosed[0]
 
 
+# The baseline: the same server's cheapest route (no database, no token check), so each
+# endpoint's figures read as a ratio to what the HTTP stack alone costs on this machine.
+BASELINE = "GET /healthz"
+
+
 def endpoint_calls(study_id: int, trial_id: int) -> list[Call]:
     return [
+        Call(BASELINE, "/healthz"),
         Call("GET /v1/studies/{id}", f"/v1/studies/{study_id}"),
         Call("GET /v1/trials/{id}/diagnosis", f"/v1/trials/{trial_id}/diagnosis"),
         Call("POST /v1/diagnose", "/v1/diagnose", method="POST",
@@ -132,6 +140,10 @@ def main() -> None:
             exit_code = server.stop()
         finally:
             server.kill()
+    floor = {r["clients"]: r["requests_per_s"] for r in rows if r["endpoint"] == BASELINE}
+    for row in rows:
+        base = floor.get(row["clients"])
+        row["vs_healthz"] = round(row["requests_per_s"] / base, 3) if base else None
     write_result("api_throughput", {
         "database": "sqlite",
         "server": "sweepdoc serve --workers 0 (after one local worker finished the study)",
@@ -140,6 +152,7 @@ def main() -> None:
         "warmup_s_per_cell": args.warmup_s,
         "max_requests_per_cell": args.max_requests,
         "diagnose_epochs": DIAGNOSE_EPOCHS,
+        "baseline": BASELINE,
         "server_exit_code": exit_code,
         "cells": rows,
     }, out=args.out)

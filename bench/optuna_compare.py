@@ -62,23 +62,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the serve harness lives under tests/
 
-from bench._common import MNIST_10K, RESULTS, write_result  # noqa: E402
+from bench._common import MNIST_10K, RESULTS, shipped_worker_settings, write_result  # noqa: E402
 from bench._mnist import export_mnist  # noqa: E402
-from service.settings import Settings  # noqa: E402
 from tests.service.serve_process import ServeProcess, serving  # noqa: E402
 
 BASELINE = ROOT / "bench" / "_optuna_baseline.py"
 LR_LOW, LR_HIGH = 1e-5, 1e-1
-# The worker settings `serve` ships with: the test harness's fast polling would flatter sweepdoc.
-SHIPPED_WORKER_ENV = {
-    f"SWEEPDOC_{name.upper()}": str(Settings.model_fields[name].default)
-    for name in (
-        "worker_poll_interval_s",
-        "worker_heartbeat_interval_s",
-        "worker_stale_after_s",
-        "shutdown_grace_s",
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -234,9 +223,9 @@ def _sweepdoc_trial(detail: dict[str, Any]) -> TrialResult:
 
 def run_sweepdoc(spec: dict[str, Any], home: Path, data_dir: Path) -> dict[str, Any]:
     """Serve, submit *spec*, wait for the end, read every trial back; the summary."""
-    env = {**SHIPPED_WORKER_ENV, "SWEEPDOC_DATA_DIR": str(data_dir)}
-    server = ServeProcess(
-        home, database_url=f"sqlite:///{home / 'sweepdoc.db'}", workers=1, env_overrides=env
+    server = ServeProcess(  # the shipped worker settings: fast test polling would flatter us
+        home, database_url=f"sqlite:///{home / 'sweepdoc.db'}", workers=1,
+        env_overrides={"SWEEPDOC_DATA_DIR": str(data_dir)}, fast_workers=False,
     )
     began = time.perf_counter()
     with serving(server, workers=1):
@@ -441,7 +430,7 @@ def main() -> None:
             "recipes": {d: RECIPES[d].__dict__ for d in datasets},
             "epochs_override": args.epochs,
             "mnist_images": {"train": args.mnist_train, "val": args.mnist_val},
-            "sweepdoc_worker_env": SHIPPED_WORKER_ENV,
+            "sweepdoc_worker_settings": shipped_worker_settings(),
             "total_s": round(total_s, 1),
             "configurations": rows,
         },

@@ -6,8 +6,9 @@ the test suite's fast polling), then POSTs one-trial studies (digits subset, a s
 epoch; tests/service/factory.tiny_spec) one at a time: each is submitted only after the
 previous study finished, so the worker is idle, sleeping between polls of the queue. A
 random pause (uniform over one poll interval) before each submission spreads the submissions
-over the worker's poll phase. The first submission of each server is a warm-up reported
-apart (the worker imports torch and the trainer when its first trial starts). The whole run
+over the worker's poll phase. The first submission of each server is reported apart (a
+worker warms the trainer up before it first polls, so it should cost no more than the
+others; the row shows whether it does). The whole run
 is repeated with a shorter poll interval, so the table shows how much is the poll wait.
 
 Timestamps, all from the same machine's clock (the client's time.time() and the server's
@@ -44,8 +45,7 @@ sys.path.insert(0, str(ROOT))  # the serve harness lives under tests/
 
 from sqlalchemy import select, text  # noqa: E402
 
-from bench._common import percentiles, write_result  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from bench._common import percentiles, shipped_worker_settings, write_result  # noqa: E402
 from studies.db import Database, EpochRow, StudyRow, TrialRow  # noqa: E402
 from tests.service.factory import tiny_spec  # noqa: E402
 from tests.service.serve_process import ServeProcess, serving  # noqa: E402
@@ -59,13 +59,6 @@ PHASES = {
     "optuna_start": "Optuna start",
     "setup": "set-up",
 }
-
-
-def shipped_worker_settings() -> dict[str, float]:
-    """The worker settings a user gets (service/settings.py defaults), for the record."""
-    fields = Settings.model_fields
-    names = ("worker_poll_interval_s", "worker_heartbeat_interval_s", "worker_stale_after_s")
-    return {name: float(fields[name].default) for name in names}
 
 
 @dataclass(frozen=True)
@@ -181,12 +174,12 @@ def print_table(rows: list[dict[str, Any]], default_poll_s: float) -> None:
             for p in PHASES
         )
         print(f"{label:<16}{cells}")
-    print("warm-up (first trial of a fresh worker: imports torch), submit → first epoch: "
+    print("first submission to a fresh server, submit → first epoch: "
           + ", ".join(f"{r['warm_up_s']['submit_to_first_epoch']:.2f} s" for r in rows))
 
 
 def main() -> None:
-    default_poll_s = float(Settings.model_fields["worker_poll_interval_s"].default)
+    default_poll_s = shipped_worker_settings()["worker_poll_interval_s"]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=50, help="measured, per interval")
     parser.add_argument("--poll-intervals", default="default,0.1",

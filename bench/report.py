@@ -176,7 +176,9 @@ def queue_latency(r: Result) -> str:
 
 def api_throughput(r: Result) -> str:
     rows = [
-        [c["endpoint"], c["clients"], c["requests_per_s"], c["latency_ms"]["p50"],
+        [c["endpoint"], c["clients"], c["requests_per_s"],
+         ratio(c["vs_healthz"]) if c.get("vs_healthz") is not None else "–",
+         c["latency_ms"]["p50"],
          c["latency_ms"]["p99"], c["latency_ms"]["max"],
          ", ".join(f"{k}: {v}" for k, v in c["statuses"].items())
          + (f"; {c['failures']} transport errors" if c["failures"] else "")]
@@ -185,8 +187,8 @@ def api_throughput(r: Result) -> str:
     return (
         f"{r['seconds_per_cell']:g} s per cell after {r['warmup_s_per_cell']:g} s of warm-up; "
         f"{r['server']}; {r['load_generator']}.\n\n"
-        + table(["endpoint", "clients", "requests/s", "p50 ms", "p99 ms", "max ms",
-                 "responses"], rows)
+        + table(["endpoint", "clients", "requests/s", "vs /healthz", "p50 ms", "p99 ms",
+                 "max ms", "responses"], rows)
     )
 
 

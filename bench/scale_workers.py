@@ -16,7 +16,7 @@ images/s of all workers together. Writes bench/results/scale_workers.json. The s
 backs the scale test (tests/scale/test_scale_postgres.py).
 
     .venv/bin/python bench/scale_workers.py [--parts cpu,queue] [--cpu-workers 1,2]
-        [--cpu-trials 8] [--queue-workers 1,8] [--queue-trials 40] [--device cuda]
+        [--cpu-trials 24] [--queue-workers 1,8] [--queue-trials 40] [--device cuda]
         [--server-url postgresql+psycopg://postgres@host:port/postgres]
 
 Without --server-url a private PostgreSQL is started (Debian's postgresql package, as the
@@ -116,8 +116,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="cpu,queue", help="cpu, queue or both")
     parser.add_argument("--cpu-workers", type=_counts, default=[1, 2])
-    parser.add_argument("--cpu-trials", type=int, default=8)
-    parser.add_argument("--cpu-epochs", type=int, default=4)
+    parser.add_argument("--cpu-trials", type=int, default=24)
+    parser.add_argument("--cpu-epochs", type=int, default=5)
     parser.add_argument("--queue-workers", type=_counts, default=[1, 8])
     parser.add_argument("--queue-trials", type=int, default=40)
     parser.add_argument("--device", default="cpu", help="queue part's --device (cuda: a GPU)")
