@@ -504,6 +504,10 @@ def touch_worker(
                 )
             )
         else:
+            if (row.host, row.pid) != (host, pid):
+                # Another process took the name (a restarted local worker keeps its slot's
+                # name): the row describes the new process from now on.
+                row.host, row.pid, row.started_at = host, pid, now
             row.last_seen_at = now
             row.current_trial_id = current_trial_id
             row.device = device

@@ -238,6 +238,17 @@ def test_readiness_needs_the_database_and_a_recently_seen_worker(db: Database) -
     assert not store.readiness(Database("sqlite:////nonexistent/dir/x.db")).database
 
 
+def test_a_worker_restarted_under_its_name_is_shown_as_the_new_process(db: Database) -> None:
+    queue.touch_worker(db, name="w1", host="h", pid=1, device="cpu", current_trial_id=None)
+    first = store.readiness(db).workers[0]
+    queue.touch_worker(db, name="w1", host="h", pid=1, device="cpu", current_trial_id=None)
+    assert store.readiness(db).workers[0].started_at == first.started_at  # same process
+    queue.touch_worker(db, name="w1", host="h2", pid=2, device="cpu", current_trial_id=None)
+    (restarted,) = store.readiness(db).workers
+    assert (restarted.host, restarted.pid) == ("h2", 2)
+    assert restarted.started_at > first.started_at
+
+
 W, R, C, P, F = (
     TrialState.WAITING,
     TrialState.RUNNING,
