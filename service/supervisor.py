@@ -60,20 +60,33 @@ def plan_workers(
 ) -> list[WorkerPlan]:
     """The local workers to run on *devices* (``detect_devices()``: GPUs, else CPU).
 
-    *count* None (``--workers auto``): *per_gpu* workers on each GPU, or one on the CPU when
-    there is no GPU; a number: that many, round-robin over *devices*. Each worker is pinned
+    *count* None (``--workers auto``): *per_gpu* workers on each GPU, or with no GPU one
+    worker per CPU core up to ``MAX_AUTO_CPU_WORKERS`` (each gets its share of the cores as
+    torch threads); a number: that many, round-robin over *devices*. Each worker is pinned
     to its GPU with ``--device cuda:N`` (N counts the GPUs CUDA_VISIBLE_DEVICES leaves).
     """
     if per_gpu < 1:
         raise ValueError(f"per_gpu must be at least 1, got per_gpu={per_gpu}")
     if count is None:
         gpus = [d for d in devices if d.startswith("cuda")]
-        count = len(gpus) * per_gpu if gpus else 1
+        count = len(gpus) * per_gpu if gpus else auto_cpu_workers()
     if count and not devices:
         raise ValueError(f"{count} worker(s) planned on no device")
     return [
         WorkerPlan(name=f"{prefix}-{i}", device=devices[i % len(devices)]) for i in range(count)
     ]
+
+
+# Small CNNs do not keep several torch threads busy: on 2 cores, two single-threaded workers
+# train 1.65x the trials per minute of one worker with two threads (docs/benchmarks.md,
+# "Worker scaling"). Beyond 4, a default study (max_parallel 4) has no trial left for them,
+# and each worker holds its own copy of torch in memory.
+MAX_AUTO_CPU_WORKERS = 4
+
+
+def auto_cpu_workers() -> int:
+    """``--workers auto`` on a machine without a GPU: one worker per core, at most 4."""
+    return max(1, min(os.cpu_count() or 1, MAX_AUTO_CPU_WORKERS))
 
 
 def cpu_threads_per_worker(n_cpu_workers: int) -> int:

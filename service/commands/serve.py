@@ -21,7 +21,8 @@ logger = logging.getLogger("sweepdoc.serve")
 
 
 def parse_worker_count(value: str) -> int | None:
-    """`auto` → None (one per visible GPU, else one on CPU); otherwise a count ≥ 0."""
+    """`auto` → None (one per visible GPU, else one per CPU core up to 4); otherwise a
+    count ≥ 0."""
     if value == "auto":
         return None
     try:
@@ -44,7 +45,7 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option(
                 help="Local workers to start: a number, 0 for the API only, or 'auto' "
-                "(one per visible CUDA GPU, else one on CPU).",
+                "(one per visible CUDA GPU, else one per CPU core, at most 4).",
             ),
         ] = "auto",
         workers_per_gpu: Annotated[

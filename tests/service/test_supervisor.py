@@ -32,9 +32,16 @@ def test_auto_is_one_worker_per_gpu() -> None:
     assert [p.name for p in plans] == ["w-0", "w-1", "w-2", "w-3"]
 
 
-def test_auto_without_a_gpu_is_one_worker_on_cpu_whatever_per_gpu_says() -> None:
-    assert [p.device for p in plan_workers(None, ["cpu"], prefix="w")] == ["cpu"]
-    assert [p.device for p in plan_workers(None, ["cpu"], prefix="w", per_gpu=3)] == ["cpu"]
+@pytest.mark.parametrize(("cores", "workers"), [(1, 1), (2, 2), (4, 4), (64, 4)])
+def test_auto_without_a_gpu_is_one_worker_per_core_up_to_four_whatever_per_gpu_says(
+    monkeypatch: pytest.MonkeyPatch, cores: int, workers: int
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    for per_gpu in (1, 3):
+        plans = plan_workers(None, ["cpu"], prefix="w", per_gpu=per_gpu)
+        assert [p.device for p in plans] == ["cpu"] * workers
+    # Together they use the cores once: each its share as torch threads.
+    assert cpu_threads_per_worker(workers) == max(1, cores // workers)
 
 
 def test_per_gpu_puts_that_many_workers_on_each_gpu() -> None:
