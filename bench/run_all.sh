@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every CPU benchmark of docs/benchmarks.md, one after another (never two at once: they share
-# the cores), then the page's tables from their result files. About 50 minutes on 2 cores.
+# the cores), then the page's tables from their result files. About 30 minutes on 2 cores.
 # The GPU check is separate: bench/gpu_check.sh on a machine with a GPU.
 #
 #     bash bench/run_all.sh
