@@ -113,7 +113,7 @@ def run_worker(
 
 def _warm_up() -> None:
     """Pay the trainer's one-off import cost (torch, the data sources, torch's optimizer
-    machinery: ~10 s on a 2-core CPU) before polling, not inside the first claimed trial,
+    machinery: 5–10 s on a 2-core CPU) before polling, not inside the first claimed trial,
     whose heartbeat, timings and queue latency it would otherwise distort."""
     try:
         from trainer import warm_up
