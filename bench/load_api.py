@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the harness lives under tests/
 
+from bench._common import write_result  # noqa: E402
 from tests.faults.load import load_while_training  # noqa: E402
 from tests.service.serve_process import ServeProcess  # noqa: E402
 
@@ -33,7 +31,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--max-wall-s", type=float, default=120.0)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/load_api.json")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/results/")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,8 +50,6 @@ def main() -> None:
             server.kill()
     summary = result.summary()
     report = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "database": "sqlite",
         "workers": 2,
         "epochs_trained_during_load": sum(t["epochs_done"] for t in busy["trials"]),
@@ -61,8 +57,7 @@ def main() -> None:
         **summary,
     }
     print(json.dumps(report, indent=1))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    write_result("load_api", report, out=args.out)
     if summary["failures"] or set(summary["statuses"]) != {"200"}:
         sys.exit(1)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from bench._common import percentiles
 from tests.service.factory import tiny_spec
 from tests.service.serve_process import ServeProcess
 
@@ -74,23 +75,12 @@ class LoadResult:
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "failures": len(self.failures),
             "latency_ms": {
-                "all": _percentiles(steady + self.first_ms),
-                "first_request_of_each_client": _percentiles(self.first_ms),
-                "after_the_first": _percentiles(steady),
-                **{kind: _percentiles(v) for kind, v in sorted(self.latencies_ms.items())},
+                "all": percentiles(steady + self.first_ms),
+                "first_request_of_each_client": percentiles(self.first_ms),
+                "after_the_first": percentiles(steady),
+                **{kind: percentiles(v) for kind, v in sorted(self.latencies_ms.items())},
             },
         }
-
-
-def _percentiles(values: list[float]) -> dict[str, float | int | None]:
-    ordered = sorted(values)
-    if not ordered:
-        return {"n": 0, "p50": None, "p99": None, "max": None}
-
-    def rank(q: float) -> float:  # nearest rank
-        return round(ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))], 1)
-
-    return {"n": len(ordered), "p50": rank(0.50), "p99": rank(0.99), "max": round(ordered[-1], 1)}
 
 
 async def _load(
