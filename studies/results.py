@@ -1,4 +1,4 @@
-"""The one definition of a study's best trial.
+"""What a trial's run produced (``TrialSummary``) and the one definition of a study's best trial.
 
 The API's ``StudyPublic.best_trial``, the study summary's ``best_trial`` and the worker's
 "best of the study so far" (the diagnoser's study context) all pick through ``best_trial``,
@@ -17,6 +17,8 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -42,3 +44,34 @@ def best_trial(
     if not scored:
         return None
     return min(scored, key=lambda item: (item[0], item[1]))[2]
+
+
+class TrialSummary(BaseModel):
+    """The numbers of one trial's run that lists, the API and the study summary show
+    (``TrialRow.summary``): written by the worker after every epoch, read everywhere else.
+
+    Floats may be NaN or ±inf (a diverged run's last loss): the database keeps them
+    (``db.LosslessJSON``) and the API serves them as ``null``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # What the trainer learned of the dataset and device (known from the first epoch on).
+    num_classes: int | None = None
+    train_size: int | None = None
+    val_size: int | None = None
+    input_shape: list[int] | None = None  # (C, H, W)
+    device: str | None = None
+    # The run so far.
+    final_train_loss: float | None = None
+    final_train_acc: float | None = None
+    final_val_loss: float | None = None
+    final_val_acc: float | None = None
+    best_val_acc: float | None = None
+    best_epoch: int | None = Field(default=None, description="Epoch (1-based) of best_val_acc.")
+    best_val_loss: float | None = None
+    objective_value: float | None = Field(
+        default=None,
+        description="The study objective's best value over the epochs: best_val_acc, or "
+        "best_val_loss when the study minimizes the validation loss.",
+    )
