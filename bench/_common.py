@@ -18,7 +18,18 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-MNIST_10K = Path(os.environ.get("SWEEPDOC_MNIST_10K", "/work/shared/data/mnist-10k"))
+# Where MNIST's 10k test split (the four IDX gz files) lives unless SWEEPDOC_BENCH_MNIST says
+# otherwise: a sibling of the checkout, so a clone finds it without naming this machine.
+MNIST_ENV_VAR = "SWEEPDOC_BENCH_MNIST"
+MNIST_DEFAULT_DIR = ROOT.parent / "shared" / "data" / "mnist-10k"
+
+
+def default_mnist_dir() -> Path:
+    """The MNIST 10k folder the benchmarks read by default: ``$SWEEPDOC_BENCH_MNIST`` if set,
+    else ``../shared/data/mnist-10k`` next to the repository root. Every script that reads
+    MNIST offers an option (``--mnist-source``/``--mnist``) whose default is this."""
+    configured = os.environ.get(MNIST_ENV_VAR)
+    return Path(configured) if configured else MNIST_DEFAULT_DIR
 
 
 def machine() -> dict[str, Any]:

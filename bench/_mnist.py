@@ -1,11 +1,11 @@
 """The real MNIST images as an ImageFolder tree, for the benchmarks that train on them.
 
-bench/_common.MNIST_10K holds MNIST's 10,000-image test split as IDX gz files (the only
-split on this machine). `export_mnist` writes its first images as PNG files under
-``<target>/train/<label>/`` and ``<target>/val/<label>/``: a tree that sweepdoc reads as
-``imagefolder:<name>`` (its own train/val split, no re-splitting) and torchvision as two
-``ImageFolder`` datasets. One exporter serves every benchmark (the diagnoser's labeled set,
-the Optuna comparison).
+bench/_common.default_mnist_dir() names the folder of MNIST's 10,000-image test split as
+IDX gz files (the only split the benchmarks use). `export_mnist` writes its first images as
+PNG files under ``<target>/train/<label>/`` and ``<target>/val/<label>/``: a tree that
+sweepdoc reads as ``imagefolder:<name>`` (its own train/val split, no re-splitting) and
+torchvision as two ``ImageFolder`` datasets. One exporter serves every benchmark (the
+diagnoser's labeled set, the Optuna comparison).
 """
 
 from __future__ import annotations

@@ -37,11 +37,13 @@ trial) and its learning rate, epochs trained (sum over trials), trials stopped e
 why, mean seconds per epoch and per-trial overheads; then the ratios sweepdoc/baseline of
 wall time and epochs and the accuracy difference. Writes bench/results/optuna_compare.json.
 
-MNIST: the 10k-image split in bench/_common.MNIST_10K, exported once (bench/_mnist.py) as
-train/ (5,000 images) and val/ (1,000) under --data-root; 28×28, as they come.
+MNIST: the 10k-image split in --mnist-source (default: $SWEEPDOC_BENCH_MNIST, else
+../shared/data/mnist-10k next to the checkout; see bench/_common.default_mnist_dir), exported
+once (bench/_mnist.py) as train/ (5,000 images) and val/ (1,000) under --data-root; 28×28, as
+they come.
 
     .venv/bin/python bench/optuna_compare.py [--datasets digits,mnist] [--searches grid,random]
-        [--trials 20] [--epochs N (both datasets)] [--out PATH]
+        [--trials 20] [--epochs N (both datasets)] [--mnist-source DIR] [--out PATH]
 """
 
 from __future__ import annotations
@@ -62,7 +64,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the serve harness lives under tests/
 
-from bench._common import MNIST_10K, RESULTS, shipped_worker_settings, write_result  # noqa: E402
+from bench._common import (  # noqa: E402
+    RESULTS,
+    default_mnist_dir,
+    shipped_worker_settings,
+    write_result,
+)
 from bench._mnist import export_mnist  # noqa: E402
 from tests.service.serve_process import ServeProcess, serving  # noqa: E402
 
@@ -397,7 +404,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override both recipes")
     parser.add_argument("--mnist-train", type=int, default=5000)
     parser.add_argument("--mnist-val", type=int, default=1000)
-    parser.add_argument("--mnist-source", type=Path, default=MNIST_10K)
+    parser.add_argument(
+        "--mnist-source", type=Path, default=default_mnist_dir(),
+        help="MNIST 10k IDX folder (default: $SWEEPDOC_BENCH_MNIST, else ../shared/data/mnist-10k)",
+    )
     parser.add_argument("--data-root", type=Path, default=Path("/tmp/sweepdoc-bench-data"))
     parser.add_argument("--out", type=Path, default=RESULTS / "optuna_compare.json")
     args = parser.parse_args()

@@ -22,12 +22,13 @@ Both sides use the same torch thread count (OMP_NUM_THREADS for the worker). Run
 alternate (service, minimal, service, ...) so load from other processes hits both alike.
 
     .venv/bin/python bench/service_overhead.py [--dataset digits|mnist] [--arch vgg]
-        [--epochs 10] [--repeats 3] [--threads 2]
+        [--epochs 10] [--repeats 3] [--threads 2] [--mnist-source DIR]
 
 digits (bundled; 1,437 training images of 8×8: epochs of a fifth of a second, the worst case
-for a fixed per-epoch cost) or mnist (the real MNIST images of bench/_common.MNIST_10K,
-exported once as an ImageFolder tree of 5,000 training and 1,000 validation images of 28×28:
-epochs of seconds). Target (issue 7): per-epoch ratio service / minimal ≤ 1.05. Writes
+for a fixed per-epoch cost) or mnist (the real MNIST images in --mnist-source, default
+$SWEEPDOC_BENCH_MNIST, else ../shared/data/mnist-10k next to the checkout; exported once as
+an ImageFolder tree of 5,000 training and 1,000 validation images of 28×28: epochs of
+seconds). Target (issue 7): per-epoch ratio service / minimal ≤ 1.05. Writes
 bench/results/service_overhead_<dataset>.json.
 """
 
@@ -50,7 +51,7 @@ sys.path.insert(0, str(ROOT))  # the serve harness lives under tests/, the minim
 
 import torch  # noqa: E402
 
-from bench._common import MNIST_10K, write_result  # noqa: E402
+from bench._common import default_mnist_dir, write_result  # noqa: E402
 from bench._mnist import export_mnist  # noqa: E402
 from bench.train_overhead import minimal_loop  # noqa: E402
 from studies.spec import StudySpec  # noqa: E402
@@ -138,6 +139,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch threads on both sides")
+    parser.add_argument(
+        "--mnist-source", type=Path, default=default_mnist_dir(),
+        help="MNIST 10k IDX folder (default: $SWEEPDOC_BENCH_MNIST, else ../shared/data/mnist-10k)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -148,7 +153,7 @@ def main() -> None:
         db = home / "sweepdoc.db"
         data_dir = home / "data"
         if args.dataset == "mnist":
-            export_mnist(MNIST_10K, data_dir / MNIST_FOLDER, train=5000, val=1000)
+            export_mnist(args.mnist_source, data_dir / MNIST_FOLDER, train=5000, val=1000)
         env = {"OMP_NUM_THREADS": str(args.threads), "SWEEPDOC_DATA_DIR": str(data_dir)}
         server = ServeProcess(  # the shipped worker settings, not the tests' fast ones
             home, database_url=f"sqlite:///{db}", workers=1, env_overrides=env,
