@@ -3,7 +3,7 @@
 sweepdoc's own queue (studies.queue) decides which worker runs which slot; Optuna records
 every attempt as a trial (so ``optuna.load_study`` and the dashboard show the same truth as
 the API), samples the parameters of random/tpe slots, and runs the pruner. Pitfalls avoided
-(shared/DESIGN.md): no GridSampler (it can run a point twice with parallel workers) and no
+(docs/design.md): no GridSampler (it can run a point twice with parallel workers) and no
 popping of WAITING trials by ``study.ask()`` on SQLite (it relies on ``SELECT … FOR
 UPDATE``): a grid slot's enqueued Optuna trial is moved to RUNNING by the worker that won
 the slot in sweepdoc's queue, and a retried slot gets a fresh RUNNING trial with the same

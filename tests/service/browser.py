@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
-# As checked in shared/DESIGN.md: root needs --no-sandbox; nothing may phone home.
+# As checked in docs/design.md ("Known pitfalls"): root needs --no-sandbox; nothing may phone home.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
