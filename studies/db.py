@@ -114,7 +114,7 @@ class LosslessJSON(TypeDecorator[Any]):
     """JSON text in which NaN and ±inf survive (Python's ``NaN``/``Infinity`` tokens).
 
     A REAL column would not do: SQLite turns NaN into NULL, and PostgreSQL's JSON types
-    reject NaN. The API serves these values as ``null`` (see ``schemas.finite_or_none``).
+    reject NaN. The API serves these values as ``null`` (``trainer.finite_or_none``).
     """
 
     impl = Text

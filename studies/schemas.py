@@ -1,51 +1,17 @@
 """Response models of the studies layer (what the API and CLI show); never the table rows.
 
 Values that may be non-finite (a diverged run's loss) are served as ``null``: JSON has no
-NaN. The database keeps the real values (studies.db.LosslessJSON).
+NaN (``trainer.finite_or_none``). The database keeps the real values (studies.db.LosslessJSON).
 """
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from studies.db import StudyStatus, TrialState
-
-# The per-epoch lists of the curves JSON (docs/architecture.md), in this order.
-CURVE_KEYS = (
-    "train_loss",
-    "val_loss",
-    "train_acc",
-    "val_acc",
-    "lr",
-    "grad_norm",
-    "grad_norm_first",
-    "grad_norm_last",
-    "dead_relu_fraction",
-)
-
-
-def finite_or_none(value: Any) -> float | None:
-    """A float for JSON: None for missing, NaN and ±inf."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def curves_json(records: list[dict[str, Any]], num_classes: int | None) -> dict[str, Any]:
-    """The curves JSON of a list of epoch records (nulls for non-finite values)."""
-    curves: dict[str, Any] = {
-        key: [finite_or_none(r.get(key)) for r in records] for key in CURVE_KEYS
-    }
-    if all(v is None for v in curves["dead_relu_fraction"]):
-        del curves["dead_relu_fraction"]  # the model has no ReLU
-    if num_classes is not None:
-        curves["num_classes"] = num_classes
-    return curves
 
 
 class _Out(BaseModel):

@@ -36,10 +36,9 @@ from studies.schemas import (
     TrialDetail,
     TrialPublic,
     WorkerPublic,
-    curves_json,
-    finite_or_none,
 )
 from studies.spec import Objective, Sampler, StudySpec
+from trainer import curves_json, finite_or_none
 
 if TYPE_CHECKING:
     from studies.diagnosis import Diagnosis, StudySummary

@@ -39,8 +39,8 @@ from sqlalchemy.exc import DBAPIError
 from studies import notes, optuna_bridge, plots, queue
 from studies.db import Database, TrialRow, TrialState
 from studies.diagnosis import Curves, Diagnosis, diagnose_run, live_check
-from studies.schemas import curves_json, finite_or_none
 from studies.spec import Objective
+from trainer import curves_json, finite_or_none
 
 if TYPE_CHECKING:  # the trainer (torch) is imported when the first trial runs
     from trainer import EpochRecord, History, Stop

@@ -14,6 +14,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from trainer._config import DataConfig, FinetuneStrategy, ModelConfig, OptimConfig, RunConfig
+from trainer._curves import (
+    CURVE_KEYS,
+    HEALTH_KEYS,
+    METRIC_KEYS,
+    curves_json,
+    finite_or_none,
+    json_safe,
+)
 from trainer._errors import ConfigError, DatasetError, TrainerError
 from trainer._finetune import FinetuneAdvice, recommend_finetune
 from trainer._history import EpochRecord, History, RunStatus, Stop
@@ -30,6 +38,9 @@ _LAZY = {
 }
 
 __all__ = [
+    "CURVE_KEYS",
+    "HEALTH_KEYS",
+    "METRIC_KEYS",
     "Checkpoint",
     "ConfigError",
     "DataConfig",
@@ -44,6 +55,9 @@ __all__ = [
     "RunStatus",
     "Stop",
     "TrainerError",
+    "curves_json",
+    "finite_or_none",
+    "json_safe",
     "load_checkpoint",
     "recommend_finetune",
     "train",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from trainer._config import RunConfig
+from trainer._curves import curves_json, finite_or_none
 
 
 class RunStatus(StrEnum):
@@ -50,14 +50,6 @@ class EpochRecord:
     nonfinite: bool  # any loss or gradient norm above was NaN/inf
 
 
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
-CURVE_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc")
-HEALTH_KEYS = ("lr", "grad_norm", "grad_norm_first", "grad_norm_last", "dead_relu_fraction")
-
-
 @dataclass
 class History:
     """A run's result: the resolved config, the dataset facts and one record per epoch."""
@@ -80,24 +72,19 @@ class History:
     def curves(self) -> dict[str, Any]:
         """The curves JSON of docs/architecture.md: one entry per epoch, ``null`` for a
         non-finite value."""
-        out: dict[str, Any] = {
-            key: [_finite_or_none(getattr(r, key)) for r in self.records]
-            for key in CURVE_KEYS + HEALTH_KEYS
-        }
-        out["num_classes"] = self.num_classes
-        return out
+        return curves_json(self.record_dicts(), self.num_classes)
 
     def to_json(self) -> dict[str, Any]:
         """Curves JSON plus the outcome, the config and the dataset facts (JSON-safe)."""
         out = self.curves()
         out.update(
-            seconds=[_finite_or_none(r.seconds) for r in self.records],
-            images_per_s=[_finite_or_none(r.images_per_s) for r in self.records],
+            seconds=[finite_or_none(r.seconds) for r in self.records],
+            images_per_s=[finite_or_none(r.images_per_s) for r in self.records],
             nonfinite=[r.nonfinite for r in self.records],
             status=self.status.value,
             stop_reason=self.stop_reason,
             best_epoch=self.best_epoch,
-            best_val_acc=_finite_or_none(self.best_val_acc),
+            best_val_acc=finite_or_none(self.best_val_acc),
             config=self.config.to_json(),
             input_shape=list(self.input_shape),
             train_size=self.train_size,
