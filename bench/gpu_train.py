@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from trainer import DataConfig, ModelConfig, OptimConfig, RunConfig, train
-from trainer._data import augment_batch, crop_padding, prepare_data
+from trainer._batches import augment_batch, crop_padding
+from trainer._data import prepare_data
 from trainer._loop import resolve_device, uses_bf16
 from trainer._models import build_model
 

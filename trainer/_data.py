@@ -8,78 +8,26 @@ training images only → normalise both splits.
 Small datasets (everything but large image folders) are then held as tensors on the
 training device for the whole run (:class:`PreparedData`); large image folders are
 streamed from disk by DataLoader workers (``trainer._stream.StreamedData``). Both give
-the training loop the same two iterators, and augment on the device in batches.
+the training loop the same two iterators (``trainer._batches.BatchSource``), and augment
+on the device in batches.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
+from trainer._batches import Batch, augment_batch, batch_bounds, channel_stats, val_bounds
 from trainer._config import DataConfig
 from trainer._errors import DatasetError
 from trainer._imagefolder import FileImages
 from trainer._sources import RawImages, load_raw
-
-if TYPE_CHECKING:
-    from trainer._stream import StreamedData
-
-Batch = tuple[Tensor, Tensor]  # (B, C, H, W) float32 normalised, (B,) int64
-
-
-class BatchSource(Protocol):
-    """What the training loop needs from a dataset."""
-
-    @property
-    def num_classes(self) -> int: ...
-    @property
-    def mean(self) -> list[float]:
-        """Per channel, training split only, in the native pixel scale."""
-        ...
-
-    @property
-    def std(self) -> list[float]: ...
-    @property
-    def input_shape(self) -> tuple[int, int, int]: ...
-    @property
-    def train_size(self) -> int: ...
-    @property
-    def val_size(self) -> int: ...
-
-    def train_batches(
-        self, batch: int, generator: torch.Generator, *, pad: int, flip: bool, channels_last: bool
-    ) -> Iterator[Batch]:
-        """One epoch of shuffled, augmented training batches (see :func:`batch_bounds`)."""
-        ...
-
-    def val_batches(self, first: int, size: int) -> Iterator[Batch]:
-        """The val split in order: a first batch of ``first`` images, then ``size`` each."""
-        ...
-
-    def close(self) -> None: ...
-
-
-def batch_bounds(n: int, batch: int) -> list[tuple[int, int]]:
-    """(start, end) of each training batch of an epoch. A last batch of one image breaks
-    batch norm's statistics, so it is folded into the batch before it."""
-    batch = min(batch, n)
-    starts = list(range(0, n, batch))
-    if len(starts) > 1 and n - starts[-1] == 1:
-        starts.pop()
-    return list(zip(starts, [*starts[1:], n], strict=True))
-
-
-def val_bounds(n: int, first: int, size: int) -> list[tuple[int, int]]:
-    first = min(first, n)
-    edges = [0, *range(first, n, size), n] if n > first else [0, n]
-    return list(itertools.pairwise(edges))
+from trainer._stream import StreamedData
 
 
 @dataclass(frozen=True)
@@ -149,16 +97,9 @@ def prepare_data(
     if config.label_noise > 0.0:
         train = _with_label_noise(train, config.label_noise, config.split_seed)
     if isinstance(train, FileImages) and isinstance(val, FileImages):
-        from trainer._stream import StreamedData
-
         return StreamedData(train, val, device, channels_last=channels_last)
     assert isinstance(train, RawImages) and isinstance(val, RawImages)
     return resident(train, val, device, channels_last=channels_last)
-
-
-def channel_stats(x: Tensor) -> tuple[Tensor, Tensor]:
-    """The seed's preprocessing statistics: per-channel mean and std (N, C, H, W) → (C,)."""
-    return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-6)
 
 
 def resident(
@@ -224,30 +165,3 @@ def _with_label_noise(images: Split, fraction: float, seed: int) -> Split:
     return images.relabel(torch.from_numpy(labels))
 
 
-def augment_batch(x: Tensor, *, pad: int, flip: bool, generator: torch.Generator | None) -> Tensor:
-    """Random crop with zero padding (zero = the channel mean after normalisation) and an
-    optional horizontal flip, for a whole batch at once on its own device.
-
-    x: (N, C, H, W). Each image is shifted by an independent offset in [-pad, pad].
-    """
-    n, c, h, w = x.shape
-    device = x.device
-    if pad > 0:
-        padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))  # (N, C, H+2p, W+2p)
-        dy = torch.randint(0, 2 * pad + 1, (n,), device=device, generator=generator)
-        dx = torch.randint(0, 2 * pad + 1, (n,), device=device, generator=generator)
-        rows = (dy[:, None] + torch.arange(h, device=device))[:, None, :, None]  # (N,1,H,1)
-        cols = (dx[:, None] + torch.arange(w, device=device))[:, None, None, :]  # (N,1,1,W)
-        batch = torch.arange(n, device=device)[:, None, None, None]
-        chan = torch.arange(c, device=device)[None, :, None, None]
-        x = padded[batch, chan, rows, cols]  # (N, C, H, W)
-    if flip:
-        mask = torch.rand(n, device=device, generator=generator) < 0.5
-        x = torch.where(mask[:, None, None, None], x.flip(-1), x)
-    return x
-
-
-def crop_padding(image_size: int) -> int:
-    """Padding of the random crop: 4 px on 32 px CIFAR (the usual recipe), scaled with the
-    image size, at least 1 px."""
-    return max(1, round(image_size / 8))

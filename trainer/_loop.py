@@ -11,9 +11,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trainer._batches import BatchSource, batch_bounds, crop_padding
 from trainer._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from trainer._config import FinetuneStrategy, RunConfig
-from trainer._data import BatchSource, batch_bounds, crop_padding, prepare_data
+from trainer._data import prepare_data
 from trainer._errors import ConfigError
 from trainer._finetune import datasets_similar, recommend_finetune
 from trainer._health import GradNormMeter, dead_fraction, dead_relu_probe

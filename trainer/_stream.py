@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from trainer._data import Batch, augment_batch, batch_bounds, channel_stats, val_bounds
+from trainer._batches import Batch, augment_batch, batch_bounds, channel_stats, val_bounds
 from trainer._errors import DatasetError
 from trainer._imagefolder import FileImages, read_image, to_chw
 

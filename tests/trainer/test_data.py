@@ -6,7 +6,8 @@ import torch
 from sklearn.datasets import load_digits
 
 from trainer import DataConfig, DatasetError
-from trainer._data import augment_batch, crop_padding, prepare_data
+from trainer._batches import augment_batch, crop_padding
+from trainer._data import prepare_data
 
 CPU = torch.device("cpu")
 
