@@ -21,19 +21,28 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from studies.errors import ConflictError, NotFoundError, SpecError, StudiesError
+from studies.errors import ConflictError, FieldError, NotFoundError, SpecError, StudiesError
 from studies.spec import field_error_at
 
 logger = logging.getLogger(__name__)
 
 
-class FieldError(BaseModel):
-    """What is wrong with one field of the request."""
+class ErrorItem(BaseModel):
+    """One entry of an error response's `errors`: a rejected field, where it lives and why.
+
+    The wire form of the studies layer's `FieldError` (field + message), plus what only
+    HTTP knows: the part of the request it came from and a machine-readable kind.
+    """
 
     field: str = Field(description="Dotted path of the field, e.g. `train.epochs`.")
     location: str = Field(description="Where the field lives: `body`, `query` or `path`.")
     reason: str = Field(description="Why the value was rejected.")
     type: str = Field(description="Machine-readable error kind, e.g. `greater_than`.")
+
+    @classmethod
+    def of(cls, error: FieldError, *, location: str, kind: str) -> ErrorItem:
+        """The entry for the studies layer's *error*, found in *location*, of *kind*."""
+        return cls(field=error.field, location=location, reason=error.message, type=kind)
 
 
 class ErrorBody(BaseModel):
@@ -41,7 +50,7 @@ class ErrorBody(BaseModel):
 
     code: str = Field(description="Machine-readable kind: `not_found`, `invalid_request`, …")
     message: str = Field(description="What went wrong and what to do about it, for a person.")
-    errors: list[FieldError] = Field(
+    errors: list[ErrorItem] = Field(
         default_factory=list, description="One entry per rejected field (validation errors)."
     )
 
@@ -89,26 +98,22 @@ def _reason(err: Any) -> str:
     return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
-def _field_errors(errors: Sequence[Any]) -> list[FieldError]:
-    out: list[FieldError] = []
+def _field_errors(errors: Sequence[Any]) -> list[ErrorItem]:
+    out: list[ErrorItem] = []
     for err in errors:
         loc = [str(part) for part in err.get("loc", ())]
         location = loc[0] if loc and loc[0] in ("body", "query", "path", "header") else "body"
         path = loc[1:] if loc and loc[0] == location else loc
         # Model-level checks say which field they blame ("lr_low: must not exceed …").
         blamed = field_error_at(path, _reason(err))
-        out.append(
-            FieldError(
-                field=blamed.field if blamed.field != "spec" else "(body)",
-                location=location,
-                reason=blamed.message,
-                type=str(err.get("type", "value_error")),
-            )
-        )
+        if blamed.field == "spec":  # the whole body, not a field of it
+            blamed = FieldError("(body)", blamed.message)
+        kind = str(err.get("type", "value_error"))
+        out.append(ErrorItem.of(blamed, location=location, kind=kind))
     return out
 
 
-def _validation_message(fields: list[FieldError]) -> str:
+def _validation_message(fields: list[ErrorItem]) -> str:
     if any(f.type == "json_invalid" for f in fields):
         return "The request body is not valid JSON: " + "; ".join(
             f.reason for f in fields if f.type == "json_invalid"
@@ -136,10 +141,7 @@ async def _on_not_found(request: Request, exc: Exception) -> JSONResponse:
 async def _on_spec_error(request: Request, exc: Exception) -> JSONResponse:
     # Checks the spec schema alone cannot make (e.g. a dataset path outside the data root).
     assert isinstance(exc, SpecError)
-    fields = [
-        FieldError(field=e.field, location="body", reason=e.message, type="invalid_spec")
-        for e in exc.errors
-    ]
+    fields = [ErrorItem.of(e, location="body", kind="invalid_spec") for e in exc.errors]
     return error_response(
         status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_spec", str(exc), errors=fields
     )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import Send
+
+from service.api.errors import ErrorBody
 
 
 async def send_json_error(
@@ -15,8 +15,8 @@ async def send_json_error(
     message: str,
     headers: tuple[tuple[bytes, bytes], ...] = (),
 ) -> None:
-    """Answer with ``{"code", "message", "errors": []}``, as the exception handlers do."""
-    body = json.dumps({"code": code, "message": message, "errors": []}).encode()
+    """Answer with an `ErrorBody` (no field errors), as the exception handlers do."""
+    body = ErrorBody(code=code, message=message).model_dump_json().encode()
     await send(
         {
             "type": "http.response.start",
