@@ -13,7 +13,20 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from trainer._config import DataConfig, FinetuneStrategy, ModelConfig, OptimConfig, RunConfig
+from trainer._config import (
+    BUILTIN_DATASETS,
+    IMAGEFOLDER_PREFIX,
+    MAX_EPOCHS,
+    DataConfig,
+    DataRecipe,
+    DeviceName,
+    FinetuneStrategy,
+    ModelConfig,
+    OptimConfig,
+    OptimRecipe,
+    RunConfig,
+    check_device,
+)
 from trainer._curves import (
     CURVE_KEYS,
     HEALTH_KEYS,
@@ -38,23 +51,30 @@ _LAZY = {
 }
 
 __all__ = [
+    "BUILTIN_DATASETS",
     "CURVE_KEYS",
     "HEALTH_KEYS",
+    "IMAGEFOLDER_PREFIX",
+    "MAX_EPOCHS",
     "METRIC_KEYS",
     "Checkpoint",
     "ConfigError",
     "DataConfig",
+    "DataRecipe",
     "DatasetError",
+    "DeviceName",
     "EpochRecord",
     "FinetuneAdvice",
     "FinetuneStrategy",
     "History",
     "ModelConfig",
     "OptimConfig",
+    "OptimRecipe",
     "RunConfig",
     "RunStatus",
     "Stop",
     "TrainerError",
+    "check_device",
     "curves_json",
     "finite_or_none",
     "json_safe",

@@ -1,9 +1,17 @@
 """Typed run configuration: ``RunConfig = DataConfig + ModelConfig + OptimConfig``.
 
+These models are the single definition of every training setting: its type, bounds,
+default and help text. The study spec's sections (studies.spec), the `sweepdoc train`
+options and the follow-up planner are derived from them, so a bound changed here changes
+everywhere. ``DataRecipe`` and ``OptimRecipe`` hold what a study fixes for all of its
+trials; ``DataConfig`` and ``OptimConfig`` add what each run fills in (where the data lives,
+the learning rate of the trial, the device, the checkpoint's resolved path).
+
 Every model is frozen and refuses unknown fields (``extra="forbid"``), so a typo in a study
 spec or a CLI flag is an error naming the field, never a silently ignored knob. The
 resolved config is stored with every history and checkpoint as plain JSON
-(``model_dump(mode="json")``).
+(``model_dump(mode="json")``). Cross-field rules start their message with the field they
+blame ("warmup_epochs: ..."), so the spec and the CLI can name it.
 """
 
 from __future__ import annotations
@@ -11,17 +19,33 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 BUILTIN_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100")
 IMAGEFOLDER_PREFIX = "imagefolder:"
 
+# Most epochs one run may train. Beyond it a value is almost certainly a typo (10**9) that
+# would hold a worker for days; the service's SWEEPDOC_MAX_EPOCHS may only lower it.
+MAX_EPOCHS = 1000
+
 # Per-architecture default for ``ModelConfig.depth`` when it is not given.
 DEFAULT_DEPTH = {"simple": 1, "vgg": 2, "resnet": 2}
 
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda|cuda:\d+")
+
+
+def check_device(value: str) -> str:
+    """*value* if it names a device the trainer knows (auto, cpu, cuda, cuda:N), else
+    ValueError saying what was expected. The one device check: the configs, the worker's
+    options and the CLI all call it."""
+    if not DEVICE_PATTERN.fullmatch(value):
+        raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
+    return value
+
+
+DeviceName = Annotated[str, AfterValidator(check_device)]
 
 
 class FinetuneStrategy(StrEnum):
@@ -36,30 +60,23 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataConfig(_Frozen):
-    """Which images, how they are split, subsetted, corrupted and augmented."""
+class DataRecipe(_Frozen):
+    """How the images are split, subsetted, corrupted and augmented (a study's ``data``)."""
 
-    dataset: str = Field(
-        default="digits",
-        description="digits | mnist | fashion-mnist | cifar10 | cifar100 | "
-        "imagefolder:<path relative to data_dir>",
-    )
-    data_dir: Path | None = Field(
-        default=None,
-        description="Dataset root; needed for everything but digits (the service fills it "
-        "from SWEEPDOC_DATA_DIR).",
-    )
     download: bool = Field(default=False, description="Let torchvision download missing files.")
     val_fraction: float = Field(
         default=0.2, gt=0.0, lt=1.0, description="Fraction of the training split held out."
     )
+    # At least 1, not "at least one per class": the class count is only known once the
+    # dataset is read, and the data module then refuses a subset smaller than it by name.
     train_subset: int | None = Field(
         default=None, ge=1, description="Keep only this many training images (stratified)."
     )
+    # Below 1: at 1.0 no training label is right, so the run could only learn noise.
     label_noise: float = Field(
         default=0.0,
         ge=0.0,
-        le=1.0,
+        lt=1.0,
         description="Fraction of training labels replaced by a different random class.",
     )
     augment: Literal["auto", "none", "crop", "crop+flip"] = Field(
@@ -68,14 +85,33 @@ class DataConfig(_Frozen):
     image_size: int | None = Field(
         default=None,
         ge=4,
+        le=1024,
         description="imagefolder only: resize every image to this square size "
         "(default: all images must share one size).",
     )
-    split_seed: int = Field(default=0, description="Seed of the train/val split, subset, noise.")
+    # Non-negative: numpy's generators, which draw the split, refuse negative seeds.
+    split_seed: int = Field(
+        default=0, ge=0, description="Seed of the train/val split, subset, noise."
+    )
     storage: Literal["auto", "memory", "stream"] = Field(
         default="auto",
         description="imagefolder only: hold the images in memory (on the training device) "
         "or stream them from disk; auto = memory unless they exceed 2 GiB as float32.",
+    )
+
+
+class DataConfig(DataRecipe):
+    """Which images, where they live, and the recipe that prepares them."""
+
+    dataset: str = Field(
+        default="digits",
+        description="digits | mnist | fashion-mnist | cifar10 | cifar100 | "
+        "imagefolder:<path relative to the data root>",
+    )
+    data_dir: Path | None = Field(
+        default=None,
+        description="Dataset root; needed for everything but digits (the service fills it "
+        "from SWEEPDOC_DATA_DIR).",
     )
 
     @field_validator("dataset")
@@ -86,7 +122,8 @@ class DataConfig(_Frozen):
         if value.startswith(IMAGEFOLDER_PREFIX) and value[len(IMAGEFOLDER_PREFIX) :].strip():
             return value
         raise ValueError(
-            f"must be one of {', '.join(BUILTIN_DATASETS)} or imagefolder:<path>, got {value!r}"
+            f"must be one of {', '.join(BUILTIN_DATASETS)} or {IMAGEFOLDER_PREFIX}<path>, "
+            f"got {value!r}"
         )
 
     @model_validator(mode="after")
@@ -94,12 +131,13 @@ class DataConfig(_Frozen):
         if not self.dataset.startswith(IMAGEFOLDER_PREFIX):
             if self.storage != "auto":
                 raise ValueError(
-                    f"storage={self.storage!r} applies to imagefolder datasets only, got "
+                    f"storage: {self.storage!r} applies to imagefolder datasets only, got "
                     f"dataset={self.dataset!r} (it is always held in memory)"
                 )
             if self.image_size is not None:
                 raise ValueError(
-                    f"image_size applies to imagefolder datasets only, got dataset={self.dataset!r}"
+                    "image_size: applies to imagefolder datasets only, got "
+                    f"dataset={self.dataset!r}"
                 )
         return self
 
@@ -120,8 +158,12 @@ class DataConfig(_Frozen):
 class ModelConfig(_Frozen):
     """Architecture as data; input channels, image size and classes come from the dataset."""
 
-    arch: Literal["simple", "vgg", "resnet"] = "simple"
+    arch: Literal["simple", "vgg", "resnet"] = Field(
+        default="simple", description="Plain conv stacks, VGG 3x3 stacks, or residual blocks."
+    )
     width: int = Field(default=32, ge=1, le=1024, description="Channels of the first stage.")
+    # At most 32 per stage: room for the CIFAR ResNets of He et al. 2016 (ResNet-110 has 18
+    # basic blocks per stage); anything deeper on sweepdoc's small images is a typo.
     depth: int = Field(
         default=0,
         ge=0,
@@ -130,8 +172,12 @@ class ModelConfig(_Frozen):
         "(resnet); 0 or absent = the architecture's default (simple 1, vgg 2, resnet 2).",
     )
     stages: int = Field(default=2, ge=1, le=6, description="Stages; each halves H and W.")
-    norm: Literal["batch", "layer", "none"] = "batch"
-    activation: Literal["relu", "gelu", "sigmoid", "tanh", "leaky_relu"] = "relu"
+    norm: Literal["batch", "layer", "none"] = Field(
+        default="batch", description="Normalization after each convolution."
+    )
+    activation: Literal["relu", "gelu", "sigmoid", "tanh", "leaky_relu"] = Field(
+        default="relu", description="Non-linearity after each normalization."
+    )
     dropout: float = Field(
         default=0.0, ge=0.0, lt=1.0, description="Drop probability before the classifier."
     )
@@ -147,57 +193,79 @@ class ModelConfig(_Frozen):
         return self
 
 
-class OptimConfig(_Frozen):
-    """The training recipe: optimizer, schedule, regularisation, device."""
+class OptimRecipe(_Frozen):
+    """The training recipe a study fixes for every trial: optimizer, schedule,
+    regularisation, precision (a study's ``train``)."""
 
-    lr: float = Field(default=0.01, gt=0.0, description="Peak learning rate.")
-    epochs: int = Field(default=10, ge=1, le=10_000)
-    batch_size: int = Field(default=64, ge=1, le=65_536)
-    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    epochs: int = Field(default=10, ge=1, le=MAX_EPOCHS, description="Epochs to train.")
+    # 8192: a larger batch than any split sweepdoc trains on holds (and a GPU's memory).
+    batch_size: int = Field(default=64, ge=1, le=8192, description="Images per step.")
+    optimizer: Literal["sgd", "adam", "adamw"] = Field(
+        default="sgd", description="sgd (with momentum), adam, or adamw (decoupled decay)."
+    )
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description="sgd only.")
     nesterov: bool = Field(default=False, description="sgd only; needs momentum > 0.")
-    weight_decay: float = Field(default=5e-4, ge=0.0)
+    # At most 1: a stronger L2 pull than the loss itself is a typo for 1e-something.
+    weight_decay: float = Field(default=5e-4, ge=0.0, le=1.0, description="L2 penalty.")
     # Constant by default: the seed's recipe reads the curves of a learning-rate search,
     # and a decaying schedule flattens every curve at its end, which hides "still
     # improving" (undertrained) runs. Studies set their own schedule explicitly.
-    schedule: Literal["none", "cosine", "step"] = "none"
-    warmup_epochs: float = Field(
-        default=0.0, ge=0.0, description="Linear warm-up length in epochs (fractions allowed)."
+    schedule: Literal["none", "cosine", "step"] = Field(
+        default="none", description="Learning-rate schedule after the warm-up."
     )
-    step_size: int = Field(default=10, ge=1, description="step schedule: epochs per decay.")
+    warmup_epochs: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Linear warm-up length in epochs (fractions allowed; below epochs).",
+    )
+    step_size: int = Field(
+        default=10, ge=1, le=MAX_EPOCHS, description="step schedule: epochs per decay."
+    )
     step_gamma: float = Field(default=0.1, gt=0.0, le=1.0, description="step schedule factor.")
     grad_clip: float | None = Field(
         default=None, gt=0.0, description="Clip the global gradient norm to this; None = off."
     )
-    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
-    seed: int = Field(default=0, description="Seed of init, data order, augmentation, dropout.")
-    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    label_smoothing: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="Share of the target spread over all classes."
+    )
+    # Non-negative for the same reason as split_seed (numpy draws the data order).
+    seed: int = Field(
+        default=0, ge=0, description="Seed of init, data order, augmentation, dropout."
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto",
         description="Forward-pass precision: bf16 runs it under bfloat16 autocast (weights, "
         "gradients and optimizer state stay float32); auto = bf16 on CUDA, fp32 on CPU "
         "(bf16 autocast works on a CPU too, usually slower there).",
     )
+    finetune: FinetuneStrategy = Field(
+        default=FinetuneStrategy.AUTO,
+        description="With init_from: auto (the seed's table picks), full, or linear-probe.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> OptimRecipe:
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0.0):
+            raise ValueError(
+                "nesterov: needs optimizer=sgd and momentum > 0, got "
+                f"optimizer={self.optimizer}, momentum={self.momentum}"
+            )
+        if self.warmup_epochs > 0 and self.warmup_epochs >= self.epochs:
+            raise ValueError(
+                f"warmup_epochs: must be smaller than epochs, got "
+                f"warmup_epochs={self.warmup_epochs} epochs={self.epochs}"
+            )
+        return self
+
+
+class OptimConfig(OptimRecipe):
+    """One run's recipe: the study's, plus its learning rate, device and checkpoint."""
+
+    lr: float = Field(default=0.01, gt=0.0, description="Peak learning rate.")
+    device: DeviceName = Field(default="auto", description="auto | cpu | cuda | cuda:N")
     init_from: Path | None = Field(
         default=None, description="Checkpoint to start from (fine-tuning)."
     )
-    finetune: FinetuneStrategy = FinetuneStrategy.AUTO
-
-    @field_validator("device")
-    @classmethod
-    def _known_device(cls, value: str) -> str:
-        if not _DEVICE_PATTERN.match(value):
-            raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _nesterov_needs_momentum(self) -> OptimConfig:
-        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0.0):
-            raise ValueError(
-                "nesterov needs optimizer=sgd and momentum > 0, got "
-                f"optimizer={self.optimizer}, momentum={self.momentum}"
-            )
-        return self
 
 
 class RunConfig(_Frozen):
