@@ -1,27 +1,49 @@
-"""The labeled set as samples: whole runs and their cuts, each with its true label.
+"""The labeled set as samples: whole runs, their cuts and their sum-reduced views, each with its
+true label.
 
 What is true of a run is decided here, once, for every consumer (evaluate.py, the calibration
-and the tests). How the runs are made: generate.py.
+and the tests). How the runs are made: generate.py (wave1.py, wave2.py); how they are split:
+recipe.py (first wave by a hash of the run id, second wave by family).
 
 Ground truth:
-- A whole run's label is the one its construction makes true (generate.py).
-- A cut (the run as it looked after epoch t, for long constant-LR runs) gets the label the
-  rest of the same run bears out, looking ahead up to epoch 2t (as far again as it has run):
-  - undertrained if validation accuracy later clearly beats its best so far: by at least
-    max(0.01, 10% of the remaining error 1 - best);
-  - if instead it gains less than half that margin, the run had settled: an overfitting run
-    that had already passed its best (the minimum of its smoothed val loss, in hindsight, at
-    least 2 epochs before t) with a visible rise (≥ 10% of the val loss's earlier drop) was
-    overfitting; a healthy-by-construction run was healthy;
-  - anything in between is ambiguous and left out (counted in the report).
+
+- A whole run's label is the one its construction makes true.
+- A cut (the run as it looked after epoch t: what the worker, and a user diagnosing a run in
+  progress, see) is labeled by what the REST OF THE SAME RUN, up to its end, shows. Both
+  validation curves are first smoothed by a centred running median of 3 epochs (one lucky
+  epoch is not a payoff); "before" is the best over epochs 1..t, "later" the best over
+  epochs t+1..end.
+  - Still paying → **undertrained**: validation accuracy later rose ≥ 3 points, or validation
+    loss later fell ≥ 20 % (the loss ratio is scale-free: sum-reduced logs give the same
+    answer). Whatever bought it counts: a cut of a schedule run is judged by what the
+    schedule then did (a later step decay, or a cosine tail, that buys points still means
+    more epochs paid).
+  - Settled (under half of both: < 1.5 points and < 10 %) → what the construction makes it:
+    healthy → **healthy**; underfitting → **underfitting**; overfitting → **overfitting** if
+    the run had already passed its best (the minimum of its smoothed val loss, in hindsight,
+    ≥ 2 epochs before t) with a visible rise since (≥ 10 % of the val loss's earlier drop),
+    else ambiguous; undertrained (an LR far too low that stopped paying) → ambiguous.
+  - A cut of a diverged run is **diverged** when, from the cut to the end, validation
+    accuracy never gets clear of chance (stays under chance + 10 % of the way to 1): the run
+    never learned, or had already collapsed. A cut taken while it was still learning, before
+    its blow-up, cannot be known from its epochs: ambiguous.
+  - Anything else is ambiguous: left out, and counted.
+- Cuts are taken after every epoch t of CUT_POINTS (3 … 250, so 100–300-epoch runs are cut
+  throughout) that leaves at least max(3, t/4) epochs after it: a shorter future shows too
+  little to label the cut by.
+- A run with ``sum_reduced_scale`` is also shown as logged with reduction="sum": both losses
+  multiplied by that batch size, whole and cut, labeled exactly like the mean-reduced run
+  (``Sample.reduction``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -32,10 +54,24 @@ sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's
 from studies.diagnosis import Curves, Label  # noqa: E402
 
 RUNS_DIR = HERE / "runs"
-CUT_POINTS = (3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 70)
+CUT_POINTS = (3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 70, 85, 100, 120, 150, 200,
+              250)
 TRUE_LABELS = [Label.HEALTHY, Label.OVERFITTING, Label.UNDERFITTING, Label.UNDERTRAINED,
                Label.DIVERGED]
 PREDICTED_LABELS = [*TRUE_LABELS, Label.INCONCLUSIVE]
+
+# The issue's definition of a run still paying off, and the settled side (under half of it).
+PAYING_ACC_GAIN = 0.03
+PAYING_LOSS_FALL = 0.20
+SETTLED_SHARE = 0.5
+CHANCE_CLEARANCE = 0.1  # of the way from chance to 1: below it a run has not learned
+
+
+class Reduction(StrEnum):
+    """How the sample's losses are logged: the run's own mean, or a sum over each batch."""
+
+    MEAN = "mean"
+    SUM = "sum"
 
 
 @dataclass(frozen=True)
@@ -48,63 +84,108 @@ class Sample:
     whole: bool
     truth: Label
     curves: Curves
+    family: str = ""  # the recipe without its seed (the second wave is split by family)
+    reduction: Reduction = Reduction.MEAN
 
     @property
     def name(self) -> str:
-        return self.run_id if self.whole else f"{self.run_id}@{self.epochs}"
+        name = self.run_id if self.whole else f"{self.run_id}@{self.epochs}"
+        return name if self.reduction is Reduction.MEAN else f"{name}+{self.reduction}"
 
 
 def load_runs(directory: Path = RUNS_DIR) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
 
 
-def _centred_median(values: list[float], width: int = 5) -> list[float]:
+def family_of(run: dict[str, Any]) -> str:
+    """A run's recipe: recorded by the second wave, the id less its seed for the first."""
+    return str(run.get("family") or run["id"].rsplit("-s", 1)[0])
+
+
+def _centred_median(values: list[float], width: int) -> list[float]:
     half = width // 2
     return [median(values[max(0, i - half) : i + half + 1]) for i in range(len(values))]
+
+
+def _filled(values: list[float | None] | None, missing: float) -> list[float]:
+    # A null (non-finite) loss is worse than any loss; a null accuracy is no accuracy.
+    return [missing if v is None else v for v in values or ()]
+
+
+def _never_clear_of_chance(acc: list[float], num_classes: int) -> bool:
+    chance = 1.0 / num_classes
+    return max(acc, default=-math.inf) < chance + CHANCE_CLEARANCE * (1.0 - chance)
+
+
+def _passed_its_best(loss: list[float], t: int) -> bool:
+    smooth = _centred_median(loss, 5)
+    best = min(range(len(smooth)), key=smooth.__getitem__)
+    drop = max(smooth[: best + 1]) - smooth[best]
+    return best <= t - 3 and smooth[t - 1] - smooth[best] >= 0.1 * drop
 
 
 def cut_truth(run: dict[str, Any], t: int) -> Label | None:
     """The label the rest of *run* bears out for its first *t* epochs; None if ambiguous."""
     curves = run["curves"]
-    acc = curves["val_acc"]
-    n = len(acc)
-    best_so_far = max(acc[:t])
-    ahead = acc[t : min(n, 2 * t)]
-    if not ahead:
-        return None
-    gain = max(ahead) - best_so_far
-    margin = max(0.01, 0.1 * (1.0 - best_so_far))
-    if gain >= margin:
+    label = Label(run["label"])
+    acc = _filled(curves["val_acc"], -math.inf)
+    loss = _filled(curves["val_loss"], math.inf)
+    if label is Label.DIVERGED:
+        return Label.DIVERGED if _never_clear_of_chance(acc[t:], curves["num_classes"]) else None
+    acc_s, loss_s = _centred_median(acc, 3), _centred_median(loss, 3)
+    gain = max(acc_s[t:]) - max(acc_s[:t])
+    before, later = min(loss_s[:t]), min(loss_s[t:])
+    fall = 1.0 - later / before if 0.0 < before < math.inf else 0.0
+    if gain >= PAYING_ACC_GAIN or fall >= PAYING_LOSS_FALL:
         return Label.UNDERTRAINED
-    if gain >= margin / 2:
+    if gain >= SETTLED_SHARE * PAYING_ACC_GAIN or fall >= SETTLED_SHARE * PAYING_LOSS_FALL:
         return None
-    if run["label"] == Label.HEALTHY:
-        return Label.HEALTHY
-    if run["label"] == Label.OVERFITTING:
-        loss = _centred_median(curves["val_loss"])
-        best = min(range(n), key=loss.__getitem__)
-        drop = max(loss[: best + 1]) - loss[best]
-        if best <= t - 3 and loss[t - 1] - loss[best] >= 0.1 * drop:
-            return Label.OVERFITTING
+    if label in (Label.HEALTHY, Label.UNDERFITTING):
+        return label
+    if label is Label.OVERFITTING and _passed_its_best(loss, t):
+        return Label.OVERFITTING
     return None
 
 
-def samples(runs: Iterable[dict[str, Any]], *, cuts: bool) -> tuple[list[Sample], int]:
-    """Whole runs (and, with *cuts*, their labeled cuts), plus the number of ambiguous cuts."""
+def cut_points(epochs: int) -> list[int]:
+    """The epochs after which a run of *epochs* epochs is cut."""
+    return [t for t in CUT_POINTS if epochs - t >= max(3, math.ceil(t / 4))]
+
+
+def _views(run: dict[str, Any], *, sum_views: bool) -> list[tuple[Reduction, Curves]]:
+    views = [(Reduction.MEAN, Curves.model_validate(run["curves"]))]
+    scale = run.get("sum_reduced_scale")
+    if sum_views and scale:
+        scaled = {
+            key: [None if v is None else v * scale for v in run["curves"][key]]
+            for key in ("train_loss", "val_loss")
+        }
+        views.append((Reduction.SUM, Curves.model_validate({**run["curves"], **scaled})))
+    return views
+
+
+def samples(
+    runs: Iterable[dict[str, Any]], *, cuts: bool, sum_views: bool = True
+) -> tuple[list[Sample], int]:
+    """Whole runs (and, with *cuts*, their labeled cuts), each also in its sum-reduced view
+    when the run has one and *sum_views* is on; plus the number of ambiguous cuts left out."""
     out: list[Sample] = []
     ambiguous = 0
     for run in runs:
-        curves = Curves.model_validate(run["curves"])
-        out.append(Sample(run["id"], run["split"], curves.epochs, True, Label(run["label"]),
-                          curves))
-        if not (cuts and run["cuttable"]):
-            continue
-        for t in CUT_POINTS:
-            if t >= curves.epochs:
-                break
-            truth = cut_truth(run, t)
-            if truth is None:
-                ambiguous += 1
+        family = family_of(run)
+        truths: dict[int, Label | None] = {}  # one truth per cut, whatever the view
+        for reduction, curves in _views(run, sum_views=sum_views):
+            out.append(Sample(run["id"], run["split"], curves.epochs, True, Label(run["label"]),
+                              curves, family, reduction))
+            if not cuts:
                 continue
-            out.append(Sample(run["id"], run["split"], t, False, truth, curves.prefix(t)))
+            for t in cut_points(curves.epochs):
+                if t not in truths:
+                    truths[t] = cut_truth(run, t)
+                truth = truths[t]
+                if truth is None:
+                    ambiguous += 1
+                    continue
+                out.append(Sample(run["id"], run["split"], t, False, truth, curves.prefix(t),
+                                  family, reduction))
     return out, ambiguous

@@ -1,0 +1,126 @@
+"""The image tasks of the labeled set's second wave, each written once as an ImageFolder tree.
+
+The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
+every task below is made from real images without touching the trainer:
+
+- class subsets of the digits and of MNIST (2-class and 5-class tasks, log K ≠ log 10);
+- ``rot40``: every digit shown at one of four rotations, the class being (digit, rotation):
+  40 classes with a real ceiling below 100 % (a 6 turned 180° is a 9, a 0 or an 8 looks the
+  same upside down), i.e. a hard task whose small gap is not underfitting;
+- ``noisy25``: a quarter of ALL labels (training and validation) replaced by another class,
+  as in a dataset labeled carelessly: the best possible validation accuracy is about 0.75,
+  so a model that reaches it has converged, not underfit.
+
+The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
+tree (images 0–5,999) and the pretraining checkpoints never saw.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
+
+from bench._mnist import Item, digits_images, mnist_images, write_tree  # noqa: E402
+
+# Where every tree is written (one sub-folder per task); the trainer's data_dir.
+DATA_ROOT = Path("/tmp/sweepdoc-diagnoser-data")
+VAL_SHARE = 0.25  # of each task's images, stratified by class
+MNIST_FRESH_FROM = 6_000  # first MNIST image no first-wave run or checkpoint trained on
+ROTATIONS = (0, 90, 180, 270)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A classification task made from real images: which source, classes and corruption."""
+
+    name: str  # the tree's folder under DATA_ROOT and the run ids' task part
+    source: str  # digits | mnist
+    classes: tuple[int, ...]  # the source classes kept (0–9)
+    rotate: bool = False  # class = (digit, one of ROTATIONS): 4× the classes
+    noise: float = 0.0  # share of ALL labels (train and val) replaced by another class
+    limit: int | None = None  # at most this many images (MNIST: the task's budget)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes) * (len(ROTATIONS) if self.rotate else 1)
+
+    @property
+    def describe(self) -> str:
+        parts = [f"{self.source} classes {','.join(map(str, self.classes))}"]
+        if self.rotate:
+            parts.append("x 4 rotations")
+        if self.noise:
+            parts.append(f"{self.noise:.0%} of all labels noisy")
+        return f"{self.num_classes}-class task ({' '.join(parts)})"
+
+
+TASKS = {
+    task.name: task
+    for task in (
+        Task("digits2", "digits", (3, 8)),
+        Task("rot40", "digits", tuple(range(10)), rotate=True),
+        Task("noisy25", "digits", tuple(range(10)), noise=0.25),
+        Task("mnist2", "mnist", (4, 9), limit=1600),
+        Task("mnist5", "mnist", (0, 1, 2, 3, 4), limit=2000),
+    )
+}
+
+
+def _items(task: Task, mnist_source: Path | None) -> list[Item]:
+    if task.source == "digits":
+        images, labels = digits_images()
+    else:
+        if mnist_source is None:
+            raise ValueError(f"task {task.name!r} needs the MNIST folder (--mnist)")
+        images, labels = mnist_images(mnist_source)
+        images, labels = images[MNIST_FRESH_FROM:], labels[MNIST_FRESH_FROM:]
+    keep = np.isin(labels, task.classes)
+    images, labels = images[keep][: task.limit], labels[keep][: task.limit]
+    rng = np.random.default_rng(0)  # a task is one fixed dataset, whatever the run's seed
+    names: list[str] = []
+    pixels: list[np.ndarray] = []
+    for image, label in zip(images, labels, strict=True):
+        if task.rotate:
+            turns = int(rng.integers(len(ROTATIONS)))
+            image = np.rot90(image, k=turns)
+            names.append(f"{label}-r{ROTATIONS[turns]:03d}")
+        else:
+            names.append(str(label))
+        pixels.append(image)
+    if task.noise:
+        # Careless labeling: the image keeps its pixels, its label becomes another class.
+        pool = sorted(set(names))
+        for index in np.flatnonzero(rng.random(len(names)) < task.noise):
+            others = [n for n in pool if n != names[index]]
+            names[index] = others[int(rng.integers(len(others)))]
+    return list(zip(names, pixels, strict=True))
+
+
+def _split(items: list[Item]) -> tuple[list[Item], list[Item]]:
+    """Stratified: the last VAL_SHARE of each class's images (in a fixed shuffle) is val."""
+    rng = np.random.default_rng(1)
+    order = rng.permutation(len(items))
+    by_class: dict[str, list[int]] = {}
+    for index in order:
+        by_class.setdefault(items[index][0], []).append(int(index))
+    train: list[Item] = []
+    val: list[Item] = []
+    for indices in by_class.values():
+        cut = len(indices) - max(1, round(VAL_SHARE * len(indices)))
+        train += [items[i] for i in indices[:cut]]
+        val += [items[i] for i in indices[cut:]]
+    return train, val
+
+
+def export_task(task: Task, mnist_source: Path | None, root: Path = DATA_ROOT) -> Path:
+    """Write *task*'s tree under *root* (once; a finished tree is reused) and return *root*,
+    the data_dir under which ``imagefolder:<task.name>`` resolves."""
+    train, val = _split(_items(task, mnist_source))
+    write_tree(root / task.name, train=train, val=val, marker=f"{task} train={len(train)}")
+    return root

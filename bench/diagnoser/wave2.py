@@ -1,0 +1,252 @@
+"""The second wave of the labeled set: what the first wave lacked (issue 11, item 7).
+
+Learning-rate schedules (step decay, warm-up), fine-tuning from a checkpoint, 2-, 5- and
+40-class tasks and a task with a label-noise ceiling (tasks.py), runs of 100–300 epochs, and
+the shapes the first wave's diagnoser got wrong: a learning rate so high the run never
+leaves chance (a noisy loss just above log K: diverged), a smooth slow descent from log K
+(undertrained), a plateau before a step decay and the step drops of a converged run, a hard
+task with a small gap (healthy, not underfitting).
+
+Every label is true by construction, as in the first wave: a sensible recipe trained to
+convergence → healthy; a big unregularised model on a tiny subset, or memorised label noise
+→ overfitting; a model that cannot fit its own training set (one channel, one stage; or a
+frozen backbone whose features cannot separate the classes) → underfitting; a learning rate
+far too low → undertrained; a learning rate far too high → diverged.
+
+Each family (recipe) is trained with seeds 0 and 1; seed 1 is also shown with sum-reduced
+losses (dataset.py). ``heldout`` is decided per family here, before any run of the wave
+existed: about half of the families of every label, mixing schedules, tasks and fine-tuning
+on both sides.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # recipe.py and tasks.py beside this file
+
+from recipe import Run  # noqa: E402
+from tasks import TASKS  # noqa: E402
+
+SEEDS = (0, 1)
+SUM_VIEW_SEED = 1
+MNIST_SIZE = 14  # MNIST tasks are downsampled to 14×14, as in the first wave
+
+# Checkpoints the fine-tuning families start from: one healthy run each, trained once.
+PRETRAINED = {
+    "digits-simple": Run(
+        "pretrain-digits-simple", "healthy", "digits",
+        "all 10 digits, simple w32, SGD lr 0.05, cosine, 20 epochs (best-val checkpoint)",
+        model={"arch": "simple", "width": 32},
+        optim={"lr": 0.05, "epochs": 20, "schedule": "cosine", "seed": 0},
+    ),
+    "mnist-simple": Run(
+        "pretrain-mnist-simple", "healthy", "mnist",
+        "first-wave MNIST tree, 3,000 images of all 10 digits, simple w16, SGD lr 0.1 batch 32, "
+        "cosine, 10 epochs (best-val checkpoint)",
+        data={"image_size": MNIST_SIZE, "train_subset": 3000, "augment": "none"},
+        model={"arch": "simple", "width": 16},
+        optim={"lr": 0.1, "batch_size": 32, "epochs": 10, "schedule": "cosine", "seed": 0},
+    ),
+}
+
+
+def second_wave() -> list[Run]:
+    runs: list[Run] = []
+
+    def add(label: str, task: str, name: str, how: str, *, heldout: bool,
+            pretrained: str | None = None, **parts: dict[str, Any]) -> None:
+        data = dict(parts.get("data", {}))
+        source = "digits"
+        if task != "digits":  # a tree of tasks.py; flips change a digit's class, never flip
+            data.setdefault("augment", "crop")
+            source = TASKS[task].source
+            how = f"{TASKS[task].describe}: {how}"
+            if source == "mnist":
+                data["image_size"] = MNIST_SIZE
+        for seed in SEEDS:
+            runs.append(Run(
+                f"{task}-{label}-{name}-s{seed}", label, source, how,
+                data=data, model=parts.get("model", {}),
+                optim={**parts["optim"], "seed": seed},
+                task=None if task == "digits" else task, pretrained=pretrained,
+                heldout=heldout, sum_view=seed == SUM_VIEW_SEED,
+            ))
+
+    simple32 = {"arch": "simple", "width": 32}
+    starved = {"arch": "simple", "width": 1, "stages": 1}
+    raw = {"augment": "none"}  # nothing regularises: no augmentation
+
+    # ---- healthy: sensible recipes trained to convergence -------------------------------
+    add("healthy", "digits", "step-simple-sgd",
+        "simple w32, SGD lr 0.05, step decay ×0.1 every 30 epochs, 90 epochs", heldout=False,
+        model=simple32, optim={"lr": 0.05, "schedule": "step", "step_size": 30, "epochs": 90})
+    add("healthy", "digits", "warmup-cosine-vgg-adamw",
+        "vgg w16, AdamW lr 2e-3 wd 0.05, 5 warm-up epochs, cosine, 100 epochs", heldout=True,
+        model={"arch": "vgg", "width": 16},
+        optim={"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "warmup_epochs": 5,
+               "schedule": "cosine", "epochs": 100})
+    add("healthy", "digits", "long-const-simple-sgd",
+        "simple w16, SGD lr 0.01, wd 5e-4, constant LR, 200 epochs", heldout=False,
+        model={"arch": "simple", "width": 16}, optim={"lr": 0.01, "epochs": 200})
+    add("healthy", "digits", "long-const-resnet-sgd",
+        "resnet w16, SGD lr 0.02, wd 5e-4, constant LR, 250 epochs", heldout=True,
+        model={"arch": "resnet", "width": 16}, optim={"lr": 0.02, "epochs": 250})
+    add("healthy", "digits2", "cosine-simple-sgd",
+        "simple w16, SGD lr 0.02, cosine, 40 epochs", heldout=True,
+        model={"arch": "simple", "width": 16},
+        optim={"lr": 0.02, "schedule": "cosine", "epochs": 40})
+    add("healthy", "mnist2", "const-simple-adam",
+        "simple w16, Adam lr 1e-3 batch 32, constant LR, 50 epochs", heldout=False,
+        model={"arch": "simple", "width": 16},
+        optim={"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 32,
+               "epochs": 50})
+    add("healthy", "rot40", "cosine-resnet-sgd",
+        "resnet w16, SGD lr 0.05, cosine, 100 epochs", heldout=False,
+        model={"arch": "resnet", "width": 16},
+        optim={"lr": 0.05, "schedule": "cosine", "epochs": 100})
+    add("healthy", "rot40", "step-simple-sgd",
+        "simple w32, SGD lr 0.05, step decay ×0.1 every 40 epochs, 120 epochs", heldout=True,
+        model=simple32, optim={"lr": 0.05, "schedule": "step", "step_size": 40, "epochs": 120})
+    add("healthy", "noisy25", "cosine-simple-sgd",
+        "simple w32, SGD lr 0.05, wd 5e-4, cosine, 40 epochs (converges at the noise ceiling)",
+        heldout=False, model=simple32, optim={"lr": 0.05, "schedule": "cosine", "epochs": 40})
+    add("healthy", "noisy25", "warmup-step-vgg-sgd",
+        "vgg w16, SGD lr 0.02, 3 warm-up epochs, step decay ×0.1 every 20 epochs, 60 epochs",
+        heldout=True, model={"arch": "vgg", "width": 16},
+        optim={"lr": 0.02, "warmup_epochs": 3, "schedule": "step", "step_size": 20,
+               "epochs": 60})
+    add("healthy", "rot40", "finetune-full-sgd",
+        "fine-tune all layers of the digits checkpoint, SGD lr 0.01, cosine, 40 epochs",
+        heldout=False, pretrained="digits-simple",
+        optim={"lr": 0.01, "schedule": "cosine", "epochs": 40, "finetune": "full"})
+    add("healthy", "digits2", "finetune-probe-adam",
+        "linear probe on the digits checkpoint, Adam lr 1e-2, constant LR, 30 epochs",
+        heldout=True, pretrained="digits-simple",
+        optim={"optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0, "epochs": 30,
+               "finetune": "linear-probe"})
+    add("healthy", "mnist5", "finetune-full-adam",
+        "fine-tune all layers of the MNIST checkpoint, Adam lr 5e-4, cosine, 30 epochs",
+        heldout=True, pretrained="mnist-simple",
+        optim={"optimizer": "adam", "lr": 5e-4, "weight_decay": 0.0, "schedule": "cosine",
+               "epochs": 30, "finetune": "full"})
+    add("healthy", "mnist5", "step-simple-sgd",
+        "simple w16, SGD lr 0.05, step decay ×0.2 every 15 epochs, 45 epochs", heldout=False,
+        model={"arch": "simple", "width": 16},
+        optim={"lr": 0.05, "schedule": "step", "step_size": 15, "step_gamma": 0.2,
+               "epochs": 45})
+
+    # ---- overfitting: tiny subsets and big unregularised models, or memorised noise -----
+    add("overfitting", "digits", "noise40-step-simple-sgd",
+        "40% label noise, simple w64, SGD lr 0.05, no aug/wd, step decay ×0.1 every 40 "
+        "epochs, 120 epochs (the decay lets it memorise the noise)", heldout=False,
+        data={"label_noise": 0.4, **raw}, model={"arch": "simple", "width": 64},
+        optim={"lr": 0.05, "weight_decay": 0.0, "schedule": "step", "step_size": 40,
+               "epochs": 120})
+    add("overfitting", "rot40", "tiny-vgg-adam",
+        "200 training images, vgg w64, Adam lr 1e-3, no aug/wd, constant LR, 150 epochs",
+        heldout=True, data={"train_subset": 200, **raw}, model={"arch": "vgg", "width": 64},
+        optim={"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "epochs": 150})
+    add("overfitting", "mnist2", "tiny-simple-adam",
+        "40 training images, simple w64, Adam lr 2e-3 batch 16, no aug/wd, constant LR, "
+        "100 epochs", heldout=False,
+        data={"train_subset": 40, **raw}, model={"arch": "simple", "width": 64},
+        optim={"optimizer": "adam", "lr": 2e-3, "weight_decay": 0.0, "batch_size": 16,
+               "epochs": 100})
+    add("overfitting", "digits2", "noise30-warmup-simple-adam",
+        "30% label noise, simple w64, Adam lr 1e-3, no aug/wd, 5 warm-up epochs, constant LR, "
+        "150 epochs", heldout=True,
+        data={"label_noise": 0.3, **raw}, model={"arch": "simple", "width": 64},
+        optim={"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "warmup_epochs": 5,
+               "epochs": 150})
+    add("overfitting", "rot40", "finetune-tiny-full-adam",
+        "fine-tune all layers of the digits checkpoint on 120 images, Adam lr 1e-3, no aug/wd, "
+        "constant LR, 100 epochs", heldout=False, pretrained="digits-simple",
+        data={"train_subset": 120, **raw},
+        optim={"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "epochs": 100,
+               "finetune": "full"})
+    add("overfitting", "mnist5", "noise40-long-resnet-adam",
+        "500 training images, 40% label noise, resnet w16, Adam lr 1e-3 batch 32, no aug/wd, "
+        "constant LR, 200 epochs", heldout=True,
+        data={"train_subset": 500, "label_noise": 0.4, **raw},
+        model={"arch": "resnet", "width": 16},
+        optim={"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 32,
+               "epochs": 200})
+
+    # ---- underfitting: the model cannot fit its own training set -------------------------
+    add("underfitting", "rot40", "width1-cosine",
+        "simple w1, 1 stage, SGD lr 0.05, cosine, 60 epochs (capacity-starved)", heldout=False,
+        model=starved, optim={"lr": 0.05, "schedule": "cosine", "epochs": 60})
+    add("underfitting", "digits", "width2-dropout-step",
+        "simple w2, 1 stage, dropout 0.5, SGD lr 0.05, step decay ×0.1 every 30 epochs, "
+        "90 epochs", heldout=True,
+        model={"arch": "simple", "width": 2, "stages": 1, "dropout": 0.5},
+        optim={"lr": 0.05, "schedule": "step", "step_size": 30, "epochs": 90})
+    add("underfitting", "mnist5", "width1-long-adam",
+        "simple w1, 1 stage, Adam lr 1e-2 batch 32, constant LR, 100 epochs", heldout=False,
+        model=starved,
+        optim={"optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0, "batch_size": 32,
+               "epochs": 100})
+    add("underfitting", "noisy25", "width1-cosine",
+        "simple w1, 1 stage, SGD lr 0.05, cosine, 40 epochs (below the noise ceiling)",
+        heldout=True, model=starved, optim={"lr": 0.05, "schedule": "cosine", "epochs": 40})
+    add("underfitting", "rot40", "finetune-probe-adam",
+        "linear probe on the digits checkpoint (upright-digit features cannot tell the "
+        "rotations apart), Adam lr 1e-2, constant LR, 60 epochs", heldout=True,
+        pretrained="digits-simple",
+        optim={"optimizer": "adam", "lr": 1e-2, "weight_decay": 0.0, "epochs": 60,
+               "finetune": "linear-probe"})
+
+    # ---- undertrained: a learning rate far too low (a slow, smooth descent from log K) ---
+    add("undertrained", "digits", "lowlr-long-simple-sgd",
+        "simple w16, SGD lr 3e-5 (far too low), constant LR, 150 epochs", heldout=False,
+        model={"arch": "simple", "width": 16}, optim={"lr": 3e-5, "epochs": 150})
+    add("undertrained", "rot40", "lowlr-resnet-adam",
+        "resnet w16, Adam lr 1e-5 (far too low), constant LR, 100 epochs", heldout=True,
+        model={"arch": "resnet", "width": 16},
+        optim={"optimizer": "adam", "lr": 1e-5, "epochs": 100})
+    add("undertrained", "mnist2", "lowlr-simple-sgd",
+        "simple w16, SGD lr 3e-5 (far too low) batch 32, constant LR, 60 epochs", heldout=False,
+        model={"arch": "simple", "width": 16},
+        optim={"lr": 3e-5, "batch_size": 32, "epochs": 60})
+    add("undertrained", "rot40", "finetune-lowlr-sgd",
+        "fine-tune all layers of the digits checkpoint, SGD lr 2e-5 (far too low), constant "
+        "LR, 60 epochs", heldout=True, pretrained="digits-simple",
+        optim={"lr": 2e-5, "epochs": 60, "finetune": "full"})
+    add("undertrained", "mnist5", "lowlr-vgg-adam",
+        "vgg w8, Adam lr 1e-5 (far too low) batch 32, constant LR, 60 epochs", heldout=False,
+        model={"arch": "vgg", "width": 8},
+        optim={"optimizer": "adam", "lr": 1e-5, "batch_size": 32, "epochs": 60})
+    add("undertrained", "noisy25", "lowlr-simple-sgd",
+        "simple w16, SGD lr 3e-5 (far too low), constant LR, 100 epochs", heldout=True,
+        model={"arch": "simple", "width": 16}, optim={"lr": 3e-5, "epochs": 100})
+
+    # ---- diverged: a learning rate far too high ------------------------------------------
+    add("diverged", "digits", "neverlearned-sgd-bn",
+        "simple w32 with batch norm, SGD lr 2: stays at chance, loss noisy just above log K, "
+        "30 epochs", heldout=False, model=simple32, optim={"lr": 2.0, "epochs": 30})
+    add("diverged", "rot40", "neverlearned-resnet-sgd",
+        "resnet w16, SGD lr 5: never leaves chance, 30 epochs", heldout=True,
+        model={"arch": "resnet", "width": 16}, optim={"lr": 5.0, "epochs": 30})
+    add("diverged", "digits2", "neverlearned-sgd-bn",
+        "simple w32 with batch norm, SGD lr 3: never leaves chance, 30 epochs", heldout=False,
+        model=simple32, optim={"lr": 3.0, "epochs": 30})
+    add("diverged", "mnist5", "neverlearned-vgg-sgd",
+        "vgg w8, SGD lr 3 batch 32: never leaves chance, 30 epochs", heldout=True,
+        model={"arch": "vgg", "width": 8}, optim={"lr": 3.0, "batch_size": 32, "epochs": 30})
+    add("diverged", "digits", "warmup-nonorm-sgd",
+        "simple w32 without normalization, SGD warm-up to lr 2 over 10 epochs: learns, then "
+        "blows up as the LR climbs, 30 epochs", heldout=False,
+        model={**simple32, "norm": "none"},
+        optim={"lr": 2.0, "warmup_epochs": 10, "epochs": 30})
+    add("diverged", "rot40", "finetune-full-adam-high",
+        "fine-tune all layers of the digits checkpoint with Adam lr 1.0, 20 epochs",
+        heldout=True, pretrained="digits-simple",
+        optim={"optimizer": "adam", "lr": 1.0, "epochs": 20, "finetune": "full"})
+    add("diverged", "noisy25", "adam-high",
+        "simple w32, Adam lr 1.0, 20 epochs", heldout=False,
+        model=simple32, optim={"optimizer": "adam", "lr": 1.0, "epochs": 20})
+    return runs
