@@ -20,6 +20,7 @@ from pathlib import Path
 
 from studies import store
 from studies.db import Database
+from studies.schema_setup import create_schema
 from studies.spec import default_grid_spec_path, load_spec_file
 from studies.worker import WorkerOptions
 
@@ -41,7 +42,7 @@ def main() -> None:
         home = Path(tmp)
         url = args.database_url or f"sqlite:///{home / 'bench.db'}"
         db = Database(url)
-        db.create_schema()
+        create_schema(db)
         study = store.submit_study(db, load_spec_file(args.file), artifacts_dir=home / "artifacts")
         start = time.perf_counter()
         procs = []

@@ -19,6 +19,7 @@ import uvicorn
 from service.settings import Settings
 from service.supervisor import LocalWorkers, WorkerPlan
 from studies.db import Database, configure_pool
+from studies.schema_setup import create_schema
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def prepare_database(settings: Settings) -> None:
     )
     database = Database(settings.resolved_database_url)
     try:
-        database.create_schema()
+        create_schema(database)
     except Exception as exc:  # driver errors vary; all mean the same thing to the user here
         raise ServeError(
             f"cannot open the database ({type(exc).__name__}: {str(exc).splitlines()[0]}). "

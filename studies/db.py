@@ -8,7 +8,8 @@ reached through its URL (``postgresql+psycopg://…``) for many workers on many 
 
 Optuna's RDB storage lives in the same database and owns ``studies``, ``trials``,
 ``alembic_version`` and friends; sweepdoc's tables are all prefixed ``sweepdoc_`` and their
-schema is migrated by Alembic with its own version table (``studies.migrations``).
+schema is migrated by Alembic with its own version table (``studies.migrations``);
+``studies.schema_setup.create_schema`` brings both up to date.
 
 Connections (PostgreSQL): every process has two engines on the database, sweepdoc's and
 Optuna's storage, and both are pooled as ``configure_pool`` says, with no overflow, so one
@@ -17,8 +18,6 @@ process never holds more than ``2 × PoolOptions.size`` connections (see docs/sc
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,8 +27,6 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
-    DateTime,
-    Dialect,
     Float,
     ForeignKey,
     Index,
@@ -42,19 +39,17 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
-from sqlalchemy.types import TypeDecorator
+
+from studies.columns import LosslessJSON, LosslessModel, StrEnumColumn, UTCDateTime
+from studies.diagnosis import Label
+from studies.results import TrialSummary
 
 # How long a SQLite writer waits for the lock before giving up. Long on purpose: a claim or
 # an epoch write must never be lost to a momentary lock held by another process.
 SQLITE_BUSY_TIMEOUT_S = 60.0
-# Retries a few "already exists" races when several processes create Optuna's tables at once
-# on SQLite (Optuna creates them on its own connections, outside sweepdoc's lock).
-_SCHEMA_ATTEMPTS = 5
-# Arbitrary constant key of the PostgreSQL advisory lock that serializes schema creation.
-_SCHEMA_LOCK_KEY = 0x5D0C_5C4E
 
 
 class StudyStatus(StrEnum):
@@ -84,47 +79,6 @@ class TrialState(StrEnum):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp on every backend.
-
-    SQLite has no time zones: values are stored as naive UTC (so string comparison orders
-    them correctly) and come back with ``tzinfo=UTC`` attached.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored; use studies.db.utcnow()")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class LosslessJSON(TypeDecorator[Any]):
-    """JSON text in which NaN and ±inf survive (Python's ``NaN``/``Infinity`` tokens).
-
-    A REAL column would not do: SQLite turns NaN into NULL, and PostgreSQL's JSON types
-    reject NaN. The API serves these values as ``null`` (``trainer.finite_or_none``).
-    """
-
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        return None if value is None else json.dumps(value, allow_nan=True)
-
-    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
-        return None if value is None else json.loads(value)
 
 
 class Base(DeclarativeBase):
@@ -160,7 +114,9 @@ class TrialRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("sweepdoc_studies.id"))
     number: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), default=TrialState.WAITING)
+    state: Mapped[TrialState] = mapped_column(
+        StrEnumColumn(TrialState, 16), default=TrialState.WAITING
+    )
     # None until a random/tpe slot is first claimed (the sampler picks them then).
     params: Mapped[dict[str, Any] | None] = mapped_column(LosslessJSON, nullable=True)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
@@ -174,11 +130,11 @@ class TrialRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     epochs_done: Mapped[int] = mapped_column(Integer, default=0)
-    label: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    label: Mapped[Label | None] = mapped_column(StrEnumColumn(Label, 20), nullable=True)
     confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     diagnosis: Mapped[dict[str, Any] | None] = mapped_column(LosslessJSON, nullable=True)
-    # The run's summary numbers as JSON so NaN survives (a diverged run's final loss).
-    summary: Mapped[dict[str, Any] | None] = mapped_column(LosslessJSON, nullable=True)
+    # The run's summary numbers; NaN survives (a diverged run's final loss).
+    summary: Mapped[TrialSummary | None] = mapped_column(LosslessModel(TrialSummary), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("study_id", "number", name="uq_sweepdoc_trials_slot"),
@@ -211,7 +167,7 @@ class AttemptRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     trial_id: Mapped[int] = mapped_column(ForeignKey("sweepdoc_trials.id"))
     attempt: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[TrialState] = mapped_column(StrEnumColumn(TrialState, 16))
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     optuna_trial_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -337,34 +293,6 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
-    def create_schema(self) -> None:
-        """Migrate sweepdoc's tables to the newest revision and create Optuna's.
-
-        Idempotent, and safe when several processes start at once: on PostgreSQL an advisory
-        lock held until commit serializes them; on SQLite the migration runs inside
-        ``BEGIN IMMEDIATE``, under the file's write lock, which the others wait for (busy
-        timeout). A database made before sweepdoc had migrations is adopted (stamped at the
-        baseline revision, rows untouched). Migrations run in one transaction on both (their
-        DDL is transactional), so a failed one leaves the schema as it was.
-        """
-        from studies import migrations
-        from studies.optuna_bridge import optuna_storage
-
-        with self.engine.connect() as conn:
-            if self.is_postgres:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
-            else:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            migrations.upgrade(conn)
-            if self.is_postgres:
-                # Still under the lock: Optuna's own table creation races when unserialized.
-                optuna_storage(self.url)
-            conn.commit()
-        if not self.is_postgres:
-            # After the commit: Optuna writes through its own connections, which would wait
-            # for the write lock this one held.
-            _init_optuna_schema(self.url)
-
     def ping(self) -> bool:
         """Whether the database answers a trivial query."""
         try:
@@ -376,16 +304,3 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def _init_optuna_schema(url: str) -> None:
-    from studies.optuna_bridge import optuna_storage
-
-    for attempt in range(_SCHEMA_ATTEMPTS):
-        try:
-            optuna_storage(url)
-            return
-        except (OperationalError, IntegrityError):
-            if attempt == _SCHEMA_ATTEMPTS - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))

@@ -1,24 +1,73 @@
 """Response models of the studies layer (what the API and CLI show); never the table rows.
 
+Each is validated straight from its table row (``from_row``: ``from_attributes``, the run's
+numbers read through ``TrialRow.summary``), so no field is copied by hand. The same models
+parse the API's JSON back in the CLI's client.
+
 Values that may be non-finite (a diverged run's loss) are served as ``null``: JSON has no
-NaN (``trainer.finite_or_none``). The database keeps the real values (studies.db.LosslessJSON).
+NaN (``trainer.finite_or_none``). The database keeps the real values (studies.columns.LosslessJSON).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    AliasPath,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    computed_field,
+)
 
 from studies.db import StudyStatus, TrialState
+from studies.diagnosis import Label
+from studies.spec import Objective
+from trainer import finite_or_none, json_safe
+
+# A float that JSON can carry: NaN and ±inf become null.
+JsonFloat = Annotated[float | None, AfterValidator(finite_or_none)]
+# A JSON object whose non-finite floats (at any depth) become null.
+JsonObject = Annotated[dict[str, Any], BeforeValidator(json_safe)]
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class _RowWith:
+    """A table row's attributes, plus values derived from it at read time (``from_row``)."""
+
+    def __init__(self, row: object, derived: dict[str, Any]) -> None:
+        self._row = row
+        self._derived = derived
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._derived:
+            return self._derived[name]
+        return getattr(self._row, name)
+
+
+def from_row(model: type[M], row: object, **derived: Any) -> M:
+    """*model* validated from *row*'s attributes; *derived* gives the fields the row does not
+    hold (a study's status and counts, a trial's curves)."""
+    return model.model_validate(_RowWith(row, derived), from_attributes=True)
+
+
+def _summary_field(name: str) -> Any:
+    """A field read from ``TrialRow.summary.<name>`` (the API's JSON has it at top level)."""
+    return Field(default=None, validation_alias=AliasChoices(name, AliasPath("summary", name)))
+
+
+def _empty_if_none(value: Any) -> Any:
+    return {} if value is None else value
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-T = TypeVar("T")
+    model_config = ConfigDict(frozen=True, from_attributes=True)
 
 
 class Page(_Out, Generic[T]):
@@ -45,12 +94,16 @@ class StudyPublic(_Out):
     progress: float = Field(ge=0.0, le=1.0, description="Finished trials / all trials.")
     created_at: datetime
     cancelled_at: datetime | None
-    url: str = Field(description="Path of this study in the HTTP API.")
     optuna_study_name: str
-    objective: str
+    objective: Objective
     priority: int
     max_parallel: int
     trial_count: int
+
+    @computed_field(description="Path of this study in the HTTP API.")  # type: ignore[prop-decorator]
+    @property
+    def url(self) -> str:
+        return f"/v1/studies/{self.id}"
 
 
 class TrialPublic(_Out):
@@ -58,16 +111,22 @@ class TrialPublic(_Out):
     study_id: int
     number: int
     state: TrialState
-    params: dict[str, Any] = Field(description="`lr` and any extra dimensions; {} until sampled.")
-    label: str | None
+    params: Annotated[dict[str, Any], BeforeValidator(_empty_if_none)] = Field(
+        description="`lr` and any extra dimensions; {} until sampled."
+    )
+    label: Label | None
     confidence: float | None
-    final_val_acc: float | None
-    best_val_acc: float | None
-    final_val_loss: float | None
+    final_val_acc: JsonFloat = _summary_field("final_val_acc")
+    best_val_acc: JsonFloat = _summary_field("best_val_acc")
+    final_val_loss: JsonFloat = _summary_field("final_val_loss")
     epochs_done: int
     attempt: int
     optuna_trial_number: int | None
-    url: str
+
+    @computed_field(description="Path of this trial in the HTTP API.")  # type: ignore[prop-decorator]
+    @property
+    def url(self) -> str:
+        return f"/v1/trials/{self.id}"
 
 
 class AttemptPublic(_Out):
@@ -89,10 +148,10 @@ class TrialDetail(TrialPublic):
     duration_s: float | None
     error: str | None
     stop_reason: str | None
-    best_epoch: int | None
+    best_epoch: int | None = _summary_field("best_epoch")
     curves: dict[str, Any] = Field(description="The curves JSON; null for non-finite values.")
-    epochs: list[dict[str, Any]] = Field(description="Every epoch record with health stats.")
-    diagnosis: dict[str, Any] | None
+    epochs: list[JsonObject] = Field(description="Every epoch record with health stats.")
+    diagnosis: JsonObject | None
     attempts: list[AttemptPublic]
 
 

@@ -9,6 +9,7 @@ from fastapi import Depends, Path, Request
 
 from service.settings import Settings
 from studies.db import Database
+from studies.schema_setup import create_schema
 
 # Ids are sweepdoc's own integers; the bound keeps an absurd id a clear 422 instead of an
 # integer overflow inside the database driver.
@@ -29,7 +30,7 @@ class SchemaGuard:
             return
         with self._lock:
             if not self._ready:
-                self._database.create_schema()  # raises OperationalError → 503 while down
+                create_schema(self._database)  # raises OperationalError → 503 while down
                 self._ready = True
 
 

@@ -4,8 +4,8 @@ Optuna's RDB storage shares the database and keeps its own Alembic history in
 ``alembic_version``; sweepdoc's history lives in ``sweepdoc_alembic_version`` and every
 migration touches ``sweepdoc_*`` tables only, so neither ever sees the other's revisions.
 
-``Database.create_schema()`` calls :func:`upgrade` under a lock that serializes processes
-starting at once (see ``studies.db``). A database made before migrations existed (sweepdoc's
+``studies.schema_setup.create_schema(db)`` calls :func:`upgrade` under a lock that
+serializes processes starting at once. A database made before migrations existed (sweepdoc's
 tables, no version table) is adopted: stamped at :data:`BASELINE`, which creates exactly
 those tables, then upgraded like any other.
 
@@ -33,6 +33,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
+from studies.db import Base
 from studies.errors import StudiesError
 
 __all__ = [
@@ -126,8 +127,6 @@ def upgrade(connection: Connection) -> None:
 
 def model_differences(connection: Connection) -> list[Any]:
     """What autogenerate would change to make the database match the models ([] = none)."""
-    from studies.db import Base
-
     context = MigrationContext.configure(
         connection,
         opts={

@@ -1,8 +1,8 @@
 """Alembic environment of sweepdoc's migrations (see ``studies/migrations/__init__.py``).
 
-``Database.create_schema()`` passes its connection in ``config.attributes["connection"]``
-and owns the transaction; the ``alembic`` command line (developers) gives a URL instead:
-``alembic -c studies/migrations/alembic.ini -x url=… <command>``.
+``studies.schema_setup.create_schema(db)`` passes its connection in
+``config.attributes["connection"]`` and owns the transaction; the ``alembic`` command line
+(developers) gives a URL instead: ``alembic -c studies/migrations/alembic.ini -x url=… <command>``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import torch
 from studies import store
 from studies.db import Database, StudyStatus, TrialState
 from studies.optuna_bridge import close_storages
+from studies.schema_setup import create_schema
 from studies.spec import parse_spec
 from studies.worker import WorkerOptions, run_worker
 from tests.studies.conftest import tiny_spec
@@ -26,7 +27,7 @@ _MNIST_FILES = (
 @pytest.fixture
 def db(tmp_path: Path) -> Database:
     database = Database(f"sqlite:///{tmp_path / 'sweepdoc.db'}")
-    database.create_schema()
+    create_schema(database)
     return database
 
 

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from studies import store
 from studies.db import Database, TrialRow
 from studies.optuna_bridge import close_storages
+from studies.schema_setup import create_schema
 from studies.spec import parse_spec
 
 
@@ -157,7 +158,7 @@ def run_workers(
     home.mkdir(parents=True, exist_ok=True)
     db = Database(url)
     try:
-        db.create_schema()
+        create_schema(db)
         study = store.submit_study(
             db, parse_spec(spec or tiny_grid_spec(trials, max_parallel=workers)),
             artifacts_dir=home / "artifacts",

@@ -10,6 +10,7 @@ import pytest
 
 from studies.db import Database
 from studies.optuna_bridge import close_storages
+from studies.schema_setup import create_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -24,7 +25,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def db(db_url: str) -> Iterator[Database]:
     database = Database(db_url)
-    database.create_schema()
+    create_schema(database)
     yield database
     database.dispose()
     close_storages()

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from studies import migrations, store
 from studies.db import Base, Database
 from studies.optuna_bridge import close_storages, optuna_storage
+from studies.schema_setup import create_schema
 from studies.spec import parse_spec
 from tests.studies.conftest import tiny_spec
 
@@ -74,7 +75,7 @@ def _schema(engine: Engine) -> dict[str, Any]:
 def test_an_empty_database_is_migrated_to_head(fresh_url: str) -> None:
     db = Database(fresh_url)
     try:
-        db.create_schema()
+        create_schema(db)
         with db.engine.connect() as conn:
             assert migrations.current_revision(conn) == migrations.head_revision()
             assert migrations.model_differences(conn) == []
@@ -91,7 +92,7 @@ def test_an_empty_database_is_migrated_to_head(fresh_url: str) -> None:
 def test_the_baseline_migration_makes_what_create_all_made(db_url: str, tmp_path: Path) -> None:
     """A pre-migration database is stamped at the baseline: the two must be the same schema."""
     migrated = Database(db_url)
-    migrated.create_schema()
+    create_schema(migrated)
     if db_url.startswith("sqlite"):
         other_url = f"sqlite:///{tmp_path / 'create_all.db'}"
     else:
@@ -117,8 +118,8 @@ def test_optuna_keeps_its_own_alembic_version(fresh_url: str) -> None:
 
     db = Database(fresh_url)
     try:
-        db.create_schema()
-        db.create_schema()
+        create_schema(db)
+        create_schema(db)
     finally:
         db.dispose()
     assert _rows(fresh_url, "SELECT version_num FROM alembic_version") == optuna_before
@@ -148,7 +149,7 @@ def test_a_database_made_by_create_all_is_adopted_without_losing_rows(
 
     db = Database(fresh_url)
     try:
-        db.create_schema()
+        create_schema(db)
         with db.engine.connect() as conn:
             assert migrations.current_revision(conn) == migrations.head_revision()
             assert migrations.model_differences(conn) == []
@@ -168,7 +169,7 @@ def test_a_partial_sweepdoc_schema_is_refused_not_guessed_at(fresh_url: str) -> 
     db = Database(fresh_url)
     try:
         with pytest.raises(migrations.SchemaError, match="sweepdoc_trials"):
-            db.create_schema()
+            create_schema(db)
     finally:
         db.dispose()
     # Nothing was stamped or created: the transaction rolled back.
@@ -178,8 +179,9 @@ def test_a_partial_sweepdoc_schema_is_refused_not_guessed_at(fresh_url: str) -> 
 _CREATE_SCHEMA = (
     "import sys\n"
     "from studies.db import Database\n"
+    "from studies.schema_setup import create_schema\n"
     "db = Database(sys.argv[1])\n"
-    "db.create_schema()\n"
+    "create_schema(db)\n"
     "db.dispose()\n"
 )
 
@@ -211,7 +213,7 @@ def test_model_differences_sees_a_model_change(fresh_url: str) -> None:
     """The in-step check above can fail: a column the migrations lack is reported."""
     db = Database(fresh_url)
     try:
-        db.create_schema()
+        create_schema(db)
         with db.engine.begin() as conn:
             conn.execute(text("ALTER TABLE sweepdoc_workers ADD COLUMN extra INTEGER"))
             diff = migrations.model_differences(conn)

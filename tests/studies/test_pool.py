@@ -13,6 +13,7 @@ import pytest
 from studies import store
 from studies.db import Database, PoolOptions, configure_pool, engine_kwargs
 from studies.optuna_bridge import close_storages, optuna_storage
+from studies.schema_setup import create_schema
 from studies.spec import parse_spec
 from tests.scale.harness import ConnectionSampler
 from tests.studies.conftest import tiny_spec
@@ -30,7 +31,7 @@ def pooled_url(postgres_url: str) -> Iterator[str]:
 def test_sixteen_threads_share_one_connection_per_engine(pooled_url: str, tmp_path: Path) -> None:
     db = Database(pooled_url)
     try:
-        db.create_schema()
+        create_schema(db)
         with ConnectionSampler(pooled_url, interval_s=0.02) as sampler:
 
             def submit_and_read(i: int) -> int:

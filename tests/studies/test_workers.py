@@ -22,6 +22,7 @@ from optuna_dashboard._note import get_note_from_system_attrs
 from studies import store
 from studies.db import Database, StudyStatus, TrialState, WorkerRow
 from studies.optuna_bridge import close_storages
+from studies.schema_setup import create_schema
 from studies.spec import parse_spec
 from studies.worker import WorkerOptions
 from tests.studies.conftest import tiny_spec
@@ -116,7 +117,7 @@ def test_four_workers_run_every_grid_point_exactly_once_and_optuna_agrees(
     # schema at once, which must be safe.
     workers.start(4, exit_when_idle=False)
     db = Database(db_url)
-    db.create_schema()
+    create_schema(db)
     try:
         _four_workers_exactly_once(db, workers, tmp_path)
     finally:

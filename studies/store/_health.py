@@ -1,0 +1,57 @@
+"""Health: readiness (the database answers, workers were seen) and the API's reaper."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from studies import queue
+from studies.db import Database, WorkerRow, utcnow
+from studies.schemas import Readiness, WorkerPublic
+
+__all__ = ["DEFAULT_STALE_AFTER_S", "database_unreachable", "readiness", "reap_stale_trials"]
+
+# A worker's trial is failed and re-queued once its heartbeat is older than this (seconds).
+DEFAULT_STALE_AFTER_S = 30.0
+
+
+def reap_stale_trials(
+    db: Database, *, stale_after_s: float = DEFAULT_STALE_AFTER_S
+) -> list[queue.Reaped]:
+    """Fail and re-queue the trials of dead workers (the API runs this periodically)."""
+    return queue.reap_stale(db, stale_after_s=stale_after_s)
+
+
+def database_unreachable(*, worker_window_s: float) -> Readiness:
+    """The readiness report for a database that does not answer."""
+    return Readiness(
+        ready=False,
+        database=False,
+        workers_seen=0,
+        worker_window_s=worker_window_s,
+        workers=[],
+        reason="the database does not answer",
+    )
+
+
+def readiness(db: Database, *, worker_window_s: float = 60.0) -> Readiness:
+    """Ready when the database answers and a worker was seen within *worker_window_s*."""
+    if not db.ping():
+        return database_unreachable(worker_window_s=worker_window_s)
+    since = utcnow() - timedelta(seconds=worker_window_s)
+    with db.session() as session:
+        rows = list(
+            session.scalars(
+                select(WorkerRow).where(WorkerRow.last_seen_at >= since).order_by(WorkerRow.name)
+            )
+        )
+    workers = [WorkerPublic.model_validate(w, from_attributes=True) for w in rows]
+    return Readiness(
+        ready=bool(workers),
+        database=True,
+        workers_seen=len(workers),
+        worker_window_s=worker_window_s,
+        workers=workers,
+        reason=None if workers else f"no worker seen in the last {worker_window_s:g} s",
+    )

@@ -1,0 +1,208 @@
+"""Studies: submit, list, get and cancel, each with its status, counts and best trial."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from studies import optuna_bridge, queue
+from studies.db import Database, StudyRow, StudyStatus, TrialRow, TrialState, utcnow
+from studies.errors import ConflictError, NotFoundError
+from studies.results import Candidate, best_trial
+from studies.schemas import BestTrial, Page, StudyPublic, from_row
+from studies.spec import Objective, Sampler, StudySpec
+
+__all__ = [
+    "cancel_study",
+    "count_unfinished_studies",
+    "get_study",
+    "list_studies",
+    "study_row",
+    "submit_study",
+    "trial_candidate",
+]
+
+
+def submit_study(db: Database, spec: StudySpec, *, artifacts_dir: Path) -> StudyPublic:
+    """Queue a study: its Optuna study (grid points enqueued) and one slot per trial.
+
+    The Optuna side is written first and the sweepdoc rows last, in one transaction, so a
+    crash in between leaves at most an empty Optuna study no worker will ever see.
+    """
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    name = spec.display_name
+    optuna_name = f"{name}-{secrets.token_hex(4)}"
+    optuna_bridge.create_study(db.url, optuna_name, spec)
+    if spec.search.sampler is Sampler.GRID:
+        points: list[tuple[dict[str, Any] | None, int | None]] = [
+            (params, optuna_bridge.enqueue_point(db.url, optuna_name, params)[0])
+            for params in spec.grid_points()
+        ]
+    else:
+        points = [(None, None)] * spec.search.trials()
+    with db.session() as session:
+        study = StudyRow(
+            name=name,
+            optuna_study_name=optuna_name,
+            spec=spec.model_dump(mode="json"),
+            priority=spec.priority,
+            max_parallel=spec.max_parallel,
+            trial_count=len(points),
+            cancel_requested=False,
+            created_at=utcnow(),
+        )
+        session.add(study)
+        session.flush()
+        session.add_all(
+            TrialRow(
+                study_id=study.id,
+                number=number,
+                state=TrialState.WAITING,
+                params=params,
+                optuna_trial_id=optuna_trial_id,
+                attempt=0,
+                epochs_done=0,
+            )
+            for number, (params, optuna_trial_id) in enumerate(points)
+        )
+        study_id = study.id
+    return get_study(db, study_id)
+
+
+def count_unfinished_studies(db: Database) -> int:
+    """Studies not cancelled with a trial still waiting or running (queued or running)."""
+    with db.session() as session:
+        count = session.scalar(
+            select(func.count(func.distinct(TrialRow.study_id)))
+            .join(StudyRow, StudyRow.id == TrialRow.study_id)
+            .where(
+                TrialRow.state.in_([TrialState.WAITING, TrialState.RUNNING]),
+                StudyRow.cancel_requested.is_(False),
+            )
+        )
+    return int(count or 0)
+
+
+def _objective(study: StudyRow) -> Objective:
+    # Specs are stored as dumped by StudySpec, so the objective is always there; .get keeps
+    # rows from before the field existed readable.
+    return Objective(study.spec.get("objective", Objective.VAL_ACC))
+
+
+def trial_candidate(row: TrialRow) -> Candidate:
+    """What ``results.best_trial`` needs of a slot: the run's objective value, if complete."""
+    value = row.summary.objective_value if row.summary is not None else None
+    return Candidate(number=row.number, complete=row.state is TrialState.COMPLETE, value=value)
+
+
+def _counts(db: Database, study_ids: list[int]) -> dict[int, dict[TrialState, int]]:
+    counts: dict[int, dict[TrialState, int]] = {i: dict.fromkeys(TrialState, 0) for i in study_ids}
+    if not study_ids:
+        return counts
+    with db.session() as session:
+        rows = session.execute(
+            select(TrialRow.study_id, TrialRow.state, func.count(TrialRow.id))
+            .where(TrialRow.study_id.in_(study_ids))
+            .group_by(TrialRow.study_id, TrialRow.state)
+        ).all()
+    for study_id, state, count in rows:
+        counts[study_id][state] = count
+    return counts
+
+
+def _best_trials(db: Database, studies: list[StudyRow]) -> dict[int, BestTrial]:
+    if not studies:
+        return {}
+    with db.session() as session:
+        complete = list(
+            session.scalars(
+                select(TrialRow).where(
+                    TrialRow.study_id.in_([s.id for s in studies]),
+                    TrialRow.state == TrialState.COMPLETE,
+                )
+            )
+        )
+    best: dict[int, BestTrial] = {}
+    for study in studies:
+        trials = [t for t in complete if t.study_id == study.id]
+        maximize = _objective(study) is Objective.VAL_ACC
+        winner = best_trial(trials, maximize=maximize, candidate=trial_candidate)
+        if winner is None:
+            continue
+        value = trial_candidate(winner).value
+        assert value is not None and winner.params is not None  # best_trial picked it
+        best[study.id] = BestTrial(
+            trial_id=winner.id, number=winner.number, lr=float(winner.params["lr"]), value=value
+        )
+    return best
+
+
+def _publics(db: Database, rows: list[StudyRow]) -> list[StudyPublic]:
+    counts = _counts(db, [r.id for r in rows])
+    best = _best_trials(db, rows)
+    publics = []
+    for row in rows:
+        total = sum(counts[row.id].values())
+        finished = sum(n for state, n in counts[row.id].items() if state.finished)
+        publics.append(
+            from_row(
+                StudyPublic,
+                row,
+                status=queue.study_status(counts[row.id], cancel_requested=row.cancel_requested),
+                counts=counts[row.id],
+                best_trial=best.get(row.id),
+                progress=finished / total if total else 0.0,
+                objective=_objective(row),
+            )
+        )
+    return publics
+
+
+def study_row(db: Database, study_id: int) -> StudyRow:
+    """The study's row; raises NotFoundError."""
+    with db.session() as session:
+        row = session.get(StudyRow, study_id)
+    if row is None:
+        raise NotFoundError(f"study {study_id} does not exist")
+    return row
+
+
+def get_study(db: Database, study_id: int) -> StudyPublic:
+    """One study with its status, counts, best trial and progress."""
+    return _publics(db, [study_row(db, study_id)])[0]
+
+
+def list_studies(
+    db: Database, *, status: StudyStatus | None = None, offset: int = 0, limit: int = 50
+) -> Page[StudyPublic]:
+    """Studies, newest first; ``count`` is the number of matches before paging."""
+    if offset < 0 or not 1 <= limit <= 1000:
+        raise ValueError(f"need offset >= 0 and 1 <= limit <= 1000, got {offset=} {limit=}")
+    with db.session() as session:
+        if status is None:
+            count = session.scalar(select(func.count(StudyRow.id))) or 0
+            rows = list(
+                session.scalars(
+                    select(StudyRow).order_by(StudyRow.id.desc()).offset(offset).limit(limit)
+                )
+            )
+            return Page[StudyPublic](data=_publics(db, rows), count=count)
+        rows = list(session.scalars(select(StudyRow).order_by(StudyRow.id.desc())))
+    # Status is derived from the trials, so it is filtered here rather than in SQL.
+    matching = [s for s in _publics(db, rows) if s.status == status]
+    return Page[StudyPublic](data=matching[offset : offset + limit], count=len(matching))
+
+
+def cancel_study(db: Database, study_id: int) -> StudyPublic:
+    """Cancel a study: running trials stop at their next epoch, finished results stay."""
+    current = get_study(db, study_id)
+    if current.status in (StudyStatus.COMPLETED, StudyStatus.FAILED):
+        raise ConflictError(
+            f"study {study_id} already finished ({current.status}); nothing to cancel"
+        )
+    for optuna_trial_id in queue.cancel(db, study_id):
+        optuna_bridge.end_waiting_trial(db.url, optuna_trial_id)
+    return get_study(db, study_id)

@@ -1,0 +1,80 @@
+"""What is derived from the stored runs: diagnoses (a trial's, the study's) and the plots."""
+
+from __future__ import annotations
+
+from studies import plots
+from studies.db import Database, TrialState
+from studies.diagnosis import (
+    Curves,
+    Diagnosis,
+    StudySummary,
+    TrialOutcome,
+    diagnose_run,
+    diagnose_study,
+)
+from studies.errors import ConflictError
+from studies.schemas import TrialPublic, from_row
+from studies.store._studies import study_row
+from studies.store._trials import epoch_records, study_trial_rows, trial_row
+from trainer import curves_json
+
+__all__ = ["study_diagnosis", "study_lr_png", "trial_curves_png", "trial_diagnosis"]
+
+
+def trial_diagnosis(db: Database, trial_id: int) -> Diagnosis:
+    """The stored diagnosis, or for a running trial a provisional one from its epochs so far."""
+    row = trial_row(db, trial_id)
+    if row.diagnosis is not None:
+        return Diagnosis.model_validate(row.diagnosis)
+    records = epoch_records(db, row)
+    if not records:
+        raise ConflictError(f"trial {trial_id} has no recorded epochs yet ({row.state})")
+    num_classes = row.summary.num_classes if row.summary is not None else None
+    return diagnose_run(Curves.model_validate(curves_json(records, num_classes)))
+
+
+def study_diagnosis(db: Database, study_id: int) -> StudySummary:
+    """The study summary: labels by learning rate, best trial, lr window, next step."""
+    study = study_row(db, study_id)
+    outcomes = []
+    for row in study_trial_rows(db, study_id):
+        if row.params is None:
+            continue  # a random/tpe slot that has not started has no learning rate yet
+        public = from_row(TrialPublic, row)
+        outcomes.append(
+            from_row(
+                TrialOutcome,
+                row,
+                final_val_acc=public.final_val_acc,
+                best_val_acc=public.best_val_acc,
+                final_val_loss=public.final_val_loss,
+            )
+        )
+    return diagnose_study(outcomes, spec=study.spec)
+
+
+def trial_curves_png(db: Database, trial_id: int) -> bytes:
+    """Train/val loss and accuracy of a trial, best epoch marked, label in the title."""
+    row = trial_row(db, trial_id)
+    study = study_row(db, row.study_id)
+    lr = (row.params or {}).get("lr")
+    title = f"{study.name} #{row.number}" + (f" lr={lr:g}" if lr is not None else "")
+    return plots.trial_curves_png(
+        curves_json(epoch_records(db, row), None),
+        title=title,
+        label=row.label,
+        best_epoch=row.summary.best_epoch if row.summary is not None else None,
+    )
+
+
+def study_lr_png(db: Database, study_id: int) -> bytes:
+    """Best validation accuracy against learning rate, points colored by label."""
+    study = study_row(db, study_id)
+    points = [
+        plots.LrPoint(
+            lr=float(t.params["lr"]), val_acc=t.best_val_acc, label=t.label, number=t.number
+        )
+        for t in (from_row(TrialPublic, row) for row in study_trial_rows(db, study_id))
+        if "lr" in t.params and t.state is not TrialState.WAITING
+    ]
+    return plots.study_lr_png(points, title=f"{study.name}: accuracy vs learning rate")
