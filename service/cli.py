@@ -15,7 +15,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for command_module in (demo, serve, worker, submit, status, diagnose, train):
+# In the order `sweepdoc --help` lists them; each command's name is its function's.
+for command in (demo.demo, serve.serve, worker.worker, submit.submit, status.status):
+    app.command()(command)
+for command_module in (diagnose, train):  # not yet module-level commands
     command_module.register(app)
 
 

@@ -1,1 +1,2 @@
-"""One module per `sweepdoc` subcommand; each exposes ``register(app)``."""
+"""One module per `sweepdoc` subcommand, each a module-level typer command function that
+service/cli.py registers on the app."""

@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -51,9 +52,7 @@ class _WorkerKeepsDying(Exception):
 
 def demo_settings(settings: Settings) -> Settings:
     """The demo's own SQLite database under SWEEPDOC_HOME, so it never mixes with real work."""
-    return settings.model_copy(
-        update={"database_url": f"sqlite:///{settings.home / 'demo.db'}"}
-    )
+    return settings.model_copy(update={"database_url": f"sqlite:///{settings.home / 'demo.db'}"})
 
 
 def _cancel_leftovers(client: SweepdocClient, console: Console) -> None:
@@ -65,7 +64,8 @@ def _cancel_leftovers(client: SweepdocClient, console: Console) -> None:
             console.print(f"cancelled study {study.id} left unfinished by an earlier demo")
 
 
-def _run(client: SweepdocClient, console: Console, workers: LocalWorkers) -> None:
+def _run_study(client: SweepdocClient, console: Console, workers: LocalWorkers) -> None:
+    """Submit the default grid, follow it, then print the report and the links to its plots."""
     spec = load_spec_file(default_grid_spec_path())
     _cancel_leftovers(client, console)
     study = client.submit(spec)
@@ -75,6 +75,7 @@ def _run(client: SweepdocClient, console: Console, workers: LocalWorkers) -> Non
         f"{spec.model.arch} CNN, {spec.train.epochs} epochs, lr ∈ {{{lrs}}}",
         highlight=False,
     )
+
     def check_worker() -> None:
         if workers.restarts() > _MAX_WORKER_RESTARTS:
             raise _WorkerKeepsDying(f"the worker died {workers.restarts()} times")
@@ -96,121 +97,137 @@ def _run(client: SweepdocClient, console: Console, workers: LocalWorkers) -> Non
     )
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `demo` command to *app*."""
+@dataclass
+class _Started:
+    """What the demo has started so far: whatever happens, `_shutdown` stops exactly that."""
 
-    @app.command()
-    def demo(
-        keep_serving: Annotated[
-            bool,
-            typer.Option(help="Leave the server and dashboard running after the demo."),
-        ] = False,
-        port: Annotated[
-            int | None, typer.Option(min=1, max=65535, help="Port (default: a free one).")
-        ] = None,
-    ) -> None:
-        """Run the default learning-rate grid on digits and print each run's diagnosis."""
-        console = Console()
-        settings = demo_settings(get_settings())
-        log_dir = settings.home / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        _log_to_file(log_dir / "demo.log")
-
-        force = threading.Event()
-        interrupts: list[int] = []
-
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            interrupts.append(signum)
-            if len(interrupts) == 1:
-                raise _Interrupted
-            force.set()
-
-        signal.signal(signal.SIGINT, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-
-        host = "127.0.0.1"
-        server: BackgroundServer | None = None
-        workers: LocalWorkers | None = None
-        code = 0
-        finished = False
-        try:
-            chosen_port = port or free_port(host)
-            base = f"http://{host}:{chosen_port}"
-            console.print(
-                f"sweepdoc demo: server and 1 worker on {base} "
-                f"(database {settings.home / 'demo.db'}, logs in {log_dir})",
-                highlight=False,
-            )
-            check_port(host, chosen_port)
-            prepare_database(settings)
-            workers = start_workers(
-                settings, [WorkerPlan(name="demo-worker", device="auto")], log_dir=log_dir
-            )
-            server = BackgroundServer(
-                make_server(settings, host, chosen_port, log_level="info", own_logging=False)
-            )
-            server.start()
-            token = settings.api_token.get_secret_value() if settings.api_token else None
-            with SweepdocClient(
-                base, timeout_s=settings.request_timeout_s, token=token
-            ) as client:
-                client.wait_until_up(30)
-                _run(client, console, workers)
-                finished = True
-                if not keep_serving:
-                    console.print(
-                        "The demo server stops now; `sweepdoc demo --keep-serving` keeps these "
-                        "links and the dashboard open.",
-                        style="dim",
-                        highlight=False,
-                    )
-                else:
-                    console.print(f"serving on {base} until Ctrl-C …", highlight=False)
-                    while True:
-                        time.sleep(3600)
-        except _Interrupted:
-            if finished:  # --keep-serving ends with Ctrl-C: that is the normal way out
-                console.print("\nstopping the server")
-            else:
-                console.print("\ninterrupted; stopping the demo")
-                code = 130
-        except ServeError as exc:
-            console.print(f"[red]error:[/] {exc}", highlight=False)
-            code = 2
-        except _WorkerKeepsDying as exc:
-            console.print(
-                f"[red]error:[/] {exc}; see {log_dir / 'demo-worker.log'}", highlight=False
-            )
-            code = 1
-        except Exception as exc:  # the demo never shows a traceback; the log file has it
-            logger.exception("demo failed")
-            console.print(
-                f"[red]error:[/] the demo failed: {exc}\n"
-                f"details in {log_dir / 'demo.log'} and {log_dir / 'demo-worker.log'}",
-                highlight=False,
-            )
-            code = 1
-        finally:
-            try:
-                _shutdown(server, workers, settings, force, console)
-            except _Interrupted:
-                force.set()
-                _shutdown(server, workers, settings, force, console)
-        if code:
-            raise typer.Exit(code)
+    settings: Settings
+    log_dir: Path
+    console: Console
+    server: BackgroundServer | None = None
+    workers: LocalWorkers | None = None
+    # The study ran to its end: a Ctrl-C after that (with --keep-serving) is the normal exit.
+    finished: bool = False
 
 
-def _shutdown(
-    server: BackgroundServer | None,
-    workers: LocalWorkers | None,
-    settings: Settings,
-    force: threading.Event,
-    console: Console,
+def demo(
+    keep_serving: Annotated[
+        bool,
+        typer.Option(help="Leave the server and dashboard running after the demo."),
+    ] = False,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default: a free one).")
+    ] = None,
 ) -> None:
-    if server is not None:
-        server.stop()
-    if workers is not None:
-        workers.stop(settings.shutdown_grace_s, force=force)
+    """Run the default learning-rate grid on digits and print each run's diagnosis."""
+    settings = demo_settings(get_settings())
+    log_dir = settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    _log_to_file(log_dir / "demo.log")
+    force = _interrupt_on_signals()
+    started = _Started(settings, log_dir, Console())
+    try:
+        code = _run_demo(started, port=port, keep_serving=keep_serving)
+    finally:
+        try:
+            _shutdown(started, force)
+        except _Interrupted:
+            force.set()
+            _shutdown(started, force)
+    if code:
+        raise typer.Exit(code)
+
+
+def _interrupt_on_signals() -> threading.Event:
+    """Ctrl-C or SIGTERM raises `_Interrupted` (a clean stop); a second one sets the returned
+    event, which kills the worker instead of waiting for its trial's next epoch."""
+    force = threading.Event()
+    interrupts: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        interrupts.append(signum)
+        if len(interrupts) == 1:
+            raise _Interrupted
+        force.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return force
+
+
+def _run_demo(started: _Started, *, port: int | None, keep_serving: bool) -> int:
+    """Serve, run the study, report; the exit code. A failure is told in a line or two (the
+    demo never shows a traceback: the log file has it)."""
+    console, log_dir = started.console, started.log_dir
+    try:
+        _serve_and_run(started, port=port, keep_serving=keep_serving)
+    except _Interrupted:
+        if started.finished:
+            console.print("\nstopping the server")
+            return 0
+        console.print("\ninterrupted; stopping the demo")
+        return 130
+    except ServeError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    except _WorkerKeepsDying as exc:
+        console.print(f"[red]error:[/] {exc}; see {log_dir / 'demo-worker.log'}", highlight=False)
+        return 1
+    except Exception as exc:
+        logger.exception("demo failed")
+        console.print(
+            f"[red]error:[/] the demo failed: {exc}\n"
+            f"details in {log_dir / 'demo.log'} and {log_dir / 'demo-worker.log'}",
+            highlight=False,
+        )
+        return 1
+    return 0
+
+
+def _serve_and_run(started: _Started, *, port: int | None, keep_serving: bool) -> None:
+    """Start the server and one worker on a local port, run the study, then stop (or serve
+    until interrupted, with *keep_serving*)."""
+    settings, console, log_dir = started.settings, started.console, started.log_dir
+    host = "127.0.0.1"
+    chosen_port = port or free_port(host)
+    base = f"http://{host}:{chosen_port}"
+    console.print(
+        f"sweepdoc demo: server and 1 worker on {base} "
+        f"(database {settings.home / 'demo.db'}, logs in {log_dir})",
+        highlight=False,
+    )
+    check_port(host, chosen_port)
+    prepare_database(settings)
+    started.workers = start_workers(
+        settings, [WorkerPlan(name="demo-worker", device="auto")], log_dir=log_dir
+    )
+    started.server = BackgroundServer(
+        make_server(settings, host, chosen_port, log_level="info", own_logging=False)
+    )
+    started.server.start()
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    with SweepdocClient(base, timeout_s=settings.request_timeout_s, token=token) as client:
+        client.wait_until_up(30)
+        _run_study(client, console, started.workers)
+        started.finished = True
+        if not keep_serving:
+            console.print(
+                "The demo server stops now; `sweepdoc demo --keep-serving` keeps these "
+                "links and the dashboard open.",
+                style="dim",
+                highlight=False,
+            )
+            return
+        console.print(f"serving on {base} until Ctrl-C …", highlight=False)
+        while True:
+            time.sleep(3600)
+
+
+def _shutdown(started: _Started, force: threading.Event) -> None:
+    if started.server is not None:
+        started.server.stop()
+    if started.workers is not None:
+        started.workers.stop(started.settings.shutdown_grace_s, force=force)
 
 
 def _log_to_file(path: Path) -> None:

@@ -13,35 +13,31 @@ from service.render import print_study_report, studies_table, study_line
 from studies.db import StudyStatus
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `status` command to *app*."""
-
-    @app.command()
-    def status(
-        study_id: Annotated[
-            int | None, typer.Argument(min=1, help="A study id; omit to list studies.")
-        ] = None,
-        state: Annotated[
-            StudyStatus | None,
-            typer.Option("--status", help="List only studies in this state."),
-        ] = None,
-        limit: Annotated[int, typer.Option(min=1, max=500, help="Studies to list.")] = 20,
-        url: UrlOption = None,
-    ) -> None:
-        """Show the latest studies, or study ID with each trial's state, label and evidence."""
-        console = Console()
-        try:
-            with client_for(url) as client:
-                if study_id is None:
-                    page = client.studies(status=state, limit=limit)
-                    console.print(studies_table(page.data))
-                    if page.count > len(page.data):
-                        console.print(f"({len(page.data)} of {page.count} studies shown)")
-                    return
-                study = client.study(study_id)
-                console.print(study_line(study), highlight=False)
-                print_study_report(client, study, console)
-                console.print(f"dashboard: {client.dashboard_url(study)}", highlight=False)
-        except ApiError as exc:
-            Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
+def status(
+    study_id: Annotated[
+        int | None, typer.Argument(min=1, help="A study id; omit to list studies.")
+    ] = None,
+    state: Annotated[
+        StudyStatus | None,
+        typer.Option("--status", help="List only studies in this state."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Studies to list.")] = 20,
+    url: UrlOption = None,
+) -> None:
+    """Show the latest studies, or study ID with each trial's state, label and evidence."""
+    console = Console()
+    try:
+        with client_for(url) as client:
+            if study_id is None:
+                page = client.studies(status=state, limit=limit)
+                console.print(studies_table(page.data))
+                if page.count > len(page.data):
+                    console.print(f"({len(page.data)} of {page.count} studies shown)")
+                return
+            study = client.study(study_id)
+            console.print(study_line(study), highlight=False)
+            print_study_report(client, study, console)
+            console.print(f"dashboard: {client.dashboard_url(study)}", highlight=False)
+    except ApiError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None

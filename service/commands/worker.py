@@ -57,75 +57,71 @@ def check_device(device: str) -> None:
         )
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `worker` command to *app*."""
+def worker(
+    device: Annotated[
+        str,
+        typer.Option(help="Where to train: auto (a GPU if any), cpu, cuda or cuda:N."),
+    ] = "auto",
+    name: Annotated[
+        str | None, typer.Option(help="Name shown in the API (default: host:pid).")
+    ] = None,
+    max_trials: Annotated[
+        int | None, typer.Option(min=1, help="Exit after this many trials.")
+    ] = None,
+    exit_when_idle: Annotated[
+        bool, typer.Option(help="Exit as soon as no trial is waiting or running.")
+    ] = False,
+    torch_threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="CPU threads for training (default: torch's choice)."),
+    ] = None,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Run trials from the queue in the database (SWEEPDOC_DATABASE_URL) until stopped.
 
-    @app.command()
-    def worker(
-        device: Annotated[
-            str,
-            typer.Option(help="Where to train: auto (a GPU if any), cpu, cuda or cuda:N."),
-        ] = "auto",
-        name: Annotated[
-            str | None, typer.Option(help="Name shown in the API (default: host:pid).")
-        ] = None,
-        max_trials: Annotated[
-            int | None, typer.Option(min=1, help="Exit after this many trials.")
-        ] = None,
-        exit_when_idle: Annotated[
-            bool, typer.Option(help="Exit as soon as no trial is waiting or running.")
-        ] = False,
-        torch_threads: Annotated[
-            int | None,
-            typer.Option(min=1, help="CPU threads for training (default: torch's choice)."),
-        ] = None,
-        parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
-    ) -> None:
-        """Run trials from the queue in the database (SWEEPDOC_DATABASE_URL) until stopped.
-
-        Ctrl-C or SIGTERM stops the running trial at its next epoch and hands it back to the
-        queue, where another worker picks it up.
-        """
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-        check_device(device)
-        settings = get_settings()
-        settings.make_dirs()
-        configure_pool(
-            settings.resolved_database_url,
-            settings.db_pool(
-                f"worker {name or f'{socket.gethostname()}:{os.getpid()}'}",
-                size=settings.worker_db_pool_size,
-            ),
+    Ctrl-C or SIGTERM stops the running trial at its next epoch and hands it back to the
+    queue, where another worker picks it up.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    check_device(device)
+    settings = get_settings()
+    settings.make_dirs()
+    configure_pool(
+        settings.resolved_database_url,
+        settings.db_pool(
+            f"worker {name or f'{socket.gethostname()}:{os.getpid()}'}",
+            size=settings.worker_db_pool_size,
+        ),
+    )
+    options = WorkerOptions(
+        database_url=settings.resolved_database_url,
+        device=device,
+        data_dir=settings.resolved_data_dir,
+        artifacts_dir=settings.artifacts_dir,
+        name=name,
+        poll_interval_s=settings.worker_poll_interval_s,
+        heartbeat_interval_s=settings.worker_heartbeat_interval_s,
+        stale_after_s=settings.worker_stale_after_s,
+        max_trials=max_trials,
+        exit_when_idle=exit_when_idle,
+        torch_threads=torch_threads,
+    )
+    stop = threading.Event()  # run_worker sets it on SIGTERM / SIGINT
+    drain = threading.Event()  # set when the server that started us is gone
+    if parent_pid is not None:
+        threading.Thread(
+            target=_watch_parent,
+            args=(parent_pid, stop, drain),
+            name="parent-watch",
+            daemon=True,
+        ).start()
+    try:
+        trials = run_worker(options, stop=stop, drain=drain)
+    except OperationalError as exc:  # unreachable at start; later outages are retried
+        Console(stderr=True).print(
+            f"[red]error:[/] cannot open the database ({str(exc.orig).splitlines()[0]}). "
+            "Check SWEEPDOC_DATABASE_URL and that the database server is running.",
+            highlight=False,
         )
-        options = WorkerOptions(
-            database_url=settings.resolved_database_url,
-            device=device,
-            data_dir=settings.resolved_data_dir,
-            artifacts_dir=settings.artifacts_dir,
-            name=name,
-            poll_interval_s=settings.worker_poll_interval_s,
-            heartbeat_interval_s=settings.worker_heartbeat_interval_s,
-            stale_after_s=settings.worker_stale_after_s,
-            max_trials=max_trials,
-            exit_when_idle=exit_when_idle,
-            torch_threads=torch_threads,
-        )
-        stop = threading.Event()  # run_worker sets it on SIGTERM / SIGINT
-        drain = threading.Event()  # set when the server that started us is gone
-        if parent_pid is not None:
-            threading.Thread(
-                target=_watch_parent,
-                args=(parent_pid, stop, drain),
-                name="parent-watch",
-                daemon=True,
-            ).start()
-        try:
-            trials = run_worker(options, stop=stop, drain=drain)
-        except OperationalError as exc:  # unreachable at start; later outages are retried
-            Console(stderr=True).print(
-                f"[red]error:[/] cannot open the database ({str(exc.orig).splitlines()[0]}). "
-                "Check SWEEPDOC_DATABASE_URL and that the database server is running.",
-                highlight=False,
-            )
-            raise typer.Exit(1) from None
-        logger.info("worker stopped after %d trial(s)", trials)
+        raise typer.Exit(1) from None
+    logger.info("worker stopped after %d trial(s)", trials)
