@@ -6,6 +6,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -73,6 +74,33 @@ def trial_curves_png(
     color = LABEL_COLORS.get(label, LABEL_COLORS[None])
     fig.suptitle(f"{title} — {label or 'no diagnosis yet'}", color=color, fontweight="bold")
     return _png(fig)
+
+
+def trial_title(study_name: str, number: int, lr: float | None) -> str:
+    """The title of a trial's curves plot: the study, the slot number and its learning rate."""
+    return f"{study_name} #{number}" + (f" lr={lr:g}" if lr is not None else "")
+
+
+def save_trial_curves(
+    artifacts_dir: Path,
+    *,
+    trial_id: int,
+    attempt: int,
+    curves: dict[str, Any],
+    title: str,
+    label: str | None,
+    best_epoch: int | None,
+) -> Path:
+    """Write one attempt's curves PNG under ``artifacts_dir/plots`` and return its path.
+
+    The file name is built from ids only, never from user input (a study name could hold
+    ``../``); one file per attempt, so a retry never overwrites the plot of the one before.
+    """
+    folder = artifacts_dir / "plots"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"trial-{trial_id}-attempt-{attempt}.png"
+    path.write_bytes(trial_curves_png(curves, title=title, label=label, best_epoch=best_epoch))
+    return path
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ to the lower trial number.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,22 +46,27 @@ def best_trial(
     return min(scored, key=lambda item: (item[0], item[1]))[2]
 
 
-class TrialSummary(BaseModel):
-    """The numbers of one trial's run that lists, the API and the study summary show
-    (``TrialRow.summary``): written by the worker after every epoch, read everywhere else.
-
-    Floats may be NaN or ±inf (a diverged run's last loss): the database keeps them
-    (``db.LosslessJSON``) and the API serves them as ``null``.
-    """
+class RunFacts(BaseModel):
+    """What the trainer learned of the dataset and device, known from a run's first epoch on."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # What the trainer learned of the dataset and device (known from the first epoch on).
     num_classes: int | None = None
     train_size: int | None = None
     val_size: int | None = None
     input_shape: list[int] | None = None  # (C, H, W)
     device: str | None = None
+
+
+class TrialSummary(RunFacts):
+    """The numbers of one trial's run that lists, the API and the study summary show
+    (``TrialRow.summary``): written by the worker after every epoch (``summarize``), read
+    everywhere else.
+
+    Floats may be NaN or ±inf (a diverged run's last loss): the database keeps them
+    (``db.LosslessJSON``) and the API serves them as ``null``.
+    """
+
     # The run so far.
     final_train_loss: float | None = None
     final_train_acc: float | None = None
@@ -74,4 +79,39 @@ class TrialSummary(BaseModel):
         default=None,
         description="The study objective's best value over the epochs: best_val_acc, or "
         "best_val_loss when the study minimizes the validation loss.",
+    )
+
+
+def summarize(
+    records: Sequence[Mapping[str, Any]], *, facts: RunFacts, maximize: bool
+) -> TrialSummary:
+    """The summary of a run from its epoch records so far (``EpochRecord`` fields as a
+    mapping, in epoch order).
+
+    *maximize*: the study maximizes the validation accuracy (True) or minimizes the
+    validation loss (False); that decides ``objective_value``. The ``final_*`` numbers are
+    the last epoch's as they are (NaN kept); the best ones skip non-finite epochs, and the
+    first epoch wins a tie for the best accuracy.
+    """
+    if not records:
+        return TrialSummary(**facts.model_dump())
+    last = records[-1]
+    accs = [(float(r["val_acc"]), int(r["epoch"])) for r in records]
+    finite_accs = [(acc, epoch) for acc, epoch in accs if math.isfinite(acc)]
+    losses = [loss for loss in (float(r["val_loss"]) for r in records) if math.isfinite(loss)]
+    best_val_acc: float | None = None
+    best_epoch: int | None = None
+    if finite_accs:
+        best_val_acc, best_epoch = max(finite_accs, key=lambda ae: ae[0])
+    best_val_loss = min(losses) if losses else None
+    return TrialSummary(
+        **facts.model_dump(),
+        final_train_loss=last["train_loss"],
+        final_train_acc=last["train_acc"],
+        final_val_loss=last["val_loss"],
+        final_val_acc=last["val_acc"],
+        best_val_acc=best_val_acc,
+        best_epoch=best_epoch,
+        best_val_loss=best_val_loss,
+        objective_value=best_val_acc if maximize else best_val_loss,
     )

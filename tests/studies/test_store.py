@@ -92,7 +92,7 @@ def test_claims_follow_priority_then_submission_and_respect_max_parallel(
     # high_first runs one at a time, high_second two, then the low-priority study.
     assert order == [(high_first, 0), (high_second, 0), (high_second, 1), (low, 0), (low, 1)]
     # Finishing a trial frees a place of its study.
-    first = queue._load_claim(db, store.list_trials(db, high_first).data[0].id, "w")
+    first = queue.load_claim(db, store.list_trials(db, high_first).data[0].id, "w")
     assert queue.finish(db, first, state=TrialState.COMPLETE)
     nxt = queue.claim_next(db, worker="w", device="cpu")
     assert nxt is not None and (nxt.study_id, nxt.number) == (high_first, 1)
@@ -101,8 +101,8 @@ def test_claims_follow_priority_then_submission_and_respect_max_parallel(
 def test_a_slot_is_claimed_once_even_when_claims_race(db: Database, tmp_path: Path) -> None:
     study_id = _submit(db, tmp_path, max_parallel=8, search={"grid": [0.1]})
     slot = store.list_trials(db, study_id).data[0].id
-    assert queue._try_claim(db, slot, study_id, worker="a", device="cpu")
-    assert not queue._try_claim(db, slot, study_id, worker="b", device="cpu")
+    assert queue.try_claim(db, slot, study_id, worker="a", device="cpu")
+    assert not queue.try_claim(db, slot, study_id, worker="b", device="cpu")
     assert store.get_trial(db, slot).worker == "a"
 
 

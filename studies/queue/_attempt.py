@@ -1,0 +1,211 @@
+"""What the worker holding a slot writes: its attempt, heartbeats, epochs and outcome.
+
+Each write is conditional on the slot still being this attempt's (``_ours``: running, same
+worker, same attempt number) and its row count says whether it happened; a False answer
+means the reaper took the slot away, and the worker writes nothing more for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, select, update
+
+from studies.db import (
+    AttemptRow,
+    Database,
+    EpochRow,
+    StudyRow,
+    TrialRow,
+    TrialState,
+    WorkerRow,
+    utcnow,
+)
+from studies.queue._claim import Claim
+from studies.queue._sql import rowcount
+from studies.results import TrialSummary
+
+
+def _ours(claim: Claim) -> Any:
+    return and_(
+        TrialRow.id == claim.trial_id,
+        TrialRow.state == TrialState.RUNNING,
+        TrialRow.worker == claim.worker,
+        TrialRow.attempt == claim.attempt,
+    )
+
+
+def start_attempt(
+    db: Database,
+    claim: Claim,
+    *,
+    params: dict[str, Any],
+    optuna_trial_id: int,
+    optuna_trial_number: int,
+) -> bool:
+    """Record the attempt's parameters and Optuna trial; False if the slot was taken away."""
+    with db.session() as session:
+        result = session.execute(
+            update(TrialRow)
+            .where(_ours(claim))
+            .values(
+                params=params,
+                optuna_trial_id=optuna_trial_id,
+                optuna_trial_number=optuna_trial_number,
+                heartbeat_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return rowcount(result) == 1
+
+
+def beat(db: Database, claim: Claim) -> bool:
+    """Refresh the slot's heartbeat; False if the slot is no longer ours (reaped)."""
+    now = utcnow()
+    with db.session() as session:
+        result = session.execute(
+            update(TrialRow)
+            .where(_ours(claim))
+            .values(heartbeat_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            update(WorkerRow).where(WorkerRow.name == claim.worker).values(last_seen_at=now)
+        )
+        return rowcount(result) == 1
+
+
+@dataclass(frozen=True)
+class EpochAck:
+    owned: bool  # False: the slot was reaped; stop without telling Optuna
+    cancel_requested: bool
+
+
+def record_epoch(
+    db: Database, claim: Claim, record: dict[str, Any], *, summary: TrialSummary | None = None
+) -> EpochAck:
+    """Store one epoch (losslessly) and the running summary, and beat the heartbeat, in one
+    short transaction."""
+    epoch = int(record["epoch"])
+    with db.session() as session:
+        values: dict[str, Any] = {"epochs_done": epoch, "heartbeat_at": utcnow()}
+        if summary is not None:
+            values["summary"] = summary
+        result = session.execute(
+            update(TrialRow)
+            .where(_ours(claim))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(result) != 1:
+            return EpochAck(owned=False, cancel_requested=False)
+        session.add(
+            EpochRow(trial_id=claim.trial_id, attempt=claim.attempt, epoch=epoch, record=record)
+        )
+        cancelled = session.scalar(
+            select(StudyRow.cancel_requested).where(StudyRow.id == claim.study_id)
+        )
+    return EpochAck(owned=True, cancel_requested=bool(cancelled))
+
+
+def finish(
+    db: Database,
+    claim: Claim,
+    *,
+    state: TrialState,
+    error: str | None = None,
+    stop_reason: str | None = None,
+    label: str | None = None,
+    confidence: float | None = None,
+    diagnosis: dict[str, Any] | None = None,
+    summary: TrialSummary | None = None,
+) -> bool:
+    """Store the attempt's outcome; False if the slot was taken away meanwhile."""
+    if not state.finished:
+        raise ValueError(f"finish() needs a finished state, got {state}")
+    now = utcnow()
+    with db.session() as session:
+        result = session.execute(
+            update(TrialRow)
+            .where(_ours(claim))
+            .values(
+                state=state,
+                finished_at=now,
+                heartbeat_at=None,
+                error=error,
+                stop_reason=stop_reason,
+                label=label,
+                confidence=confidence,
+                diagnosis=diagnosis,
+                summary=summary,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(result) != 1:
+            return False
+        optuna_number = session.scalar(
+            select(TrialRow.optuna_trial_number).where(TrialRow.id == claim.trial_id)
+        )
+        session.add(
+            AttemptRow(
+                trial_id=claim.trial_id,
+                attempt=claim.attempt,
+                state=state,
+                worker=claim.worker,
+                optuna_trial_number=optuna_number,
+                finished_at=now,
+                error=error,
+            )
+        )
+        session.execute(
+            update(WorkerRow)
+            .where(WorkerRow.name == claim.worker)
+            .values(trials_done=WorkerRow.trials_done + 1, current_trial_id=None, last_seen_at=now)
+        )
+    return True
+
+
+def release(db: Database, claim: Claim, *, reason: str) -> bool:
+    """Hand a slot back to the queue (its worker is shutting down) without using a retry.
+
+    The attempt's epochs are dropped (the next attempt starts from scratch and reuses the
+    attempt number); the attempt stays in the history with *reason*.
+    """
+    with db.session() as session:
+        optuna_number = session.scalar(
+            select(TrialRow.optuna_trial_number).where(TrialRow.id == claim.trial_id)
+        )
+        result = session.execute(
+            update(TrialRow)
+            .where(_ours(claim))
+            .values(
+                state=TrialState.WAITING,
+                worker=None,
+                heartbeat_at=None,
+                optuna_trial_id=None,
+                epochs_done=0,
+                summary=None,
+                attempt=TrialRow.attempt - 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(result) != 1:
+            return False
+        session.execute(
+            delete(EpochRow).where(
+                EpochRow.trial_id == claim.trial_id, EpochRow.attempt == claim.attempt
+            )
+        )
+        session.add(
+            AttemptRow(
+                trial_id=claim.trial_id,
+                attempt=claim.attempt,
+                state=TrialState.FAILED,
+                worker=claim.worker,
+                optuna_trial_number=optuna_number,
+                finished_at=utcnow(),
+                error=f"released: {reason}",
+            )
+        )
+    return True

@@ -1,0 +1,123 @@
+"""Claiming: a waiting slot becomes one worker's, exactly once.
+
+The claim is one conditional ``UPDATE … SET state='running' WHERE id=? AND state='waiting'
+AND <running slots of the study> < max_parallel AND NOT cancelled`` whose row count says
+whether this worker won; on PostgreSQL the study row is locked ``FOR UPDATE`` first, so the
+running count is taken after the previous claim of the same study committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import aliased
+
+from studies.db import Database, StudyRow, TrialRow, TrialState, utcnow
+from studies.queue._sql import rowcount
+from studies.spec import StudySpec
+
+# Waiting slots looked at per claim round; more than one so a lost race tries the next.
+_CLAIM_CANDIDATES = 8
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A slot this worker won: everything needed to run it."""
+
+    trial_id: int
+    study_id: int
+    number: int
+    attempt: int
+    worker: str
+    params: dict[str, Any] | None  # None: a fresh random/tpe slot, the sampler picks
+    enqueued_optuna_trial_id: int | None  # a grid slot's WAITING Optuna trial, first attempt
+    optuna_study_name: str
+    spec: StudySpec
+
+
+def _running_in_study(study_id: Any) -> Any:
+    other = aliased(TrialRow)
+    return (
+        select(func.count(other.id))
+        .where(other.study_id == study_id, other.state == TrialState.RUNNING)
+        .scalar_subquery()
+    )
+
+
+def claim_next(db: Database, *, worker: str, device: str) -> Claim | None:
+    """Claim the next waiting slot (priority, then submission order), or None."""
+    with db.session() as session:
+        candidates = session.execute(
+            select(TrialRow.id, TrialRow.study_id)
+            .join(StudyRow, StudyRow.id == TrialRow.study_id)
+            .where(
+                TrialRow.state == TrialState.WAITING,
+                StudyRow.cancel_requested.is_(False),
+                _running_in_study(StudyRow.id) < StudyRow.max_parallel,
+            )
+            .order_by(StudyRow.priority.desc(), StudyRow.created_at, StudyRow.id, TrialRow.number)
+            .limit(_CLAIM_CANDIDATES)
+        ).all()
+    for trial_id, study_id in candidates:
+        if try_claim(db, trial_id, study_id, worker=worker, device=device):
+            return load_claim(db, trial_id, worker)
+    return None
+
+
+def try_claim(db: Database, trial_id: int, study_id: int, *, worker: str, device: str) -> bool:
+    """Claim this one slot for *worker*; False when another worker won it first, the study
+    was cancelled, or the study already runs ``max_parallel`` slots."""
+    now = utcnow()
+    with db.session() as session:
+        if db.is_postgres:
+            # Serialize claims within one study so the running count below is current.
+            session.execute(select(StudyRow.id).where(StudyRow.id == study_id).with_for_update())
+        max_parallel = (
+            select(StudyRow.max_parallel).where(StudyRow.id == study_id).scalar_subquery()
+        )
+        not_cancelled = exists(
+            select(StudyRow.id).where(StudyRow.id == study_id, StudyRow.cancel_requested.is_(False))
+        )
+        result = session.execute(
+            update(TrialRow)
+            .where(
+                TrialRow.id == trial_id,
+                TrialRow.state == TrialState.WAITING,
+                not_cancelled,
+                _running_in_study(study_id) < max_parallel,
+            )
+            .values(
+                state=TrialState.RUNNING,
+                worker=worker,
+                device=device,
+                attempt=TrialRow.attempt + 1,
+                claimed_at=now,
+                heartbeat_at=now,
+                finished_at=None,
+                error=None,
+                stop_reason=None,
+                epochs_done=0,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return rowcount(result) == 1
+
+
+def load_claim(db: Database, trial_id: int, worker: str) -> Claim:
+    """The claim of a slot *worker* holds (after ``try_claim`` returned True)."""
+    with db.session() as session:
+        trial = session.get_one(TrialRow, trial_id)
+        study = session.get_one(StudyRow, trial.study_id)
+        return Claim(
+            trial_id=trial.id,
+            study_id=study.id,
+            number=trial.number,
+            attempt=trial.attempt,
+            worker=worker,
+            params=trial.params,
+            enqueued_optuna_trial_id=trial.optuna_trial_id,
+            optuna_study_name=study.optuna_study_name,
+            spec=StudySpec.model_validate(study.spec),
+        )

@@ -1,0 +1,261 @@
+"""One claimed slot's run, start to end: its Optuna trial, its heartbeat, training, and the
+result written to Optuna and then to the queue.
+
+Start: the slot's Optuna trial is started (a grid slot's enqueued trial, a retry's fixed
+parameters, or the sampler's pick) and the attempt recorded; a background thread beats the
+slot's heartbeat every ``heartbeat_interval_s`` so an epoch longer than the reaper's grace
+does not look like a dead worker (and reaps dead peers meanwhile). Each epoch is recorded by
+``studies.recorder``.
+
+End: the diagnosis is stored and written onto the Optuna trial (user attributes
+``label``/``confidence``, a dashboard note, the curves plot as an artifact), then the
+Optuna trial is told (COMPLETE; PRUNED for diverged, pruned or cancelled runs; FAIL on an
+error, whose text is stored) and finally the slot is finished in sweepdoc's queue. Optuna
+is written first so that whenever the API reports a trial finished, Optuna agrees. A slot
+taken away meanwhile (reaped) gets nothing more written; a worker stopping hands it back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState as OptunaState
+from sqlalchemy.exc import DBAPIError
+
+from studies import notes, optuna_bridge, plots, queue
+from studies.db import Database, TrialState
+from studies.diagnosis import Diagnosis
+from studies.recorder import EpochRecorder
+
+log = logging.getLogger(__name__)
+
+# Longest error text kept for a failed trial (the message plus the end of the traceback).
+_MAX_ERROR_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What running one trial needs of the worker that claimed it."""
+
+    db: Database
+    device: str  # resolved: cpu, cuda or cuda:N
+    data_dir: Path
+    artifacts_dir: Path
+    heartbeat_interval_s: float
+    stale_after_s: float  # the reaper's grace: how long a write may wait out an outage
+    stop: threading.Event  # the worker's stop request: hand the slot back at the next epoch
+    touch: Callable[[int | None], None]  # the worker is alive, running this trial (or none)
+    reap: Callable[[], None]  # reap dead peers' slots (the worker limits how often)
+
+
+class TrialRun:
+    """One attempt of one claimed slot."""
+
+    def __init__(self, context: WorkerContext, claim: queue.Claim) -> None:
+        self.context = context
+        self.db = context.db
+        self.claim = claim
+        self.spec = claim.spec
+        self.lost = threading.Event()  # the heartbeat found the slot taken away
+        self.recorder = EpochRecorder(
+            self.db,
+            claim,
+            stop=context.stop,
+            lost=self.lost,
+            outage_grace_s=context.stale_after_s,
+        )
+        self.optuna_trial_id: int | None = None
+
+    def fail(self, exc: BaseException) -> None:
+        """Record an unexpected error as this trial's failure (best effort)."""
+        with contextlib.suppress(DBAPIError):
+            if self.optuna_trial_id is not None:
+                optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
+            queue.finish(
+                self.db,
+                self.claim,
+                state=TrialState.FAILED,
+                error=error_text(exc),
+                summary=self.recorder.summary(),
+            )
+
+    def run(self) -> None:
+        """Start the Optuna trial and the attempt, train with the heartbeat beating, finish."""
+        claim = self.claim
+        try:
+            study = optuna_bridge.load_study(self.db.url, claim.optuna_study_name, self.spec)
+            trial, params = optuna_bridge.start_trial(
+                study,
+                self.spec,
+                enqueued_trial_id=claim.enqueued_optuna_trial_id,
+                params=claim.params,
+            )
+            optuna_trial_id = _optuna_trial_id(self.db.url, claim.optuna_study_name, trial)
+            self.optuna_trial_id = optuna_trial_id
+            trial.set_user_attr(optuna_bridge.ATTR_SWEEPDOC_TRIAL, claim.trial_id)
+            trial.set_user_attr(optuna_bridge.ATTR_ATTEMPT, claim.attempt)
+        except Exception as exc:
+            # Without an Optuna trial the slot cannot run; record why and move on.
+            log.exception("trial %s: could not start its Optuna trial", claim.trial_id)
+            started = self.optuna_trial_id
+            if started is None:
+                started = claim.enqueued_optuna_trial_id
+            if started is not None:
+                optuna_bridge.fail_trial(self.db.url, started)
+            queue.finish(self.db, claim, state=TrialState.FAILED, error=error_text(exc))
+            return
+        if not queue.start_attempt(
+            self.db,
+            claim,
+            params=params,
+            optuna_trial_id=optuna_trial_id,
+            optuna_trial_number=trial.number,
+        ):
+            optuna_bridge.fail_trial(self.db.url, optuna_trial_id)
+            return
+        self.context.touch(claim.trial_id)
+        log.info("trial %s (study %s #%s) %s", claim.trial_id, claim.study_id, claim.number, params)
+        beating = threading.Event()
+        heart = threading.Thread(target=self._heartbeat, args=(beating,), daemon=True)
+        heart.start()
+        try:
+            self._train_and_finish(study, trial, params)
+        finally:
+            beating.set()
+            heart.join()
+
+    def _heartbeat(self, done: threading.Event) -> None:
+        while not done.wait(self.context.heartbeat_interval_s):
+            try:
+                if not queue.beat(self.db, self.claim):
+                    self.lost.set()
+                    return
+                # Reap from here too, so a dead peer's trial is re-queued even while every
+                # live worker is busy with a long trial.
+                self.context.reap()
+            except DBAPIError as exc:
+                log.warning("heartbeat failed (%s); retrying", exc.__class__.__name__)
+
+    def _train_and_finish(
+        self, study: optuna.Study, trial: optuna.Trial, params: dict[str, Any]
+    ) -> None:
+        from trainer import RunStatus, train
+
+        claim, recorder = self.claim, self.recorder
+        try:
+            config = self.spec.to_run_config(
+                params, data_dir=self.context.data_dir, device=self.context.device
+            )
+            history = train(config, on_epoch=lambda r, h: recorder.on_epoch(trial, r, h))
+        except Exception as exc:
+            # One trial's error (bad dataset file, CUDA OOM, …) fails that trial alone.
+            log.warning("trial %s failed: %s", claim.trial_id, exc)
+            if self._still_ours():
+                optuna_bridge.tell(study, trial, OptunaState.FAIL, None)
+                queue.finish(
+                    self.db,
+                    claim,
+                    state=TrialState.FAILED,
+                    error=error_text(exc),
+                    summary=recorder.summary(),
+                )
+            return
+        ending = recorder.ending
+        if ending.lost or self.lost.is_set():
+            log.warning("trial %s was reaped while running; its result is dropped", claim.trial_id)
+            return
+        if ending.released:
+            if self.optuna_trial_id is not None:
+                optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
+            queue.release(self.db, claim, reason="worker stopped before the trial finished")
+            return
+        recorder.record_unseen(history)
+
+        state = ending.state or TrialState.COMPLETE
+        stop_reason = ending.reason or history.stop_reason
+        if history.status is RunStatus.DIVERGED:
+            state, stop_reason = TrialState.PRUNED, history.stop_reason
+        value = recorder.summary().objective_value
+        if state is TrialState.COMPLETE and value is None:
+            state, stop_reason = TrialState.PRUNED, "no finite objective value"
+        diagnosis = ending.live_diagnosis or recorder.diagnose()
+        self._finish(study, trial, params, state, stop_reason, value, diagnosis)
+
+    def _finish(
+        self,
+        study: optuna.Study,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        state: TrialState,
+        stop_reason: str | None,
+        value: float | None,
+        diagnosis: Diagnosis | None,
+    ) -> None:
+        claim, summary = self.claim, self.recorder.summary()
+        label = diagnosis.label.value if diagnosis is not None else None
+        confidence = diagnosis.confidence if diagnosis is not None else None
+        plot = plots.save_trial_curves(
+            self.context.artifacts_dir,
+            trial_id=claim.trial_id,
+            attempt=claim.attempt,
+            curves=self.recorder.curves(),
+            title=plots.trial_title(self.spec.display_name, claim.number, params["lr"]),
+            label=label,
+            best_epoch=summary.best_epoch,
+        )
+        note = (
+            notes.trial_note(diagnosis, params=params, state=state, stop_reason=stop_reason)
+            if diagnosis is not None
+            else None
+        )
+        if not self._still_ours():
+            return
+        optuna_bridge.annotate(
+            trial,
+            label=label,
+            confidence=confidence,
+            note=note,
+            plot=plot,
+            artifacts_dir=self.context.artifacts_dir,
+            attrs={"state": state.value, "stop_reason": stop_reason or ""},
+        )
+        optuna_state = OptunaState.COMPLETE if state is TrialState.COMPLETE else OptunaState.PRUNED
+        optuna_bridge.tell(study, trial, optuna_state, value)
+        queue.finish(
+            self.db,
+            claim,
+            state=state,
+            stop_reason=stop_reason,
+            label=label,
+            confidence=confidence,
+            diagnosis=diagnosis.model_dump(mode="python") if diagnosis is not None else None,
+            summary=summary,
+        )
+        log.info("trial %s: %s, %s, value %s", claim.trial_id, state, label, value)
+
+    def _still_ours(self) -> bool:
+        return not self.lost.is_set() and queue.beat(self.db, self.claim)
+
+
+def _optuna_trial_id(url: str, study_name: str, trial: optuna.Trial) -> int:
+    """The Optuna trial's storage id (``optuna.Trial`` keeps it private), from its number
+    through the storage's public API."""
+    storage = optuna_bridge.optuna_storage(url)
+    study_id = storage.get_study_id_from_name(study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+
+
+def error_text(exc: BaseException) -> str:
+    """A failed trial's error: the exception and the end of its traceback, bounded."""
+    text = f"{type(exc).__name__}: {exc}"
+    tb = "".join(traceback.format_exception(exc)[-6:])
+    full = f"{text}\n\n{tb}"
+    return full if len(full) <= _MAX_ERROR_CHARS else full[: _MAX_ERROR_CHARS - 1] + "…"
