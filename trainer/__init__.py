@@ -25,6 +25,7 @@ from trainer._config import (
     OptimConfig,
     OptimRecipe,
     RunConfig,
+    check_dataset,
     check_device,
 )
 from trainer._curves import (
@@ -74,6 +75,7 @@ __all__ = [
     "RunStatus",
     "Stop",
     "TrainerError",
+    "check_dataset",
     "check_device",
     "curves_json",
     "finite_or_none",

@@ -48,6 +48,18 @@ def check_device(value: str) -> str:
 DeviceName = Annotated[str, AfterValidator(check_device)]
 
 
+def check_dataset(value: str) -> str:
+    """*value* if it names a built-in dataset or ``imagefolder:<path>``, else ValueError."""
+    if value in BUILTIN_DATASETS:
+        return value
+    if value.startswith(IMAGEFOLDER_PREFIX) and value.removeprefix(IMAGEFOLDER_PREFIX).strip():
+        return value
+    raise ValueError(
+        f"unknown dataset {value!r}; expected one of {', '.join(BUILTIN_DATASETS)} "
+        f"or {IMAGEFOLDER_PREFIX}<folder under the data root>"
+    )
+
+
 class FinetuneStrategy(StrEnum):
     """How a run initialised from a checkpoint adapts it (the seed's fine-tuning table)."""
 
@@ -114,17 +126,7 @@ class DataConfig(DataRecipe):
         "from SWEEPDOC_DATA_DIR).",
     )
 
-    @field_validator("dataset")
-    @classmethod
-    def _known_dataset(cls, value: str) -> str:
-        if value in BUILTIN_DATASETS:
-            return value
-        if value.startswith(IMAGEFOLDER_PREFIX) and value[len(IMAGEFOLDER_PREFIX) :].strip():
-            return value
-        raise ValueError(
-            f"must be one of {', '.join(BUILTIN_DATASETS)} or {IMAGEFOLDER_PREFIX}<path>, "
-            f"got {value!r}"
-        )
+    _known_dataset = field_validator("dataset")(check_dataset)
 
     @model_validator(mode="after")
     def _imagefolder_only_options(self) -> DataConfig:

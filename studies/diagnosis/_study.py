@@ -1,28 +1,28 @@
 """Diagnose a whole study: labels by learning rate, the LR window and the next study to run.
 
 The seed's recipe, step 1 then step 2: a learning-rate search brackets the usable range
-(the highest LR that did not diverge, the lowest that was not undertrained); the best trial's
-label then says what to change next: refine the LR around it when it is healthy, train longer
-or faster when it is undertrained, regularize when it overfits, grow the model when it
-underfits. The next step is returned as a complete study spec the user can submit as is.
+(around the best trial: the highest LR that did not diverge, the lowest that was not
+undertrained); the best trial's label then says what to change next: refine the LR around it
+when it is healthy, train longer or faster when it is undertrained, regularize when it
+overfits, grow the model when it underfits. studies.followup turns that move into a study
+spec this server accepts as is.
+
+The best trial is ``studies.results.best_trial``'s, from the same numbers the API ranks by
+(complete trials, the objective's best value), so the API and the summary name one trial.
 """
 
-import copy
 import math
-import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from studies import followup
 from studies.diagnosis._result import Diagnosis, Label
-
-# Mirrors studies.spec limits (not imported: this package stays pydantic + stdlib only).
-SPEC_MAX_EPOCHS = 1000
-SPEC_MAX_WIDTH = 1024
-SPEC_NAME_MAX = 80
-DEFAULT_WEIGHT_DECAY = 5e-4
+from studies.followup import Anchor, Followup
+from studies.results import Candidate, best_trial
+from studies.spec import SpecLimits, StudySpec
 
 
 class TrialOutcome(BaseModel):
@@ -32,7 +32,16 @@ class TrialOutcome(BaseModel):
 
     number: int
     params: dict[str, Any] = Field(description="The trial's parameters; at least `lr`.")
-    state: str = Field(description="The trial's state as stored (completed, diverged, ...).")
+    state: str = Field(description="The trial's state as stored (complete, pruned, ...).")
+    complete: bool = Field(
+        description="Ran to its last epoch (Optuna's COMPLETE; a diverged run is pruned): "
+        "only complete trials can be the best, as in the API."
+    )
+    objective_value: float | None = Field(
+        default=None,
+        description="The study objective's best value over the run's epochs (the trial "
+        "summary's objective_value), what the best trial is chosen by.",
+    )
     diagnosis: Diagnosis | None = None
     final_val_acc: float | None = None
     best_val_acc: float | None = None
@@ -70,8 +79,16 @@ class LrWindow(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    high: float | None = Field(default=None, description="Highest LR that did not diverge.")
-    low: float | None = Field(default=None, description="Lowest LR that was not undertrained.")
+    high: float | None = Field(
+        default=None,
+        description="Highest LR that did not diverge, in the unbroken run of such LRs that "
+        "holds the best trial.",
+    )
+    low: float | None = Field(
+        default=None,
+        description="Lowest LR that was neither undertrained nor diverged, in the unbroken "
+        "run of such LRs next to the best trial (a slow LR ends it).",
+    )
 
 
 class StudySummary(BaseModel):
@@ -88,147 +105,94 @@ class StudySummary(BaseModel):
     best_label: Label | None
     lr_window: LrWindow
     next_step: str
-    followup_spec: dict[str, Any]
-
-
-def _round_lr(lr: float) -> float:
-    return float(f"{lr:.3g}")
-
-
-def _log_grid(low: float, high: float, points: int) -> list[float]:
-    """*points* log-spaced LRs from *low* to *high*, rounded, largest first, unique."""
-    if points == 1 or high <= low:
-        return [_round_lr(high)]
-    step = (math.log10(high) - math.log10(low)) / (points - 1)
-    values = {_round_lr(10 ** (math.log10(low) + i * step)) for i in range(points)}
-    return sorted((v for v in values if 0 < v <= 10.0), reverse=True)
-
-
-def _objective_value(trial: TrialOutcome, objective: str) -> float | None:
-    if objective == "val_loss":
-        if trial.diagnosis is not None and trial.diagnosis.evidence.min_val_loss is not None:
-            return trial.diagnosis.evidence.min_val_loss
-        return trial.final_val_loss
-    return trial.best_val_acc if trial.best_val_acc is not None else trial.final_val_acc
-
-
-def _best(trials: list[TrialOutcome], objective: str) -> TrialOutcome | None:
-    scored = [
-        (value, t)
-        for t in trials
-        if t.label is not Label.DIVERGED
-        and (value := _objective_value(t, objective)) is not None
-        and math.isfinite(value)
-    ]
-    if not scored:
-        return None
-    sign = 1.0 if objective == "val_loss" else -1.0
-    return min(scored, key=lambda pair: (sign * pair[0], pair[1].number))[1]
-
-
-def _followup_name(spec: dict[str, Any]) -> str:
-    base = spec.get("name") or str(spec.get("dataset", "study"))
-    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._") or "study"
-    suffix = "-next"
-    return base[: SPEC_NAME_MAX - len(suffix)] + suffix
-
-
-def _section(spec: dict[str, Any], name: str) -> dict[str, Any]:
-    section = spec.get(name)
-    if not isinstance(section, dict):
-        section = {}
-        spec[name] = section
-    return section
-
-
-def _set_grid(spec: dict[str, Any], grid: list[float]) -> None:
-    search = _section(spec, "search")
-    search.update(
-        sampler="grid",
-        grid=grid,
-        lr_low=min(grid),
-        lr_high=max(grid),
-        points_per_decade=None,
+    followup_spec: StudySpec | None = Field(
+        description="The next study, valid under this server's limits and ready to submit; "
+        "null when none fits them (next_step says why)."
     )
-    search.pop("n_trials", None)  # only random/tpe take n_trials
+
+
+# Which follow-up each verdict on the best trial calls for (the seed's step 2).
+_MOVES: dict[Label | None, Callable[[StudySpec, Anchor, SpecLimits], Followup]] = {
+    Label.HEALTHY: followup.refine,
+    Label.UNDERTRAINED: followup.train_longer,
+    Label.OVERFITTING: followup.regularize,
+    Label.UNDERFITTING: followup.grow,
+    Label.INCONCLUSIVE: followup.rerun_longer,
+    None: followup.refine,  # a complete trial without a stored diagnosis: refine its LR
+}
+
+
+def _candidate(trial: TrialOutcome) -> Candidate:
+    return Candidate(number=trial.number, complete=trial.complete, value=trial.objective_value)
+
+
+def _lr_window(diagnosed: list[TrialOutcome], best: TrialOutcome | None) -> LrWindow:
+    """The usable learning rates, grown outwards from the best trial's one LR at a time.
+
+    An LR is stable when some trial at it did not diverge, fast enough when some trial at it
+    was neither undertrained nor diverged. Walking outwards stops at the first LR that
+    fails, so a stray run far away (a dead 1e-6 run past undertrained 1e-5 … 1e-3) cannot
+    stretch the window over LRs that did not work.
+    """
+    if best is None:
+        return LrWindow()
+    labels: dict[float, set[Label | None]] = {best.lr: {best.label}}
+    for trial in diagnosed:
+        labels.setdefault(trial.lr, set()).add(trial.label)
+    lrs = sorted(labels)
+    here = lrs.index(best.lr)
+
+    def stable(i: int) -> bool:
+        return bool(labels[lrs[i]] - {Label.DIVERGED})
+
+    def fast(i: int) -> bool:
+        return bool(labels[lrs[i]] - {Label.DIVERGED, Label.UNDERTRAINED})
+
+    top = here
+    while top + 1 < len(lrs) and stable(top + 1):
+        top += 1
+    if fast(here):
+        bottom = here
+        while bottom > 0 and fast(bottom - 1):
+            bottom -= 1
+        return LrWindow(high=lrs[top], low=lrs[bottom])
+    # The best itself was too slow: the nearest fast-enough LR above it, if any is stable.
+    faster = [lrs[i] for i in range(here + 1, top + 1) if fast(i)]
+    return LrWindow(high=lrs[top], low=faster[0] if faster else None)
 
 
 def _plan(
-    spec: dict[str, Any],
+    spec: StudySpec,
     best: TrialOutcome | None,
     diagnosed: list[TrialOutcome],
-) -> str:
-    """Edit *spec* (a deep copy) into the follow-up study; return the next step in words."""
-    train, model, data = _section(spec, "train"), _section(spec, "model"), _section(spec, "data")
-    epochs = int(train.get("epochs", 10))
+    limits: SpecLimits,
+) -> Followup:
+    """The follow-up study for this outcome, within the server's *limits*."""
     if not diagnosed:
-        return "No trial has been diagnosed yet: wait for the study's trials to finish."
+        return followup.wait(spec, limits)
+    diverged = [t.lr for t in diagnosed if t.label is Label.DIVERGED]
+    if len(diverged) == len(diagnosed) or (best is not None and best.label is Label.DIVERGED):
+        return followup.search_lower(spec, min(diverged), limits)
     if best is None:
-        lowest = min(t.lr for t in diagnosed)
-        _set_grid(spec, _log_grid(lowest / 1000, lowest / 10, 3))
-        model["norm"] = "batch"
-        train["grad_clip"] = 1.0
-        return (
-            f"Every learning rate diverged, down to {lowest:g}: search 10 to 1000 times lower, "
-            "with batch normalization and gradient clipping."
-        )
-    lr = best.lr
+        return followup.rerun(spec, limits)
     # Explore upwards, but stay below the geometric middle to the nearest LR that diverged.
-    diverged_above = [t.lr for t in diagnosed if t.label is Label.DIVERGED and t.lr > lr]
-    ceiling = math.sqrt(lr * min(diverged_above)) if diverged_above else math.inf
-    label = best.label
-    if label is Label.UNDERTRAINED:
-        train["epochs"] = min(SPEC_MAX_EPOCHS, 2 * epochs)
-        _set_grid(spec, _log_grid(lr, min(10 * lr, ceiling), 3))
-        return (
-            f"The best trial (lr {lr:g}) was still improving: train {train['epochs']} epochs "
-            f"and search learning rates from {lr:g} up to the highest that did not diverge."
-        )
-    if label is Label.OVERFITTING:
-        weight_decay = float(train.get("weight_decay", DEFAULT_WEIGHT_DECAY))
-        decays = sorted({min(1.0, v) for v in (weight_decay, *_stronger(weight_decay))})
-        _section(spec, "search")["extra"] = {"weight_decay": decays}
-        if float(model.get("dropout", 0.0)) == 0.0:
-            model["dropout"] = 0.3
-        if data.get("augment") == "none":
-            data["augment"] = "auto"
-        if best.diagnosis is not None and best.diagnosis.best_epoch:
-            train["epochs"] = max(3, min(epochs, best.diagnosis.best_epoch + 2))
-        _set_grid(spec, _log_grid(lr / 3, min(lr * 3, ceiling), 3))
-        return (
-            f"The best trial (lr {lr:g}) overfits: regularize — search weight decay "
-            f"{decays} with dropout {model['dropout']} around lr {lr:g}, stop near the best "
-            "epoch, and add data or augmentation if you can."
-        )
-    if label is Label.UNDERFITTING:
-        width = int(model.get("width", 32))
-        model["width"] = min(SPEC_MAX_WIDTH, 2 * width)
-        model["dropout"] = 0.0
-        train["weight_decay"] = float(train.get("weight_decay", DEFAULT_WEIGHT_DECAY)) / 10
-        train["epochs"] = min(SPEC_MAX_EPOCHS, 2 * epochs)
-        _set_grid(spec, _log_grid(lr / 3, min(lr * 3, ceiling), 3))
-        return (
-            f"The best trial (lr {lr:g}) underfits: double the model width to {model['width']}, "
-            f"cut regularization and train {train['epochs']} epochs."
-        )
-    if label is Label.INCONCLUSIVE:
-        train["epochs"] = max(3, epochs)
-        _set_grid(spec, [_round_lr(lr)])
-        return "The best trial ran fewer than 3 epochs: rerun it with at least 3."
-    _set_grid(spec, _log_grid(lr / math.sqrt(10), min(lr * math.sqrt(10), ceiling), 5))
-    return (
-        f"The best trial (lr {lr:g}) is healthy: refine the search with 5 learning rates "
-        f"around it (the seed's step 1 at a finer grain), then read the curves again."
+    diverged_above = [lr for lr in diverged if lr > best.lr]
+    anchor = Anchor(
+        lr=best.lr,
+        ceiling=math.sqrt(best.lr * min(diverged_above)) if diverged_above else math.inf,
+        best_epoch=None if best.diagnosis is None else best.diagnosis.best_epoch,
     )
+    return _MOVES[best.label](spec, anchor, limits)
 
 
-def _stronger(weight_decay: float) -> tuple[float, ...]:
-    base = weight_decay if weight_decay > 0 else DEFAULT_WEIGHT_DECAY / 10
-    return (base * 10, base * 100)
+def diagnose_study(
+    trials: Sequence[TrialOutcome], *, spec: StudySpec, limits: SpecLimits | None = None
+) -> StudySummary:
+    """Summarize a study from its trials' diagnoses.
 
-
-def diagnose_study(trials: Sequence[TrialOutcome], *, spec: dict[str, Any]) -> StudySummary:
-    """Summarize a study from its trials' diagnoses; *spec* is the study's spec (a dict)."""
+    *spec* is the study's spec; *limits* are the server's (default: the spec's hard caps),
+    which the follow-up spec is made to fit.
+    """
     diagnosed = [t for t in trials if t.diagnosis is not None]
     by_lr: dict[float, list[TrialOutcome]] = {}
     for trial in sorted(diagnosed, key=lambda t: (t.lr, t.number)):
@@ -241,26 +205,17 @@ def diagnose_study(trials: Sequence[TrialOutcome], *, spec: dict[str, Any]) -> S
         )
         for lr, group in by_lr.items()
     ]
-    stable = [t.lr for t in diagnosed if t.label is not Label.DIVERGED]
-    fast_enough = [t.lr for t in diagnosed if t.label not in (Label.UNDERTRAINED, Label.DIVERGED)]
-    window = LrWindow(
-        high=max(stable) if stable else None,
-        low=min(fast_enough) if fast_enough else None,
-    )
-    objective = str(spec.get("objective", "val_acc"))
-    best = _best(diagnosed, objective)
-    followup = copy.deepcopy(spec)
-    next_step = _plan(followup, best, diagnosed)
-    followup["name"] = _followup_name(spec)
+    best = best_trial(trials, maximize=spec.objective.direction == "maximize", candidate=_candidate)
+    plan = _plan(spec, best, diagnosed, limits or SpecLimits())
     return StudySummary(
         trials=len(diagnosed),
         label_counts=dict(Counter(t.label for t in diagnosed if t.label is not None)),
         labels_by_lr=labels_by_lr,
         best_trial=None if best is None else best.number,
         best_lr=None if best is None else best.lr,
-        best_value=None if best is None else _objective_value(best, objective),
+        best_value=None if best is None else best.objective_value,
         best_label=None if best is None else best.label,
-        lr_window=window,
-        next_step=next_step,
-        followup_spec=followup,
+        lr_window=_lr_window(diagnosed, best),
+        next_step=plan.next_step,
+        followup_spec=plan.spec,
     )

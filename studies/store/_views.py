@@ -14,7 +14,8 @@ from studies.diagnosis import (
 )
 from studies.errors import ConflictError
 from studies.schemas import TrialPublic, from_row
-from studies.store._studies import study_row
+from studies.spec import SpecLimits, StudySpec
+from studies.store._studies import study_row, trial_candidate
 from studies.store._trials import epoch_records, study_trial_rows, trial_row
 from trainer import curves_json
 
@@ -33,24 +34,31 @@ def trial_diagnosis(db: Database, trial_id: int) -> Diagnosis:
     return diagnose_run(Curves.model_validate(curves_json(records, num_classes)))
 
 
-def study_diagnosis(db: Database, study_id: int) -> StudySummary:
-    """The study summary: labels by learning rate, best trial, lr window, next step."""
+def study_diagnosis(
+    db: Database, study_id: int, *, limits: SpecLimits | None = None
+) -> StudySummary:
+    """The study summary: labels by learning rate, best trial, lr window, next step (a
+    follow-up spec within the server's *limits*; default: the spec's hard caps)."""
     study = study_row(db, study_id)
     outcomes = []
     for row in study_trial_rows(db, study_id):
         if row.params is None:
             continue  # a random/tpe slot that has not started has no learning rate yet
         public = from_row(TrialPublic, row)
+        # Ranked by the same candidate as the API's best trial (studies.results.best_trial).
+        candidate = trial_candidate(row)
         outcomes.append(
             from_row(
                 TrialOutcome,
                 row,
+                complete=candidate.complete,
+                objective_value=candidate.value,
                 final_val_acc=public.final_val_acc,
                 best_val_acc=public.best_val_acc,
                 final_val_loss=public.final_val_loss,
             )
         )
-    return diagnose_study(outcomes, spec=study.spec)
+    return diagnose_study(outcomes, spec=StudySpec.model_validate(study.spec), limits=limits)
 
 
 def trial_curves_png(db: Database, trial_id: int) -> bytes:

@@ -1,7 +1,7 @@
 """diagnose_study: labels by learning rate, the LR window, the best trial and the next study."""
 
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 import pytest
 
@@ -9,49 +9,70 @@ from studies.diagnosis import (
     Curves,
     Diagnosis,
     Label,
+    StudySummary,
     TrialOutcome,
     diagnose_run,
     diagnose_study,
 )
-from studies.spec import StudySpec
+from studies.spec import SpecLimits, StudySpec, check_submission, parse_spec
 from tests.diagnosis import factory
 
-Maker = Callable[..., dict[str, Any]]
+# A real diagnosis of a real curve, relabelled per trial: the summary's logic is under test
+# here, not the run diagnoser's (tests/diagnosis/test_rules.py covers which curve gets which
+# label), so these tests hold whatever the diagnoser makes of a synthetic shape.
+_DIAGNOSIS = diagnose_run(Curves.model_validate(factory.healthy(epochs=20)))
 
-
-def _trial(number: int, lr: float, make: Maker, **kwargs: Any) -> TrialOutcome:
-    data = make(**kwargs)
-    diagnosis: Diagnosis = diagnose_run(Curves.model_validate(data))
-    accs = data["val_acc"]
-    return TrialOutcome(
-        number=number,
-        params={"lr": lr},
-        state="complete",
-        diagnosis=diagnosis,
-        final_val_acc=accs[-1],
-        best_val_acc=max(accs),
-        final_val_loss=data["val_loss"][-1],
-    )
-
-
-def _grid_study(best: Maker) -> list[TrialOutcome]:
-    """The seed's grid: 1e-1 diverges, 1e-2 is the *best* shape, lower LRs are too slow."""
-    return [
-        _trial(0, 1e-1, factory.collapsed),
-        _trial(1, 1e-2, best),
-        _trial(2, 1e-3, factory.underfitting),
-        _trial(3, 1e-4, factory.undertrained),
-        _trial(4, 1e-5, factory.undertrained, seed=1),
-    ]
-
-
-FULL_SPEC = StudySpec.model_validate({"name": "digits-lr", "dataset": "digits"}).model_dump(
-    mode="json"
+H, OF, UF, UT, DV = (
+    Label.HEALTHY,
+    Label.OVERFITTING,
+    Label.UNDERFITTING,
+    Label.UNDERTRAINED,
+    Label.DIVERGED,
 )
 
 
+def _trial(
+    number: int, lr: float, label: Label, value: float, *, best_epoch: int = 20
+) -> TrialOutcome:
+    """A trial as the store hands it over: a diverged run is stored pruned (not complete);
+    *value* is the objective's best value over its epochs (the best validation accuracy)."""
+    diagnosis: Diagnosis = _DIAGNOSIS.model_copy(update={"label": label, "best_epoch": best_epoch})
+    complete = label is not Label.DIVERGED
+    return TrialOutcome(
+        number=number,
+        params={"lr": lr},
+        state="complete" if complete else "pruned",
+        complete=complete,
+        objective_value=value,
+        diagnosis=diagnosis,
+        best_val_acc=value,
+    )
+
+
+def _grid_study(best: Label) -> list[TrialOutcome]:
+    """The seed's grid: 1e-1 diverges, 1e-2 is the best (with label *best*), lower LRs are
+    too slow."""
+    return [
+        _trial(0, 1e-1, DV, 0.1),
+        _trial(1, 1e-2, best, 0.95),
+        _trial(2, 1e-3, UF, 0.80),
+        _trial(3, 1e-4, UT, 0.60),
+        _trial(4, 1e-5, UT, 0.30),
+    ]
+
+
+SPEC = parse_spec({"name": "digits-lr", "dataset": "digits"})
+
+
+def _submittable(summary: StudySummary, limits: SpecLimits, data_root: Path) -> StudySpec:
+    """The follow-up spec, checked the way POST /v1/studies checks a submission."""
+    assert summary.followup_spec is not None, summary.next_step
+    check_submission(summary.followup_spec, limits=limits, data_root=data_root)
+    return summary.followup_spec
+
+
 def test_summary_of_the_seeds_grid() -> None:
-    summary = diagnose_study(_grid_study(factory.healthy), spec=FULL_SPEC)
+    summary = diagnose_study(_grid_study(H), spec=SPEC)
     assert [(e.lr, e.labels) for e in summary.labels_by_lr] == [
         (1e-5, [Label.UNDERTRAINED]),
         (1e-4, [Label.UNDERTRAINED]),
@@ -64,7 +85,9 @@ def test_summary_of_the_seeds_grid() -> None:
     assert summary.lr_window.high == 1e-2
     assert summary.lr_window.low == 1e-3
     assert summary.label_counts[Label.UNDERTRAINED] == 2
-    grid = summary.followup_spec["search"]["grid"]
+    assert summary.followup_spec is not None
+    grid = summary.followup_spec.search.grid
+    assert grid is not None
     assert min(grid) < 1e-2 < max(grid) <= 1e-2 * 3.17
     assert "refine" in summary.next_step
 
@@ -72,45 +95,138 @@ def test_summary_of_the_seeds_grid() -> None:
 @pytest.mark.parametrize(
     ("best", "check"),
     [
-        (factory.healthy, lambda s: len(s["search"]["grid"]) == 5),
-        (factory.overfitting, lambda s: len(s["search"]["extra"]["weight_decay"]) == 3),
-        (factory.underfitting, lambda s: s["model"]["width"] == 64),
-        (factory.undertrained, lambda s: s["train"]["epochs"] == 20),
+        (H, lambda s: len(s.search.lr_grid()) == 5),
+        (OF, lambda s: len(s.search.extra.weight_decay) == 3 and s.model.dropout > 0),
+        (UF, lambda s: s.model.width == 64 and s.train.epochs == 20),
+        (UT, lambda s: s.train.epochs == 20 and min(s.search.lr_grid()) == 1e-2),
+        (Label.INCONCLUSIVE, lambda s: s.search.lr_grid() == [1e-2]),
     ],
-    ids=["healthy", "overfitting", "underfitting", "undertrained"],
+    ids=["healthy", "overfitting", "underfitting", "undertrained", "inconclusive"],
 )
-def test_followup_spec_is_a_valid_study_spec(best: Maker, check: Callable[..., bool]) -> None:
-    trials = [_trial(0, 1e-1, factory.collapsed), _trial(1, 1e-2, best)]
-    summary = diagnose_study(trials, spec=FULL_SPEC)
-    spec = summary.followup_spec
+def test_followup_spec_is_a_valid_study_spec(
+    best: Label, check: Callable[[StudySpec], bool], tmp_path: Path
+) -> None:
+    trials = [_trial(0, 1e-1, DV, 0.1), _trial(1, 1e-2, best, 0.9)]
+    summary = diagnose_study(trials, spec=SPEC)
+    spec = _submittable(summary, SpecLimits(), tmp_path)  # the user can submit it as is
     assert check(spec), spec
-    validated = StudySpec.model_validate(spec)  # the user can submit it as is
-    assert validated.name == "digits-lr-next"
-    assert validated.trial_count() >= 1
+    assert spec.name == "digits-lr-next"
+    assert parse_spec(spec.model_dump(mode="json")) == spec  # and it survives JSON
 
 
 def test_every_lr_diverged_searches_far_lower() -> None:
-    trials = [_trial(i, lr, factory.collapsed, seed=i) for i, lr in enumerate((1e-1, 1e-2))]
-    summary = diagnose_study(trials, spec={"dataset": "imagefolder:my/cats"})
+    trials = [_trial(i, lr, DV, 0.1) for i, lr in enumerate((1e-1, 1e-2))]
+    summary = diagnose_study(trials, spec=parse_spec({"dataset": "imagefolder:my/cats"}))
     assert summary.best_trial is None and summary.lr_window.high is None
-    spec = StudySpec.model_validate(summary.followup_spec)
+    spec = summary.followup_spec
+    assert spec is not None
     assert max(spec.search.lr_grid()) <= 1e-3
     assert spec.name == "imagefolder-my-cats-next"
+    assert spec.model.norm == "batch" and spec.train.grad_clip is not None
 
 
 def test_no_diagnosis_yet() -> None:
-    trials = [TrialOutcome(number=0, params={"lr": 0.1}, state="running")]
-    summary = diagnose_study(trials, spec=FULL_SPEC)
+    trials = [TrialOutcome(number=0, params={"lr": 0.1}, state="running", complete=False)]
+    summary = diagnose_study(trials, spec=SPEC)
     assert summary.trials == 0 and summary.best_trial is None
-    StudySpec.model_validate(summary.followup_spec)
+    assert "wait" in summary.next_step
+    assert summary.followup_spec is not None
 
 
 def test_val_loss_objective_picks_the_lowest_loss() -> None:
-    trials = _grid_study(factory.healthy)
-    summary = diagnose_study(trials, spec=FULL_SPEC | {"objective": "val_loss"})
+    trials = [
+        t.model_copy(update={"objective_value": loss})
+        for t, loss in zip(_grid_study(H), (9.0, 0.2, 0.5, 0.9, 1.1), strict=True)
+    ]
+    spec = parse_spec({"dataset": "digits", "objective": "val_loss"})
+    summary = diagnose_study(trials, spec=spec)
+    assert summary.best_trial == 1 and summary.best_value == 0.2
+
+
+def test_only_a_complete_trial_can_be_the_best_as_in_the_api() -> None:
+    """A stopped or cancelled run with the highest accuracy is not the best (Optuna's rule,
+    the one studies.results.best_trial applies for the API)."""
+    trials = _grid_study(H)
+    stopped = _trial(5, 3e-3, H, 0.999).model_copy(update={"complete": False, "state": "pruned"})
+    summary = diagnose_study([*trials, stopped], spec=SPEC)
     assert summary.best_trial == 1
 
 
 def test_a_trial_without_a_learning_rate_is_refused() -> None:
     with pytest.raises(ValueError, match="lr"):
-        TrialOutcome(number=0, params={"width": 8}, state="complete")
+        TrialOutcome(number=0, params={"width": 8}, state="complete", complete=True)
+
+
+# -- issue 11, item 8: the window stays around the best; the follow-up fits the server --
+
+
+def test_a_dead_run_far_below_does_not_stretch_the_lr_window() -> None:
+    """A dead 1e-6 run (flat, called underfitting) past undertrained 1e-5 … 1e-3 is not
+    part of the usable range: the window ends at the first LR that was too slow."""
+    trials = [
+        _trial(0, 1e-6, UF, 0.11),
+        _trial(1, 1e-5, UT, 0.30),
+        _trial(2, 1e-4, UT, 0.60),
+        _trial(3, 1e-3, UT, 0.85),
+        _trial(4, 1e-2, H, 0.95),
+        _trial(5, 1e-1, DV, 0.10),
+    ]
+    summary = diagnose_study(trials, spec=SPEC)
+    assert summary.best_trial == 4
+    assert summary.lr_window.low == 1e-2
+    assert summary.lr_window.high == 1e-2
+
+
+def test_the_window_grows_over_neighbouring_usable_rates() -> None:
+    trials = [
+        _trial(0, 1e-4, UT, 0.6),
+        _trial(1, 1e-3, OF, 0.9),
+        _trial(2, 3e-3, H, 0.95),
+        _trial(3, 1e-2, UF, 0.8),
+        _trial(4, 1e-1, DV, 0.1),
+    ]
+    summary = diagnose_study(trials, spec=SPEC)
+    assert summary.best_trial == 2
+    assert (summary.lr_window.low, summary.lr_window.high) == (1e-3, 1e-2)
+
+
+def test_an_overfitting_followup_keeps_its_warm_up_inside_the_shorter_run(
+    tmp_path: Path,
+) -> None:
+    """Stopping near the best epoch cuts the run; a warm-up longer than the new run would
+    make the spec invalid, so it keeps its share of the run instead."""
+    spec = parse_spec({"dataset": "digits", "train": {"epochs": 40, "warmup_epochs": 10}})
+    best = _trial(1, 1e-2, OF, 0.9, best_epoch=6)  # the new run: 8 epochs, under the warm-up
+    summary = diagnose_study([_trial(0, 1e-1, DV, 0.1), best], spec=spec)
+    followup = _submittable(summary, SpecLimits(), tmp_path)
+    assert followup.train.epochs == 8
+    assert followup.train.warmup_epochs == pytest.approx(2.0)  # a quarter of the run, as before
+
+
+def test_an_undertrained_followup_stays_within_the_servers_max_epochs(tmp_path: Path) -> None:
+    limits = SpecLimits(max_epochs=500)
+    spec = parse_spec({"dataset": "digits", "train": {"epochs": 400}})
+    trials = [_trial(0, 1e-1, DV, 0.1), _trial(1, 1e-2, UT, 0.7)]
+    summary = diagnose_study(trials, spec=spec, limits=limits)
+    followup = _submittable(summary, limits, tmp_path)
+    assert followup.train.epochs == 500
+    assert "500 epochs" in summary.next_step
+
+
+def test_a_followup_grid_shrinks_to_the_servers_trial_limit(tmp_path: Path) -> None:
+    limits = SpecLimits(max_trials=4)
+    trials = [_trial(0, 1e-1, DV, 0.1), _trial(1, 1e-2, OF, 0.9)]
+    summary = diagnose_study(trials, spec=SPEC, limits=limits)
+    followup = _submittable(summary, limits, tmp_path)
+    assert followup.trial_count() <= 4
+    assert followup.search.extra.weight_decay is not None  # still regularizes
+
+
+def test_a_followup_that_cannot_fit_says_why_instead(tmp_path: Path) -> None:
+    """Four widths are already more trials than a 3-trial server runs: no spec, a reason."""
+    spec = parse_spec({"dataset": "digits", "search": {"extra": {"width": [8, 16, 32, 64]}}})
+    trials = [_trial(0, 1e-2, H, 0.9)]
+    summary = diagnose_study(trials, spec=spec, limits=SpecLimits(max_trials=3))
+    assert summary.followup_spec is None
+    assert "does not fit this server's limits" in summary.next_step
+    assert "search" in summary.next_step and "limit of 3" in summary.next_step

@@ -139,7 +139,26 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str, str]] = [
         "extra-out-of-range",
         {"dataset": "digits", "search": {"extra": {"dropout": [1.5]}}},
         "search.extra.dropout",
-        "must lie in",
+        "less than 1",
+    ),
+    # The trainer's cross-field rules hold at submit time, not first at the worker.
+    (
+        "nesterov-without-sgd",
+        {"dataset": "digits", "train": {"optimizer": "adam", "nesterov": True}},
+        "train.nesterov",
+        "needs optimizer=sgd",
+    ),
+    (
+        "warmup-past-the-run",
+        {"dataset": "digits", "train": {"epochs": 4, "warmup_epochs": 4}},
+        "train.warmup_epochs",
+        "smaller than epochs",
+    ),
+    (
+        "storage-on-a-builtin-dataset",
+        {"dataset": "digits", "data": {"storage": "stream"}},
+        "data.storage",
+        "imagefolder datasets only",
     ),
     (
         "bad-sampler",

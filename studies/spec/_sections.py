@@ -1,0 +1,95 @@
+"""The spec's ``data``, ``model`` and ``train`` sections: the trainer's own configs.
+
+Each section subclasses the trainer model that defines its fields (type, bounds, default,
+description, cross-field rules), so a study accepts exactly what a run accepts. What the
+service adds on top is here and only here: the checkpoint path is a path relative to the
+server's data root, resolved there with symlinks followed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import annotated_types
+from pydantic import BaseModel, Field, field_validator
+
+from studies.errors import FieldError, SpecError
+from trainer._config import DataRecipe, ModelConfig, OptimConfig, OptimRecipe
+
+
+def relative_path(value: str, field: str) -> str:
+    """Refuse absolute paths and ``..``: user paths are resolved under the data root only."""
+    path = PurePosixPath(value.replace("\\", "/"))
+    if not value or path.is_absolute() or ".." in path.parts or value.startswith("~"):
+        raise ValueError(
+            f"{field} must be a path relative to the data root without '..', got {value!r}"
+        )
+    return value
+
+
+def resolve_inside(data_root: Path, relative: str, field: str) -> Path:
+    """*relative* under *data_root*, symlinks followed; SpecError if it ends up outside.
+
+    The schema already refuses ``..`` and absolute paths; this catches a symlink inside the
+    data root that points out of it. Messages never show the server's absolute paths.
+    """
+    root = data_root.expanduser().resolve()
+    candidate = (root / relative).resolve()
+    if candidate != root and root not in candidate.parents:
+        raise SpecError(
+            [
+                FieldError(
+                    field,
+                    f"{relative!r} resolves outside the server's data root (through a "
+                    "symlink); it must lie inside the data root",
+                )
+            ]
+        )
+    return candidate
+
+
+class DataSpec(DataRecipe):
+    """A study's ``data``: the trainer's DataRecipe as is (the dataset is the spec's
+    top-level ``dataset``; the data root is the server's)."""
+
+
+class ModelSpec(ModelConfig):
+    """A study's ``model``: the trainer's ModelConfig as is."""
+
+
+class TrainSpec(OptimRecipe):
+    """A study's ``train``: the trainer's OptimRecipe, plus the checkpoint to start from as
+    a path under the server's data root (the learning rate is searched, the device is the
+    worker's)."""
+
+    init_from: str | None = Field(
+        default=None,
+        description=f"{OptimConfig.model_fields['init_from'].description} "
+        "A path relative to the server's data root.",
+    )
+
+    @field_validator("init_from")
+    @classmethod
+    def _init_from_relative(cls, value: str | None) -> str | None:
+        return None if value is None else relative_path(value, "init_from")
+
+
+@dataclass(frozen=True)
+class FieldBounds:
+    """The numeric bounds a pydantic field declares (None where it declares none)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+
+def field_bounds(model: type[BaseModel], name: str) -> FieldBounds:
+    """The bounds of *model*'s field *name*, read from its declaration (never copied)."""
+    found: dict[str, float] = {}
+    for item in model.model_fields[name].metadata:
+        for kind in ("ge", "gt", "le", "lt"):
+            if isinstance(item, getattr(annotated_types, kind.capitalize())):
+                found[kind] = getattr(item, kind)
+    return FieldBounds(**found)

@@ -1,0 +1,146 @@
+"""``StudySpec``: one strict, typed description of a learning-rate study."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from studies.spec._search import MAX_TRIALS, ExtraDims, Sampler, SearchSpec, section_of
+from studies.spec._sections import (
+    DataSpec,
+    ModelSpec,
+    TrainSpec,
+    relative_path,
+    resolve_inside,
+)
+from trainer._config import (
+    IMAGEFOLDER_PREFIX,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    check_dataset,
+)
+
+MAX_PARALLEL = 256
+
+
+class Pruner(StrEnum):
+    NONE = "none"
+    MEDIAN = "median"
+    HYPERBAND = "hyperband"
+
+
+class Objective(StrEnum):
+    VAL_ACC = "val_acc"  # maximize the best validation accuracy
+    VAL_LOSS = "val_loss"  # minimize the best validation loss
+
+    @property
+    def direction(self) -> Literal["maximize", "minimize"]:
+        return "maximize" if self is Objective.VAL_ACC else "minimize"
+
+
+class StudySpec(BaseModel):
+    """A learning-rate study; see docs/architecture.md "Study spec" for every field.
+
+    Everything but ``dataset`` has a default, so ``{"dataset": "digits"}`` is a valid
+    study: a grid over the seed's five learning rates 1e-1 … 1e-5 ("Good learning rates to
+    try", seed/cnn-training-notes.txt). Field names are the dotted paths used by the
+    diagnoser's recommendations (``train.weight_decay``, ``search.lr_low``, …).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(
+        None, min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    )
+    # Required here (the trainer defaults to digits): a study names what it trains on.
+    dataset: str = Field(description=DataConfig.model_fields["dataset"].description)
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    pruner: Pruner = Pruner.NONE
+    objective: Objective = Objective.VAL_ACC
+    priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first.")
+    max_parallel: int = Field(4, ge=1, le=MAX_PARALLEL, description="Trials running at once.")
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_known(cls, value: str) -> str:
+        check_dataset(value)
+        if value.startswith(IMAGEFOLDER_PREFIX):
+            relative_path(value.removeprefix(IMAGEFOLDER_PREFIX), "the image folder")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StudySpec:
+        count = self.trial_count()
+        if count > MAX_TRIALS:
+            raise ValueError(
+                f"search: the study would run {count} trials, more than the limit of {MAX_TRIALS}"
+            )
+        try:  # the trainer's rules that need the dataset (imagefolder-only options)
+            DataConfig(dataset=self.dataset, **self.data.model_dump())
+        except ValidationError as exc:
+            reason = str(exc.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"data.{reason}") from exc
+        return self
+
+    @property
+    def display_name(self) -> str:
+        """The name, or one made from the dataset, model and sampler when none was given."""
+        if self.name:
+            return self.name
+        dataset = self.dataset.removeprefix(IMAGEFOLDER_PREFIX).replace("/", "-")
+        return f"{dataset}-{self.model.arch}-lr-{self.search.sampler}"
+
+    def trial_count(self) -> int:
+        """How many trials (grid points, or n_trials) the study runs."""
+        if self.search.sampler is not Sampler.GRID:
+            return self.search.trials()
+        return len(self.search.lr_grid()) * math.prod(
+            len(v) for v in self.search.extra.as_dict().values()
+        )
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every parameter combination of a grid study: lr × the extra dimensions."""
+        if self.search.sampler is not Sampler.GRID:
+            raise ValueError("grid_points() is only defined for sampler=grid")
+        extra = self.search.extra.as_dict()
+        names = ["lr", *extra]
+        return [
+            dict(zip(names, combo, strict=True))
+            for combo in itertools.product(self.search.lr_grid(), *extra.values())
+        ]
+
+    def to_run_config(
+        self, params: dict[str, Any], *, data_dir: Path, device: str = "auto"
+    ) -> RunConfig:
+        """The trainer's config for one trial: this spec with the trial's *params* applied."""
+        unknown = set(params) - {"lr", *ExtraDims.model_fields}
+        if unknown:
+            raise ValueError(f"unknown trial parameters: {sorted(unknown)}")
+        model = self.model.model_dump()
+        train = self.train.model_dump()
+        for name, value in params.items():
+            if name != "lr":
+                (model if section_of(name) is ModelSpec else train)[name] = value
+        init_from = train.pop("init_from")
+        return RunConfig(
+            data=DataConfig(dataset=self.dataset, data_dir=data_dir, **self.data.model_dump()),
+            model=ModelConfig(**model),
+            optim=OptimConfig(
+                lr=float(params["lr"]),
+                device=device,
+                init_from=None
+                if init_from is None
+                else resolve_inside(data_dir, init_from, "train.init_from"),
+                **train,
+            ),
+        )
