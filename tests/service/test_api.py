@@ -11,7 +11,9 @@ from fastapi.testclient import TestClient
 
 from service.api import create_app
 from service.settings import Settings
+from studies.db import Database
 from tests.service.factory import diverged_curves, healthy_curves, tiny_spec
+from tests.studies.test_store import BEST_TRIAL_GRID, BEST_TRIAL_STUDIES, run_outcomes
 
 STUDY_KEYS = {"id", "name", "status", "spec", "counts", "best_trial", "progress", "created_at",
               "url", "optuna_study_name", "trial_count"}
@@ -357,3 +359,21 @@ def test_a_study_before_its_first_epoch_still_answers_every_read(api: TestClient
         image = api.get(path)
         assert image.status_code == 200
         assert image.content.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("study", list(BEST_TRIAL_STUDIES), ids=list(BEST_TRIAL_STUDIES))
+def test_the_study_and_its_summary_name_the_same_best_trial(
+    api: TestClient, settings: Settings, study: str
+) -> None:
+    objective, outcomes, expected = BEST_TRIAL_STUDIES[study]
+    submitted = submit(api, tiny_spec(grid=tuple(BEST_TRIAL_GRID), objective=objective))
+    database = Database(settings.resolved_database_url)
+    try:
+        run_outcomes(database, submitted["id"], outcomes)
+    finally:
+        database.dispose()
+
+    best = api.get(submitted["url"]).json()["best_trial"]
+    summary = api.get(f"{submitted['url']}/diagnosis").json()
+
+    assert (best and best["number"]) == summary["best_trial"] == expected

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState as OptunaState
+from sqlalchemy import text
+from sqlalchemy.exc import StatementError
 
 from studies import optuna_bridge, queue, store
 from studies.db import Database, StudyStatus, TrialState
+from studies.diagnosis import Curves, diagnose_run
 from studies.errors import ConflictError, NotFoundError
+from studies.results import TrialSummary
 from studies.spec import parse_spec
 from tests.studies.conftest import tiny_spec
+from trainer import curves_json
 
 
 def _optuna_trials(url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
@@ -133,7 +139,7 @@ def test_curves_with_nan_and_inf_survive_the_database_and_are_served_as_null(
     for record in records:
         assert queue.record_epoch(db, claim, record).owned
     fresh = Database(db.url)  # another connection, as another process would read it
-    stored = store._epoch_records(fresh, store._trial_row(fresh, claim.trial_id))
+    stored = store.epoch_records(fresh, store.trial_row(fresh, claim.trial_id))
     fresh.dispose()
     assert stored[1]["train_loss"] == math.inf and math.isnan(stored[1]["val_loss"])
     assert stored[2]["train_loss"] == -math.inf
@@ -275,3 +281,165 @@ def test_study_status_follows_its_trials(
 ) -> None:
     counts = {state: states.count(state) for state in TrialState}
     assert queue.study_status(counts, cancel_requested=cancelled) is status
+
+
+# -- the best trial: one definition for the API and the study summary -------------------------
+
+NAN = math.nan
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one slot of a test study ends: its state and its validation curves."""
+
+    state: TrialState
+    val_acc: tuple[float, ...] = ()
+    val_loss: tuple[float, ...] = ()
+
+
+def _summary(records: list[dict[str, float]], *, maximize: bool) -> TrialSummary:
+    """What the worker stores after an epoch (``TrialRow.summary``), spelled out."""
+    accs = [r["val_acc"] for r in records if math.isfinite(r["val_acc"])]
+    losses = [r["val_loss"] for r in records if math.isfinite(r["val_loss"])]
+    best_acc = max(accs) if accs else None
+    best_loss = min(losses) if losses else None
+    return TrialSummary(
+        num_classes=10,
+        final_val_acc=records[-1]["val_acc"],
+        final_val_loss=records[-1]["val_loss"],
+        best_val_acc=best_acc,
+        best_epoch=next(r["epoch"] for r in records if r["val_acc"] == best_acc)
+        if best_acc is not None
+        else None,
+        best_val_loss=best_loss,
+        objective_value=best_acc if maximize else best_loss,
+    )
+
+
+def run_outcomes(db: Database, study_id: int, outcomes: list[Outcome]) -> None:
+    """Play *outcomes* slot by slot through the queue as a worker would, without training:
+    every epoch stored with the running summary, then the real diagnosis of the curves and
+    the final state. Slots past the list stay waiting."""
+    maximize = store.get_study(db, study_id).objective.value == "val_acc"
+    for outcome in outcomes:
+        claim = queue.claim_next(db, worker="w", device="cpu")
+        assert claim is not None and claim.study_id == study_id
+        _start(db, claim)
+        records: list[dict[str, float]] = []
+        for epoch, (acc, loss) in enumerate(zip(outcome.val_acc, outcome.val_loss, strict=True)):
+            records.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": loss,
+                    "val_loss": loss,
+                    "train_acc": acc,
+                    "val_acc": acc,
+                }
+            )
+            summary = _summary(records, maximize=maximize)
+            assert queue.record_epoch(db, claim, records[-1], summary=summary).owned
+        if not records:
+            assert queue.finish(db, claim, state=outcome.state, error="raised before epoch 1")
+            continue
+        diagnosis = diagnose_run(Curves.model_validate(curves_json(records, 10)))
+        assert queue.finish(
+            db,
+            claim,
+            state=outcome.state,
+            label=diagnosis.label,
+            confidence=diagnosis.confidence,
+            diagnosis=diagnosis.model_dump(),
+            summary=_summary(records, maximize=maximize),
+        )
+
+
+RISING = (0.3, 0.6, 0.75)  # the first epochs of every run that is not diverged
+LOSSES = (1.5, 1.0, 0.8, 0.7)
+BEST_TRIAL_STUDIES = {
+    # Complete, pruned and diverged runs, a failed and a waiting slot, and a tie for the
+    # best accuracy between slots 3 and 4: the lower number wins. Slot 1 reached the
+    # highest accuracy but was pruned, so it is not a result (Optuna's rule).
+    "mixed-with-a-tie": (
+        "val_acc",
+        [
+            Outcome(TrialState.COMPLETE, (*RISING, 0.80), LOSSES),
+            Outcome(TrialState.PRUNED, (*RISING, 0.95), LOSSES),
+            Outcome(TrialState.PRUNED, (0.1, 0.1, 0.1, 0.1), (2.3, 9.0, NAN, NAN)),
+            Outcome(TrialState.COMPLETE, (*RISING, 0.90), LOSSES),
+            Outcome(TrialState.COMPLETE, (*RISING, 0.90), LOSSES),
+            Outcome(TrialState.FAILED),
+        ],
+        3,
+    ),
+    # Minimizing the validation loss: the pruned run's lower loss does not count either.
+    "val-loss-with-a-tie": (
+        "val_loss",
+        [
+            Outcome(TrialState.COMPLETE, (*RISING, 0.80), (1.5, 1.0, 0.8, 0.5)),
+            Outcome(TrialState.COMPLETE, (*RISING, 0.70), (1.5, 1.0, 0.8, 0.4)),
+            Outcome(TrialState.PRUNED, (*RISING, 0.75), (1.5, 1.0, 0.8, 0.1)),
+            Outcome(TrialState.COMPLETE, (*RISING, 0.90), (1.5, 1.0, 0.8, 0.4)),
+            Outcome(TrialState.PRUNED, (0.1, 0.1, 0.1, 0.1), (2.3, 9.0, NAN, NAN)),
+        ],
+        1,
+    ),
+    # Nothing complete: no best trial on either side.
+    "only-pruned-and-diverged": (
+        "val_acc",
+        [
+            Outcome(TrialState.PRUNED, (*RISING, 0.95), LOSSES),
+            Outcome(TrialState.PRUNED, (0.1, 0.1, 0.1, 0.1), (2.3, 9.0, NAN, NAN)),
+        ],
+        None,
+    ),
+}
+BEST_TRIAL_GRID = [0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 0.0003]
+
+
+@pytest.mark.parametrize(
+    ("objective", "outcomes", "expected"),
+    list(BEST_TRIAL_STUDIES.values()),
+    ids=list(BEST_TRIAL_STUDIES),
+)
+def test_the_api_and_the_study_summary_name_the_same_best_trial(
+    db: Database, tmp_path: Path, objective: str, outcomes: list[Outcome], expected: int | None
+) -> None:
+    study_id = _submit(
+        db, tmp_path, objective=objective, max_parallel=8, search={"grid": BEST_TRIAL_GRID}
+    )
+    run_outcomes(db, study_id, outcomes)
+
+    api_best = store.get_study(db, study_id).best_trial
+    summary = store.study_diagnosis(db, study_id)
+
+    assert (api_best.number if api_best else None) == expected
+    assert summary.best_trial == expected
+    if api_best is not None:
+        assert summary.best_lr == api_best.lr == BEST_TRIAL_GRID[expected or 0]
+        assert summary.best_value == api_best.value
+
+
+def test_a_summary_stored_as_a_plain_dict_still_reads(db: Database, tmp_path: Path) -> None:
+    """Rows written before TrialSummary existed hold a JSON object with some of its keys
+    (NaN as Python's token): they read back as the model, NaN served as null."""
+    study_id = _submit(db, tmp_path, search={"grid": [0.1]})
+    trial_id = store.list_trials(db, study_id).data[0].id
+    old = '{"num_classes": 10, "final_val_acc": 0.5, "final_val_loss": NaN, "best_epoch": 2}'
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE sweepdoc_trials SET summary = :s WHERE id = :id"),
+            {"s": old, "id": trial_id},
+        )
+    row = store.trial_row(db, trial_id)
+    assert isinstance(row.summary, TrialSummary) and math.isnan(row.summary.final_val_loss or 0)
+    detail = store.get_trial(db, trial_id)
+    assert (detail.final_val_acc, detail.final_val_loss, detail.best_epoch) == (0.5, None, 2)
+
+
+def test_a_label_outside_its_enum_is_refused_on_write(db: Database, tmp_path: Path) -> None:
+    _submit(db, tmp_path, search={"grid": [0.1]})
+    claim = queue.claim_next(db, worker="w", device="cpu")
+    assert claim is not None
+    _start(db, claim)
+    with pytest.raises(StatementError, match="'sleeping' is not a valid Label"):
+        queue.finish(db, claim, state=TrialState.COMPLETE, label="sleeping")
