@@ -162,7 +162,8 @@ def test_the_reaper_requeues_a_dead_workers_slot_then_gives_up_after_max_attempt
         assert [(r.trial_id, r.requeued) for r in reaped] == [
             (claim.trial_id, attempt < queue.MAX_ATTEMPTS)
         ]
-    detail = store.get_trial(db, claim.trial_id)
+        trial_id = claim.trial_id
+    detail = store.get_trial(db, trial_id)
     assert detail.state is TrialState.FAILED and "heartbeat" in (detail.error or "")
     assert [a.worker for a in detail.attempts] == ["w1", "w2", "w3"]
     assert all(a.state is TrialState.FAILED for a in detail.attempts)
