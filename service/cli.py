@@ -18,8 +18,9 @@ app = typer.Typer(
 # In the order `sweepdoc --help` lists them; each command's name is its function's.
 for command in (demo.demo, serve.serve, worker.worker, submit.submit, status.status):
     app.command()(command)
-for command_module in (diagnose, train):  # not yet module-level commands
+for command_module in (diagnose,):  # not yet module-level commands
     command_module.register(app)
+app.command()(train.train)
 
 
 def main() -> None:

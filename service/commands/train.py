@@ -3,18 +3,30 @@
 Prints one table row per epoch under a progress bar; ``--out`` writes the run's curves
 JSON (History.to_json: curves with ``null`` for non-finite values, status, config).
 Bad options end with a one-line error and exit code 2, never a traceback.
+
+Every option that sets a training setting is derived from the trainer's configs
+(trainer/_config.py): one option per field, named after it, with the field's default and
+description as its default and help; the values go through the configs' own validation, so
+the command accepts exactly what a run accepts. Only the data root is not an option (it is
+SWEEPDOC_DATA_DIR's, as for every sweepdoc command).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
+import types
+import typing
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -33,49 +45,125 @@ from trainer import (
     TrainerError,
 )
 
-# Config field → the CLI option that sets it, so validation errors name what the user typed.
-OPTION_FOR_FIELD = {
-    ("data", "dataset"): "--dataset",
-    ("data", "val_fraction"): "--val-fraction",
-    ("data", "train_subset"): "--train-subset",
-    ("data", "label_noise"): "--label-noise",
-    ("data", "augment"): "--augment",
-    ("data", "image_size"): "--image-size",
-    ("data", "split_seed"): "--split-seed",
-    ("data", "storage"): "--storage",
-    ("model", "arch"): "--model",
-    ("model", "width"): "--width",
-    ("model", "depth"): "--depth",
-    ("model", "stages"): "--stages",
-    ("model", "norm"): "--norm",
-    ("model", "activation"): "--activation",
-    ("model", "dropout"): "--dropout",
-    ("optim", "lr"): "--lr",
-    ("optim", "epochs"): "--epochs",
-    ("optim", "batch_size"): "--batch-size",
-    ("optim", "optimizer"): "--optimizer",
-    ("optim", "momentum"): "--momentum",
-    ("optim", "nesterov"): "--nesterov",
-    ("optim", "weight_decay"): "--weight-decay",
-    ("optim", "schedule"): "--schedule",
-    ("optim", "warmup_epochs"): "--warmup-epochs",
-    ("optim", "step_size"): "--step-size",
-    ("optim", "step_gamma"): "--step-gamma",
-    ("optim", "grad_clip"): "--grad-clip",
-    ("optim", "label_smoothing"): "--label-smoothing",
-    ("optim", "seed"): "--seed",
-    ("optim", "device"): "--device",
-    ("optim", "init_from"): "--init-from",
-    ("optim", "finetune"): "--finetune",
+# The run config's sections, in the order their options are listed.
+SECTIONS: dict[str, type[BaseModel]] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optim": OptimConfig,
 }
+# Fields the command fills itself rather than taking as options.
+FILLED_BY_THE_CLI = {("data", "data_dir")}
+# `--model vgg` reads as what it picks (the README's spelling); every other option is its
+# field's name.
+_OPTION_NAME = {("model", "arch"): "model"}
 
 
-def _defaults(cls: type[BaseModel]) -> dict[str, Any]:
-    return {name: field.default for name, field in cls.model_fields.items()}
+@dataclass(frozen=True)
+class ConfigOption:
+    """One config field as a command-line option."""
+
+    section: str
+    field: str
+    info: FieldInfo
+
+    @property
+    def flag(self) -> str:
+        """The option as typed, e.g. ``--batch-size``."""
+        name = _OPTION_NAME.get((self.section, self.field), self.field)
+        return "--" + name.replace("_", "-")
+
+    @property
+    def value_type(self) -> Any:
+        """The field's type without ``None``."""
+        annotation = self.info.annotation
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+            (annotation,) = rest
+        return annotation
 
 
-# The CLI shows the configs' own defaults: one source of truth.
-_D, _M, _O = _defaults(DataConfig), _defaults(ModelConfig), _defaults(OptimConfig)
+def _config_options() -> list[ConfigOption]:
+    options = [
+        ConfigOption(section, name, info)
+        for section, model in SECTIONS.items()
+        # A section's own fields (dataset, lr, ...) before those it inherits from its recipe.
+        for name, info in sorted(
+            model.model_fields.items(), key=lambda item: item[0] not in vars(model).get(
+                "__annotations__", {}
+            )
+        )
+        if (section, name) not in FILLED_BY_THE_CLI
+    ]
+    # The command's parameters are the field names: they must not collide across sections.
+    names = [o.field for o in options]
+    assert len(names) == len(set(names)), f"config fields share a name: {sorted(names)}"
+    return options
+
+
+CONFIG_OPTIONS = _config_options()
+# Config field → the option that sets it, so validation errors name what the user typed.
+OPTION_FOR_FIELD = {(o.section, o.field): o.flag for o in CONFIG_OPTIONS}
+
+
+def _metavar(kind: Any) -> str:
+    if typing.get_origin(kind) is typing.Literal:
+        return "|".join(str(v) for v in typing.get_args(kind))
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return "|".join(str(v.value) for v in kind)
+    return {int: "INT", float: "FLOAT", Path: "PATH"}.get(kind, "TEXT")
+
+
+def _parameter(option: ConfigOption) -> inspect.Parameter:
+    """The typer parameter of *option*: a flag pair for a bool, else a string the config
+    validates (so its errors, not click's, name the bound that was crossed)."""
+    help_text = option.info.description
+    default = option.info.default
+    if option.value_type is bool:
+        flags = f"{option.flag}/--no-{option.flag.removeprefix('--')}"
+        return inspect.Parameter(
+            option.field,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=bool(default),
+            annotation=Annotated[bool, typer.Option(flags, help=help_text)],
+        )
+    shown = default.value if isinstance(default, Enum) else default
+    return inspect.Parameter(
+        option.field,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None if shown is None else str(shown),
+        annotation=Annotated[
+            str | None,
+            typer.Option(option.flag, metavar=_metavar(option.value_type), help=help_text),
+        ],
+    )
+
+
+# What the command takes besides the configs' fields.
+_RUN_PARAMETERS = [
+    inspect.Parameter(
+        "checkpoint",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Path | None, typer.Option(help="Write the best-validation checkpoint here.")
+        ],
+    ),
+    inspect.Parameter(
+        "out",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[Path | None, typer.Option(help="Write the curves JSON here.")],
+    ),
+    inspect.Parameter(
+        "threads",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None, typer.Option(metavar="INT", help="CPU threads for torch.")
+        ],
+    ),
+]
+
 
 STATUS_STYLE = {
     RunStatus.COMPLETED: "green",
@@ -134,174 +222,68 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _validation_error_with_section(section: str, error: ValidationError) -> str:
-    """Pydantic reports locations relative to the sub-model; prefix its section."""
+    """Pydantic reports locations relative to the section; name the option instead. A
+    cross-field rule (empty location) starts its message with the field it blames."""
     parts = []
     for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else ""
-        option = OPTION_FOR_FIELD.get((section, field))
         message = str(item["msg"]).removeprefix("Value error, ")
+        field = str(item["loc"][0]) if item["loc"] else message.split(":", 1)[0]
+        option = OPTION_FOR_FIELD.get((section, field))
+        if not item["loc"] and option is not None:
+            message = message.split(":", 1)[1].strip()
         got = "" if item["type"] == "value_error" else f" (got {item['input']!r})"
         parts.append(f"{option or section}: {message}{got}")
     return "; ".join(parts)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `train` command to *app*."""
-
-    @app.command("train")
-    def train_command(
-        dataset: Annotated[
-            str,
-            typer.Option(
-                help="digits | mnist | fashion-mnist | cifar10 | cifar100 | imagefolder:<path> "
-                "(paths relative to the data root, SWEEPDOC_DATA_DIR)."
-            ),
-        ] = str(_D["dataset"]),
-        model: Annotated[str, typer.Option(help="simple | vgg | resnet")] = str(_M["arch"]),
-        lr: Annotated[str, typer.Option(metavar="FLOAT", help="Peak learning rate.")] = str(
-            _O["lr"]
-        ),
-        epochs: Annotated[str, typer.Option(metavar="INT")] = str(_O["epochs"]),
-        batch_size: Annotated[str, typer.Option(metavar="INT")] = str(_O["batch_size"]),
-        optimizer: Annotated[str, typer.Option(help="sgd | adam | adamw")] = str(_O["optimizer"]),
-        momentum: Annotated[str, typer.Option(metavar="FLOAT", help="sgd only.")] = str(
-            _O["momentum"]
-        ),
-        nesterov: Annotated[bool, typer.Option(help="sgd only.")] = bool(_O["nesterov"]),
-        weight_decay: Annotated[str, typer.Option(metavar="FLOAT")] = str(_O["weight_decay"]),
-        schedule: Annotated[str, typer.Option(help="none | cosine | step")] = str(_O["schedule"]),
-        warmup_epochs: Annotated[str, typer.Option(metavar="FLOAT")] = str(_O["warmup_epochs"]),
-        step_size: Annotated[
-            str, typer.Option(metavar="INT", help="step: epochs per decay.")
-        ] = str(_O["step_size"]),
-        step_gamma: Annotated[str, typer.Option(metavar="FLOAT", help="step: decay factor.")] = str(
-            _O["step_gamma"]
-        ),
-        grad_clip: Annotated[
-            str | None, typer.Option(metavar="FLOAT", help="Max global grad norm.")
-        ] = None,
-        label_smoothing: Annotated[str, typer.Option(metavar="FLOAT")] = str(_O["label_smoothing"]),
-        seed: Annotated[str, typer.Option(metavar="INT")] = str(_O["seed"]),
-        device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")] = str(_O["device"]),
-        width: Annotated[
-            str, typer.Option(metavar="INT", help="Channels of the first stage.")
-        ] = str(_M["width"]),
-        depth: Annotated[
-            str,
-            typer.Option(
-                metavar="INT", help="Convs (simple, vgg) or blocks (resnet) per stage; 0 = default."
-            ),
-        ] = str(_M["depth"]),
-        stages: Annotated[str, typer.Option(metavar="INT")] = str(_M["stages"]),
-        norm: Annotated[str, typer.Option(help="batch | layer | none")] = str(_M["norm"]),
-        activation: Annotated[
-            str, typer.Option(help="relu | gelu | sigmoid | tanh | leaky_relu")
-        ] = str(_M["activation"]),
-        dropout: Annotated[str, typer.Option(metavar="FLOAT", help="Drop probability.")] = str(
-            _M["dropout"]
-        ),
-        val_fraction: Annotated[str, typer.Option(metavar="FLOAT")] = str(_D["val_fraction"]),
-        train_subset: Annotated[
-            str | None,
-            typer.Option(metavar="INT", help="Keep only N training images (stratified)."),
-        ] = None,
-        label_noise: Annotated[
-            str, typer.Option(metavar="FLOAT", help="Fraction of training labels replaced.")
-        ] = str(_D["label_noise"]),
-        augment: Annotated[str, typer.Option(help="auto | none | crop | crop+flip")] = _D[
-            "augment"
-        ],
-        image_size: Annotated[
-            str | None, typer.Option(metavar="INT", help="imagefolder: resize to.")
-        ] = None,
-        split_seed: Annotated[str, typer.Option(metavar="INT")] = str(_D["split_seed"]),
-        storage: Annotated[str, typer.Option(help="imagefolder: auto | memory | stream")] = _D[
-            "storage"
-        ],
-        download: Annotated[
-            bool, typer.Option("--download", help="Let torchvision download missing files.")
-        ] = False,
-        init_from: Annotated[
-            Path | None, typer.Option(help="Start from this checkpoint (fine-tuning).")
-        ] = None,
-        finetune: Annotated[str, typer.Option(help="auto | full | linear-probe")] = "auto",
-        checkpoint: Annotated[
-            Path | None, typer.Option(help="Write the best-validation checkpoint here.")
-        ] = None,
-        out: Annotated[Path | None, typer.Option(help="Write the curves JSON here.")] = None,
-        threads: Annotated[
-            str | None, typer.Option(metavar="INT", help="CPU threads for torch.")
-        ] = None,
-    ) -> None:
-        """Train one CNN and show each epoch; --out FILE writes its curves JSON."""
-        raw: dict[str, dict[str, Any]] = {
-            "data": {
-                "dataset": dataset,
-                "data_dir": get_settings().resolved_data_dir,
-                "download": download,
-                "val_fraction": val_fraction,
-                "train_subset": train_subset,
-                "label_noise": label_noise,
-                "augment": augment,
-                "image_size": image_size,
-                "split_seed": split_seed,
-                "storage": storage,
-            },
-            "model": {
-                "arch": model,
-                "width": width,
-                "depth": depth,
-                "stages": stages,
-                "norm": norm,
-                "activation": activation,
-                "dropout": dropout,
-            },
-            "optim": {
-                "lr": lr,
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "optimizer": optimizer,
-                "momentum": momentum,
-                "nesterov": nesterov,
-                "weight_decay": weight_decay,
-                "schedule": schedule,
-                "warmup_epochs": warmup_epochs,
-                "step_size": step_size,
-                "step_gamma": step_gamma,
-                "grad_clip": grad_clip,
-                "label_smoothing": label_smoothing,
-                "seed": seed,
-                "device": device,
-                "init_from": init_from,
-                "finetune": finetune,
-            },
-        }
-        config = _config_or_exit(raw)
-        if threads is not None:
-            if not threads.isdigit() or int(threads) < 1:
-                raise _fail(f"--threads: must be a whole number >= 1 (got {threads!r})")
-            import torch  # the command's heavy imports wait until it runs
-
-            torch.set_num_threads(int(threads))
-        history = _run_with_display(config, checkpoint)
-        if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(history.to_json(), indent=2, allow_nan=False) + "\n")
-            Console().print(f"curves written to {out}", highlight=False)
-
-
-def _config_or_exit(raw: dict[str, dict[str, Any]]) -> RunConfig:
-    sections = {k: {f: v for f, v in fields.items() if v is not None} for k, fields in raw.items()}
-    built: dict[str, Any] = {}
+def run_config(values: dict[str, Any], *, data_dir: Path) -> RunConfig:
+    """The run config from the options' *values* (by field name; None or absent = the
+    config's default), or ValueError naming each bad option and why."""
+    sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for option in CONFIG_OPTIONS:
+        value = values.get(option.field)
+        if value is not None:
+            sections[option.section][option.field] = value
+    sections["data"]["data_dir"] = data_dir
+    built: dict[str, BaseModel] = {}
     problems: list[str] = []
-    for name, cls in (("data", DataConfig), ("model", ModelConfig), ("optim", OptimConfig)):
+    for name, model in SECTIONS.items():
         try:
-            built[name] = cls.model_validate(sections[name])
+            built[name] = model.model_validate(sections[name])
         except ValidationError as e:
             problems.append(_validation_error_with_section(name, e))
     if problems:
-        raise _fail("; ".join(problems))
-    return RunConfig(**built)
+        raise ValueError("; ".join(problems))
+    return RunConfig.model_validate(built)
+
+
+def train(**options: Any) -> None:
+    """Train one CNN and show each epoch; --out FILE writes its curves JSON."""
+    checkpoint: Path | None = options.pop("checkpoint")
+    out: Path | None = options.pop("out")
+    threads: str | None = options.pop("threads")
+    try:
+        config = run_config(options, data_dir=get_settings().resolved_data_dir)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    if threads is not None:
+        if not threads.isdigit() or int(threads) < 1:
+            raise _fail(f"--threads: must be a whole number >= 1 (got {threads!r})")
+        import torch  # the command's heavy imports wait until it runs
+
+        torch.set_num_threads(int(threads))
+    history = _run_with_display(config, checkpoint)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(history.to_json(), indent=2, allow_nan=False) + "\n")
+        Console().print(f"curves written to {out}", highlight=False)
+
+
+# typer reads a command's options from its signature, and inspect.signature honours
+# __signature__: the options are the configs' fields, then the run's own.
+vars(train)["__signature__"] = inspect.Signature(
+    [*(_parameter(o) for o in CONFIG_OPTIONS), *_RUN_PARAMETERS]
+)
 
 
 def _run_with_display(config: RunConfig, checkpoint: Path | None) -> History:
@@ -327,12 +309,12 @@ def _run_with_display(config: RunConfig, checkpoint: Path | None) -> History:
         )
         return None
 
-    from trainer import train  # loads torch: only when a training actually runs
+    from trainer import train as run_training  # loads torch: only when a run starts
 
     started = time.perf_counter()
     try:
         with progress:
-            history = train(config, on_epoch=on_epoch, checkpoint_path=checkpoint)
+            history = run_training(config, on_epoch=on_epoch, checkpoint_path=checkpoint)
     except TrainerError as e:
         raise _fail(str(e)) from None
     except KeyboardInterrupt:

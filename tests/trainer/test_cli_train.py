@@ -20,7 +20,7 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[typer.Typer
     # The real command, registered on its own app so these tests do not depend on the
     # other subcommands.
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    train_command.register(app)
+    app.command()(train_command.train)
 
     @app.command("noop", hidden=True)
     def noop() -> None:  # a second command keeps typer from collapsing `train` away
