@@ -31,6 +31,7 @@ from studies import queue
 from studies.db import Database
 from studies.schema_setup import create_schema
 from studies.trial_run import TrialRun, WorkerContext
+from trainer import DeviceName
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class WorkerOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     database_url: str
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$")
+    device: DeviceName = "auto"
     data_dir: Path
     artifacts_dir: Path
     name: str | None = Field(None, description="Default: host:pid.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 import threading
 from typing import Annotated
@@ -16,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from service.settings import get_settings
 from studies.db import configure_pool
 from studies.worker import WorkerOptions, run_worker
+from trainer import check_device as check_device_name
 
 logger = logging.getLogger("sweepdoc.worker")
 
@@ -39,10 +39,10 @@ def _watch_parent(parent_pid: int, stop: threading.Event, drain: threading.Event
 def check_device(device: str) -> None:
     """Refuse a CUDA device this machine does not have, before any trial is claimed (a worker
     on a missing GPU would otherwise fail every trial it takes)."""
-    if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+", device):
-        raise typer.BadParameter(
-            f"expected auto, cpu, cuda or cuda:N, got {device!r}", param_hint="--device"
-        )
+    try:
+        check_device_name(device)  # the trainer's one device check
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--device") from None
     if not device.startswith("cuda"):
         return
     import torch  # deferred: only CUDA workers pay for the check here
