@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 
 from studies.db import Database
@@ -49,3 +50,13 @@ def tiny_spec(**overrides: Any) -> dict[str, Any]:
         else:
             spec[key] = value
     return spec
+
+
+def optuna_trials(url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
+    """The trials as Optuna itself reads them from *url* (what the dashboard shows), through
+    a storage of their own (what ``optuna.load_study(storage=url)`` builds), closed after."""
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage).trials
+    finally:
+        storage.engine.dispose()

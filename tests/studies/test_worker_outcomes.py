@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import optuna
 import pytest
 import torch
 from optuna.trial import TrialState as OptunaState
@@ -16,7 +15,7 @@ from studies import queue, store
 from studies.db import Database, TrialState
 from studies.spec import parse_spec
 from studies.worker import WorkerOptions, run_worker
-from tests.studies.conftest import tiny_spec
+from tests.studies.conftest import optuna_trials, tiny_spec
 
 
 @pytest.fixture(autouse=True)
@@ -53,11 +52,7 @@ def test_a_trial_that_raises_fails_alone_with_its_error_and_the_worker_goes_on(
     assert failed.state is TrialState.FAILED
     assert failed.error is not None and "DatasetError" in failed.error and "mnist" in failed.error
     assert store.list_trials(db, fine.id).data[0].state is TrialState.COMPLETE
-    storage = optuna.storages.RDBStorage(db.url)
-    try:
-        trials = optuna.load_study(study_name=broken.optuna_study_name, storage=storage).trials
-    finally:
-        storage.engine.dispose()
+    trials = optuna_trials(db.url, broken.optuna_study_name)
     assert [t.state for t in trials] == [OptunaState.FAIL]
 
 
@@ -109,6 +104,8 @@ def test_a_stop_request_hands_the_running_trial_back_without_using_a_retry(
     assert [a.error for a in trial.attempts] == [
         "released: worker stopped before the trial finished"
     ]
+    # Its Optuna trial (found by number through the storage's public API) is closed as FAIL.
+    assert [t.state for t in optuna_trials(db.url, study.optuna_study_name)] == [OptunaState.FAIL]
     # The next claim gets it as a first attempt again.
     again = queue.claim_next(db, worker="next", device="cpu")
     assert again is not None and again.trial_id == slot and again.attempt == 1
@@ -135,11 +132,7 @@ def test_sampled_studies_run_every_slot_with_the_samplers_params_and_the_pruner(
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
     assert all(1e-4 <= t.params["lr"] <= 1e-1 and t.params["width"] in (4, 6) for t in trials)
     assert len({t.params["lr"] for t in trials}) == 5
-    storage = optuna.storages.RDBStorage(db.url)
-    try:
-        frozen = optuna.load_study(study_name=study.optuna_study_name, storage=storage).trials
-    finally:
-        storage.engine.dispose()
+    frozen = optuna_trials(db.url, study.optuna_study_name)
     expected = {TrialState.COMPLETE: OptunaState.COMPLETE, TrialState.PRUNED: OptunaState.PRUNED}
     assert sorted((t.number, t.state) for t in frozen) == sorted(
         (t.optuna_trial_number, expected[t.state]) for t in trials
@@ -165,8 +158,8 @@ def test_stored_diagnoses_feed_the_trial_and_study_summaries(db: Database, tmp_p
         assert diagnosis.confidence == pytest.approx(trial.confidence)
     summary = store.study_diagnosis(db, study.id)
     assert sorted(entry.lr for entry in summary.labels_by_lr) == [0.001, 0.01, 0.1]
-    followup = parse_spec(summary.followup_spec)  # the next study is submittable as is
-    assert followup.dataset == "digits"
+    followup = summary.followup_spec  # a typed StudySpec, submittable as is
+    assert followup is not None and followup.dataset == "digits"
 
 
 def test_an_error_after_training_fails_the_trial_not_the_worker(
@@ -183,9 +176,5 @@ def test_an_error_after_training_fails_the_trial_not_the_worker(
         assert detail.state is TrialState.FAILED
         assert detail.error is not None and "blocked" in detail.error
         assert detail.epochs_done == 1  # the training itself was recorded
-    storage = optuna.storages.RDBStorage(db.url)
-    try:
-        frozen = optuna.load_study(study_name=study.optuna_study_name, storage=storage).trials
-    finally:
-        storage.engine.dispose()
+    frozen = optuna_trials(db.url, study.optuna_study_name)
     assert [t.state for t in frozen] == [OptunaState.FAIL, OptunaState.FAIL]

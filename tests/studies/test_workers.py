@@ -25,7 +25,7 @@ from studies.optuna_bridge import close_storages
 from studies.schema_setup import create_schema
 from studies.spec import parse_spec
 from studies.worker import WorkerOptions
-from tests.studies.conftest import tiny_spec
+from tests.studies.conftest import optuna_trials, tiny_spec
 
 _WORKER_MAIN = (
     "import sys\n"
@@ -102,14 +102,6 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float = 90.0) -> An
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
-def _optuna_trials(url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
-    storage = optuna.storages.RDBStorage(url)  # what optuna.load_study(storage=url) builds
-    try:
-        return optuna.load_study(study_name=study_name, storage=storage).trials
-    finally:
-        storage.engine.dispose()
-
-
 def test_four_workers_run_every_grid_point_exactly_once_and_optuna_agrees(
     db_url: str, workers: Workers, tmp_path: Path
 ) -> None:
@@ -153,9 +145,9 @@ def _four_workers_exactly_once(db: Database, workers: Workers, tmp_path: Path) -
         assert trial.label is not None and trial.diagnosis is not None
 
     # Optuna's own view (what the dashboard shows) is the same set of trials.
-    optuna_trials = _optuna_trials(db.url, final.optuna_study_name)
-    assert len(optuna_trials) == len(grid)
-    by_number = {t.number: t for t in optuna_trials}
+    in_optuna = optuna_trials(db.url, final.optuna_study_name)
+    assert len(in_optuna) == len(grid)
+    by_number = {t.number: t for t in in_optuna}
     for trial in trials:
         assert trial.optuna_trial_number is not None
         frozen = by_number[trial.optuna_trial_number]
@@ -170,7 +162,7 @@ def _four_workers_exactly_once(db: Database, workers: Workers, tmp_path: Path) -
         system_attrs = storage.get_study_system_attrs(
             storage.get_study_id_from_name(final.optuna_study_name)
         )
-        for frozen in optuna_trials:
+        for frozen in in_optuna:
             note = get_note_from_system_attrs(system_attrs, frozen._trial_id)["body"]
             assert frozen.user_attrs["label"] in note and "Evidence" in note
             metas = get_all_artifact_meta(frozen, storage=storage)
@@ -232,14 +224,14 @@ def test_kill_9_of_a_worker_mid_trial_fails_its_attempt_and_the_point_runs_again
     assert all(t.state is TrialState.COMPLETE for t in trials)
 
     # In Optuna: each point completed exactly once, plus the killed attempt as FAIL.
-    optuna_trials = _optuna_trials(db.url, final.optuna_study_name)
+    in_optuna = optuna_trials(db.url, final.optuna_study_name)
     completed = collections.Counter(
-        t.params["lr"] for t in optuna_trials if t.state == OptunaState.COMPLETE
+        t.params["lr"] for t in in_optuna if t.state == OptunaState.COMPLETE
     )
     assert completed == dict.fromkeys(grid, 1)
-    failed = [t for t in optuna_trials if t.state == OptunaState.FAIL]
+    failed = [t for t in in_optuna if t.state == OptunaState.FAIL]
     assert [t.params for t in failed] == [victim_trial.params]
-    assert len(optuna_trials) == len(grid) + 1
+    assert len(in_optuna) == len(grid) + 1
 
 
 def test_cancel_stops_the_running_trial_at_its_next_epoch_and_keeps_finished_results(
@@ -274,7 +266,7 @@ def test_cancel_stops_the_running_trial_at_its_next_epoch_and_keeps_finished_res
     assert store.get_study(db, study.id).status is StudyStatus.CANCELLED
     states = {
         t.number: t.state
-        for t in _optuna_trials(db.url, store.get_study(db, study.id).optuna_study_name)
+        for t in optuna_trials(db.url, store.get_study(db, study.id).optuna_study_name)
     }
     assert states[first.optuna_trial_number] == OptunaState.COMPLETE  # type: ignore[index]
     assert states[second.optuna_trial_number] == OptunaState.PRUNED  # type: ignore[index]
