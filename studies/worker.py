@@ -126,6 +126,9 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 class _Worker:
+    """One worker process: its name and device, the claim loop, and what its trials call
+    back into (``touch``, ``reap``, through ``WorkerContext``)."""
+
     def __init__(
         self, options: WorkerOptions, stop: threading.Event, drain: threading.Event
     ) -> None:
@@ -150,6 +153,7 @@ class _Worker:
         )
 
     def touch(self, current_trial_id: int | None) -> None:
+        """Mark this worker alive (``/readyz``), running *current_trial_id* or nothing."""
         queue.touch_worker(
             self.db,
             name=self.name,
@@ -160,6 +164,7 @@ class _Worker:
         )
 
     def reap(self) -> None:
+        """Reap dead peers' slots, at most once per ``heartbeat_interval_s``."""
         now = time.monotonic()
         if now - self._last_reap < self.options.heartbeat_interval_s:
             return
