@@ -10,6 +10,7 @@ from fastapi import Depends, Path, Request
 from service.settings import Settings
 from studies.db import Database
 from studies.schema_setup import create_schema
+from studies.spec import SpecLimits
 
 # Ids are sweepdoc's own integers; the bound keeps an absurd id a clear 422 instead of an
 # integer overflow inside the database driver.
@@ -39,6 +40,12 @@ def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
+def get_spec_limits(settings: Annotated[Settings, Depends(get_settings_dep)]) -> SpecLimits:
+    """This server's limits on a study (submissions are checked against them, and a study's
+    follow-up spec is planned within them)."""
+    return SpecLimits(max_trials=settings.max_trials_per_study, max_epochs=settings.max_epochs)
+
+
 def get_database(request: Request) -> Database:
     """The app's database, its schema in place."""
     guard: SchemaGuard = request.app.state.schema_guard
@@ -56,5 +63,6 @@ def get_raw_database(request: Request) -> Database:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 RawDatabaseDep = Annotated[Database, Depends(get_raw_database)]
+SpecLimitsDep = Annotated[SpecLimits, Depends(get_spec_limits)]
 StudyId = Annotated[int, Path(ge=1, le=_MAX_ID, description="sweepdoc's id of the study.")]
 TrialId = Annotated[int, Path(ge=1, le=_MAX_ID, description="sweepdoc's id of the trial.")]

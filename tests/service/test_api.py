@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 
 from service.api import create_app
 from service.settings import Settings
-from studies.db import Database
+from studies.db import Database, TrialState
 from tests.service.factory import diverged_curves, healthy_curves, tiny_spec
-from tests.studies.test_store import BEST_TRIAL_GRID, BEST_TRIAL_STUDIES, run_outcomes
+from tests.studies.test_store import BEST_TRIAL_GRID, BEST_TRIAL_STUDIES, Outcome, run_outcomes
 
 STUDY_KEYS = {"id", "name", "status", "spec", "counts", "best_trial", "progress", "created_at",
               "url", "optuna_study_name", "trial_count"}
@@ -377,3 +377,22 @@ def test_the_study_and_its_summary_name_the_same_best_trial(
     summary = api.get(f"{submitted['url']}/diagnosis").json()
 
     assert (best and best["number"]) == summary["best_trial"] == expected
+
+
+def test_the_follow_up_study_stays_within_this_servers_limits(tmp_path: Any) -> None:
+    settings = Settings(home=tmp_path / "home", database_url=None, api_token=None, max_epochs=5)
+    improving = Outcome(TrialState.COMPLETE, (0.3, 0.6, 0.75, 0.8), (1.5, 1.0, 0.8, 0.7))
+    with TestClient(create_app(settings)) as api:
+        study = submit(api, tiny_spec(grid=(0.1, 0.01), epochs=4))
+        database = Database(settings.resolved_database_url)
+        try:
+            run_outcomes(database, study["id"], [improving])
+        finally:
+            database.dispose()
+
+        summary = api.get(f"{study['url']}/diagnosis").json()
+
+        # The best run was still improving: twice its 4 epochs, cut to this server's 5.
+        assert summary["best_label"] == "undertrained"
+        assert summary["followup_spec"]["train"]["epochs"] == 5
+        submit(api, summary["followup_spec"])  # accepted as is

@@ -6,13 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from service.api.deps import DatabaseDep, SettingsDep, StudyId
+from service.api.deps import DatabaseDep, SettingsDep, SpecLimitsDep, StudyId
 from service.api.errors import QueueFullError, error_responses
 from studies import store
 from studies.db import StudyStatus
 from studies.diagnosis import StudySummary
 from studies.schemas import Page, StudyPublic
-from studies.spec import SpecLimits, StudySpec, check_submission
+from studies.spec import StudySpec, check_submission
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"])
 
@@ -31,6 +31,7 @@ def create_study(
     spec: StudySpec,
     database: DatabaseDep,
     settings: SettingsDep,
+    limits: SpecLimitsDep,
     request: Request,
     response: Response,
 ) -> StudyPublic:
@@ -40,9 +41,6 @@ def create_study(
     a dataset path outside its data root; 429 when `max_queued_studies` are unfinished.
     Nothing is written unless the study is accepted.
     """
-    limits = SpecLimits(
-        max_trials=settings.max_trials_per_study, max_epochs=settings.max_epochs
-    )
     check_submission(spec, limits=limits, data_root=settings.resolved_data_dir)
     # A soft limit: two submissions racing past the check can exceed it by one each.
     unfinished = store.count_unfinished_studies(database)
@@ -85,9 +83,12 @@ def cancel_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
     response_model=StudySummary,
     responses=error_responses(404, 422, 503),
 )
-def get_study_diagnosis(study_id: StudyId, database: DatabaseDep) -> StudySummary:
-    """Labels by learning rate, the usable LR window, the next step and a follow-up spec."""
-    return store.study_diagnosis(database, study_id)
+def get_study_diagnosis(
+    study_id: StudyId, database: DatabaseDep, limits: SpecLimitsDep
+) -> StudySummary:
+    """Labels by learning rate, the usable LR window, the next step and a follow-up spec
+    within this server's limits (`max_trials_per_study`, `max_epochs`), ready to submit."""
+    return store.study_diagnosis(database, study_id, limits=limits)
 
 
 @router.get(
