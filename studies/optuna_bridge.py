@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState as OptunaState
@@ -204,12 +205,12 @@ def annotate(
     if confidence is not None:
         trial.set_user_attr(ATTR_CONFIDENCE, round(confidence, 3))
     if note is not None:
+        # Imported on first use: optuna_dashboard takes ~2.4 s to import, which every
+        # process importing this module (the API, the CLI) would otherwise pay.
         from optuna_dashboard import save_note
 
         save_note(trial, note)
     if plot is not None:
-        from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-
         artifacts_dir.mkdir(parents=True, exist_ok=True)
         upload_artifact(
             artifact_store=FileSystemArtifactStore(str(artifacts_dir)),
