@@ -126,31 +126,50 @@ def resident(
 
 
 def _stratified_split(images: Split, val_fraction: float, seed: int) -> tuple[Split, Split]:
-    labels = images.y.numpy()
-    try:
-        train_idx, val_idx = train_test_split(
-            np.arange(len(labels)), test_size=val_fraction, stratify=labels, random_state=seed
-        )
-    except ValueError as e:
-        raise DatasetError(
-            f"cannot split {len(labels)} images into train/val with val_fraction="
-            f"{val_fraction} stratified by class: {e}"
-        ) from e
+    train_idx, val_idx = _stratified_indices(
+        images,
+        seed,
+        test_size=val_fraction,
+        refusal=f"cannot split {len(images.y)} images into train/val with val_fraction="
+        f"{val_fraction} stratified by class",
+    )
     return images.take(train_idx), images.take(val_idx)
 
 
 def _stratified_subset(images: Split, size: int, seed: int) -> Split:
+    keep, _ = _stratified_indices(
+        images,
+        seed,
+        train_size=size,
+        refusal=f"train_subset={size}: cannot draw a class-stratified subset of "
+        f"{len(images.y)} training images",
+    )
+    return images.take(keep)
+
+
+def _stratified_indices(
+    images: Split,
+    seed: int,
+    *,
+    refusal: str,
+    train_size: int | None = None,
+    test_size: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of *images* cut in two with each class in proportion (scikit-learn's
+    ``train_test_split``, seeded); a cut it cannot make (a class too small for it) raises a
+    DatasetError that starts with *refusal*."""
     labels = images.y.numpy()
     try:
-        keep, _ = train_test_split(
-            np.arange(len(labels)), train_size=size, stratify=labels, random_state=seed
+        first, second = train_test_split(
+            np.arange(len(labels)),
+            train_size=train_size,
+            test_size=test_size,
+            stratify=labels,
+            random_state=seed,
         )
     except ValueError as e:
-        raise DatasetError(
-            f"train_subset={size}: cannot draw a class-stratified subset of {len(labels)} "
-            f"training images: {e}"
-        ) from e
-    return images.take(keep)
+        raise DatasetError(f"{refusal}: {e}") from e
+    return first, second
 
 
 def _with_label_noise(images: Split, fraction: float, seed: int) -> Split:

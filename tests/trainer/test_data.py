@@ -32,6 +32,12 @@ def test_split_is_stratified_seeded_and_disjoint() -> None:
     assert overlap <= 2  # digits has a couple of exact duplicate images
 
 
+def test_a_val_split_too_small_for_every_class_is_refused_by_name() -> None:
+    # 0.2% of 1,797 images is 4 validation images: not one per class of the 10.
+    with pytest.raises(DatasetError, match=r"cannot split 1797 images .* val_fraction=0.002"):
+        prepare_data(DataConfig(val_fraction=0.002), CPU)
+
+
 def test_mean_and_std_come_from_the_training_split_only() -> None:
     data = prepare_data(DataConfig(), CPU)
     # After normalisation the training images have mean 0 and std 1 per channel ...
