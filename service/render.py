@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -115,110 +115,130 @@ def follow(
 
     *on_poll* runs before every poll; an exception it raises ends the follow.
     """
-    check = on_poll or (lambda: None)
-    if console.is_terminal:
-        return _follow_bars(client, study_id, console, poll_s, check)
-    return _follow_lines(client, study_id, console, poll_s, check)
-
-
-def _follow_bars(
-    client: SweepdocClient,
-    study_id: int,
-    console: Console,
-    poll_s: float,
-    check: Callable[[], None],
-) -> StudyPublic:
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(bar_width=30),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
+    first = client.study(study_id)
+    epochs = spec_epochs(first)
+    view: _ProgressView = (
+        _Bars(console, first, epochs) if console.is_terminal else _Lines(console, first, epochs)
     )
-    with Progress(*columns, console=console, refresh_per_second=4) as progress:
-        first = client.study(study_id)
-        epochs = spec_epochs(first)
-        overall = progress.add_task(
+    outage_since: float | None = None
+    try:
+        while True:
+            if on_poll is not None:
+                on_poll()
+            polled = _poll(client, study_id, outage_since)
+            if polled is None:
+                outage_since = outage_since or time.monotonic()
+                view.outage()
+            else:
+                outage_since = None
+                study, trials = polled
+                view.show(study, trials)
+                if study is not None and study.status in FINISHED_STUDY:
+                    return study
+            time.sleep(poll_s)
+    finally:
+        view.close()
+
+
+class _ProgressView(Protocol):
+    """How `follow` shows each poll: bars in a terminal, lines in a pipe or a file."""
+
+    def show(self, study: StudyPublic | None, trials: Sequence[TrialPublic]) -> None:
+        """One poll's trials; *study* is given once every trial has finished."""
+        ...
+
+    def outage(self) -> None:
+        """The server did not answer this poll (tolerated for a while)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _Bars:
+    """One progress bar for the study (trials finished) and one per trial (epochs done)."""
+
+    def __init__(self, console: Console, first: StudyPublic, epochs: int) -> None:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+        )
+        self.progress = Progress(*columns, console=console, refresh_per_second=4)
+        self.progress.start()
+        self.epochs = epochs
+        self.overall = self.progress.add_task(
             f"study {first.id} [bold]{first.name}[/]",
             total=first.trial_count,
             status=first.status.value,
         )
-        bars: dict[int, TaskID] = {}
-        outage_since: float | None = None
-        while True:
-            check()
-            polled = _poll(client, study_id, outage_since)
-            if polled is None:
-                outage_since = outage_since or time.monotonic()
-                progress.update(overall, status="server not answering; retrying")
-                time.sleep(poll_s)
-                continue
-            outage_since = None
-            study, trials = polled
-            for trial in trials:
-                # Random/tpe trials learn their learning rate when a worker starts them.
-                description = f"  trial {trial.number:>3}  lr {fmt_lr(trial.params.get('lr'))}"
-                if trial.id not in bars:
-                    # Not started: a waiting trial's clock starts when a worker takes it.
-                    bars[trial.id] = progress.add_task(
-                        description, total=epochs, status="", start=False
-                    )
-                bar = bars[trial.id]
-                progress.update(
-                    bar,
-                    description=description,
-                    completed=trial.epochs_done,
-                    status=trial_status_text(trial, epochs),
-                )
-                task = next(t for t in progress.tasks if t.id == bar)
-                if trial.state is not TrialState.WAITING and not task.started:
-                    progress.start_task(bar)
-                if trial.state.finished and task.stop_time is None:
-                    progress.stop_task(bar)
-            done = sum(1 for t in trials if t.state.finished)
-            status = study.status.value if study is not None else _running_status(trials)
-            progress.update(overall, completed=done, status=status)
-            if study is not None and study.status in FINISHED_STUDY:
-                return study
-            time.sleep(poll_s)
+        self.bars: dict[int, TaskID] = {}
 
-
-def _follow_lines(
-    client: SweepdocClient,
-    study_id: int,
-    console: Console,
-    poll_s: float,
-    check: Callable[[], None],
-) -> StudyPublic:
-    seen: dict[int, str] = {}
-    last_status: str | None = None
-    outage_since: float | None = None
-    first = client.study(study_id)
-    epochs = spec_epochs(first)
-    while True:
-        check()
-        polled = _poll(client, study_id, outage_since)
-        if polled is None:
-            outage_since = outage_since or time.monotonic()
-            time.sleep(poll_s)
-            continue
-        outage_since = None
-        study, trials = polled
-        status = study.status.value if study is not None else _running_status(trials)
-        if status != last_status:
-            console.print(f"study {first.id} {first.name}: {status}", highlight=False)
-            last_status = status
+    def show(self, study: StudyPublic | None, trials: Sequence[TrialPublic]) -> None:
+        progress = self.progress
         for trial in trials:
-            text = trial_status_text(trial, epochs)
-            if seen.get(trial.id) != text:
-                console.print(
+            # Random/tpe trials learn their learning rate when a worker starts them.
+            description = f"  trial {trial.number:>3}  lr {fmt_lr(trial.params.get('lr'))}"
+            if trial.id not in self.bars:
+                # Not started: a waiting trial's clock starts when a worker takes it.
+                self.bars[trial.id] = progress.add_task(
+                    description, total=self.epochs, status="", start=False
+                )
+            bar = self.bars[trial.id]
+            progress.update(
+                bar,
+                description=description,
+                completed=trial.epochs_done,
+                status=trial_status_text(trial, self.epochs),
+            )
+            task = next(t for t in progress.tasks if t.id == bar)
+            if trial.state is not TrialState.WAITING and not task.started:
+                progress.start_task(bar)
+            if trial.state.finished and task.stop_time is None:
+                progress.stop_task(bar)
+        done = sum(1 for t in trials if t.state.finished)
+        status = study.status.value if study is not None else _running_status(trials)
+        progress.update(self.overall, completed=done, status=status)
+
+    def outage(self) -> None:
+        self.progress.update(self.overall, status="server not answering; retrying")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+class _Lines:
+    """One line whenever the study's or a trial's status changes, for logs."""
+
+    def __init__(self, console: Console, first: StudyPublic, epochs: int) -> None:
+        self.console = console
+        self.first = first
+        self.epochs = epochs
+        self.seen: dict[int, str] = {}
+        self.last_status: str | None = None
+
+    def show(self, study: StudyPublic | None, trials: Sequence[TrialPublic]) -> None:
+        status = study.status.value if study is not None else _running_status(trials)
+        if status != self.last_status:
+            self.console.print(
+                f"study {self.first.id} {self.first.name}: {status}", highlight=False
+            )
+            self.last_status = status
+        for trial in trials:
+            text = trial_status_text(trial, self.epochs)
+            if self.seen.get(trial.id) != text:
+                self.console.print(
                     f"  trial {trial.number} lr {fmt_lr(trial.params.get('lr'))}: {text}",
                     highlight=False,
                 )
-                seen[trial.id] = text
-        if study is not None and study.status in FINISHED_STUDY:
-            return study
-        time.sleep(poll_s)
+                self.seen[trial.id] = text
+
+    def outage(self) -> None:
+        """Nothing to print: the next line comes when the server answers again."""
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def _by_lr(trials: Sequence[TrialPublic]) -> list[TrialPublic]:
