@@ -9,7 +9,7 @@ on the server and answered with a plain 500.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -189,19 +189,30 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register every handler above on *app*."""
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
-    app.add_exception_handler(NotFoundError, _on_not_found)
-    app.add_exception_handler(SpecError, _on_spec_error)
-    app.add_exception_handler(ConflictError, _on_conflict)
-    app.add_exception_handler(QueueFullError, _on_queue_full)
-    app.add_exception_handler(StudiesError, _on_studies_error)
-    app.add_exception_handler(OperationalError, _on_database_error)
-    app.add_exception_handler(PoolTimeoutError, _on_database_error)
-    app.add_exception_handler(InterfaceError, _on_database_error)
+ErrorHandler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+# Which handler answers which exception. Starlette picks the entry of the exception's
+# nearest class, so StudiesError catches the domain errors without an entry of their own
+# and Exception only what nothing else claims.
+_HANDLERS: tuple[tuple[type[Exception], ErrorHandler], ...] = (
+    (RequestValidationError, _on_validation_error),
+    (NotFoundError, _on_not_found),
+    (SpecError, _on_spec_error),
+    (ConflictError, _on_conflict),
+    (QueueFullError, _on_queue_full),
+    (StudiesError, _on_studies_error),
+    (OperationalError, _on_database_error),
+    (PoolTimeoutError, _on_database_error),
+    (InterfaceError, _on_database_error),
     # Optuna wraps the driver's error of a failed write (submitting a study while the
     # database is down) in its own exception: the same 503, not a 500.
-    app.add_exception_handler(StorageInternalError, _on_database_error)
-    app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    app.add_exception_handler(Exception, _on_unexpected)
+    (StorageInternalError, _on_database_error),
+    (StarletteHTTPException, _on_http_error),
+    (Exception, _on_unexpected),
+)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every handler above on *app*."""
+    for exception, handler in _HANDLERS:
+        app.add_exception_handler(exception, handler)
