@@ -18,8 +18,7 @@ app = typer.Typer(
 # In the order `sweepdoc --help` lists them; each command's name is its function's.
 for command in (demo.demo, serve.serve, worker.worker, submit.submit, status.status):
     app.command()(command)
-for command_module in (diagnose,):  # not yet module-level commands
-    command_module.register(app)
+diagnose.register(app)  # not yet a module-level command: it registers itself
 app.command()(train.train)
 
 
