@@ -12,7 +12,8 @@ every task below is made from real images without touching the trainer:
   so a model that reaches it has converged, not underfit.
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
-tree (images 0–5,999) and the pretraining checkpoints never saw.
+tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
+checkpoints are trained, draw from images 0–5,999, so fine-tuning always meets new images.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Task:
     rotate: bool = False  # class = (digit, one of ROTATIONS): 4× the classes
     noise: float = 0.0  # share of ALL labels (train and val) replaced by another class
     limit: int | None = None  # at most this many images (MNIST: the task's budget)
+    pretraining: bool = False  # MNIST: draw from images 0–5,999 (a checkpoint's task)
 
     @property
     def num_classes(self) -> int:
@@ -68,6 +70,12 @@ TASKS = {
         Task("noisy25", "digits", tuple(range(10)), noise=0.25),
         Task("mnist2", "mnist", (4, 9), limit=1600),
         Task("mnist5", "mnist", (0, 1, 2, 3, 4), limit=2000),
+        # The fine-tuning families' checkpoints are trained on other MNIST images, with the
+        # target task's class count (a checkpoint's head must match it to load).
+        Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,
+             pretraining=True),
+        Task("pre-mnist2", "mnist", (3, 8), limit=1600, pretraining=True),
+        Task("pre-mnist5", "mnist", (0, 1, 2, 3, 4), limit=3000, pretraining=True),
     )
 }
 
@@ -79,7 +87,8 @@ def _items(task: Task, mnist_source: Path | None) -> list[Item]:
         if mnist_source is None:
             raise ValueError(f"task {task.name!r} needs the MNIST folder (--mnist)")
         images, labels = mnist_images(mnist_source)
-        images, labels = images[MNIST_FRESH_FROM:], labels[MNIST_FRESH_FROM:]
+        drawn = slice(None, MNIST_FRESH_FROM) if task.pretraining else slice(MNIST_FRESH_FROM, None)
+        images, labels = images[drawn], labels[drawn]
     keep = np.isin(labels, task.classes)
     images, labels = images[keep][: task.limit], labels[keep][: task.limit]
     rng = np.random.default_rng(0)  # a task is one fixed dataset, whatever the run's seed

@@ -1,7 +1,7 @@
 """The diagnoser on the held-out half of the labeled set of REAL training runs.
 
-bench/diagnoser holds ≥ 100 real runs whose label is true by construction, plus cuts of the
-long constant-LR ones labeled by what the rest of the run bears out (evaluate.py says how).
+bench/diagnoser holds ≥ 170 real runs in two waves whose label is true by construction, plus
+cuts of them labeled by what the rest of each run shows (bench/diagnoser/dataset.py says how).
 The thresholds were tuned on the training half only; this guards the held-out numbers
 reported in docs/diagnoser.md against regressions. It is an accuracy test, not a timing one.
 """
@@ -40,13 +40,58 @@ def runs(evaluate: ModuleType) -> list[dict[str, Any]]:
 
 
 def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
-    assert len(runs) >= 100
+    labels = {"healthy", "overfitting", "underfitting", "undertrained", "diverged"}
+    assert len(runs) >= 170
     assert {r["dataset"] for r in runs} == {"digits", "mnist"}
-    labels = {r["label"] for r in runs}
-    assert labels == {"healthy", "overfitting", "underfitting", "undertrained", "diverged"}
+    assert {r["label"] for r in runs} == labels
+    second = [r for r in runs if r.get("wave") == 2]
+    assert len(second) >= 70
+    optims = [r["config"]["optim"] for r in runs]
+
+    # Schedules, warm-up and fine-tuning, with the labels each kind can really produce.
+    assert {o.get("schedule", "none") for o in optims} == {"none", "cosine", "step"}
+    step = {r["label"] for r in runs if r["config"]["optim"].get("schedule") == "step"}
+    assert {"healthy", "overfitting", "underfitting"} <= step
+    assert sum(o.get("warmup_epochs", 0) > 0 for o in optims) >= 8
+    finetuned = [r for r in second if r["config"]["pretrained"]]
+    assert {r["label"] for r in finetuned} == labels - {"underfitting"}
+    assert {r["config"]["optim"]["finetune"] for r in finetuned} == {"full", "linear-probe"}
+
+    # 2-, 5-, 10- and 40-class tasks, and a task whose labels are noisy in validation too.
+    assert {r["curves"]["num_classes"] for r in runs} == {2, 5, 10, 40}
+    for classes in (2, 5, 40):
+        assert len({r["label"] for r in runs if r["curves"]["num_classes"] == classes}) >= 4
+    assert {r["label"] for r in second if r["task"] == "noisy25"} == labels
+
+    # Long runs: 100-300 epochs, of several labels and schedules.
+    long_runs = [r for r in runs if len(r["curves"]["val_acc"]) >= 100]
+    assert len(long_runs) >= 20
+    assert max(len(r["curves"]["val_acc"]) for r in runs) >= 250
+    assert {r["label"] for r in long_runs} >= labels - {"diverged"}
+
+    # Sum-reduced views: a real multiple of the mean losses, for every label, in both halves.
+    summed = [r for r in runs if r.get("sum_reduced_scale")]
+    assert len(summed) >= 30
+    assert {r["label"] for r in summed} == labels
+    assert {r["split"] for r in summed} == {"train", "heldout"}
+    assert all(r["sum_reduced_scale"] == r["config"]["optim"].get("batch_size", 64)
+               for r in summed)
+
+    # Held out: a third of the first wave by id; half the second wave by family (a family's
+    # seeds all on one side), every label on both sides, in both waves.
     heldout = [r for r in runs if r["split"] == "heldout"]
-    assert 0.2 <= len(heldout) / len(runs) <= 0.45
+    assert 0.3 <= len(heldout) / len(runs) <= 0.5
     assert {r["label"] for r in heldout} == labels
+    sides: dict[str, set[str]] = {}
+    for run in second:
+        assert run["split_by"] == "family"
+        sides.setdefault(run["family"], set()).add(run["split"])
+    assert all(len(side) == 1 for side in sides.values()), sides
+    assert len(sides) >= 35
+    heldout_families = [f for f, side in sides.items() if side == {"heldout"}]
+    assert 0.4 <= len(heldout_families) / len(sides) <= 0.6
+    assert {r["label"] for r in second if r["split"] == "heldout"} == labels
+    assert {r["label"] for r in second if r["split"] == "train"} == labels
 
 
 def test_heldout_whole_runs_meet_the_targets(
