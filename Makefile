@@ -5,7 +5,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PYTEST_ARGS ?=
+# Not `?=`: a PYTEST_ARGS in the environment (a CI runner's, a shell profile's) must not be
+# able to deselect tests from `make test`; `make test PYTEST_ARGS=...` still works by hand.
+PYTEST_ARGS :=
 
 .PHONY: demo test test-slow install install-dev lint typecheck pytest system-deps clean
 
