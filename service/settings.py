@@ -7,10 +7,11 @@ Tests call ``get_settings.cache_clear()`` after changing the environment.
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import limits
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from studies.db import PoolOptions
@@ -18,6 +19,27 @@ from studies.spec import MAX_EPOCHS, MAX_TRIALS
 
 # A shorter token can be guessed over the network; 32 url-safe bytes is the suggested one.
 MIN_TOKEN_CHARS = 16
+
+
+def _rate_limit_text(value: str) -> str:
+    try:
+        limits.parse(value)
+    except ValueError:
+        raise ValueError(
+            "must be a rate such as `10/minute`, `5 per second` or `100/hour`"
+        ) from None
+    return value
+
+
+# A rate in the `limits` notation (`10/minute`), checked at start-up (service/api/ratelimit.py).
+RateLimitText = Annotated[str, AfterValidator(_rate_limit_text)]
+
+
+def _comma_separated(value: object) -> object:
+    # `SWEEPDOC_ALLOWED_HOSTS=a.example,b.example:8443`: a list without JSON quoting.
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 class Settings(BaseSettings):
@@ -50,6 +72,29 @@ class Settings(BaseSettings):
     public_reads: bool = Field(
         default=False,
         description="With a token set, let /v1 reads (GET) through without it.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Extra names the server answers to (`Host` header), comma-separated, e.g. the "
+            "public name of a reverse proxy; loopback names and the bound address always are."
+        ),
+    )
+    session_ttl_s: float = Field(
+        default=12 * 3600,
+        gt=0,
+        le=30 * 24 * 3600,
+        description=(
+            "Seconds a dashboard login lasts. 12 h: a working day, so a person logs in once "
+            "a day, while a cookie copied off a machine stops working by the next."
+        ),
+    )
+    login_rate_limit: RateLimitText = Field(
+        default="10/minute",
+        description=(
+            "POST /login attempts allowed per client address (`limits` notation); past it: "
+            "429 with Retry-After."
+        ),
     )
     max_trials_per_study: int = Field(
         default=500,
@@ -141,6 +186,11 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_user(cls, value: Path | None) -> Path | None:
         return value.expanduser() if value is not None else None
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        return _comma_separated(value)
 
     @field_validator("api_token", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from service.api.dashboard import dashboard_app
 from service.api.deps import SchemaGuard
 from service.api.errors import error_response, error_responses, install_error_handlers
 from service.api.limits import BodySizeLimit
+from service.api.ratelimit import RateLimit, rate_rules
 from service.api.routers import diagnose, health, login, studies, trials
 from service.settings import Settings, get_settings
 from studies.db import Database
@@ -99,6 +100,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.add_middleware(
             TokenAuth, check=app.state.token_check, public_reads=settings.public_reads
         )
+    # Before the token check: a client guessing tokens is slowed down, not just refused.
+    app.add_middleware(RateLimit, rules=rate_rules(settings))
 
     # With a token, OpenAPI declares the bearer scheme and the 401 (enforced by TokenAuth;
     # the dependency only documents it and never refuses anything itself).
