@@ -18,7 +18,7 @@ app = typer.Typer(
 # In the order `sweepdoc --help` lists them; each command's name is its function's.
 for command in (demo.demo, serve.serve, worker.worker, submit.submit, status.status):
     app.command()(command)
-diagnose.register(app)  # not yet a module-level command: it registers itself
+app.command()(diagnose.diagnose)
 app.command()(train.train)
 
 

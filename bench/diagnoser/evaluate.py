@@ -1,6 +1,9 @@
 """Evaluate the diagnoser on the labeled set in runs/ (whole runs, and cuts of long runs).
 
-Ground truth (what each whole run and cut really is): dataset.py.
+Ground truth (what each whole run and cut really is): dataset.py. Besides the confusion
+matrix, the calibration of `confidence`: the reliability table (share of verdicts right per
+confidence bin) and the expected calibration error (ECE: the bins' |share right − mean
+confidence|, weighted by how many verdicts fall in each).
 
     .venv/bin/python bench/diagnoser/evaluate.py [--split train|heldout|all] [--markdown]
         [--errors]
@@ -35,6 +38,23 @@ class Report:
 
     confusion: dict[Label, Counter[Label]]
     errors: list[tuple[Sample, Label, str]]
+    confidences: list[tuple[float, bool]]  # each verdict's confidence, and whether it was right
+
+    def reliability(self) -> list[tuple[float, float, int, float, float]]:
+        """Per confidence bin (low, high): verdicts in it, their mean confidence, share right."""
+        rows = []
+        for low, high in BINS:
+            inside = [(c, r) for c, r in self.confidences if low <= c < high or c == high == 1.0]
+            if inside:
+                mean = sum(c for c, _ in inside) / len(inside)
+                right = sum(r for _, r in inside) / len(inside)
+                rows.append((low, high, len(inside), mean, right))
+        return rows
+
+    @property
+    def ece(self) -> float:
+        total = len(self.confidences)
+        return sum(n / total * abs(right - mean) for _, _, n, mean, right in self.reliability())
 
     @property
     def total(self) -> int:
@@ -65,15 +85,29 @@ class Report:
         return None if recall is None else 1.0 - recall
 
 
+BINS = [(0.0, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.0)]
+
+
 def evaluate(selected: list[Sample]) -> Report:
     confusion: dict[Label, Counter[Label]] = {}
     errors = []
+    confidences = []
     for sample in selected:
         diagnosis = diagnose_run(sample.curves)
         confusion.setdefault(sample.truth, Counter())[diagnosis.label] += 1
+        confidences.append((diagnosis.confidence, diagnosis.label == sample.truth))
         if diagnosis.label != sample.truth:
             errors.append((sample, diagnosis.label, diagnosis.summary))
-    return Report(confusion, errors)
+    return Report(confusion, errors, confidences)
+
+
+def reliability_markdown(title: str, report: Report) -> str:
+    lines = [f"#### {title}: reliability of `confidence`", "",
+             f"Expected calibration error **{report.ece:.3f}**.", "",
+             "| confidence | verdicts | mean confidence | share right |", "|---|---|---|---|"]
+    for low, high, n, mean, right in report.reliability():
+        lines.append(f"| {low:.1f}–{high:.1f} | {n} | {mean:.3f} | {right:.3f} |")
+    return "\n".join(lines) + "\n"
 
 
 def _pct(value: float | None) -> str:
@@ -115,10 +149,13 @@ def main() -> None:
         report = evaluate(selected)
         if args.markdown:
             print(markdown(f"{args.split}: {title}", report, amb))
+            if amb is not None:
+                print(reliability_markdown(f"{args.split}: {title}", report))
         else:
             print(f"{args.split:8s} {title:18s} n={report.total:4d} acc={_pct(report.accuracy)} "
                   f"balanced={_pct(report.balanced_accuracy)} "
                   f"healthy-false-alarms={_pct(report.healthy_false_alarms)}"
+                  + f" ece={report.ece:.3f}"
                   + (f" ambiguous-cuts={amb}" if amb is not None else ""))
         if args.errors:
             for sample, predicted, summary in report.errors:

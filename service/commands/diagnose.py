@@ -18,7 +18,6 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from service.styles import LABEL_STYLE
 from studies.diagnosis import Curves, Diagnosis, diagnose_run
@@ -89,12 +88,24 @@ def render(console: Console, diagnosis: Diagnosis, title: str | None = None) -> 
         heading = f"[bold]{escape(title)}[/]  " + heading
     console.print(heading)
     console.print(escape(diagnosis.summary))
-    evidence = Table(title="evidence", title_justify="left", show_header=False, box=None)
-    for key, value in diagnosis.evidence.model_dump(mode="json").items():
-        if value is None or value == [] or key == "metrics":
-            continue
-        evidence.add_row(f"  {key}", escape(_number(value)))
-    console.print(evidence)
+    forecast = diagnosis.forecast
+    if forecast is not None:
+        console.print(
+            f"[bold]forecast[/] {forecast.metric} {forecast.now:.4g} → {forecast.at_horizon:.4g} "
+            f"(90%: {forecast.low:.4g}–{forecast.high:.4g}) by epoch {forecast.horizon_epochs}, "
+            f"levelling off near {forecast.asymptote:.4g}; P(gain ≥ {forecast.material_gain:.3g})"
+            f" = {forecast.gain_probability:.2f}"
+        )
+    # Plain aligned lines, not a rich Table: a list of 1,000 runs must print in seconds, and
+    # a Table measures every cell twice.
+    rows = [
+        (key, _number(value))
+        for key, value in diagnosis.evidence.model_dump(mode="json").items()
+        if value is not None and value != [] and key != "metrics"
+    ]
+    width = max((len(key) for key, _ in rows), default=0)
+    lines = "\n".join(f"  {key:<{width}}  {escape(value)}" for key, value in rows)
+    console.print("evidence\n" + lines, highlight=False)
     if diagnosis.findings:
         console.print("[bold]findings[/]")
         for finding in diagnosis.findings:
@@ -108,46 +119,50 @@ def render(console: Console, diagnosis: Diagnosis, title: str | None = None) -> 
                 console.print(f"     [dim]spec: {escape(change)}[/]")
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `diagnose` command to *app*."""
-
-    @app.command()
-    def diagnose(
-        file: Annotated[
-            Path,
-            typer.Argument(
-                help="Curves JSON (one object, or a list of them); - reads stdin.",
-                show_default=False,
-            ),
-        ],
-        as_json: Annotated[
-            bool, typer.Option("--json", help="Print the machine form (JSON).")
-        ] = False,
-        study_best: Annotated[
-            float | None,
-            typer.Option(
-                "--study-best",
-                min=0.0,
-                max=1.0,
-                help="Best val accuracy of any run of the same study: what the task allows "
-                "(sharpens the underfitting verdict).",
-            ),
-        ] = None,
-    ) -> None:
-        """Label runs from their learning curves: healthy, overfitting, underfitting,
-        undertrained or diverged, with the evidence and what to do next."""
-        try:
-            curves, is_list = load_curves(file)
-        except InputError as e:
-            Console(stderr=True).print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
-            raise typer.Exit(2) from None
-        diagnoses = [diagnose_run(c, study_best_val_acc=study_best) for c in curves]
-        if as_json:
-            payload = [d.model_dump(mode="json") for d in diagnoses]
-            print(json.dumps(payload if is_list else payload[0], indent=2))
-            return
-        console = Console()
-        for index, diagnosis in enumerate(diagnoses):
-            if index:
-                console.print()
-            render(console, diagnosis, f"run {index}" if is_list else None)
+def diagnose(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Curves JSON (one object, or a list of them); - reads stdin.",
+            show_default=False,
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the machine form (JSON).")] = False,
+    study_best: Annotated[
+        float | None,
+        typer.Option(
+            "--study-best",
+            min=0.0,
+            max=1.0,
+            help="Best val accuracy of any run of the same study: what the task allows "
+            "(sharpens the underfitting verdict).",
+        ),
+    ] = None,
+    horizon: Annotated[
+        int | None,
+        typer.Option(
+            "--horizon",
+            min=1,
+            help="Epoch the forecast looks at (default: twice the epochs recorded).",
+        ),
+    ] = None,
+) -> None:
+    """Label runs from their learning curves: healthy, overfitting, underfitting,
+    undertrained or diverged, with the evidence, a forecast and what to do next."""
+    try:
+        curves, is_list = load_curves(file)
+    except InputError as e:
+        Console(stderr=True).print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    diagnoses = [
+        diagnose_run(c, study_best_val_acc=study_best, horizon_epochs=horizon) for c in curves
+    ]
+    if as_json:
+        payload = [d.model_dump(mode="json") for d in diagnoses]
+        print(json.dumps(payload if is_list else payload[0], indent=2))
+        return
+    console = Console()
+    for index, diagnosis in enumerate(diagnoses):
+        if index:
+            console.print()
+        render(console, diagnosis, f"run {index}" if is_list else None)

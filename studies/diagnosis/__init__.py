@@ -1,16 +1,18 @@
 """Curve diagnosis: label a run (or a study) from its learning curves, explain why, say what next.
 
-Pure functions of the curves (pydantic and the standard library only: no torch, no I/O), so
-the worker, the API and the CLI call the same code and curves from any framework work.
+Pure functions of the curves (pydantic, numpy and the standard library: no torch, no I/O
+beyond reading the shipped calibration.json once), so the worker, the API and the CLI call the
+same code and curves from any framework work.
 See docs/diagnoser.md for the method and its measured accuracy.
 """
 
-from studies.diagnosis._curves import MAX_EPOCHS, Curves
+from studies.diagnosis._curves import MAX_CURVE_EPOCHS, Curves
 from studies.diagnosis._result import (
     Diagnosis,
     Evidence,
     Finding,
     FindingKind,
+    Forecast,
     Label,
     Recommendation,
 )
@@ -24,12 +26,13 @@ from studies.diagnosis._study import (
 )
 
 __all__ = [
-    "MAX_EPOCHS",
+    "MAX_CURVE_EPOCHS",
     "Curves",
     "Diagnosis",
     "Evidence",
     "Finding",
     "FindingKind",
+    "Forecast",
     "Label",
     "LrLabels",
     "LrWindow",

@@ -2,18 +2,46 @@
 
 Spec paths are the dotted names of docs/architecture.md ("train.weight_decay", ...). The
 diagnoser sees curves, not the spec that produced them, so a change names a concrete value
-that is a sensible next try (the seed's defaults) rather than a multiple of an unknown one.
+that is a sensible next try rather than a multiple of an unknown one. The weight decay is the
+trainer's own default (trainer._config, which imports without torch), so it is defined once.
 """
 
-from studies.diagnosis._result import Finding, FindingKind, Label, Recommendation
+from typing import Final
 
-DEFAULT_WEIGHT_DECAY = 5e-4
-DEFAULT_DROPOUT = 0.3
-BIGGER_WIDTH = 64
+from studies.diagnosis._result import Finding, FindingKind, Forecast, Label, Recommendation
+from trainer._config import ModelConfig, OptimConfig
+
+DEFAULT_WEIGHT_DECAY: Final = float(OptimConfig.model_fields["weight_decay"].default)
+# Dropout is off by default in the trainer; 0.3 is a common first value for a CNN's head.
+DEFAULT_DROPOUT: Final = 0.3
+# Twice the trainer's default width: a clearly bigger model, still cheap on a CPU.
+BIGGER_WIDTH: Final = 2 * int(ModelConfig.model_fields["width"].default)
 
 
-def _round_lr(lr: float) -> float:
+def round_lr(lr: float) -> float:
+    """A learning rate rounded to 2 significant digits (how the advice and summaries show it)."""
     return float(f"{lr:.2g}")
+
+
+def _train_longer(epochs: int, forecast: Forecast | None) -> Recommendation:
+    """Train longer: to the forecast's horizon, saying what those epochs should buy."""
+    if forecast is None:
+        return Recommendation(
+            action=f"Train longer ({2 * epochs} epochs)",
+            reason="validation was still improving steadily at the last epoch",
+            spec_change={"train.epochs": 2 * epochs},
+        )
+    target = max(forecast.horizon_epochs, epochs + 1)
+    name = "validation accuracy" if forecast.metric == "val_acc" else "validation loss"
+    spread = (forecast.high - forecast.low) / 2
+    return Recommendation(
+        action=f"Train {target - epochs} more epochs ({target} in all)",
+        reason=(
+            f"the forecast puts {name} at {forecast.at_horizon:.3f} ± {spread:.3f} by epoch "
+            f"{target} (now {forecast.now:.3f}, levelling off near {forecast.asymptote:.3f})"
+        ),
+        spec_change={"train.epochs": target},
+    )
 
 
 def recommend(
@@ -23,6 +51,7 @@ def recommend(
     best_epoch: int | None,
     lr: float | None,
     findings: list[Finding],
+    forecast: Forecast | None = None,
 ) -> list[Recommendation]:
     """Concrete next steps for a run with this *label*."""
     advice: list[Recommendation] = []
@@ -77,15 +106,9 @@ def recommend(
             ),
         ]
     elif label is Label.UNDERTRAINED:
-        advice.append(
-            Recommendation(
-                action=f"Train longer ({2 * epochs} epochs)",
-                reason="validation was still improving steadily at the last epoch",
-                spec_change={"train.epochs": 2 * epochs},
-            )
-        )
+        advice.append(_train_longer(epochs, forecast))
         if lr is not None:
-            low, high = _round_lr(lr), _round_lr(10 * lr)
+            low, high = round_lr(lr), round_lr(10 * lr)
             advice.append(
                 Recommendation(
                     action=f"Search higher learning rates ({low:g} to {high:g})",
@@ -105,7 +128,7 @@ def recommend(
             Recommendation(
                 action="Divide the learning rate by 10",
                 reason="the loss blew up: the LR is far too high",
-                spec_change={} if lr is None else {"search.lr_high": _round_lr(lr / 10)},
+                spec_change={} if lr is None else {"search.lr_high": round_lr(lr / 10)},
             )
         )
         advice += [

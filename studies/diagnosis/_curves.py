@@ -5,28 +5,30 @@ lengths, ``null`` = a non-finite value), optional ``num_classes`` and optional p
 training-health lists. Unknown keys are ignored so that ``sweepdoc train --out`` files (which
 add ``status``, ``config``, ...) and other frameworks' dumps validate as they are; the Keras
 names (``loss``, ``accuracy``/``acc``, ``val_accuracy``/``val_acc``) are accepted as aliases.
+
+Losses may be on any scale and of either sign (mean or sum-reduced cross-entropy, an MSE on
+targets in the hundreds, a negative log-likelihood below zero): the diagnoser judges a loss
+against the run's own start, minimum and level, never against absolute numbers. An accuracy
+list that is entirely null is a metric the run did not log, not a run at 0% (a null loss, in
+contrast, stays evidence of divergence).
 """
 
-import math
 from typing import Annotated, Any, Final
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-MAX_EPOCHS: Final = 100_000
-"""Most epochs one curves object may hold (a DoS guard; diagnosing 10,000 takes ~50 ms)."""
+from trainer._curves import HEALTH_KEYS as HEALTH
+from trainer._curves import METRIC_KEYS as METRICS
+from trainer._curves import finite_or_none
 
-METRICS: Final = ("train_loss", "val_loss", "train_acc", "val_acc")
-HEALTH: Final = ("lr", "grad_norm", "grad_norm_first", "grad_norm_last", "dead_relu_fraction")
+MAX_CURVE_EPOCHS: Final = 100_000
+"""Most epochs one curves object may hold (a DoS guard, not a training limit)."""
 
 # Numbers only: strict mode rejects strings (also "NaN"), booleans and other types, while a
 # float NaN/inf (from Python, or JSON's non-standard NaN literal) is accepted and normalised to
 # None, the same as JSON null.
 Number = Annotated[float, Field(strict=True)]
-Series = Annotated[list[Number | None], Field(min_length=1, max_length=MAX_EPOCHS)]
-
-
-def _normalise(values: list[float | None]) -> list[float | None]:
-    return [v if v is not None and math.isfinite(v) else None for v in values]
+Series = Annotated[list[Number | None], Field(min_length=1, max_length=MAX_CURVE_EPOCHS)]
 
 
 class Curves(BaseModel):
@@ -54,7 +56,16 @@ class Curves(BaseModel):
     @field_validator(*METRICS, *HEALTH, mode="after")
     @classmethod
     def _finite_or_none(cls, values: list[float | None] | None) -> list[float | None] | None:
-        return None if values is None else _normalise(values)
+        return None if values is None else [finite_or_none(v) for v in values]
+
+    @field_validator("train_acc", "val_acc", mode="after")
+    @classmethod
+    def _all_null_is_missing(cls, values: list[float | None] | None) -> list[float | None] | None:
+        # Frameworks write a metric they never computed as a list of nulls (NaN); reading
+        # it as zeros would call every such run a collapse to chance.
+        if values is not None and all(v is None for v in values):
+            return None
+        return values
 
     @field_validator("train_acc", "val_acc", "dead_relu_fraction", mode="after")
     @classmethod
@@ -86,7 +97,8 @@ class Curves(BaseModel):
         lengths = {name: len(getattr(self, name)) for name in METRICS if getattr(self, name)}
         if not lengths:
             raise ValueError(
-                "no curves: give at least one of train_loss, val_loss, train_acc, val_acc"
+                "no curves: give at least one of train_loss, val_loss, train_acc, val_acc "
+                "(an accuracy list that is entirely null counts as missing)"
             )
         lengths |= {name: len(getattr(self, name)) for name in HEALTH if getattr(self, name)}
         if len(set(lengths.values())) > 1:

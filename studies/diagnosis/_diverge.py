@@ -2,36 +2,39 @@
 
 Three signatures of a learning rate far too high (the seed's step 1):
 - a non-finite loss (the trainer stops at once and records it as null/NaN);
-- an exploded loss: finite but an order of magnitude above a uniform guess or above where
-  the run started;
-- a collapse: every accuracy at chance level with a loss at or above log(num_classes), either
-  after the run had learned something, or (never having learned) after a sign of instability
-  — a loss once well above log(num_classes), or a loss that jumps around. A learning rate far
-  too low also sits at chance with a loss of log(num_classes), but smooth and never above it.
+- an exploded loss: finite, but risen an order of magnitude of the run's own scale above
+  where it started (and, for a per-sample cross-entropy, ten times a uniform guess's log K).
+  Scale-free by construction: a sum-reduced loss of 300, an MSE in the hundreds, a loss of
+  1e-4 and a negative log-likelihood are each judged against their own start and range;
+- never learned, or collapsed: every accuracy at chance level with a loss at or above
+  log(num_classes), either after the run had learned something, or (never having learned)
+  with a loss that is not coming down smoothly: one once well above log(num_classes), or
+  one that jumps around. A learning rate far too low also sits at chance near log(K), but
+  its loss is smooth and falls steadily (undertrained, not diverged).
 """
 
 from dataclasses import dataclass
 from statistics import median
 
 from studies.diagnosis._curves import Curves
-from studies.diagnosis._measure import chance_levels, filled
+from studies.diagnosis._measure import Levels
 from studies.diagnosis._stats import grade, kendall_tau, noise_sigma
 
-# A loss this many times a uniform guess's loss (log C), or the first epoch's loss, has
-# exploded: no healthy run's epoch-mean loss climbs an order of magnitude above where it began.
+# A loss that climbs this many times the run's own scale above its start has exploded: no
+# healthy run's epoch-mean loss climbs an order of magnitude above where it began.
 EXPLODE_FACTOR = 10.0
-# Without num_classes there is no chance loss; cross-entropy above this needs p(true) < e^-50.
-EXPLODE_ABSOLUTE = 50.0
 # "At chance": accuracy within this fraction of the distance from chance to perfect.
 CHANCE_MARGIN = 0.1
 # "Had learned something": accuracy once this far (same scale) above chance.
 LEARNED_MARGIN = 0.3
 COLLAPSE_WINDOW = 3
 # A run that never learned counts as stuck (not slow) only after this many epochs, and only
-# with a loss once this many times log(C), or epoch-to-epoch loss noise of this fraction of it.
+# with a loss once this many times log(C), or epoch-to-epoch loss noise of this fraction of
+# it, and without a steady fall (Kendall's tau of the loss at most -STEADY_FALL).
 STUCK_MIN_EPOCHS = 4
 UNSTABLE_LOSS = 1.5
-UNSTABLE_NOISE = 0.01
+UNSTABLE_NOISE = 0.005
+STEADY_FALL = 0.6
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Divergence:
 
 
 def _nonfinite_epochs(curves: Curves) -> list[int]:
+    # Unlike an accuracy, a null loss is never "not logged": the trainer writes a loss that
+    # turned NaN/inf as null, so even an all-null loss list is evidence of divergence.
     bad: set[int] = set()
     for values in (curves.train_loss, curves.val_loss):
         bad.update(i + 1 for i, v in enumerate(values or ()) if v is None)
@@ -52,25 +57,44 @@ def _nonfinite_epochs(curves: Curves) -> list[int]:
 
 
 def _exploded_epoch(values: list[float | None] | None, chance_loss: float | None) -> int | None:
+    """The first epoch whose loss rose EXPLODE_FACTOR times the run's own scale above its start.
+
+    The scale is the larger of the first loss's size and how far the loss has fallen so far,
+    so a loss that started at 0.001 or at -5 is judged on its own terms; for a per-sample
+    cross-entropy the rise is counted from log(K) when the run started below it. The first
+    epoch has nothing before it to explode from: a first loss far above log(K) is either a
+    sum-reduced loss (batch × log K) or a blow-up within the epoch, and only the epochs after
+    it tell which (a run that then never learns is caught as such, see _collapse).
+    """
     if not values or values[0] is None:
         return None
     first = values[0]
-    limit = EXPLODE_FACTOR * chance_loss if chance_loss is not None else EXPLODE_ABSOLUTE
+    lowest = first
     for index, value in enumerate(values):
         if value is None:
             continue
-        worse_than_guessing = chance_loss is None or value >= chance_loss
-        if value >= limit or (
-            index > 0 and value >= EXPLODE_FACTOR * first and worse_than_guessing
-        ):
+        lowest = min(lowest, value)
+        scale = max(abs(first), first - lowest)
+        rise = value - max(first, chance_loss if chance_loss is not None else first)
+        if index > 0 and scale > 0 and rise >= (EXPLODE_FACTOR - 1) * scale:
             return index + 1
     return None
 
 
-def _collapse(curves: Curves) -> tuple[float, str] | None:
-    chance, chance_loss = chance_levels(curves)
-    accuracies = [filled(a) for a in (curves.train_acc, curves.val_acc) if a is not None]
-    if chance is None or not accuracies or curves.epochs < COLLAPSE_WINDOW:
+def loss_unstable(losses: list[float], reference: float) -> bool:
+    """A loss that is not coming down smoothly: once well above *reference* (log K, or the
+    loss's own median when it is not a per-sample cross-entropy), or jumping around without
+    falling epoch after epoch (a slow, steady fall has second differences too)."""
+    if max(losses) >= UNSTABLE_LOSS * reference:
+        return True
+    steady_fall = kendall_tau(losses[1:]) <= -STEADY_FALL
+    return not steady_fall and noise_sigma(losses) >= UNSTABLE_NOISE * abs(reference)
+
+
+def _collapse(levels: Levels) -> tuple[float, str] | None:
+    chance, chance_loss = levels.chance_acc, levels.chance_loss
+    accuracies = levels.accuracies
+    if chance is None or not accuracies or levels.epochs < COLLAPSE_WINDOW:
         return None
     scale = 1.0 - chance
     # Every recent epoch of every accuracy at chance: a model whose validation accuracy is
@@ -82,39 +106,49 @@ def _collapse(curves: Curves) -> tuple[float, str] | None:
         max(acc[:-COLLAPSE_WINDOW], default=0.0) >= chance + LEARNED_MARGIN * scale
         for acc in accuracies
     )
-    loss = curves.train_loss or curves.val_loss
-    if loss is not None and chance_loss is not None:
-        losses = filled(loss)
+    losses = levels.loss
+    if losses is not None and chance_loss is None and min(losses) > 0:
+        # Not a per-sample cross-entropy (sum-reduced, or another loss): its own median
+        # stands in for log(K), as the level a model at chance keeps.
+        chance_loss = median(losses)
+    if losses is not None and chance_loss is not None:
         recent_loss = median(losses[-COLLAPSE_WINDOW:])
         if recent_loss < 0.95 * chance_loss:
             return None
         # The trend of the recent half: a blown-up first epoch must not pass for a decline.
         declining = kendall_tau(losses[len(losses) // 2 :])
         if not learned_before:
-            # Never learned: diverged only with a sign of instability (a loss well above a
-            # uniform guess, or a loss that jumps around); a learning rate far too low sits
-            # at exactly log(C), smooth, and must not be stopped.
-            unstable = (
-                max(losses) >= UNSTABLE_LOSS * chance_loss
-                or noise_sigma(losses) >= UNSTABLE_NOISE * chance_loss
-            )
-            if curves.epochs < STUCK_MIN_EPOCHS or not unstable:
+            # Never learned: diverged unless the loss comes down smoothly (a learning rate
+            # far too low sits near log(C), smooth, falling or flat, and must not be stopped).
+            if levels.epochs < STUCK_MIN_EPOCHS or not loss_unstable(losses, chance_loss):
                 return None
+            return 0.7 + 0.25 * grade(declining, -0.5, 0.3), (
+                f"never learned: accuracy at chance level ({recent_acc:.3f} vs "
+                f"1/{levels.curves.num_classes}) with a noisy loss of {recent_loss:.3f} ≥ "
+                f"log({levels.curves.num_classes}) = {chance_loss:.3f}; the learning rate is "
+                "far too high, or the data or labels are broken"
+            )
         confidence = 0.7 + 0.25 * max(float(learned_before), grade(declining, -0.5, 0.3))
         return confidence, (
-            f"accuracy collapsed to chance level ({recent_acc:.3f} vs 1/{curves.num_classes}) "
-            f"with a loss of {recent_loss:.3f} ≥ log({curves.num_classes}) = {chance_loss:.3f}"
+            f"accuracy collapsed to chance level ({recent_acc:.3f} vs "
+            f"1/{levels.curves.num_classes}) with a loss of {recent_loss:.3f} ≥ "
+            f"log({levels.curves.num_classes}) = {chance_loss:.3f}"
         )
     rising = kendall_tau(accuracies[0])
-    if not learned_before and (curves.epochs < STUCK_MIN_EPOCHS + 1 or rising >= 0.5):
+    if not learned_before and (levels.epochs < STUCK_MIN_EPOCHS + 1 or rising >= 0.5):
         return None
-    return 0.7, f"accuracy stuck at chance level ({recent_acc:.3f} vs 1/{curves.num_classes})"
+    return 0.7, (
+        f"never learned: accuracy stuck at chance level ({recent_acc:.3f} vs "
+        f"1/{levels.curves.num_classes}); the learning rate is far too high, or the data or "
+        "labels are broken"
+    )
 
 
-def find_divergence(curves: Curves) -> Divergence | None:
-    """The divergence verdict for *curves*, or None when the run has not diverged."""
+def find_divergence(levels: Levels) -> Divergence | None:
+    """The divergence verdict for the run of *levels*, or None when it has not diverged."""
+    curves = levels.curves
     nonfinite = _nonfinite_epochs(curves)
-    _, chance_loss = chance_levels(curves)
+    chance_loss = levels.chance_loss
     exploded = _exploded_epoch(curves.train_loss, chance_loss) or _exploded_epoch(
         curves.val_loss, chance_loss
     )
@@ -134,7 +168,7 @@ def find_divergence(curves: Curves) -> Divergence | None:
             nonfinite_epochs=[],
             exploded_epoch=exploded,
         )
-    collapse = _collapse(curves)
+    collapse = _collapse(levels)
     if collapse is not None:
         confidence, reason = collapse
         return Divergence(confidence, reason, [], None)

@@ -4,7 +4,7 @@ from itertools import pairwise
 from statistics import median
 
 from studies.diagnosis._curves import Curves
-from studies.diagnosis._measure import filled
+from studies.diagnosis._measure import Levels
 from studies.diagnosis._result import Finding, FindingKind, Label
 
 # The first layer's gradient this many times smaller than the last layer's: vanishing.
@@ -116,8 +116,9 @@ def _base_lr(curves: Curves) -> float | None:
     return max(rates) if rates else None
 
 
-def find_problems(curves: Curves, label: Label) -> list[Finding]:
-    """Every secondary problem visible in *curves*, given the run's *label*."""
+def find_problems(levels: Levels, label: Label) -> list[Finding]:
+    """Every secondary problem visible in the run of *levels*, given the run's *label*."""
+    curves = levels.curves
     findings = [
         f
         for f in (_vanishing(curves), _exploding(curves), _dying_relu(curves), _oscillating(curves))
@@ -134,9 +135,11 @@ def find_problems(curves: Curves, label: Label) -> list[Finding]:
                 value=lr,
             )
         )
-    elif label is Label.UNDERTRAINED and curves.train_loss is not None:
-        losses = filled(curves.train_loss)
-        if losses[0] > 0 and losses[-1] >= LOW_LR_LOSS_RATIO * losses[0]:
+    elif label is Label.UNDERTRAINED and levels.train_loss is not None:
+        losses = levels.train_loss
+        # Only for a loss with a floor at zero (cross-entropy, MSE): "halved" means nothing
+        # for a negative log-likelihood.
+        if min(losses) > 0 and losses[-1] >= LOW_LR_LOSS_RATIO * losses[0]:
             findings.append(
                 Finding(
                     kind=FindingKind.LR_TOO_LOW,

@@ -1,12 +1,22 @@
-"""Turn validated curves into the robust numbers the verdict is read from.
+"""Measure once: turn validated curves into every number the verdict is read from.
 
-Every quantity here is reported in the Evidence, so a user can recompute and check it.
+Two stages, each computed once per diagnosis and passed down (validate → measure → decide →
+advise): ``Levels`` is what divergence needs (chance levels, gap-filled curves, the loss's
+scale) and is all the per-epoch live check computes; ``Measures`` adds the judged segment of
+the LR schedule, smoothed series and trends, and the forecasts, for finished (or cut) runs.
+Every quantity is reported in the Evidence, so a user can recompute and check it.
 """
+
+from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
+from statistics import median
 
 from studies.diagnosis._curves import Curves
+from studies.diagnosis._forecast import Bounds, CurveForecast, Direction, forecast
+from studies.diagnosis._schedule import Schedule, find_schedule
 from studies.diagnosis._stats import (
     argmax,
     argmin,
@@ -15,6 +25,15 @@ from studies.diagnosis._stats import (
     running_median,
     theil_sen_slope,
 )
+
+MIN_SEGMENT = 3
+"""The last LR segment is judged alone once it holds this many epochs (else the whole run)."""
+
+# A loss is on the per-sample cross-entropy scale (so log(num_classes) is its uniform guess)
+# when its median over the run is within this factor of log(K): a mean cross-entropy starts
+# near log(K) and falls (or, diverged, hovers around it), while a sum-reduced one sits at
+# batch-size times that for most of the run.
+PER_SAMPLE_FACTOR = 1.5
 
 
 def filled(values: list[float | None]) -> list[float]:
@@ -41,18 +60,69 @@ def window_size(epochs: int) -> int:
 
 
 @dataclass(frozen=True)
+class Levels:
+    """What a run's divergence is judged from: computed once, also after every live epoch."""
+
+    curves: Curves
+    epochs: int
+    chance_acc: float | None
+    chance_loss: float | None  # log(K), only when the loss is on the per-sample scale
+    train_loss: list[float] | None  # gaps filled (a null loss is judged before filling)
+    val_loss: list[float] | None
+    train_acc: list[float] | None
+    val_acc: list[float] | None
+
+    @property
+    def loss(self) -> list[float] | None:
+        """The training loss, else the validation loss."""
+        return self.train_loss if self.train_loss is not None else self.val_loss
+
+    @property
+    def accuracies(self) -> list[list[float]]:
+        return [a for a in (self.train_acc, self.val_acc) if a is not None]
+
+
+def _fill(values: list[float | None] | None) -> list[float] | None:
+    if values is None or all(v is None for v in values):
+        return None
+    return filled(values)
+
+
+def measure_levels(curves: Curves) -> Levels:
+    """Chance levels and gap-filled curves of *curves*."""
+    train_loss, val_loss = _fill(curves.train_loss), _fill(curves.val_loss)
+    chance_acc = chance_loss = None
+    if curves.num_classes is not None:
+        chance_acc = 1.0 / curves.num_classes
+        chance = math.log(curves.num_classes)
+        typical = [median(loss) for loss in (train_loss, val_loss) if loss is not None]
+        # Without any loss, log(K) is still the uniform guess's value, but unused.
+        if not typical or min(typical) <= PER_SAMPLE_FACTOR * chance:
+            chance_loss = chance
+    return Levels(
+        curves=curves,
+        epochs=curves.epochs,
+        chance_acc=chance_acc,
+        chance_loss=chance_loss,
+        train_loss=train_loss,
+        val_loss=val_loss,
+        train_acc=_fill(curves.train_acc),
+        val_acc=_fill(curves.val_acc),
+    )
+
+
+@dataclass(frozen=True)
 class Series:
-    """One metric: raw values, smoothed values and its end-of-run trend."""
+    """One metric over the judged segment: raw values, smoothed values, end-of-run trend."""
 
     raw: list[float]
     smooth: list[float]
     slope: float  # Theil–Sen slope over the window, per epoch
     tau: float  # Kendall's tau over the window
-    noise: float  # sigma of the epoch-to-epoch noise (second half of the run)
+    noise: float  # sigma of the epoch-to-epoch noise (second half of the segment)
 
     @classmethod
-    def of(cls, values: list[float | None], window: int) -> "Series":
-        raw = filled(values)
+    def of(cls, raw: list[float], window: int) -> Series:
         tail = raw[-window:]
         return cls(
             raw=raw,
@@ -63,36 +133,79 @@ class Series:
         )
 
 
+class Forecasts:
+    """Each curve's forecast at the horizon (None: curve not given, or too short).
+
+    The validation forecasts are computed with the measures; the training ones only when a
+    rule asks (the underfitting check), and then once: most verdicts never need them, and the
+    forecast is the costliest measurement.
+    """
+
+    def __init__(self, levels: Levels, start: int, horizon: int) -> None:
+        self.levels, self.start, self.horizon = levels, start, horizon
+        self.val_acc = self._one(levels.val_acc, Direction.UP)
+        self.val_loss = self._one(levels.val_loss, Direction.DOWN)
+
+    def _one(self, values: list[float] | None, direction: Direction) -> CurveForecast | None:
+        if values is None:
+            return None
+        # Accuracies lie in [0, 1]; a loss that never went below zero cannot (sign-aware: a
+        # negative log-likelihood has no floor we know of).
+        bounds = Bounds(0.0, 1.0) if direction is Direction.UP else _loss_bounds(values)
+        return forecast(
+            values[self.start :],
+            first_epoch=self.start + 1,
+            horizon=self.horizon,
+            direction=direction,
+            bounds=bounds,
+        )
+
+    @cached_property
+    def train_acc(self) -> CurveForecast | None:
+        return self._one(self.levels.train_acc, Direction.UP)
+
+    @cached_property
+    def train_loss(self) -> CurveForecast | None:
+        return self._one(self.levels.train_loss, Direction.DOWN)
+
+
 @dataclass(frozen=True)
 class Measures:
     """What the rules look at (non-diverged runs with at least 3 epochs)."""
 
-    epochs: int
+    levels: Levels
+    schedule: Schedule
+    start: int  # 0-based first epoch of the judged segment
     window: int
-    chance_acc: float | None
-    chance_loss: float | None
     train_loss: Series | None
     val_loss: Series | None
     train_acc: Series | None
     val_acc: Series | None
-    best_index: int  # 0-based best epoch by the val metric (acc preferred)
+    best_index: int  # 0-based best epoch of the segment by the val metric (acc preferred)
     gap: list[float] | None  # train_acc - val_acc, or val_loss - train_loss (smoothed)
     gap_trend: float | None
     val_loss_rise: float | None
     val_loss_rise_rel: float | None
     val_acc_drop: float | None
     plateau_epochs: int | None
+    forecasts: Forecasts
+
+    @property
+    def epochs(self) -> int:
+        """Epochs in the judged segment."""
+        return self.levels.epochs - self.start
+
+    @property
+    def chance_acc(self) -> float | None:
+        return self.levels.chance_acc
+
+    @property
+    def chance_loss(self) -> float | None:
+        return self.levels.chance_loss
 
     @property
     def val_metric(self) -> Series | None:
         return self.val_acc or self.val_loss
-
-
-def chance_levels(curves: Curves) -> tuple[float | None, float | None]:
-    """Chance accuracy and the loss of a uniform guess, when num_classes is known."""
-    if curves.num_classes is None:
-        return None, None
-    return 1.0 / curves.num_classes, math.log(curves.num_classes)
 
 
 def _plateau(series: Series, tolerance: float) -> int:
@@ -106,17 +219,27 @@ def _plateau(series: Series, tolerance: float) -> int:
     return count
 
 
-def measure(curves: Curves) -> Measures:
-    """Compute every rule input from *curves* (which must hold only finite losses)."""
-    epochs = curves.epochs
+def _loss_bounds(values: list[float]) -> Bounds:
+    return Bounds(low=0.0) if min(values) >= 0.0 else Bounds()
+
+
+def measure(levels: Levels, *, horizon: int | None = None) -> Measures:
+    """Every rule input from *levels* (a run with only finite losses and ≥ 3 epochs).
+
+    *horizon* (a 1-based epoch) is where the forecasts look; default twice the epochs so far.
+    """
+    schedule = find_schedule(levels.curves.lr)
+    start = schedule.last_start
+    if levels.epochs - start < MIN_SEGMENT:
+        start = 0
+    epochs = levels.epochs - start
     window = window_size(epochs)
-    chance_acc, chance_loss = chance_levels(curves)
 
-    def series(values: list[float | None] | None) -> Series | None:
-        return None if values is None else Series.of(values, window)
+    def series(values: list[float] | None) -> Series | None:
+        return None if values is None else Series.of(values[start:], window)
 
-    train_loss, val_loss = series(curves.train_loss), series(curves.val_loss)
-    train_acc, val_acc = series(curves.train_acc), series(curves.val_acc)
+    train_loss, val_loss = series(levels.train_loss), series(levels.val_loss)
+    train_acc, val_acc = series(levels.train_acc), series(levels.val_acc)
 
     if val_acc is not None:
         best_index = argmax(val_acc.raw)
@@ -151,10 +274,10 @@ def measure(curves: Curves) -> Measures:
         plateau = _plateau(val_loss, max(3 * val_loss.noise, 0.02 * span))
 
     return Measures(
-        epochs=epochs,
+        levels=levels,
+        schedule=schedule,
+        start=start,
         window=window,
-        chance_acc=chance_acc,
-        chance_loss=chance_loss,
         train_loss=train_loss,
         val_loss=val_loss,
         train_acc=train_acc,
@@ -166,4 +289,5 @@ def measure(curves: Curves) -> Measures:
         val_loss_rise_rel=rise_rel,
         val_acc_drop=acc_drop,
         plateau_epochs=plateau,
+        forecasts=Forecasts(levels, start, horizon or 2 * levels.epochs),
     )

@@ -84,6 +84,46 @@ class Evidence(BaseModel):
         default=None, description="Robust epoch-to-epoch noise of the val metric (sigma)."
     )
     study_best_val_acc: float | None = None
+    segment_start_epoch: int | None = Field(
+        default=None,
+        description="First epoch of the segment judged: the run since its last abrupt "
+        "learning-rate change (step decay, warm restart, end of warm-up); 1 = the whole run.",
+    )
+    lr_change_epochs: list[int] = Field(
+        default_factory=list, description="Epochs at which the learning rate changed abruptly."
+    )
+    val_loss_forecast: float | None = Field(
+        default=None, description="Forecast validation loss at forecast.horizon_epochs."
+    )
+    val_loss_fall_probability: float | None = Field(
+        default=None,
+        description="Probability that the validation loss falls by a material share of its "
+        "level by forecast.horizon_epochs.",
+    )
+
+
+class Forecast(BaseModel):
+    """Where the validation metric is heading, from an ensemble of learning-curve models."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metric: str = Field(description="The curve forecast: val_acc, else val_loss.")
+    now: float = Field(description="The ensemble's fitted value at the last epoch.")
+    horizon_epochs: int = Field(
+        description="The epoch forecast (default: twice the epochs so far)."
+    )
+    at_horizon: float = Field(description="Forecast value at horizon_epochs.")
+    low: float = Field(description="5th percentile of the forecast at horizon_epochs.")
+    high: float = Field(description="95th percentile of the forecast at horizon_epochs.")
+    asymptote: float = Field(description="Where the fitted curve levels off.")
+    material_gain: float = Field(
+        description="The improvement that counts as worth the epochs (accuracy points, or a "
+        "share of the loss's level)."
+    )
+    gain_probability: float = Field(
+        ge=0.0, le=1.0, description="Probability of at least material_gain by horizon_epochs."
+    )
+    family: str = Field(description="Learning-curve family with the most weight in the ensemble.")
 
 
 class Finding(BaseModel):
@@ -112,9 +152,19 @@ class Diagnosis(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     label: Label
-    confidence: float = Field(ge=0.0, le=1.0)
+    confidence: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="Probability that the label is right, calibrated on the labeled set of "
+        "real runs (docs/diagnoser.md).",
+    )
     summary: str
     evidence: Evidence
     findings: list[Finding] = Field(default_factory=list)
     recommendations: list[Recommendation] = Field(default_factory=list)
     best_epoch: int | None = None
+    forecast: Forecast | None = Field(
+        default=None,
+        description="The validation metric forecast at a later epoch, with its interval "
+        "(absent for diverged runs and runs under 3 epochs).",
+    )

@@ -14,7 +14,10 @@ docs/diagnoser.md reports the held-out half.
 
 import math
 from dataclasses import dataclass
+from statistics import median
 
+from studies.diagnosis._diverge import loss_unstable
+from studies.diagnosis._forecast import CurveForecast
 from studies.diagnosis._measure import Measures, smoothing_width
 from studies.diagnosis._result import Label
 from studies.diagnosis._stats import grade
@@ -36,28 +39,45 @@ GAP_LARGE_LOSS = 0.1
 GAP_LOSS_RATIO = 5.0
 # ... or an accuracy gap of at least this when the loss gap confirms it.
 GAP_LARGE_WITH_LOSS = 0.03
-# Undertrained: the val metric's trend over the end window (Kendall tau) is at least this
-# consistent, and extrapolating its Theil–Sen slope over the window gains at least
-UNDERTRAINED_TAU = 0.3
-UNDERTRAINED_ACC_GAIN = 0.03  # accuracy (absolute), and more than 2 sigma of its noise
-UNDERTRAINED_LOSS_GAIN = 0.15  # val loss, as a fraction of its range over the run
-# ... or the val loss fell steadily (tau ≤ −STEADY_TAU over a window of at least
-# STEADY_MIN_WINDOW epochs) by at least this fraction of its current level.
-STEADY_TAU = 0.8
-STEADY_MIN_WINDOW = 4
-STEADY_LEVEL_GAIN = 0.2
-# Underfitting: the train accuracy's plateau (chance-normalised) is below this ...
-UNDERFIT_LEVEL = 0.9
-# ... with a train/val accuracy gap of at most this, and the val metric flat for this many
-# epochs (also as a fraction of the run).
-UNDERFIT_GAP_MAX = 0.05
+# Undertrained: the forecast (studies/diagnosis/_forecast.py) says more epochs buy a material
+# gain with high probability. Material: for validation accuracy, a tenth of the remaining
+# error (at least one point), the gain a practitioner would train for; for validation loss, a
+# fifth of its level. The verdict goes to the likelier outcome: undertrained when the gain is
+# more likely than not (the calibrated confidence then says how likely).
+MATERIAL_ERROR_SHARE = 0.1
+MATERIAL_ACC_FLOOR = 0.01
+MATERIAL_LOSS_SHARE = 0.2
+UNDERTRAINED_PROBABILITY = 0.3
+# The training set counts as memorised at this training accuracy, or at a training loss this
+# share of its first epoch's.
+MEMORISED_ACC = 0.99
+MEMORISED_LOSS_SHARE = 0.01
+# A run that never left chance but whose loss is smooth (not noisy, never blown up: those are
+# diverged) at or just below log(K) is a learning rate far too low: undertrained.
+NEVER_LEARNED_MARGIN = 0.1
+# Underfitting without study context: the model cannot fit its own training set. Its
+# training accuracy (chance-normalised) plateaued below this, or its training loss stayed
+# above this share of where it started (or of log(num_classes)).
+UNDERFIT_TRAIN_LEVEL = 0.7
+# "Not flat": the training curve's forecast gain over the horizon keeps at least this share
+# of the pace it has had so far (gain per epoch ahead over gain per epoch behind).
+STILL_IMPROVING_PACE = 0.5
 PLATEAU_MIN_EPOCHS = 3
 PLATEAU_MIN_FRACTION = 0.2
+UNDERFIT_GAP_MAX = 0.05
 # With study context: this run's val error at least this many times the study's best.
 UNDERFIT_STUDY_ERROR_RATIO = 2.0
 UNDERFIT_STUDY_ACC_MARGIN = 0.02
-# Loss-only runs: a train loss above this fraction of log(num_classes) has not fitted.
-UNDERFIT_LOSS_LEVEL = 0.25
+
+
+def material_acc_gain(now: float) -> float:
+    """The accuracy gain worth more epochs at accuracy *now*."""
+    return max(MATERIAL_ACC_FLOOR, MATERIAL_ERROR_SHARE * (1.0 - now))
+
+
+def material_loss_fall(forecast: CurveForecast) -> float:
+    """The loss fall worth more epochs: a share of its level (sign-aware: of its size)."""
+    return MATERIAL_LOSS_SHARE * abs(forecast.now)
 
 
 @dataclass(frozen=True)
@@ -159,51 +179,97 @@ def _overfitting_gap(m: Measures) -> Verdict | None:
     return None
 
 
-def _undertrained(m: Measures) -> Verdict | None:
-    scores: list[float] = []
-    reasons: list[str] = []
-    if m.val_acc is not None:
-        gain = m.val_acc.slope * m.window
-        needed = max(UNDERTRAINED_ACC_GAIN, 2 * m.val_acc.noise)
-        if m.val_acc.tau >= UNDERTRAINED_TAU and gain >= needed:
-            scores.append(grade(gain, needed, 4 * needed))
-            reasons.append(
-                f"validation accuracy is rising {m.val_acc.slope:.3g} per epoch over the last "
-                f"{m.window} epochs"
-            )
-    if m.val_loss is not None:
-        span = max(m.val_loss.smooth) - min(m.val_loss.smooth)
-        gain = -m.val_loss.slope * m.window / span if span > 0 else 0.0
-        needed = max(UNDERTRAINED_LOSS_GAIN, 2 * m.val_loss.noise / span if span > 0 else 0.0)
-        if m.val_loss.tau <= -UNDERTRAINED_TAU and gain >= needed:
-            scores.append(grade(gain, needed, 4 * needed))
-            reasons.append(
-                f"validation loss is falling {-m.val_loss.slope:.3g} per epoch over the last "
-                f"{m.window} epochs"
-            )
-        # A steady fall late in a long run is small next to the first epochs' drop, but a
-        # val loss that falls epoch after epoch, by a good part of its current level, says
-        # more epochs will pay.
-        level = m.val_loss.smooth[-1]
-        fall = -m.val_loss.slope * m.window / level if level > 0 else 0.0
-        if (
-            not scores
-            and m.window >= STEADY_MIN_WINDOW
-            and m.val_loss.tau <= -STEADY_TAU
-            and fall >= STEADY_LEVEL_GAIN
-        ):
-            scores.append(grade(fall, STEADY_LEVEL_GAIN, 4 * STEADY_LEVEL_GAIN))
-            reasons.append(
-                f"validation loss fell in nearly every one of the last {m.window} epochs, "
-                f"{fall / m.window:.0%} of its level per epoch"
-            )
-    if not scores:
+def _never_learned_smoothly(m: Measures) -> Verdict | None:
+    """At chance with a smooth loss near log(K): the learning rate is far too low."""
+    chance, chance_loss = m.chance_acc, m.chance_loss
+    accuracies = m.levels.accuracies
+    if chance is None or not accuracies:
         return None
+    ceiling = chance + NEVER_LEARNED_MARGIN * (1.0 - chance)
+    if any(max(acc) > ceiling for acc in accuracies):
+        return None
+    loss = m.levels.loss
+    if loss is not None:
+        reference = chance_loss if chance_loss is not None else median(loss)
+        if min(loss) < 0.9 * reference or loss_unstable(loss, reference):
+            return None
     return Verdict(
         Label.UNDERTRAINED,
-        0.55 + 0.4 * max(scores),
-        " and ".join(reasons) + ": it is still improving",
+        0.6,
+        "never left chance level, with a smooth loss near log(num_classes): the learning "
+        "rate is far too low (a learning rate far too high would make the loss jump)",
     )
+
+
+def _undertrained(m: Measures) -> Verdict | None:
+    """More epochs will pay: the validation accuracy or loss is forecast to gain materially."""
+    horizon = m.forecasts.horizon
+    acc, loss = m.forecasts.val_acc, m.forecasts.val_loss
+    p_acc = None if acc is None else acc.probability_of_gain(material_acc_gain(acc.now))
+    p_loss = None if loss is None else loss.probability_of_gain(material_loss_fall(loss))
+    if p_acc is not None and acc is not None:
+        # Accuracy is what the user trains for: the loss's forecast can back it up (their
+        # mean) but not outvote it; a loss that still falls while accuracy is settled is
+        # mostly growing confidence on examples already right.
+        probability = p_acc if p_loss is None else max(p_acc, (p_acc + p_loss) / 2)
+        reason = (
+            f"validation accuracy is forecast to rise from {acc.now:.3f} to "
+            f"{acc.at_horizon:.3f} (90% interval {acc.low:.3f}–{acc.high:.3f}) by epoch "
+            f"{horizon}"
+        )
+    elif p_loss is not None and loss is not None:
+        probability = p_loss
+        reason = (
+            f"validation loss is forecast to fall from {loss.now:.3g} to "
+            f"{loss.at_horizon:.3g} ({loss.low:.3g}–{loss.high:.3g}) by epoch {horizon}"
+        )
+    else:
+        return None
+    if probability < UNDERTRAINED_PROBABILITY and loss is not None and _keeps_pace(m, loss):
+        # A loss falling at an undiminished pace (a learning rate far too low) is still
+        # paying, even where the accuracy forecast, fitted to few noisy points, bends early.
+        probability = UNDERTRAINED_PROBABILITY
+        reason = (
+            f"validation loss keeps falling at {loss.pace:.0%} of its pace so far (forecast "
+            f"{loss.now:.3g} → {loss.at_horizon:.3g} by epoch {horizon})"
+        )
+    if probability < UNDERTRAINED_PROBABILITY:
+        return None
+    if m.schedule.annealed:
+        # The forecast extends the run as it was going, but its learning rate is spent: the
+        # last epochs' gains were the annealing's, and more epochs at ~0 LR buy nothing.
+        return None
+    return Verdict(Label.UNDERTRAINED, probability, reason + ": more epochs will pay")
+
+
+def _keeps_pace(m: Measures, forecast: CurveForecast) -> bool:
+    """The curve's forecast keeps at least STILL_IMPROVING_PACE of its pace so far."""
+    horizon_share = (m.forecasts.horizon - m.levels.epochs) / max(1, m.epochs - 1)
+    return forecast.pace >= STILL_IMPROVING_PACE * horizon_share
+
+
+def _training_still_improving(m: Measures) -> bool:
+    """The training curve is not flat: its forecast keeps at least half its pace so far.
+
+    Pace, not size: a learning rate far too low moves the training loss slowly but at an
+    undiminished pace, while a model that cannot fit the task saturates however long it runs.
+    """
+    train = m.forecasts.train_loss or m.forecasts.train_acc
+    return train is not None and _keeps_pace(m, train)
+
+
+def _train_level(m: Measures) -> tuple[float, str] | None:
+    """How far the model fits its own training set (0 = chance or start, 1 = perfect)."""
+    if m.train_acc is not None:
+        chance = m.chance_acc or 0.0
+        final = m.train_acc.smooth[-1]
+        return (final - chance) / (1.0 - chance), f"training accuracy {final:.3f}"
+    losses = m.levels.train_loss
+    if losses is not None and m.train_loss is not None and losses[0] > 0:
+        start = max(losses[0], m.chance_loss or 0.0)
+        final = m.train_loss.smooth[-1]
+        return 1.0 - final / start, f"training loss {final:.3g} ({final / start:.0%} of its start)"
+    return None
 
 
 def _underfitting(m: Measures, study_best_val_acc: float | None) -> Verdict | None:
@@ -230,37 +296,59 @@ def _underfitting(m: Measures, study_best_val_acc: float | None) -> Verdict | No
                 f"{study_best_val_acc:.3f}, with little train/val gap",
             )
         return None
-    accuracies = [s.smooth[-1] for s in (m.train_acc, m.val_acc) if s is not None]
-    if accuracies:
-        # The better of train and val accuracy: dropout and augmentation hold the measured
-        # train accuracy down, so only both being low means the model cannot fit the task.
-        chance = m.chance_acc or 0.0
-        reached = max(accuracies)
-        level = (reached - chance) / (1.0 - chance)
-        if level < UNDERFIT_LEVEL:
-            return Verdict(
-                Label.UNDERFITTING,
-                0.55 + 0.4 * grade(UNDERFIT_LEVEL - level, 0.0, 0.3),
-                f"accuracy plateaued at {reached:.3f} (train and validation) for {plateau} "
-                "epochs with little train/val gap",
-            )
+    level = _train_level(m)
+    if level is None or _training_still_improving(m):
         return None
-    if m.train_loss is not None and m.chance_loss is not None:
-        level = m.train_loss.smooth[-1] / m.chance_loss
-        if level > UNDERFIT_LOSS_LEVEL:
-            return Verdict(
-                Label.UNDERFITTING,
-                0.5 + 0.3 * grade(level, UNDERFIT_LOSS_LEVEL, 0.6),
-                f"training loss plateaued at {m.train_loss.smooth[-1]:.3f} "
-                f"({level:.0%} of log(num_classes)) with little train/val gap",
-            )
-    return None
+    fitted, described = level
+    if fitted >= UNDERFIT_TRAIN_LEVEL:
+        return None
+    return Verdict(
+        Label.UNDERFITTING,
+        0.55 + 0.4 * grade(UNDERFIT_TRAIN_LEVEL - fitted, 0.0, UNDERFIT_TRAIN_LEVEL),
+        f"{described} plateaued for {plateau} epochs: the model cannot fit its own training set",
+    )
+
+
+def _memorised(m: Measures) -> bool:
+    """The training set is fitted: training accuracy ~1, or training loss ~0 of its start."""
+    if m.train_acc is not None:
+        return m.train_acc.smooth[-1] >= MEMORISED_ACC
+    losses = m.levels.train_loss
+    if losses is not None and m.train_loss is not None and losses[0] > 0:
+        return m.train_loss.smooth[-1] <= MEMORISED_LOSS_SHARE * losses[0]
+    return False
+
+
+def _healthy(m: Measures) -> Verdict:
+    """Converged: the score is how surely more epochs would not pay."""
+    chances = [
+        f.probability_of_gain(margin)
+        for f, margin in (
+            (
+                m.forecasts.val_acc,
+                None if m.forecasts.val_acc is None else material_acc_gain(m.forecasts.val_acc.now),
+            ),
+            (
+                m.forecasts.val_loss,
+                None if m.forecasts.val_loss is None else material_loss_fall(m.forecasts.val_loss),
+            ),
+        )
+        if f is not None and margin is not None
+    ]
+    return Verdict(
+        Label.HEALTHY,
+        1.0 - max(chances, default=0.25),
+        "converged with a small gap: the forecast gains little from more epochs",
+    )
 
 
 def decide(m: Measures, study_best_val_acc: float | None) -> Verdict:
     """The label of a finite run with at least 3 epochs."""
-    verdict = _overfitting(m) or _undertrained(m) or _overfitting_gap(m)
+    verdict = _overfitting(m) or _never_learned_smoothly(m)
     verdict = verdict or _underfitting(m, study_best_val_acc)
-    return verdict or Verdict(
-        Label.HEALTHY, 0.75, "converged with a small gap, validation at its best"
-    )
+    if verdict is None and _memorised(m):
+        # A training set fitted to the last example leaves validation little to gain from
+        # more epochs: a gap is the verdict, whatever the validation forecast says.
+        verdict = _overfitting_gap(m)
+    verdict = verdict or _undertrained(m) or _overfitting_gap(m)
+    return verdict or _healthy(m)

@@ -1,6 +1,8 @@
 """`sweepdoc diagnose FILE [--json]`: readable and machine output, one-line errors (exit 2)."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +125,30 @@ def test_study_context_from_the_command_line(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, ["diagnose", str(path), "--study-best", "97"])
     assert bad.exit_code == 2
     assert "Traceback" not in bad.output
+
+
+def test_diagnose_imports_neither_optuna_nor_sqlalchemy_nor_torch(tmp_path: Path) -> None:
+    # `sweepdoc diagnose` must answer in about a second on any laptop: the command and the
+    # diagnoser it calls import none of the service's heavy dependencies (checked in a fresh
+    # interpreter, where nothing else has imported them yet).
+    path = _write(tmp_path, factory.undertrained())
+    code = (
+        "import sys, typer\n"
+        "from service.commands.diagnose import diagnose\n"
+        "app = typer.Typer()\n"
+        "app.command()(diagnose)\n"
+        f"app([{str(path)!r}, '--json'], standalone_mode=False)\n"
+        "heavy = ('torch', 'optuna', 'sqlalchemy', 'sklearn', 'matplotlib')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["label"] == "undertrained"
+    assert out.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_the_forecast_is_in_both_outputs(tmp_path: Path) -> None:
+    path = _write(tmp_path, factory.undertrained())
+    data = json.loads(CliRunner().invoke(app, ["diagnose", str(path), "--json"]).stdout)
+    assert data["forecast"]["horizon_epochs"] == 20
+    readable = CliRunner().invoke(app, ["diagnose", str(path), "--horizon", "30"]).output
+    assert "forecast" in readable and "by epoch 30" in readable

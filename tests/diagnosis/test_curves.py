@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from studies.diagnosis import MAX_EPOCHS, Curves
+from studies.diagnosis import MAX_CURVE_EPOCHS, Curves
 
 
 def _error(data: dict[str, Any]) -> str:
@@ -62,7 +62,11 @@ def test_a_json_document_with_nan_literals_validates() -> None:
         ({"train_loss": [1.0], "num_classes": "10"}, "num_classes", "valid integer"),
         ({"train_loss": [1.0], "num_classes": 1}, "num_classes", "greater than or equal to 2"),
         ({"status": "completed"}, "", "no curves"),
-        ({"train_loss": [1.0] * (MAX_EPOCHS + 1)}, "train_loss", f"at most {MAX_EPOCHS}"),
+        (
+            {"train_loss": [1.0] * (MAX_CURVE_EPOCHS + 1)},
+            "train_loss",
+            f"at most {MAX_CURVE_EPOCHS}",
+        ),
         ({"train_loss": [1.0, 2.0], "lr": [0.1]}, "", "lr has 1"),
         ({"train_loss": [1.0], "lr": [-0.1]}, "lr", "negative"),
     ],

@@ -1,0 +1,83 @@
+"""Fit the diagnoser's confidence calibration on the TRAINING half of the labeled set.
+
+For every training sample (whole runs, their cuts and their sum-reduced views, dataset.py),
+take the rules' raw score and whether the label was right; per predicted label, fit an
+isotonic regression of "right" on the score (scikit-learn, here only: the diagnoser reads the
+fitted knots without it) and write them to studies/diagnosis/calibration.json. Each step of
+the fitted function is shrunk towards the label's overall share right by PRIOR_WEIGHT
+pseudo-samples: a step fitted on three samples must not claim 0% or 100%. The held-out
+half is never read here: evaluate.py reports its reliability table and ECE.
+
+    .venv/bin/python bench/diagnoser/calibrate.py
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
+sys.path.insert(0, str(HERE))  # and dataset.py beside this file
+
+from dataset import load_runs, samples  # noqa: E402
+from sklearn.isotonic import IsotonicRegression  # noqa: E402
+
+from studies.diagnosis._calibration import CALIBRATION_FILE, Calibration  # noqa: E402
+from studies.diagnosis._result import Label  # noqa: E402
+from studies.diagnosis._run import judge  # noqa: E402
+
+SPLIT = "train"
+PRIOR_WEIGHT = 4.0
+
+
+def _shrunk(model: IsotonicRegression, scores: list[float], right: list[float]) -> list[float]:
+    """The fitted step values, each shrunk towards the overall share right."""
+    overall = sum(right) / len(right)
+    fitted = model.predict(scores)
+    steps: dict[float, list[float]] = defaultdict(list)
+    for value, outcome in zip(fitted, right, strict=True):
+        steps[round(float(value), 9)].append(outcome)
+    out = []
+    for value in model.y_thresholds_:
+        members = steps.get(round(float(value), 9), [])
+        n = len(members)
+        # Plus one right and one wrong pseudo-sample: never exactly 0 or 1.
+        out.append((float(value) * n + overall * PRIOR_WEIGHT + 1.0) / (n + PRIOR_WEIGHT + 2.0))
+    return out
+
+
+def main() -> None:
+    runs = [r for r in load_runs() if r["split"] == SPLIT]
+    selected, _ = samples(runs, cuts=True)
+    scores: dict[Label, list[float]] = defaultdict(list)
+    right: dict[Label, list[float]] = defaultdict(list)
+    for sample in selected:
+        verdict = judge(sample.curves).verdict
+        score = min(1.0, max(0.0, verdict.confidence))
+        scores[verdict.label].append(score)
+        right[verdict.label].append(float(verdict.label == sample.truth))
+    labels = {}
+    for label in sorted(scores):
+        model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        model.fit(scores[label], right[label])
+        labels[label] = {
+            "scores": [round(float(x), 6) for x in model.X_thresholds_],
+            "probabilities": [round(y, 6) for y in _shrunk(model, scores[label], right[label])],
+            "samples": len(scores[label]),
+        }
+        print(f"{label:13s} n={len(scores[label]):4d} right={sum(right[label]):4.0f}")
+    calibration = Calibration.model_validate(
+        {
+            "fitted_on": f"bench/diagnoser, {SPLIT} split: {len(runs)} runs, "
+            f"{len(selected)} samples (whole runs, cuts, sum-reduced views)",
+            "labels": labels,
+        }
+    )
+    CALIBRATION_FILE.write_text(calibration.model_dump_json(indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {CALIBRATION_FILE}")
+
+
+if __name__ == "__main__":
+    main()
