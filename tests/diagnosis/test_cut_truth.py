@@ -3,6 +3,7 @@ what the rest of the same run shows, up to its end."""
 
 import importlib.util
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,10 +23,10 @@ def dataset() -> ModuleType:
     return module
 
 
-def _run(label: str, val_acc: list[float], val_loss: list[float | None] | None = None,
+def _run(label: str, val_acc: list[float], val_loss: Sequence[float | None] | None = None,
          num_classes: int = 10, **extra: Any) -> dict[str, Any]:
     n = len(val_acc)
-    loss = val_loss if val_loss is not None else [1.0 - a for a in val_acc]
+    loss = list(val_loss) if val_loss is not None else [1.0 - a for a in val_acc]
     return {
         "id": f"test-{label}-s0", "label": label, "split": "train",
         "curves": {"train_loss": loss, "val_loss": loss, "train_acc": val_acc,
