@@ -120,7 +120,12 @@ def _collapse(levels: Levels) -> tuple[float, str] | None:
         if not learned_before:
             # Never learned: diverged unless the loss comes down smoothly (a learning rate
             # far too low sits near log(C), smooth, falling or flat, and must not be stopped).
-            if levels.epochs < STUCK_MIN_EPOCHS or not loss_unstable(losses, chance_loss):
+            # A loss once far above a uniform guess is a blow-up however short the run; mere
+            # noise needs STUCK_MIN_EPOCHS epochs to be told from a slow start.
+            blown_up = max(losses) >= UNSTABLE_LOSS * chance_loss
+            if not blown_up and (
+                levels.epochs < STUCK_MIN_EPOCHS or not loss_unstable(losses, chance_loss)
+            ):
                 return None
             return 0.7 + 0.25 * grade(declining, -0.5, 0.3), (
                 f"never learned: accuracy at chance level ({recent_acc:.3f} vs "

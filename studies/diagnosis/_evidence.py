@@ -97,6 +97,7 @@ def _forecast(metric: str, forecast: CurveForecast, margin: float) -> Forecast:
         asymptote=round(forecast.asymptote, 4),
         material_gain=round(margin, 4),
         gain_probability=round(forecast.probability_of_gain(margin), 3),
+        eventual_gain_probability=round(forecast.probability_of_gain(margin, eventually=True), 3),
         family=forecast.family.value,
     )
 

@@ -233,6 +233,7 @@ class CurveForecast:
     horizon: int
     family: Family  # the family with the most weight
     gains: Array  # (BOOTSTRAP,) each replicate's improvement from its own now to the horizon
+    eventual_gains: Array  # (BOOTSTRAP,) ... and to its asymptote
 
     @property
     def pace(self) -> float:
@@ -244,9 +245,11 @@ class CurveForecast:
             return 0.0
         return abs(self.at_horizon - self.now) / so_far
 
-    def probability_of_gain(self, margin: float) -> float:
-        """Share of bootstrap replicates that improve by at least *margin* by the horizon."""
-        return float(np.mean(self.gains >= margin))
+    def probability_of_gain(self, margin: float, *, eventually: bool = False) -> float:
+        """Share of bootstrap replicates that improve by at least *margin* by the horizon
+        (or, *eventually*, by the time the curve levels off)."""
+        gains = self.eventual_gains if eventually else self.gains
+        return float(np.mean(gains >= margin))
 
 
 def forecast(
@@ -311,4 +314,5 @@ def forecast(
         horizon=horizon,
         family=fit.top_family[0],
         gains=sign * scale * (boot.at_horizon - boot.fitted[:, -1]),
+        eventual_gains=sign * scale * (boot.asymptote - boot.fitted[:, -1]),
     )

@@ -123,6 +123,12 @@ class Forecast(BaseModel):
     gain_probability: float = Field(
         ge=0.0, le=1.0, description="Probability of at least material_gain by horizon_epochs."
     )
+    eventual_gain_probability: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="Probability of at least material_gain by the time the curve levels off "
+        "(what the undertrained verdict is read from).",
+    )
     family: str = Field(description="Learning-curve family with the most weight in the ensemble.")
 
 

@@ -47,7 +47,7 @@ GAP_LARGE_WITH_LOSS = 0.03
 MATERIAL_ERROR_SHARE = 0.1
 MATERIAL_ACC_FLOOR = 0.01
 MATERIAL_LOSS_SHARE = 0.2
-UNDERTRAINED_PROBABILITY = 0.3
+UNDERTRAINED_PROBABILITY = 0.5
 # The training set counts as memorised at this training accuracy, or at a training loss this
 # share of its first epoch's.
 MEMORISED_ACC = 0.99
@@ -205,8 +205,14 @@ def _undertrained(m: Measures) -> Verdict | None:
     """More epochs will pay: the validation accuracy or loss is forecast to gain materially."""
     horizon = m.forecasts.horizon
     acc, loss = m.forecasts.val_acc, m.forecasts.val_loss
-    p_acc = None if acc is None else acc.probability_of_gain(material_acc_gain(acc.now))
-    p_loss = None if loss is None else loss.probability_of_gain(material_loss_fall(loss))
+    # "Still paying" is judged on the eventual gain (the fitted asymptote): whether more
+    # epochs buy anything material at all; the horizon says how much by when.
+    p_acc = None
+    if acc is not None:
+        p_acc = acc.probability_of_gain(material_acc_gain(acc.now), eventually=True)
+    p_loss = None
+    if loss is not None:
+        p_loss = loss.probability_of_gain(material_loss_fall(loss), eventually=True)
     if p_acc is not None and acc is not None:
         # Accuracy is what the user trains for: the loss's forecast can back it up (their
         # mean) but not outvote it; a loss that still falls while accuracy is settled is
@@ -215,13 +221,14 @@ def _undertrained(m: Measures) -> Verdict | None:
         reason = (
             f"validation accuracy is forecast to rise from {acc.now:.3f} to "
             f"{acc.at_horizon:.3f} (90% interval {acc.low:.3f}–{acc.high:.3f}) by epoch "
-            f"{horizon}"
+            f"{horizon}, levelling off near {acc.asymptote:.3f}"
         )
     elif p_loss is not None and loss is not None:
         probability = p_loss
         reason = (
             f"validation loss is forecast to fall from {loss.now:.3g} to "
-            f"{loss.at_horizon:.3g} ({loss.low:.3g}–{loss.high:.3g}) by epoch {horizon}"
+            f"{loss.at_horizon:.3g} ({loss.low:.3g}–{loss.high:.3g}) by epoch {horizon}, "
+            f"levelling off near {loss.asymptote:.3g}"
         )
     else:
         return None
@@ -322,7 +329,7 @@ def _memorised(m: Measures) -> bool:
 def _healthy(m: Measures) -> Verdict:
     """Converged: the score is how surely more epochs would not pay."""
     chances = [
-        f.probability_of_gain(margin)
+        f.probability_of_gain(margin, eventually=True)
         for f, margin in (
             (
                 m.forecasts.val_acc,

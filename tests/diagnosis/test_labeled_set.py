@@ -7,7 +7,6 @@ reported in docs/diagnoser.md against regressions. It is an accuracy test, not a
 """
 
 import importlib.util
-import math
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -121,10 +120,30 @@ def _first_live_stop(curves: Curves) -> int | None:
     )
 
 
+def _blown_up(losses: list[float | None]) -> int | None:
+    """The first epoch whose loss is non-finite or ten times its start's scale above it.
+
+    Relative (issue 11): a sum-reduced loss starts at batch × log K, and the first epoch has
+    no start to explode from.
+    """
+    first = losses[0]
+    lowest = first
+    for epoch, loss in enumerate(losses, start=1):
+        if loss is None:
+            return epoch
+        if first is None:
+            continue
+        lowest = min(lowest, loss) if lowest is not None else loss
+        scale = max(abs(first), first - (lowest if lowest is not None else first))
+        if epoch > 1 and loss - first >= 9 * scale > 0:
+            return epoch
+    return None
+
+
 def test_live_check_on_every_prefix_of_every_real_run(runs: list[dict[str, Any]]) -> None:
     # The worker asks after every epoch: runs that did not diverge must never be stopped, and
-    # a diverged run must be stopped in the epoch its loss blows up (non-finite, or ten times
-    # a uniform guess), or at the latest once it sits at chance level.
+    # a diverged run must be stopped in the epoch its loss blows up (non-finite, or risen ten
+    # times its own scale above its start), or at the latest once it sits at chance level.
     for run in runs:
         curves = Curves.model_validate(run["curves"])
         stop = _first_live_stop(curves)
@@ -132,11 +151,6 @@ def test_live_check_on_every_prefix_of_every_real_run(runs: list[dict[str, Any]]
             assert stop is None, f"{run['id']} stopped at epoch {stop}"
             continue
         assert stop is not None, f"{run['id']} never stopped"
-        limit = 10 * math.log(curves.num_classes or 10)
-        blown = [
-            epoch
-            for epoch, loss in enumerate(curves.train_loss or (), start=1)
-            if loss is None or loss >= limit
-        ]
-        if blown:
-            assert stop <= blown[0], f"{run['id']}: blew up at {blown[0]}, stopped at {stop}"
+        blown = _blown_up(curves.train_loss or [])
+        if blown is not None:
+            assert stop <= blown, f"{run['id']}: blew up at {blown}, stopped at {stop}"
