@@ -51,6 +51,10 @@ from studies.results import TrialSummary
 # an epoch write must never be lost to a momentary lock held by another process.
 SQLITE_BUSY_TIMEOUT_S = 60.0
 
+# A worker's heartbeat grace unless it says otherwise (seconds): a running slot whose
+# heartbeat is older than its worker's grace is reaped (``studies.queue.reap_stale``).
+DEFAULT_STALE_AFTER_S = 30.0
+
 
 class StudyStatus(StrEnum):
     """A study's status, derived from its trials (see ``queue.study_status``)."""
@@ -135,6 +139,10 @@ class TrialRow(Base):
     diagnosis: Mapped[dict[str, Any] | None] = mapped_column(LosslessJSON, nullable=True)
     # The run's summary numbers; NaN survives (a diverged run's final loss).
     summary: Mapped[TrialSummary | None] = mapped_column(LosslessModel(TrialSummary), nullable=True)
+    # The grace of the worker that claimed the slot (its SWEEPDOC_WORKER_STALE_AFTER_S):
+    # every reaper judges the slot by its worker's deadline, never by its own. Last, as
+    # migration 0002 added it.
+    stale_after_s: Mapped[float] = mapped_column(Float, default=DEFAULT_STALE_AFTER_S)
 
     __table_args__ = (
         UniqueConstraint("study_id", "number", name="uq_sweepdoc_trials_slot"),

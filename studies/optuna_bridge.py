@@ -12,6 +12,7 @@ parameters fixed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -149,7 +150,10 @@ def start_trial(
     """
     storage = study._storage
     if enqueued_trial_id is not None:
-        if not storage.set_trial_state_values(enqueued_trial_id, OptunaState.RUNNING):
+        started = storage.set_trial_state_values(enqueued_trial_id, OptunaState.RUNNING)
+        # Already RUNNING: this worker's own earlier try, whose reply a transient error lost
+        # (only the slot's claim holder starts its enqueued trial, once per slot).
+        if not started and storage.get_trial(enqueued_trial_id).state != OptunaState.RUNNING:
             raise RuntimeError(f"Optuna trial {enqueued_trial_id} was not WAITING")
         # Let the study's trial cache learn the trial (ask() does the same when it pops one).
         storage.get_all_trials(study._study_id, deepcopy=False, states=(OptunaState.RUNNING,))
@@ -165,11 +169,37 @@ def start_trial(
     return trial, chosen
 
 
-def fail_trial(url: str, trial_id: int) -> None:
-    """Mark an attempt's Optuna trial FAIL (a dead worker's), unless it already finished."""
+def fail_trial(url: str, trial_id: int | None) -> None:
+    """Mark an attempt's Optuna trial FAIL (a dead or fenced-out worker's), unless it already
+    finished (or there is none: None)."""
+    if trial_id is None:
+        return
     storage = optuna_storage(url)
-    if not storage.get_trial(trial_id).state.is_finished():
+    if storage.get_trial(trial_id).state.is_finished():
+        return
+    # Another process (the reaper, the reconciler) may close it between the two calls.
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
         storage.set_trial_state_values(trial_id, OptunaState.FAIL)
+
+
+def close_trial(url: str, trial_id: int, state: OptunaState, value: float | None) -> bool:
+    """Finish an unfinished Optuna trial as *state* (COMPLETE with *value*, which must be
+    finite; PRUNED with its last intermediate value, as ``study.tell`` does; FAIL); False
+    when it had already finished. What the reconciler writes for a trial whose worker
+    finished the slot in the queue but never told Optuna."""
+    storage = optuna_storage(url)
+    trial = storage.get_trial(trial_id)
+    if trial.state.is_finished():
+        return False
+    values: list[float] | None = None
+    if state == OptunaState.COMPLETE:
+        if value is None or not math.isfinite(value):
+            raise ValueError(f"a COMPLETE trial needs a finite objective value, got {value}")
+        values = [value]
+    elif state == OptunaState.PRUNED and trial.intermediate_values:
+        last = trial.intermediate_values[max(trial.intermediate_values)]
+        values = [last] if math.isfinite(last) else None
+    return storage.set_trial_state_values(trial_id, state, values)
 
 
 def end_waiting_trial(url: str, trial_id: int) -> None:

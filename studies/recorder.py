@@ -126,21 +126,9 @@ class EpochRecorder:
             queue.record_epoch(self.db, self.claim, plain, summary=self.summary())
 
     def _retrying(self, action: Callable[[], _T]) -> _T:
-        """Run *action*, retrying database errors for up to the slot's grace (a restarting
-        database should not cost an epoch's record). Optuna wraps the driver's errors in
-        ``StorageInternalError``; those are retried too."""
-        deadline = time.monotonic() + self.outage_grace_s
-        delay = 0.2
-        while True:
-            try:
-                return action()
-            except (DBAPIError, optuna.exceptions.StorageInternalError) as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                name = exc.__class__.__name__
-                log.warning("database error (%s); retrying in %.1f s", name, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, _MAX_RETRY_DELAY_S)
+        """Run *action*, retrying transient database errors for up to the slot's grace (a
+        restarting database should not cost an epoch's record)."""
+        return retry_transient(action, grace_s=self.outage_grace_s)
 
     # -- results -----------------------------------------------------------------------
 
@@ -170,6 +158,25 @@ class EpochRecorder:
             candidate=lambda t: Candidate(t.number, True, t.summary.objective_value),
         )
         return best.summary.best_val_acc if best is not None else None
+
+
+def retry_transient(action: Callable[[], _T], *, grace_s: float) -> _T:
+    """Run *action*, retrying database errors (0.2 s apart, doubling up to 2 s) for up to
+    *grace_s*, then raising the last one. Optuna wraps the driver's errors in
+    ``StorageInternalError``; those are retried too. *action* must be safe to run again
+    after an error (its writes conditional or idempotent)."""
+    deadline = time.monotonic() + grace_s
+    delay = 0.2
+    while True:
+        try:
+            return action()
+        except (DBAPIError, optuna.exceptions.StorageInternalError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            name = exc.__class__.__name__
+            log.warning("database error (%s); retrying in %.1f s", name, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, _MAX_RETRY_DELAY_S)
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from studies import notes, optuna_bridge, plots, queue
 from studies.db import Database, TrialState
 from studies.diagnosis import Diagnosis
-from studies.recorder import EpochRecorder
+from studies.recorder import EpochRecorder, retry_transient
 
 log = logging.getLogger(__name__)
 
@@ -75,50 +75,54 @@ class TrialRun:
         self.optuna_trial_id: int | None = None
 
     def fail(self, exc: BaseException) -> None:
-        """Record an unexpected error as this trial's failure (best effort)."""
-        with contextlib.suppress(DBAPIError):
-            if self.optuna_trial_id is not None:
-                optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
-            queue.finish(
+        """Record an unexpected error as this trial's failure (best effort). Optuna's trial
+        is failed only when the slot was still this attempt's: a slot already finished (its
+        result in the queue, Optuna's tell lost) is the reconciler's to close."""
+        with contextlib.suppress(DBAPIError, optuna.exceptions.StorageInternalError):
+            failed = queue.finish(
                 self.db,
                 self.claim,
                 state=TrialState.FAILED,
                 error=error_text(exc),
                 summary=self.recorder.summary(),
             )
+            if failed and self.optuna_trial_id is not None:
+                optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
 
     def run(self) -> None:
         """Start the Optuna trial and the attempt, train with the heartbeat beating, finish."""
         claim = self.claim
+        # A transient database error while starting is retried for the slot's grace, as
+        # the per-epoch writes are; past it the error propagates and the worker abandons
+        # the slot to the reaper (its heartbeat does not beat yet), never failing it.
+        grace_s = self.context.stale_after_s
         try:
-            study = optuna_bridge.load_study(self.db.url, claim.optuna_study_name, self.spec)
-            trial, params = optuna_bridge.start_trial(
-                study,
-                self.spec,
-                enqueued_trial_id=claim.enqueued_optuna_trial_id,
-                params=claim.params,
-            )
-            optuna_trial_id = _optuna_trial_id(self.db.url, claim.optuna_study_name, trial)
-            self.optuna_trial_id = optuna_trial_id
-            trial.set_user_attr(optuna_bridge.ATTR_SWEEPDOC_TRIAL, claim.trial_id)
-            trial.set_user_attr(optuna_bridge.ATTR_ATTEMPT, claim.attempt)
+            study, trial, params = retry_transient(self._start_optuna_trial, grace_s=grace_s)
+        except (DBAPIError, optuna.exceptions.StorageInternalError):
+            raise
         except Exception as exc:
             # Without an Optuna trial the slot cannot run; record why and move on.
             log.exception("trial %s: could not start its Optuna trial", claim.trial_id)
             started = self.optuna_trial_id
             if started is None:
                 started = claim.enqueued_optuna_trial_id
+            queue.finish(self.db, claim, state=TrialState.FAILED, error=error_text(exc))
             if started is not None:
                 optuna_bridge.fail_trial(self.db.url, started)
-            queue.finish(self.db, claim, state=TrialState.FAILED, error=error_text(exc))
             return
-        if not queue.start_attempt(
-            self.db,
-            claim,
-            params=params,
-            optuna_trial_id=optuna_trial_id,
-            optuna_trial_number=trial.number,
-        ):
+        optuna_trial_id = self.optuna_trial_id
+        assert optuna_trial_id is not None  # set by _start_optuna_trial
+        recorded = retry_transient(
+            lambda: queue.start_attempt(
+                self.db,
+                claim,
+                params=params,
+                optuna_trial_id=optuna_trial_id,
+                optuna_trial_number=trial.number,
+            ),
+            grace_s=grace_s,
+        )
+        if not recorded:
             optuna_bridge.fail_trial(self.db.url, optuna_trial_id)
             return
         self.context.touch(claim.trial_id)
@@ -131,6 +135,22 @@ class TrialRun:
         finally:
             beating.set()
             heart.join()
+
+    def _start_optuna_trial(self) -> tuple[optuna.Study, optuna.Trial, dict[str, Any]]:
+        """The slot's Optuna trial, started; safe to run again after a transient error (a
+        sampled slot's abandoned try stays RUNNING until the reconciler fails it)."""
+        claim = self.claim
+        study = optuna_bridge.load_study(self.db.url, claim.optuna_study_name, self.spec)
+        trial, params = optuna_bridge.start_trial(
+            study,
+            self.spec,
+            enqueued_trial_id=claim.enqueued_optuna_trial_id,
+            params=claim.params,
+        )
+        self.optuna_trial_id = _optuna_trial_id(self.db.url, claim.optuna_study_name, trial)
+        trial.set_user_attr(optuna_bridge.ATTR_SWEEPDOC_TRIAL, claim.trial_id)
+        trial.set_user_attr(optuna_bridge.ATTR_ATTEMPT, claim.attempt)
+        return study, trial, params
 
     def _heartbeat(self, done: threading.Event) -> None:
         while not done.wait(self.context.heartbeat_interval_s):
@@ -158,24 +178,24 @@ class TrialRun:
         except Exception as exc:
             # One trial's error (bad dataset file, CUDA OOM, …) fails that trial alone.
             log.warning("trial %s failed: %s", claim.trial_id, exc)
-            if self._still_ours():
-                optuna_bridge.tell(study, trial, OptunaState.FAIL, None)
-                queue.finish(
-                    self.db,
-                    claim,
-                    state=TrialState.FAILED,
-                    error=error_text(exc),
-                    summary=recorder.summary(),
-                )
+            queue.finish(
+                self.db,
+                claim,
+                state=TrialState.FAILED,
+                error=error_text(exc),
+                summary=recorder.summary(),
+            )
+            # FAIL either way: this attempt's own failure, or a fenced-out attempt's trial.
+            optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
             return
         ending = recorder.ending
         if ending.lost or self.lost.is_set():
             log.warning("trial %s was reaped while running; its result is dropped", claim.trial_id)
             return
         if ending.released:
+            queue.release(self.db, claim, reason="worker stopped before the trial finished")
             if self.optuna_trial_id is not None:
                 optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
-            queue.release(self.db, claim, reason="worker stopped before the trial finished")
             return
         recorder.record_unseen(history)
 
@@ -227,9 +247,11 @@ class TrialRun:
             artifacts_dir=self.context.artifacts_dir,
             attrs={"state": state.value, "stop_reason": stop_reason or ""},
         )
-        optuna_state = OptunaState.COMPLETE if state is TrialState.COMPLETE else OptunaState.PRUNED
-        optuna_bridge.tell(study, trial, optuna_state, value)
-        queue.finish(
+        # The queue first, fenced by the attempt number: a worker that stalled past its
+        # grace was reaped and its slot may be running again, so its result is dropped and
+        # its Optuna trial failed (never a second COMPLETE of the point). A tell lost after
+        # the queue's write is made good by the reconciler (studies.reconcile).
+        finished = queue.finish(
             self.db,
             claim,
             state=state,
@@ -239,6 +261,14 @@ class TrialRun:
             diagnosis=diagnosis.model_dump(mode="python") if diagnosis is not None else None,
             summary=summary,
         )
+        if not finished:
+            log.warning(
+                "trial %s was reaped before it finished; its result is dropped", claim.trial_id
+            )
+            optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
+            return
+        optuna_state = OptunaState.COMPLETE if state is TrialState.COMPLETE else OptunaState.PRUNED
+        optuna_bridge.tell(study, trial, optuna_state, value)
         log.info("trial %s: %s, %s, value %s", claim.trial_id, state, label, value)
 
     def _still_ours(self) -> bool:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 
 from studies import queue
-from studies.db import Database
+from studies.db import DEFAULT_STALE_AFTER_S, Database
 from studies.schema_setup import create_schema
 from studies.trial_run import TrialRun, WorkerContext
 from trainer import DeviceName
@@ -48,7 +48,12 @@ class WorkerOptions(BaseModel):
     name: str | None = Field(None, description="Default: host:pid.")
     poll_interval_s: float = Field(1.0, gt=0.0, description="Sleep between empty claims.")
     heartbeat_interval_s: float = Field(5.0, gt=0.0)
-    stale_after_s: float = Field(30.0, gt=0.0, description="Reaper's heartbeat grace.")
+    stale_after_s: float = Field(
+        DEFAULT_STALE_AFTER_S,
+        gt=0.0,
+        description="Heartbeat grace of this worker's trials, stored in each claimed slot: "
+        "every reaper fails an attempt only once its heartbeat is older than this.",
+    )
     max_trials: int | None = Field(None, ge=1, description="Exit after this many trials.")
     exit_when_idle: bool = Field(
         False, description="Exit once no slot is waiting or running anywhere."
@@ -170,7 +175,7 @@ class _Worker:
             return
         self._last_reap = now
         try:
-            queue.reap_stale(self.db, stale_after_s=self.options.stale_after_s)
+            queue.reap_stale(self.db)
         except DBAPIError:
             raise  # the callers wait for the database and retry
         except Exception:
@@ -190,7 +195,12 @@ class _Worker:
             try:
                 self.touch(None)
                 self.reap()
-                claim = queue.claim_next(self.db, worker=self.name, device=self.device)
+                claim = queue.claim_next(
+                    self.db,
+                    worker=self.name,
+                    device=self.device,
+                    stale_after_s=self.options.stale_after_s,
+                )
                 if claim is None:
                     if self.options.exit_when_idle and not queue.has_open_slots(self.db):
                         break

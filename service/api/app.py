@@ -24,6 +24,7 @@ from service.api.ratelimit import RateLimit, rate_rules
 from service.api.routers import diagnose, health, login, studies, trials
 from service.settings import Settings, get_settings
 from studies.db import Database
+from studies.reconcile import reconcile
 from studies.store import reap_stale_trials
 
 logger = logging.getLogger(__name__)
@@ -48,14 +49,28 @@ async def reap_forever(db: Database, guard: SchemaGuard, settings: Settings) -> 
         await asyncio.sleep(period)
         try:
             await anyio.to_thread.run_sync(guard.ensure)
-            reaped = await anyio.to_thread.run_sync(
-                lambda: reap_stale_trials(db, stale_after_s=settings.worker_stale_after_s)
-            )
+            reaped = await anyio.to_thread.run_sync(lambda: reap_stale_trials(db))
         except Exception as exc:  # database down: try again next period, keep serving
             logger.warning("reaper: %s", exc)
             continue
         for item in reaped:
             logger.warning("reaped a trial of a dead worker: %s", item)
+
+
+async def reconcile_forever(db: Database, guard: SchemaGuard, settings: Settings) -> None:
+    """Bring Optuna's trial states in line with the queue's, twice per staleness period.
+
+    Optuna is written after the queue's commits (reaper, cancel, a worker's finish) and such
+    a write can be lost; nothing else retries it (see `studies.reconcile`).
+    """
+    period = max(1.0, settings.worker_stale_after_s / 2)
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await anyio.to_thread.run_sync(guard.ensure)
+            await anyio.to_thread.run_sync(lambda: reconcile(db))
+        except Exception as exc:  # database down: try again next period, keep serving
+            logger.warning("reconciler: %s", exc)
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -72,13 +87,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.make_dirs()
         settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        reaper = asyncio.create_task(reap_forever(db, app.state.schema_guard, settings))
+        background = [
+            asyncio.create_task(loop(db, app.state.schema_guard, settings))
+            for loop in (reap_forever, reconcile_forever)
+        ]
         try:
             yield
         finally:
-            reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if owns_database:
                 db.dispose()
 

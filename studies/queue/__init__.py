@@ -13,14 +13,16 @@ happened. That is all exactly-once needs:
 
 Heartbeat and reaper. A running slot's worker updates ``heartbeat_at`` every
 ``heartbeat_interval_s`` (5 s by default) from a background thread, so long epochs do not
-look dead. Workers and the API (``store.reap_stale_trials``, run periodically) run
-``reap_stale``: a running slot whose heartbeat is older than ``stale_after_s`` (30 s by
-default) is taken from its worker; the attempt is recorded as failed (its Optuna trial is
-marked FAIL) and the slot is re-queued, up to ``MAX_ATTEMPTS`` attempts in all, after which
-the slot stays failed. Every live worker reaps at most every ``heartbeat_interval_s``, from
-its poll loop when idle and from its heartbeat thread while training, so a killed worker's
-trial is failed and re-queued within ``stale_after_s + heartbeat_interval_s`` (35 s by
-default) as long as one worker or the API is running.
+look dead. The claim stores the worker's own grace (``stale_after_s``, 30 s by default) in
+the slot. Workers and the API (``store.reap_stale_trials``, run periodically) run
+``reap_stale``: a running slot whose heartbeat is older than its worker's grace is taken
+from that worker; the attempt is recorded as failed (its Optuna trial is marked FAIL) and
+the slot is re-queued, up to ``MAX_ATTEMPTS`` attempts in all, after which the slot stays
+failed. Every live worker reaps at most every ``heartbeat_interval_s``, from its poll loop
+when idle and from its heartbeat thread while training, so a killed worker's trial is
+failed and re-queued within its grace plus one reaper round as long as one worker or the
+API is running. The attempt number fences the reaped worker: none of its later writes
+lands (``_attempt``).
 Timestamps come from the processes' clocks in UTC: keep hosts NTP-synchronized, and keep
 ``stale_after_s`` well above the worst clock skew.
 
@@ -30,7 +32,8 @@ One module per concern, all under the discipline above:
 - ``_attempt``: what the worker holding a slot writes (``start_attempt``, ``beat``,
   ``record_epoch``, ``finish``, ``release``), each conditional on the slot still being its;
 - ``_reaper``: dead workers' slots failed and re-queued (``reap_stale``);
-- ``_studies``: cancellation, a study's derived status, and the reads the worker needs
+- ``_studies``: cancellation (``cancel``; ``end_waiting_if_cancelled`` for slots put back
+  after it), a study's derived status, and the reads the worker needs
   (``has_open_slots``, ``complete_summaries``);
 - ``_workers``: the workers' own rows (``touch_worker``), which readiness counts.
 """
@@ -49,6 +52,7 @@ from studies.queue._studies import (
     CompleteTrial,
     cancel,
     complete_summaries,
+    end_waiting_if_cancelled,
     has_open_slots,
     study_status,
 )
@@ -64,6 +68,7 @@ __all__ = [
     "cancel",
     "claim_next",
     "complete_summaries",
+    "end_waiting_if_cancelled",
     "finish",
     "has_open_slots",
     "load_claim",

@@ -1,8 +1,11 @@
 """What the worker holding a slot writes: its attempt, heartbeats, epochs and outcome.
 
-Each write is conditional on the slot still being this attempt's (``_ours``: running, same
-worker, same attempt number) and its row count says whether it happened; a False answer
-means the reaper took the slot away, and the worker writes nothing more for it.
+Every write goes through ``_update_ours``: one ``UPDATE`` conditional on the slot still
+being this attempt's (running, same worker, same attempt number), whose row count says
+whether it happened. The attempt number is the fence: a worker that stalled past its grace
+was reaped and the slot re-claimed under a higher number, so nothing it writes afterwards
+lands. A False answer means exactly that, and the worker writes nothing more for the slot
+(its Optuna trial is failed, never told a result: ``studies.trial_run``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, delete, select, update
+from sqlalchemy.orm import Session
 
 from studies.db import (
     AttemptRow,
@@ -24,16 +28,31 @@ from studies.db import (
 )
 from studies.queue._claim import Claim
 from studies.queue._sql import rowcount
+from studies.queue._studies import end_waiting_if_cancelled
 from studies.results import TrialSummary
 
 
 def _ours(claim: Claim) -> Any:
+    """The slot is still this attempt's: running, same worker, same attempt number (the
+    fence: a reaped and re-claimed slot has a higher attempt number)."""
     return and_(
         TrialRow.id == claim.trial_id,
         TrialRow.state == TrialState.RUNNING,
         TrialRow.worker == claim.worker,
         TrialRow.attempt == claim.attempt,
     )
+
+
+def _update_ours(session: Session, claim: Claim, **values: Any) -> bool:
+    """One conditional ``UPDATE`` of the slot while it is still this attempt's; True when it
+    happened (row count 1), False when the slot was taken away (reaped, re-claimed)."""
+    result = session.execute(
+        update(TrialRow)
+        .where(_ours(claim))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
 
 
 def start_attempt(
@@ -44,36 +63,29 @@ def start_attempt(
     optuna_trial_id: int,
     optuna_trial_number: int,
 ) -> bool:
-    """Record the attempt's parameters and Optuna trial; False if the slot was taken away."""
+    """Record the attempt's parameters and Optuna trial; False if the slot was taken away.
+
+    Idempotent: a retry after a transient error writes the same values again."""
     with db.session() as session:
-        result = session.execute(
-            update(TrialRow)
-            .where(_ours(claim))
-            .values(
-                params=params,
-                optuna_trial_id=optuna_trial_id,
-                optuna_trial_number=optuna_trial_number,
-                heartbeat_at=utcnow(),
-            )
-            .execution_options(synchronize_session=False)
+        return _update_ours(
+            session,
+            claim,
+            params=params,
+            optuna_trial_id=optuna_trial_id,
+            optuna_trial_number=optuna_trial_number,
+            heartbeat_at=utcnow(),
         )
-        return rowcount(result) == 1
 
 
 def beat(db: Database, claim: Claim) -> bool:
     """Refresh the slot's heartbeat; False if the slot is no longer ours (reaped)."""
     now = utcnow()
     with db.session() as session:
-        result = session.execute(
-            update(TrialRow)
-            .where(_ours(claim))
-            .values(heartbeat_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        owned = _update_ours(session, claim, heartbeat_at=now)
         session.execute(
             update(WorkerRow).where(WorkerRow.name == claim.worker).values(last_seen_at=now)
         )
-        return rowcount(result) == 1
+        return owned
 
 
 @dataclass(frozen=True)
@@ -92,13 +104,7 @@ def record_epoch(
         values: dict[str, Any] = {"epochs_done": epoch, "heartbeat_at": utcnow()}
         if summary is not None:
             values["summary"] = summary
-        result = session.execute(
-            update(TrialRow)
-            .where(_ours(claim))
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if rowcount(result) != 1:
+        if not _update_ours(session, claim, **values):
             return EpochAck(owned=False, cancel_requested=False)
         session.add(
             EpochRow(trial_id=claim.trial_id, attempt=claim.attempt, epoch=epoch, record=record)
@@ -126,23 +132,20 @@ def finish(
         raise ValueError(f"finish() needs a finished state, got {state}")
     now = utcnow()
     with db.session() as session:
-        result = session.execute(
-            update(TrialRow)
-            .where(_ours(claim))
-            .values(
-                state=state,
-                finished_at=now,
-                heartbeat_at=None,
-                error=error,
-                stop_reason=stop_reason,
-                label=label,
-                confidence=confidence,
-                diagnosis=diagnosis,
-                summary=summary,
-            )
-            .execution_options(synchronize_session=False)
+        finished = _update_ours(
+            session,
+            claim,
+            state=state,
+            finished_at=now,
+            heartbeat_at=None,
+            error=error,
+            stop_reason=stop_reason,
+            label=label,
+            confidence=confidence,
+            diagnosis=diagnosis,
+            summary=summary,
         )
-        if rowcount(result) != 1:
+        if not finished:
             return False
         optuna_number = session.scalar(
             select(TrialRow.optuna_trial_number).where(TrialRow.id == claim.trial_id)
@@ -176,21 +179,18 @@ def release(db: Database, claim: Claim, *, reason: str) -> bool:
         optuna_number = session.scalar(
             select(TrialRow.optuna_trial_number).where(TrialRow.id == claim.trial_id)
         )
-        result = session.execute(
-            update(TrialRow)
-            .where(_ours(claim))
-            .values(
-                state=TrialState.WAITING,
-                worker=None,
-                heartbeat_at=None,
-                optuna_trial_id=None,
-                epochs_done=0,
-                summary=None,
-                attempt=TrialRow.attempt - 1,
-            )
-            .execution_options(synchronize_session=False)
+        released = _update_ours(
+            session,
+            claim,
+            state=TrialState.WAITING,
+            worker=None,
+            heartbeat_at=None,
+            optuna_trial_id=None,
+            epochs_done=0,
+            summary=None,
+            attempt=TrialRow.attempt - 1,
         )
-        if rowcount(result) != 1:
+        if not released:
             return False
         session.execute(
             delete(EpochRow).where(
@@ -208,4 +208,6 @@ def release(db: Database, claim: Claim, *, reason: str) -> bool:
                 error=f"released: {reason}",
             )
         )
+        # Its study was cancelled meanwhile: the slot ends instead of waiting forever.
+        end_waiting_if_cancelled(session, TrialRow.id == claim.trial_id)
     return True

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import aliased
 
-from studies.db import Database, StudyRow, TrialRow, TrialState, utcnow
+from studies.db import DEFAULT_STALE_AFTER_S, Database, StudyRow, TrialRow, TrialState, utcnow
 from studies.queue._sql import rowcount
 from studies.spec import StudySpec
 
@@ -29,8 +29,9 @@ class Claim:
     trial_id: int
     study_id: int
     number: int
-    attempt: int
+    attempt: int  # the fence: every write of this attempt is conditional on it
     worker: str
+    stale_after_s: float  # this worker's heartbeat grace, stored in the slot for reapers
     params: dict[str, Any] | None  # None: a fresh random/tpe slot, the sampler picks
     enqueued_optuna_trial_id: int | None  # a grid slot's WAITING Optuna trial, first attempt
     optuna_study_name: str
@@ -46,8 +47,13 @@ def _running_in_study(study_id: Any) -> Any:
     )
 
 
-def claim_next(db: Database, *, worker: str, device: str) -> Claim | None:
-    """Claim the next waiting slot (priority, then submission order), or None."""
+def claim_next(
+    db: Database, *, worker: str, device: str, stale_after_s: float = DEFAULT_STALE_AFTER_S
+) -> Claim | None:
+    """Claim the next waiting slot (priority, then submission order), or None.
+
+    *stale_after_s* is this worker's heartbeat grace: the slot records it, and every reaper
+    (other workers, the API) fails the attempt only once the heartbeat is older than it."""
     with db.session() as session:
         candidates = session.execute(
             select(TrialRow.id, TrialRow.study_id)
@@ -61,12 +67,22 @@ def claim_next(db: Database, *, worker: str, device: str) -> Claim | None:
             .limit(_CLAIM_CANDIDATES)
         ).all()
     for trial_id, study_id in candidates:
-        if try_claim(db, trial_id, study_id, worker=worker, device=device):
+        if try_claim(
+            db, trial_id, study_id, worker=worker, device=device, stale_after_s=stale_after_s
+        ):
             return load_claim(db, trial_id, worker)
     return None
 
 
-def try_claim(db: Database, trial_id: int, study_id: int, *, worker: str, device: str) -> bool:
+def try_claim(
+    db: Database,
+    trial_id: int,
+    study_id: int,
+    *,
+    worker: str,
+    device: str,
+    stale_after_s: float = DEFAULT_STALE_AFTER_S,
+) -> bool:
     """Claim this one slot for *worker*; False when another worker won it first, the study
     was cancelled, or the study already runs ``max_parallel`` slots."""
     now = utcnow()
@@ -95,6 +111,7 @@ def try_claim(db: Database, trial_id: int, study_id: int, *, worker: str, device
                 attempt=TrialRow.attempt + 1,
                 claimed_at=now,
                 heartbeat_at=now,
+                stale_after_s=stale_after_s,
                 finished_at=None,
                 error=None,
                 stop_reason=None,
@@ -116,6 +133,7 @@ def load_claim(db: Database, trial_id: int, worker: str) -> Claim:
             number=trial.number,
             attempt=trial.attempt,
             worker=worker,
+            stale_after_s=trial.stale_after_s,
             params=trial.params,
             enqueued_optuna_trial_id=trial.optuna_trial_id,
             optuna_study_name=study.optuna_study_name,

@@ -1,10 +1,15 @@
 """The reaper: the slots of workers that stopped beating are failed and re-queued.
 
-A running slot whose heartbeat is older than ``stale_after_s`` is taken from its worker by
-one conditional ``UPDATE`` (still running, same attempt, heartbeat still old: it may have
-beaten since it was looked at) whose row count says whether this reaper won. The attempt is
-kept in ``sweepdoc_attempts`` as failed, its Optuna trial is marked FAIL, and the slot
-waits again until it has had ``MAX_ATTEMPTS`` attempts, after which it stays failed.
+Each running slot carries the heartbeat grace of the worker that claimed it
+(``stale_after_s``, written at the claim), and is judged by that grace alone: a worker
+started with a longer grace than the reaping process's is never reaped early, whatever the
+reaper's own settings. A slot whose heartbeat is older than its grace is taken from its
+worker by one conditional ``UPDATE`` (still running, same attempt, heartbeat still that old:
+it may have beaten since it was looked at) whose row count says whether this reaper won.
+The attempt is kept in ``sweepdoc_attempts`` as failed, its Optuna trial is marked FAIL, and
+the slot waits again until it has had ``MAX_ATTEMPTS`` attempts, after which it stays
+failed; a slot of a cancelled study ends instead of waiting. The Optuna write comes after
+the commit; when it fails, ``studies.reconcile`` closes the Optuna trial later.
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 
 from studies import optuna_bridge
 from studies.db import AttemptRow, Database, TrialRow, TrialState, utcnow
 from studies.queue._sql import rowcount
+from studies.queue._studies import end_waiting_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -30,71 +37,93 @@ class Reaped:
     trial_id: int
     attempt: int
     worker: str | None
-    requeued: bool
+    requeued: bool  # False: no attempt left (failed), or its study was cancelled (pruned)
 
 
 def reap_stale(
-    db: Database, *, stale_after_s: float, max_attempts: int = MAX_ATTEMPTS
+    db: Database, *, now: datetime | None = None, max_attempts: int = MAX_ATTEMPTS
 ) -> list[Reaped]:
-    """Fail the attempts of workers that stopped beating and re-queue their slots."""
-    now = utcnow()
-    cutoff = now - timedelta(seconds=stale_after_s)
+    """Fail the attempts of workers that stopped beating and re-queue their slots.
+
+    A slot is stale once its heartbeat is older than its own worker's grace as of *now*
+    (default: this moment; a later time makes every running slot with an older deadline
+    stale, which tests use instead of waiting).
+    """
+    now = now if now is not None else utcnow()
     with db.session() as session:
-        stale = session.execute(
+        running = session.execute(
             select(
                 TrialRow.id,
                 TrialRow.attempt,
                 TrialRow.worker,
                 TrialRow.heartbeat_at,
+                TrialRow.stale_after_s,
                 TrialRow.claimed_at,
                 TrialRow.optuna_trial_id,
                 TrialRow.optuna_trial_number,
-            ).where(TrialRow.state == TrialState.RUNNING, TrialRow.heartbeat_at < cutoff)
+            ).where(TrialRow.state == TrialState.RUNNING)
         ).all()
     reaped = []
-    for trial_id, attempt, worker, heartbeat_at, claimed_at, optuna_id, optuna_number in stale:
-        requeue = attempt < max_attempts
-        error = _stale_message(worker, heartbeat_at, stale_after_s, attempt, max_attempts)
-        with db.session() as session:
-            result = session.execute(
-                update(TrialRow)
-                .where(
-                    TrialRow.id == trial_id,
-                    TrialRow.state == TrialState.RUNNING,
-                    TrialRow.attempt == attempt,
-                    TrialRow.heartbeat_at < cutoff,  # it may have beaten since we looked
-                )
-                .values(
-                    state=TrialState.WAITING if requeue else TrialState.FAILED,
-                    worker=None if requeue else worker,
-                    heartbeat_at=None,
-                    # The retry gets a fresh Optuna trial (start_attempt records it).
-                    optuna_trial_id=None if requeue else optuna_id,
-                    finished_at=None if requeue else now,
-                    error=None if requeue else error,
-                    epochs_done=0 if requeue else TrialRow.epochs_done,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if rowcount(result) != 1:
-                continue
-            session.add(
-                AttemptRow(
-                    trial_id=trial_id,
-                    attempt=attempt,
-                    state=TrialState.FAILED,
-                    worker=worker,
-                    optuna_trial_number=optuna_number,
-                    claimed_at=claimed_at,
-                    finished_at=now,
-                    error=error,
-                )
-            )
-        log.warning("reaped trial %s (attempt %s): %s", trial_id, attempt, error)
-        if optuna_id is not None:
-            optuna_bridge.fail_trial(db.url, optuna_id)
-        reaped.append(Reaped(trial_id, attempt, worker, requeue))
+    for row in running:
+        # Running slots are few (one per live worker): each is judged by its own grace here
+        # rather than by date arithmetic in SQL, which SQLite and PostgreSQL spell apart.
+        cutoff = now - timedelta(seconds=row.stale_after_s)
+        if row.heartbeat_at is not None and row.heartbeat_at >= cutoff:
+            continue
+        item = _reap_one(db, row, cutoff=cutoff, now=now, max_attempts=max_attempts)
+        if item is not None:
+            reaped.append(item)
     return reaped
+
+
+def _reap_one(
+    db: Database, row: Any, *, cutoff: datetime, now: datetime, max_attempts: int
+) -> Reaped | None:
+    requeue = row.attempt < max_attempts
+    error = _stale_message(
+        row.worker, row.heartbeat_at, row.stale_after_s, row.attempt, max_attempts
+    )
+    with db.session() as session:
+        result = session.execute(
+            update(TrialRow)
+            .where(
+                TrialRow.id == row.id,
+                TrialRow.state == TrialState.RUNNING,
+                TrialRow.attempt == row.attempt,
+                # It may have beaten since we looked (a NULL heartbeat never has).
+                (TrialRow.heartbeat_at < cutoff) | TrialRow.heartbeat_at.is_(None),
+            )
+            .values(
+                state=TrialState.WAITING if requeue else TrialState.FAILED,
+                worker=None if requeue else row.worker,
+                heartbeat_at=None,
+                # The retry gets a fresh Optuna trial (start_attempt records it).
+                optuna_trial_id=None if requeue else row.optuna_trial_id,
+                finished_at=None if requeue else now,
+                error=None if requeue else error,
+                epochs_done=0 if requeue else TrialRow.epochs_done,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(result) != 1:
+            return None
+        session.add(
+            AttemptRow(
+                trial_id=row.id,
+                attempt=row.attempt,
+                state=TrialState.FAILED,
+                worker=row.worker,
+                optuna_trial_number=row.optuna_trial_number,
+                claimed_at=row.claimed_at,
+                finished_at=now,
+                error=error,
+            )
+        )
+        ended = requeue and end_waiting_if_cancelled(session, TrialRow.id == row.id) == 1
+    log.warning("reaped trial %s (attempt %s): %s", row.id, row.attempt, error)
+    if row.optuna_trial_id is not None:
+        optuna_bridge.fail_trial(db.url, row.optuna_trial_id)
+    return Reaped(row.id, row.attempt, row.worker, requeue and not ended)
 
 
 def _stale_message(
@@ -111,6 +140,6 @@ def _stale_message(
         else f"no retry left ({max_attempts} attempts)"
     )
     return (
-        f"worker {worker} stopped beating its heartbeat (last at {seen}, more than "
-        f"{stale_after_s:g} s ago): attempt {attempt} failed; {verdict}"
+        f"worker {worker} stopped beating its heartbeat (last at {seen}, more than its "
+        f"grace of {stale_after_s:g} s ago): attempt {attempt} failed; {verdict}"
     )

@@ -3,17 +3,26 @@ what a worker asks of the queue (anything left to run; the study's finished resu
 
 Cancellation is one ``UPDATE`` of the study row (running slots read the flag at their next
 epoch) plus one ``UPDATE`` that ends the slots still waiting; both are conditional, so
-cancelling twice changes nothing.
+cancelling twice changes nothing. A slot that goes back to waiting after that (its worker
+was reaped, or handed it back while stopping) is ended the same way by whoever put it back
+(``end_waiting_if_cancelled``), and the reconciler sweeps any a race let through, so a
+cancelled study always ends and ``--exit-when-idle`` workers exit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from studies.db import Database, StudyRow, StudyStatus, TrialRow, TrialState, utcnow
+from studies.queue._sql import rowcount
 from studies.results import TrialSummary
+
+# Why a slot of a cancelled study ended without running (again).
+CANCELLED_BEFORE_START = "cancelled before it started"
 
 
 def cancel(db: Database, study_id: int) -> list[int]:
@@ -35,16 +44,23 @@ def cancel(db: Database, study_id: int) -> list[int]:
                 TrialRow.optuna_trial_id.is_not(None),
             )
         ).all()
-        # A slot that never ran ends as pruned: stopped early, by the user, not an error.
-        session.execute(
-            update(TrialRow)
-            .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.WAITING)
-            .values(
-                state=TrialState.PRUNED, finished_at=now, stop_reason="cancelled before it started"
-            )
-            .execution_options(synchronize_session=False)
-        )
+        end_waiting_if_cancelled(session, TrialRow.study_id == study_id)
     return [i for i in waiting_optuna if i is not None]
+
+
+def end_waiting_if_cancelled(session: Session, *where: Any) -> int:
+    """End the waiting slots (those matching *where*) of cancelled studies; return how many.
+
+    A slot that never ran ends as pruned: stopped early, by the user, not an error.
+    """
+    cancelled = select(StudyRow.id).where(StudyRow.cancel_requested.is_(True))
+    result = session.execute(
+        update(TrialRow)
+        .where(TrialRow.state == TrialState.WAITING, TrialRow.study_id.in_(cancelled), *where)
+        .values(state=TrialState.PRUNED, finished_at=utcnow(), stop_reason=CANCELLED_BEFORE_START)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result)
 
 
 def study_status(counts: dict[TrialState, int], *, cancel_requested: bool) -> StudyStatus:

@@ -7,20 +7,16 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from studies import queue
-from studies.db import Database, WorkerRow, utcnow
+from studies.db import DEFAULT_STALE_AFTER_S, Database, WorkerRow, utcnow
 from studies.schemas import Readiness, WorkerPublic
 
 __all__ = ["DEFAULT_STALE_AFTER_S", "database_unreachable", "readiness", "reap_stale_trials"]
 
-# A worker's trial is failed and re-queued once its heartbeat is older than this (seconds).
-DEFAULT_STALE_AFTER_S = 30.0
 
-
-def reap_stale_trials(
-    db: Database, *, stale_after_s: float = DEFAULT_STALE_AFTER_S
-) -> list[queue.Reaped]:
-    """Fail and re-queue the trials of dead workers (the API runs this periodically)."""
-    return queue.reap_stale(db, stale_after_s=stale_after_s)
+def reap_stale_trials(db: Database) -> list[queue.Reaped]:
+    """Fail and re-queue the trials of dead workers, each judged by its own worker's
+    heartbeat grace (the API runs this periodically)."""
+    return queue.reap_stale(db)
 
 
 def database_unreachable(*, worker_window_s: float) -> Readiness:

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from studies import migrations, store
-from studies.db import Base, Database
+from studies.db import DEFAULT_STALE_AFTER_S, Base, Database
 from studies.optuna_bridge import close_storages, optuna_storage
 from studies.schema_setup import create_schema
 from studies.spec import parse_spec
@@ -89,8 +91,23 @@ def test_an_empty_database_is_migrated_to_head(fresh_url: str) -> None:
     ]
 
 
-def test_the_baseline_migration_makes_what_create_all_made(db_url: str, tmp_path: Path) -> None:
-    """A pre-migration database is stamped at the baseline: the two must be the same schema."""
+def _baseline_schema(url: str) -> None:
+    """What sweepdoc's ``create_all`` made before it had migrations: the baseline revision's
+    tables (by definition the same schema), without the version table."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(ROOT / "studies" / "migrations"))
+            config.attributes["connection"] = conn
+            command.upgrade(config, migrations.BASELINE)
+            conn.execute(text(f"DROP TABLE {migrations.VERSION_TABLE}"))
+    finally:
+        engine.dispose()
+
+
+def test_the_migrations_make_what_create_all_makes(db_url: str, tmp_path: Path) -> None:
+    """The migrations at head and the models describe the same schema."""
     migrated = Database(db_url)
     create_schema(migrated)
     if db_url.startswith("sqlite"):
@@ -132,19 +149,32 @@ def test_a_database_made_by_create_all_is_adopted_without_losing_rows(
     fresh_url: str, tmp_path: Path
 ) -> None:
     """What sweepdoc before migrations left behind: its tables, Optuna's, and data."""
+    _baseline_schema(fresh_url)
+    optuna_storage(fresh_url)  # the old create_schema made Optuna's tables too
+    close_storages()
+    # Rows as that sweepdoc wrote them, in the baseline's columns (today's models have more).
+    spec = parse_spec(tiny_spec(search={"grid": [0.1, 0.01, 0.001]})).model_dump_json()
     engine = create_engine(fresh_url)
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    old = Database(fresh_url)
     try:
-        optuna_storage(fresh_url)  # the old create_schema made Optuna's tables too
-        study = store.submit_study(
-            old, parse_spec(tiny_spec(search={"grid": [0.1, 0.01, 0.001]})),
-            artifacts_dir=tmp_path / "artifacts",
-        )
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO sweepdoc_studies (id, name, optuna_study_name, spec, priority,"
+                    " max_parallel, trial_count, cancel_requested, created_at) VALUES (1,"
+                    " 'old', 'sweepdoc-1-old', :spec, 0, 1, 3, false, '2026-11-01 10:00:00')"
+                ),
+                {"spec": spec},
+            )
+            for number, lr in enumerate((0.1, 0.01, 0.001)):
+                conn.execute(
+                    text(
+                        "INSERT INTO sweepdoc_trials (study_id, number, state, params, attempt,"
+                        " epochs_done) VALUES (1, :number, 'waiting', :params, 0, 0)"
+                    ),
+                    {"number": number, "params": f'{{"lr": {lr}}}'},
+                )
     finally:
-        old.dispose()
-        close_storages()
+        engine.dispose()
     assert migrations.VERSION_TABLE not in _tables(fresh_url)
 
     db = Database(fresh_url)
@@ -153,10 +183,14 @@ def test_a_database_made_by_create_all_is_adopted_without_losing_rows(
         with db.engine.connect() as conn:
             assert migrations.current_revision(conn) == migrations.head_revision()
             assert migrations.model_differences(conn) == []
-        adopted = store.get_study(db, study.id)
-        assert adopted.name == study.name and adopted.trial_count == 3
-        assert sorted(t.params["lr"] for t in store.list_trials(db, study.id).data) == [
+        adopted = store.get_study(db, 1)
+        assert adopted.name == "old" and adopted.trial_count == 3
+        assert sorted(t.params["lr"] for t in store.list_trials(db, 1).data) == [
             0.001, 0.01, 0.1
+        ]
+        # Revision 0002: the slots, made before it, carry the grace everyone assumed (30 s).
+        assert _rows(fresh_url, "SELECT DISTINCT stale_after_s FROM sweepdoc_trials") == [
+            (DEFAULT_STALE_AFTER_S,)
         ]
     finally:
         db.dispose()
@@ -239,5 +273,6 @@ def test_the_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
         "studies/migrations/env.py",
         "studies/migrations/script.py.mako",
         "studies/migrations/versions/r0001_baseline.py",
+        "studies/migrations/versions/r0002_worker_deadline.py",
     }
     assert expected <= names, sorted(n for n in names if "migrations" in n)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
@@ -15,13 +16,18 @@ from sqlalchemy import text
 from sqlalchemy.exc import StatementError
 
 from studies import optuna_bridge, queue, store
-from studies.db import Database, StudyStatus, TrialState
+from studies.db import Database, StudyStatus, TrialState, utcnow
 from studies.diagnosis import Curves, diagnose_run
 from studies.errors import ConflictError, NotFoundError
 from studies.results import TrialSummary
 from studies.spec import parse_spec
 from tests.studies.conftest import tiny_spec
 from trainer import curves_json
+
+
+def _an_hour_later() -> datetime:
+    """A moment past every running slot's heartbeat grace: the reaper then reaps them all."""
+    return utcnow() + timedelta(hours=1)
 
 
 def _optuna_trials(url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
@@ -157,8 +163,8 @@ def test_the_reaper_requeues_a_dead_workers_slot_then_gives_up_after_max_attempt
         claim = queue.claim_next(db, worker=f"w{attempt}", device="cpu")
         assert claim is not None and claim.attempt == attempt
         assert _start(db, claim) == {"lr": 0.1}  # a retry runs the same point
-        assert queue.reap_stale(db, stale_after_s=60.0) == []  # still fresh
-        reaped = queue.reap_stale(db, stale_after_s=0.0)
+        assert queue.reap_stale(db) == []  # still fresh
+        reaped = queue.reap_stale(db, now=_an_hour_later())
         assert [(r.trial_id, r.requeued) for r in reaped] == [
             (claim.trial_id, attempt < queue.MAX_ATTEMPTS)
         ]
@@ -180,7 +186,7 @@ def test_a_reaped_worker_can_no_longer_write_to_its_old_slot(db: Database, tmp_p
     claim = queue.claim_next(db, worker="slow", device="cpu")
     assert claim is not None
     _start(db, claim)
-    queue.reap_stale(db, stale_after_s=0.0)
+    queue.reap_stale(db, now=_an_hour_later())
     assert not queue.beat(db, claim)
     assert not queue.record_epoch(db, claim, {"epoch": 1, "val_acc": 0.5}).owned
     assert not queue.finish(db, claim, state=TrialState.COMPLETE)
