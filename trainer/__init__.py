@@ -1,11 +1,12 @@
 """sweepdoc's training engine: pure PyTorch, no HTTP, no database, no Optuna.
 
-``train(RunConfig(...), on_epoch=..., checkpoint_path=...) -> History``; see
+``train(RunConfig(...), on_epoch=..., checkpoint_path=..., epoch_state_path=...,
+resume_from=...) -> History``; see
 docs/architecture.md ("trainer") and docs/trainer.md.
 
 The configs, results and errors import without torch (the API server and the CLI
-validate configs without paying for it); ``train``, ``load_checkpoint`` and
-``Checkpoint`` load torch on first use.
+validate configs without paying for it); ``train``, ``load_checkpoint``,
+``Checkpoint``, ``load_resume_state`` and ``ResumeState`` load torch on first use.
 """
 
 from __future__ import annotations
@@ -43,12 +44,15 @@ from trainer._history import EpochRecord, History, RunStatus, Stop
 if TYPE_CHECKING:
     from trainer._checkpoint import Checkpoint, load_checkpoint
     from trainer._loop import train, warm_up
+    from trainer._resume import ResumeState, load_resume_state
 
 _LAZY = {
     "train": "trainer._loop",
     "warm_up": "trainer._loop",
     "load_checkpoint": "trainer._checkpoint",
     "Checkpoint": "trainer._checkpoint",
+    "ResumeState": "trainer._resume",
+    "load_resume_state": "trainer._resume",
 }
 
 __all__ = [
@@ -71,6 +75,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "OptimRecipe",
+    "ResumeState",
     "RunConfig",
     "RunStatus",
     "Stop",
@@ -81,6 +86,7 @@ __all__ = [
     "finite_or_none",
     "json_safe",
     "load_checkpoint",
+    "load_resume_state",
     "recommend_finetune",
     "train",
     "warm_up",

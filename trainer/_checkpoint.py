@@ -35,7 +35,6 @@ class Checkpoint:
 
 def save_checkpoint(path: Path, payload: Checkpoint) -> None:
     """Write atomically (temp file + rename) so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "format_version": FORMAT_VERSION,
         "model_state": payload.model_state,
@@ -49,8 +48,19 @@ def save_checkpoint(path: Path, payload: Checkpoint) -> None:
         "mean": payload.mean,
         "std": payload.std,
     }
+    atomic_torch_save(path, data)
+
+
+def atomic_torch_save(path: Path, data: dict[str, Any]) -> None:
+    """``torch.save`` to a temporary file beside *path*, flushed to disk, then renamed over
+    it (``os.replace`` is atomic): a reader, or a process killed mid-write, never leaves or
+    sees half a file. The temporary name is per process, so two writers never share one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(data, tmp)
+    with tmp.open("wb") as handle:
+        torch.save(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 

@@ -20,6 +20,7 @@ from trainer._finetune import datasets_similar, recommend_finetune
 from trainer._health import GradNormMeter, dead_fraction, dead_relu_probe
 from trainer._history import EpochRecord, History, RunStatus, Stop
 from trainer._models import Network, apply_finetune, build_model
+from trainer._resume import ResumeState, capture_state, restore_state, save_resume_state
 from trainer._schedule import lr_at
 
 OnEpoch = Callable[[EpochRecord, History], Stop | None]
@@ -138,16 +139,27 @@ def train(
     *,
     on_epoch: OnEpoch | None = None,
     checkpoint_path: Path | None = None,
+    epoch_state_path: Path | None = None,
+    resume_from: ResumeState | None = None,
 ) -> History:
     """Train one CNN as configured and return its history.
 
     ``on_epoch(record, history)`` runs after every epoch and may return :class:`Stop` to
     end the run. A non-finite loss ends the run at once as ``diverged``; it never
     raises. The best-validation-accuracy state is written to ``checkpoint_path``.
-    Raises :class:`ConfigError` / :class:`DatasetError` before training starts.
+
+    ``epoch_state_path``: after every epoch, once ``on_epoch`` has seen it, the run's whole
+    state (:class:`ResumeState`) is written there atomically (not after a diverged epoch:
+    there is nothing to continue). ``resume_from`` (read with ``load_resume_state``)
+    continues such a run after its epoch exactly: the history holds its earlier records,
+    ``on_epoch`` sees only the new epochs, and on CPU the curves equal an uninterrupted
+    run's. Raises :class:`ConfigError` when it belongs to another config or device type,
+    and :class:`ConfigError` / :class:`DatasetError` before training starts.
     """
     o = config.optim
     device = resolve_device(o.device)
+    if resume_from is not None and (why := resume_from.mismatch(config, device=str(device))):
+        raise ConfigError(f"resume_from: {why}")
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
@@ -155,9 +167,24 @@ def train(
 
     data = prepare_data(config.data, device, channels_last=cuda)
     try:
-        return _train_on(config, data, device, on_epoch, checkpoint_path)
+        return _train_on(
+            config,
+            data,
+            device,
+            on_epoch,
+            _Saves(checkpoint_path, epoch_state_path, resume_from),
+        )
     finally:
         data.close()
+
+
+@dataclass(frozen=True)
+class _Saves:
+    """What a run writes besides its history, and the state it continues from."""
+
+    best_checkpoint: Path | None
+    epoch_state: Path | None
+    resume_from: ResumeState | None
 
 
 @dataclass
@@ -188,8 +215,9 @@ def _train_on(
     data: BatchSource,
     device: torch.device,
     on_epoch: OnEpoch | None,
-    checkpoint_path: Path | None,
+    saves: _Saves,
 ) -> History:
+    requested = config  # what a resumed run must be given again (init_from resolves it)
     o = config.optim
     cuda = device.type == "cuda"
     c, h, w = data.input_shape
@@ -238,7 +266,18 @@ def _train_on(
         device=str(device),
         finetune=finetune_note,
     )
-    for epoch in range(1, o.epochs + 1):
+    first_epoch = 1
+    if saves.resume_from is not None:
+        restore_state(
+            saves.resume_from,
+            model=model,
+            optimizer=run.optimizer,
+            generator=run.generator,
+            device=device,
+            history=history,
+        )
+        run.step, first_epoch = saves.resume_from.step, saves.resume_from.epoch + 1
+    for epoch in range(first_epoch, o.epochs + 1):
         start = time.perf_counter()
         model.train()
         if frozen_backbone:
@@ -270,8 +309,8 @@ def _train_on(
         improved = history.best_val_acc is None or val_acc > history.best_val_acc
         if math.isfinite(val_loss) and improved:
             history.best_epoch, history.best_val_acc = epoch, val_acc
-            if checkpoint_path is not None:
-                _save_best(checkpoint_path, run, data, epoch, val_acc, val_loss)
+            if saves.best_checkpoint is not None:
+                _save_best(saves.best_checkpoint, run, data, epoch, val_acc, val_loss)
         if blew_up or not math.isfinite(val_loss):
             history.status = RunStatus.DIVERGED
             where = "training" if blew_up else "validation"
@@ -279,6 +318,18 @@ def _train_on(
         stop = on_epoch(record, history) if on_epoch is not None else None
         if history.status is RunStatus.DIVERGED:
             return history
+        if saves.epoch_state is not None:
+            state = capture_state(
+                config=requested,
+                epoch=epoch,
+                step=run.step,
+                model=model,
+                optimizer=run.optimizer,
+                generator=run.generator,
+                device=device,
+                history=history,
+            )
+            save_resume_state(saves.epoch_state, state)
         if stop is not None:
             history.status, history.stop_reason = stop.status, stop.reason
             return history

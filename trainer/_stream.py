@@ -96,6 +96,10 @@ class StreamedData:
             num_workers=WORKERS,
             pin_memory=self.device.type == "cuda",
             persistent_workers=WORKERS > 0,
+            # The workers' base seed is drawn from this private generator, not torch's
+            # default one that dropout draws from: a resumed run (trainer._resume) builds
+            # its loaders later in the run, and must not shift the dropout stream by it.
+            generator=torch.Generator(),
         )
 
     def _to_device(self, xb: Tensor, yb: Tensor) -> Batch:
