@@ -17,6 +17,18 @@ class ConflictError(StudiesError):
     """A request that contradicts the current state, e.g. cancelling a finished study (409)."""
 
 
+class QueueFullError(StudiesError):
+    """A submission while the server already holds its limit of unfinished studies (429)."""
+
+    def __init__(self, unfinished: int, limit: int) -> None:
+        self.unfinished = unfinished
+        self.limit = limit
+        super().__init__(
+            f"The queue is full: {unfinished} studies are queued or running, this server's "
+            f"limit is {limit}. Retry when some have finished, or cancel one."
+        )
+
+
 @dataclass(frozen=True)
 class FieldError:
     """One reason a spec was refused: the dotted field path and what was wrong with it."""

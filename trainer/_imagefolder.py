@@ -45,22 +45,47 @@ class FileImages:
         return replace(self, y=y)
 
 
+class OutsideDataRoot(DatasetError):
+    """A user path that is not a plain path inside the data root (``..``, absolute, a
+    symlink leading out, a NUL character)."""
+
+
 def resolve_inside(root: Path, relative: str) -> Path:
     """Resolve *relative* under *root*, refusing anything that ends up outside it.
 
-    ``..`` segments, absolute paths elsewhere and symlinks pointing out of the root are
-    all caught by comparing fully resolved paths (symlinks followed).
+    The one check of every user path (image folders, checkpoints; the study spec's checks
+    call it too). ``..`` segments, absolute paths elsewhere and symlinks pointing out of the
+    root are all caught by comparing fully resolved paths (symlinks followed). Messages
+    quote the path as given and never the server's absolute paths: they reach API clients.
     """
+    if "\x00" in relative:
+        # The OS refuses it (ValueError deep in os.path): name the path instead.
+        raise OutsideDataRoot(f"{relative!r} contains a NUL character; paths cannot")
     root_resolved = root.expanduser().resolve()
     candidate = (root_resolved / relative.strip()).resolve()
     if candidate != root_resolved and root_resolved not in candidate.parents:
-        raise DatasetError(
-            f"imagefolder path {relative!r} resolves to {candidate}, which is outside the "
-            f"data root {root_resolved}; image folders must live inside the data root"
+        raise OutsideDataRoot(
+            f"{relative!r} resolves outside the data root (through '..', an absolute path "
+            "or a symlink); it must lie inside the data root"
         )
-    if not candidate.is_dir():
-        raise DatasetError(f"imagefolder path {relative!r}: no folder at {candidate}")
     return candidate
+
+
+def image_folder(root: Path, relative: str) -> Path:
+    """The image folder *relative* under the data root *root* (``resolve_inside``), which
+    must exist."""
+    candidate = resolve_inside(root, relative)
+    if not candidate.is_dir():
+        raise DatasetError(f"imagefolder path {relative!r}: no folder there in the data root")
+    return candidate
+
+
+def _shown(path: str | Path, root: Path) -> str:
+    """*path* as shown in an error: relative to *root*, never the server's absolute path."""
+    try:
+        return str(Path(path).relative_to(root)) or "."
+    except ValueError:
+        return Path(path).name
 
 
 def class_names(tree: Path) -> list[str]:
@@ -86,20 +111,25 @@ def list_tree(
     from PIL import Image
     from torchvision.datasets.folder import make_dataset
 
+    shown = _shown(tree, root)
     classes = classes if classes is not None else class_names(tree)
     if len(classes) < 2:
         raise DatasetError(
-            f"{tree}: an image folder needs at least two class sub-folders, found {classes}"
+            f"{shown!r} in the image folder: an image folder needs at least two class "
+            f"sub-folders, found {classes}"
         )
     class_to_idx = {name: i for i, name in enumerate(classes)}
     try:
         samples = make_dataset(str(tree), class_to_idx, extensions=IMAGE_SUFFIXES)
     except FileNotFoundError as e:
-        raise DatasetError(f"{tree}: {e}") from e
+        # torchvision's message quotes the absolute folder: say which class instead.
+        raise DatasetError(f"{shown!r} in the image folder: {e}") from e
     root_resolved = root.resolve()
     for path_str, _ in samples:
         if root_resolved not in Path(path_str).resolve().parents:
-            raise DatasetError(f"{path_str} resolves outside the image folder {root_resolved}")
+            raise DatasetError(
+                f"{_shown(path_str, root)!r} resolves outside the image folder (a symlink)"
+            )
     paths = [path for path, _ in samples]
     y = torch.tensor([label for _, label in samples], dtype=torch.int64)
     if like is not None:
@@ -111,30 +141,44 @@ def list_tree(
                 modes.append(image.mode)
                 first_size = first_size or image.size
         except (OSError, ValueError) as e:
-            raise DatasetError(f"{path}: cannot decode the image: {e}") from e
+            raise DatasetError(
+                f"{_shown(path, root)!r} in the image folder: cannot decode the image: "
+                f"{_without(e, path)}"
+            ) from e
     assert first_size is not None  # make_dataset refuses empty trees
     mode = "L" if all(m in _GRAY_MODES for m in modes) else "RGB"
     size = (image_size, image_size) if image_size is not None else first_size
     return FileImages(paths, y, len(classes), mode, size, image_size is not None)
 
 
+def _without(error: Exception, path: str) -> str:
+    """*error*'s message without *path* (PIL quotes the absolute path it could not open)."""
+    return str(error).replace(path, _class_and_name(path))
+
+
+def _class_and_name(path: str) -> str:
+    # Shown instead of the absolute path: the class folder and the file name find the image.
+    return str(Path(*Path(path).parts[-2:]))
+
+
 def read_image(path: str, *, mode: str, size: tuple[int, int], resize: bool) -> np.ndarray:
     """Decode one image as uint8 (H, W) or (H, W, 3) in the split's mode and size."""
     from PIL import Image
 
+    shown = _class_and_name(path)
     try:
         with Image.open(path) as opened:
             image: Image.Image = opened
             if image.size != size:
                 if not resize:
                     raise DatasetError(
-                        f"{path} is {image.size[0]}×{image.size[1]} but the first image is "
+                        f"{shown!r} is {image.size[0]}×{image.size[1]} but the first image is "
                         f"{size[0]}×{size[1]}; set image_size to resize every image"
                     )
                 image = image.resize(size, Image.Resampling.BILINEAR)
             return np.array(image.convert(mode), dtype=np.uint8)  # writable copy
     except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
-        raise DatasetError(f"{path}: cannot decode the image: {e}") from e
+        raise DatasetError(f"{shown!r}: cannot decode the image: {_without(e, path)}") from e
 
 
 def to_chw(array: np.ndarray, mode: str) -> Tensor:

@@ -24,9 +24,9 @@ from trainer._errors import DatasetError
 from trainer._imagefolder import (
     FileImages,
     class_names,
+    image_folder,
     list_tree,
     read_image,
-    resolve_inside,
     to_chw,
 )
 
@@ -71,7 +71,7 @@ def load_raw(config: DataConfig) -> RawDataset:
     if config.dataset in ("cifar10", "cifar100"):
         return RawDataset(_load_cifar(config.dataset, data_dir, config.download), None)
     relative = config.dataset[len(IMAGEFOLDER_PREFIX) :]
-    return _load_imagefolder(resolve_inside(data_dir, relative), config)
+    return _load_imagefolder(image_folder(data_dir, relative), config)
 
 
 def _require_data_dir(config: DataConfig) -> Path:

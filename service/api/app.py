@@ -18,8 +18,10 @@ from starlette.routing import Mount
 from service.api.auth import TokenAuth, TokenCheck
 from service.api.dashboard import dashboard_app
 from service.api.deps import SchemaGuard
-from service.api.errors import error_response, error_responses, install_error_handlers
+from service.api.errors import error_responses, install_error_handlers
 from service.api.limits import BodySizeLimit
+from service.api.methods import ALL_METHODS
+from service.api.methods import unknown_endpoint as unknown_v1_endpoint
 from service.api.ratelimit import RateLimit, rate_rules
 from service.api.routers import diagnose, health, login, studies, trials
 from service.settings import Settings, get_settings
@@ -138,18 +140,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(trials.router, **secured)
     app.include_router(diagnose.router, **secured)
 
-    @app.api_route(
-        "/v1/{path:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        include_in_schema=False,
-    )
+    @app.api_route("/v1/{path:path}", methods=ALL_METHODS, include_in_schema=False)
     def unknown_endpoint(path: str, request: Request) -> JSONResponse:
         # Without this, unknown /v1 paths would fall through to the dashboard's HTML 404.
-        return error_response(
-            404,
-            "not_found",
-            f"No endpoint {request.method} /v1/{path}; the API is described at /docs.",
-        )
+        return unknown_v1_endpoint(request, catch_all="/v1/{path:path}")
 
     # Last: the dashboard answers every path the routes above did not claim (see dashboard.py).
     app.router.routes.append(

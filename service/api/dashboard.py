@@ -1,5 +1,10 @@
 """The Optuna dashboard, served by sweepdoc's own server on the same port.
 
+Artifact uploads through the dashboard are turned off (`NoUploads`): sweepdoc's artifacts are
+the curve plots its workers write, and an upload route would let any browser with the token
+store files of any kind and any number on the server's disk, where no study limit, quota or
+retention rule counts them. Viewing artifacts, and deleting them, stays as it was.
+
 The dashboard cannot live under a sub-path (its page loads `/static/…` and calls `/api/…`,
 `/artifacts/…`, `/csv/…` from the site root), so `create_app` mounts it at `/` *after* the
 `/v1` routes. It reads the very Optuna storage the workers write, and the same artifact store
@@ -18,8 +23,9 @@ from typing import Any
 import optuna_dashboard
 from a2wsgi import WSGIMiddleware
 from optuna.artifacts import FileSystemArtifactStore
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.api.raw_errors import send_json_error
 from studies.store import optuna_storage
 
 logger = logging.getLogger(__name__)
@@ -83,7 +89,36 @@ class _LazyDashboard:
         return app(environ, start_response)
 
 
+# The dashboard's upload routes: POST /api/artifacts/<study_id>[/<trial_id>].
+UPLOAD_PREFIX = "/api/artifacts/"
+
+
+class NoUploads:
+    """Pure ASGI middleware: refuse the dashboard's artifact uploads (403) before the body
+    is read; every other request goes to the dashboard."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"].startswith(UPLOAD_PREFIX)
+        ):
+            await send_json_error(
+                send,
+                status=403,
+                code="uploads_disabled",
+                message="Artifact uploads are turned off on this server: a trial's artifacts "
+                "are the curve plots its worker stores.",
+            )
+            return
+        await self.app(scope, receive, send)
+
+
 def dashboard_app(database_url: str, artifacts_dir: Path) -> ASGIApp:
-    """The Optuna dashboard as an ASGI app, to mount at `/`."""
+    """The Optuna dashboard as an ASGI app, to mount at `/`, its uploads turned off."""
     # a2wsgi's precise ASGI types do not unify with Starlette's generic ones.
-    return WSGIMiddleware(_LazyDashboard(database_url, artifacts_dir))  # type: ignore[arg-type,return-value]
+    wsgi: ASGIApp = WSGIMiddleware(_LazyDashboard(database_url, artifacts_dir))  # type: ignore[arg-type,assignment]
+    return NoUploads(wsgi)

@@ -21,10 +21,23 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from studies.errors import ConflictError, FieldError, NotFoundError, SpecError, StudiesError
+from studies.errors import (
+    ConflictError,
+    FieldError,
+    NotFoundError,
+    QueueFullError,
+    SpecError,
+    StudiesError,
+)
 from studies.spec import field_error_at
 
 logger = logging.getLogger(__name__)
+
+# An error response lists at most this many fields, and says how many more there were: a
+# 1 MB body of invalid items would otherwise get a 422 of tens of megabytes.
+MAX_LISTED_ERRORS = 20
+# Reasons may quote the rejected value (``got '…'``); a megabyte-long value is cut to this.
+MAX_REASON_CHARS = 300
 
 
 class ErrorItem(BaseModel):
@@ -51,21 +64,13 @@ class ErrorBody(BaseModel):
     code: str = Field(description="Machine-readable kind: `not_found`, `invalid_request`, …")
     message: str = Field(description="What went wrong and what to do about it, for a person.")
     errors: list[ErrorItem] = Field(
-        default_factory=list, description="One entry per rejected field (validation errors)."
+        default_factory=list,
+        description=f"One entry per rejected field (validation errors), the first "
+        f"{MAX_LISTED_ERRORS} at most.",
     )
-
-
-class QueueFullError(Exception):
-    """A submission while the server already holds its limit of unfinished studies (429)."""
-
-    def __init__(self, unfinished: int, limit: int) -> None:
-        self.unfinished = unfinished
-        self.limit = limit
-        super().__init__(
-            f"The queue is full: {unfinished} studies are queued or running, this server's "
-            f"limit is {limit} (setting SWEEPDOC_MAX_QUEUED_STUDIES). Retry when some have "
-            "finished, or cancel one."
-        )
+    errors_omitted: int = Field(
+        default=0, ge=0, description="Rejected fields left out of `errors` (past the first ones)."
+    )
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -80,8 +85,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         503: "Database unreachable; retry later",
     }
     return {
-        code: {"model": ErrorBody, "description": descriptions.get(code, "Error")}
-        for code in codes
+        code: {"model": ErrorBody, "description": descriptions.get(code, "Error")} for code in codes
     }
 
 
@@ -91,16 +95,24 @@ def error_response(status_code: int, code: str, message: str, **extra: Any) -> J
     return JSONResponse(status_code=status_code, content=body.model_dump(mode="json"))
 
 
+def shorten(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """*text*, cut to *limit* characters with the number of characters left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
 def _reason(err: Any) -> str:
     if err.get("type") == "extra_forbidden":
         # pydantic's "Extra inputs are not permitted" does not say which fields would be.
         return "unknown field (extra fields are not permitted); the accepted ones are at /docs"
-    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    return shorten(str(err.get("msg", "invalid value")).removeprefix("Value error, "))
 
 
 def _field_errors(errors: Sequence[Any]) -> list[ErrorItem]:
+    """The first ``MAX_LISTED_ERRORS`` of *errors* as entries (the caller counts the rest)."""
     out: list[ErrorItem] = []
-    for err in errors:
+    for err in errors[:MAX_LISTED_ERRORS]:
         loc = [str(part) for part in err.get("loc", ())]
         location = loc[0] if loc and loc[0] in ("body", "query", "path", "header") else "body"
         path = loc[1:] if loc and loc[0] == location else loc
@@ -113,25 +125,36 @@ def _field_errors(errors: Sequence[Any]) -> list[ErrorItem]:
     return out
 
 
-def _validation_message(fields: list[ErrorItem]) -> str:
+def _validation_message(fields: list[ErrorItem], total: int) -> str:
     if any(f.type == "json_invalid" for f in fields):
         return "The request body is not valid JSON: " + "; ".join(
             f.reason for f in fields if f.type == "json_invalid"
         )
     parts = [f"{f.field}: {f.reason}" for f in fields[:5]]
-    more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""
+    more = f" (and {total - 5} more)" if total > 5 else ""
     return "Invalid request. " + "; ".join(parts) + more
+
+
+def _invalid(code: str, message: str, fields: list[ErrorItem], total: int) -> JSONResponse:
+    """A 422 listing *fields*, the first of *total* rejected ones."""
+    omitted = total - len(fields)
+    if omitted:
+        message += f" {omitted} more errors are not listed; fix these and send it again."
+    return error_response(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        code,
+        message,
+        errors=fields,
+        errors_omitted=omitted,
+    )
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    fields = _field_errors(exc.errors())
-    return error_response(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        "invalid_request",
-        _validation_message(fields),
-        errors=fields,
-    )
+    errors = exc.errors()
+    fields = _field_errors(errors)
+    total = len(errors)
+    return _invalid("invalid_request", _validation_message(fields, total), fields, total)
 
 
 async def _on_not_found(request: Request, exc: Exception) -> JSONResponse:
@@ -141,14 +164,18 @@ async def _on_not_found(request: Request, exc: Exception) -> JSONResponse:
 async def _on_spec_error(request: Request, exc: Exception) -> JSONResponse:
     # Checks the spec schema alone cannot make (e.g. a dataset path outside the data root).
     assert isinstance(exc, SpecError)
-    fields = [ErrorItem.of(e, location="body", kind="invalid_spec") for e in exc.errors]
-    return error_response(
-        status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_spec", str(exc), errors=fields
-    )
+    fields = [
+        ErrorItem.of(FieldError(e.field, shorten(e.message)), location="body", kind="invalid_spec")
+        for e in exc.errors[:MAX_LISTED_ERRORS]
+    ]
+    message = "Invalid study spec. " + "; ".join(f"{f.field}: {f.reason}" for f in fields)
+    return _invalid("invalid_spec", message, fields, len(exc.errors))
 
 
 async def _on_queue_full(request: Request, exc: Exception) -> JSONResponse:
-    response = error_response(status.HTTP_429_TOO_MANY_REQUESTS, "queue_full", str(exc))
+    # The studies layer knows the limit, the service the setting that sets it.
+    message = f"{exc} The limit is the setting SWEEPDOC_MAX_QUEUED_STUDIES."
+    response = error_response(status.HTTP_429_TOO_MANY_REQUESTS, "queue_full", message)
     response.headers["Retry-After"] = "60"
     return response
 

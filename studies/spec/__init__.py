@@ -40,13 +40,14 @@ from studies.spec._sections import (
     relative_path,
     resolve_inside,
 )
-from studies.spec._study import MAX_PARALLEL, Objective, Pruner, StudySpec
+from studies.spec._study import MAX_NAME_CHARS, MAX_PARALLEL, Objective, Pruner, StudySpec
 from trainer._config import MAX_EPOCHS
 
 __all__ = [
     "DEFAULT_N_TRIALS",
     "MAX_EPOCHS",
     "MAX_LR",
+    "MAX_NAME_CHARS",
     "MAX_PARALLEL",
     "MAX_POINTS_PER_DECADE",
     "MAX_TRIALS",

@@ -70,8 +70,7 @@ def check_submission(spec: StudySpec, *, limits: SpecLimits, data_root: Path) ->
                 errors.append(
                     FieldError(
                         "train.init_from",
-                        f"no checkpoint file {spec.train.init_from!r} under the server's "
-                        "data root",
+                        f"no checkpoint file {spec.train.init_from!r} under the server's data root",
                     )
                 )
         except SpecError as exc:

@@ -16,10 +16,15 @@ from pydantic import BaseModel, Field, field_validator
 
 from studies.errors import FieldError, SpecError
 from trainer._config import DataRecipe, ModelConfig, OptimConfig, OptimRecipe
+from trainer._imagefolder import OutsideDataRoot
+from trainer._imagefolder import resolve_inside as trainer_resolve_inside
 
 
 def relative_path(value: str, field: str) -> str:
-    """Refuse absolute paths and ``..``: user paths are resolved under the data root only."""
+    """Refuse absolute paths, ``..`` and NUL: user paths are resolved under the data root only."""
+    if "\x00" in value:
+        # The OS cannot take it, and PostgreSQL cannot store it: refused before either sees it.
+        raise ValueError(f"{field} must not contain a NUL character")
     path = PurePosixPath(value.replace("\\", "/"))
     if not value or path.is_absolute() or ".." in path.parts or value.startswith("~"):
         raise ValueError(
@@ -29,24 +34,16 @@ def relative_path(value: str, field: str) -> str:
 
 
 def resolve_inside(data_root: Path, relative: str, field: str) -> Path:
-    """*relative* under *data_root*, symlinks followed; SpecError if it ends up outside.
+    """*relative* under *data_root*, symlinks followed; SpecError naming *field* if it ends
+    up outside (the trainer's one check, ``trainer._imagefolder.resolve_inside``).
 
     The schema already refuses ``..`` and absolute paths; this catches a symlink inside the
     data root that points out of it. Messages never show the server's absolute paths.
     """
-    root = data_root.expanduser().resolve()
-    candidate = (root / relative).resolve()
-    if candidate != root and root not in candidate.parents:
-        raise SpecError(
-            [
-                FieldError(
-                    field,
-                    f"{relative!r} resolves outside the server's data root (through a "
-                    "symlink); it must lie inside the data root",
-                )
-            ]
-        )
-    return candidate
+    try:
+        return trainer_resolve_inside(data_root, relative)
+    except OutsideDataRoot as exc:
+        raise SpecError([FieldError(field, str(exc))]) from exc
 
 
 class DataSpec(DataRecipe):

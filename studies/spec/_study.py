@@ -28,6 +28,9 @@ from trainer._config import (
 )
 
 MAX_PARALLEL = 256
+# A study's name, given or generated, fits the database's name column (studies.db.StudyRow);
+# PostgreSQL refuses a longer one (SQLite would store it).
+MAX_NAME_CHARS = 80
 
 
 class Pruner(StrEnum):
@@ -57,7 +60,7 @@ class StudySpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str | None = Field(
-        None, min_length=1, max_length=80, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+        None, min_length=1, max_length=MAX_NAME_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
     )
     # Required here (the trainer defaults to digits): a study names what it trains on.
     dataset: str = Field(description=DataConfig.model_fields["dataset"].description)
@@ -94,11 +97,13 @@ class StudySpec(BaseModel):
 
     @property
     def display_name(self) -> str:
-        """The name, or one made from the dataset, model and sampler when none was given."""
+        """The name, or one made from the dataset, model and sampler when none was given
+        (the dataset part shortened so it fits ``MAX_NAME_CHARS``)."""
         if self.name:
             return self.name
+        suffix = f"-{self.model.arch}-lr-{self.search.sampler}"
         dataset = self.dataset.removeprefix(IMAGEFOLDER_PREFIX).replace("/", "-")
-        return f"{dataset}-{self.model.arch}-lr-{self.search.sampler}"
+        return dataset[: MAX_NAME_CHARS - len(suffix)] + suffix
 
     def trial_count(self) -> int:
         """How many trials (grid points, or n_trials) the study runs."""

@@ -1,89 +1,44 @@
-"""Studies: submit, list, get and cancel, each with its status, counts and best trial."""
+"""Studies: list, get and cancel, each with its status, counts and best trial."""
 
 from __future__ import annotations
 
-import secrets
-from pathlib import Path
-from typing import Any
-
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from studies import optuna_bridge, queue
-from studies.db import Database, StudyRow, StudyStatus, TrialRow, TrialState, utcnow
-from studies.errors import ConflictError, NotFoundError
+from studies.db import Database, StudyRow, StudyStatus, TrialRow, TrialState
+from studies.errors import ConflictError
 from studies.results import Candidate, best_trial
 from studies.schemas import BestTrial, Page, StudyPublic, from_row
-from studies.spec import Objective, Sampler, StudySpec
+from studies.spec import Objective
+from studies.store._rows import study_row
 
 __all__ = [
     "cancel_study",
     "count_unfinished_studies",
     "get_study",
     "list_studies",
-    "study_row",
-    "submit_study",
     "trial_candidate",
 ]
 
 
-def submit_study(db: Database, spec: StudySpec, *, artifacts_dir: Path) -> StudyPublic:
-    """Queue a study: its Optuna study (grid points enqueued) and one slot per trial.
+def count_unfinished_studies(db: Database, *, session: Session | None = None) -> int:
+    """Studies not cancelled with a trial still waiting or running (queued or running).
 
-    The Optuna side is written first and the sweepdoc rows last, in one transaction, so a
-    crash in between leaves at most an empty Optuna study no worker will ever see.
+    *session*: count inside that transaction (the submission's, under its lock).
     """
-    artifacts_dir.mkdir(parents=True, exist_ok=True)
-    name = spec.display_name
-    optuna_name = f"{name}-{secrets.token_hex(4)}"
-    optuna_bridge.create_study(db.url, optuna_name, spec)
-    if spec.search.sampler is Sampler.GRID:
-        points: list[tuple[dict[str, Any] | None, int | None]] = [
-            (params, optuna_bridge.enqueue_point(db.url, optuna_name, params)[0])
-            for params in spec.grid_points()
-        ]
-    else:
-        points = [(None, None)] * spec.search.trials()
-    with db.session() as session:
-        study = StudyRow(
-            name=name,
-            optuna_study_name=optuna_name,
-            spec=spec.model_dump(mode="json"),
-            priority=spec.priority,
-            max_parallel=spec.max_parallel,
-            trial_count=len(points),
-            cancel_requested=False,
-            created_at=utcnow(),
+    query = (
+        select(func.count(func.distinct(TrialRow.study_id)))
+        .join(StudyRow, StudyRow.id == TrialRow.study_id)
+        .where(
+            TrialRow.state.in_([TrialState.WAITING, TrialState.RUNNING]),
+            StudyRow.cancel_requested.is_(False),
         )
-        session.add(study)
-        session.flush()
-        session.add_all(
-            TrialRow(
-                study_id=study.id,
-                number=number,
-                state=TrialState.WAITING,
-                params=params,
-                optuna_trial_id=optuna_trial_id,
-                attempt=0,
-                epochs_done=0,
-            )
-            for number, (params, optuna_trial_id) in enumerate(points)
-        )
-        study_id = study.id
-    return get_study(db, study_id)
-
-
-def count_unfinished_studies(db: Database) -> int:
-    """Studies not cancelled with a trial still waiting or running (queued or running)."""
-    with db.session() as session:
-        count = session.scalar(
-            select(func.count(func.distinct(TrialRow.study_id)))
-            .join(StudyRow, StudyRow.id == TrialRow.study_id)
-            .where(
-                TrialRow.state.in_([TrialState.WAITING, TrialState.RUNNING]),
-                StudyRow.cancel_requested.is_(False),
-            )
-        )
-    return int(count or 0)
+    )
+    if session is not None:
+        return int(session.scalar(query) or 0)
+    with db.session() as own:
+        return int(own.scalar(query) or 0)
 
 
 def _objective(study: StudyRow) -> Objective:
@@ -159,15 +114,6 @@ def _publics(db: Database, rows: list[StudyRow]) -> list[StudyPublic]:
             )
         )
     return publics
-
-
-def study_row(db: Database, study_id: int) -> StudyRow:
-    """The study's row; raises NotFoundError."""
-    with db.session() as session:
-        row = session.get(StudyRow, study_id)
-    if row is None:
-        raise NotFoundError(f"study {study_id} does not exist")
-    return row
 
 
 def get_study(db: Database, study_id: int) -> StudyPublic:

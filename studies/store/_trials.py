@@ -7,12 +7,11 @@ from typing import Any
 from sqlalchemy import select
 
 from studies.db import AttemptRow, Database, EpochRow, TrialRow, TrialState, utcnow
-from studies.errors import NotFoundError
 from studies.schemas import Page, TrialDetail, TrialPublic, from_row
-from studies.store._studies import study_row
+from studies.store._rows import study_row, trial_row
 from trainer import curves_json
 
-__all__ = ["epoch_records", "get_trial", "list_trials", "study_trial_rows", "trial_row"]
+__all__ = ["epoch_records", "get_trial", "list_trials", "study_trial_rows"]
 
 
 def study_trial_rows(db: Database, study_id: int) -> list[TrialRow]:
@@ -30,15 +29,6 @@ def list_trials(db: Database, study_id: int) -> Page[TrialPublic]:
     """Every trial slot of a study, in slot order."""
     rows = study_trial_rows(db, study_id)
     return Page[TrialPublic](data=[from_row(TrialPublic, r) for r in rows], count=len(rows))
-
-
-def trial_row(db: Database, trial_id: int) -> TrialRow:
-    """The trial's row; raises NotFoundError."""
-    with db.session() as session:
-        row = session.get(TrialRow, trial_id)
-    if row is None:
-        raise NotFoundError(f"trial {trial_id} does not exist")
-    return row
 
 
 def epoch_records(db: Database, row: TrialRow) -> list[dict[str, Any]]:

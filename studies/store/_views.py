@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from studies import plots
-from studies.db import Database, TrialState
+from studies.db import Database, StudyRow, TrialState
 from studies.diagnosis import (
     Curves,
     Diagnosis,
@@ -14,9 +16,10 @@ from studies.diagnosis import (
 )
 from studies.errors import ConflictError
 from studies.schemas import TrialPublic, from_row
-from studies.spec import SpecLimits, StudySpec
-from studies.store._studies import study_row, trial_candidate
-from studies.store._trials import epoch_records, study_trial_rows, trial_row
+from studies.spec import Objective, SpecLimits, StudySpec
+from studies.store._rows import study_row, trial_row
+from studies.store._studies import trial_candidate
+from studies.store._trials import epoch_records, study_trial_rows
 from trainer import curves_json
 
 __all__ = ["study_diagnosis", "study_lr_png", "trial_curves_png", "trial_diagnosis"]
@@ -58,7 +61,41 @@ def study_diagnosis(
                 final_val_loss=public.final_val_loss,
             )
         )
-    return diagnose_study(outcomes, spec=StudySpec.model_validate(study.spec), limits=limits)
+    try:
+        spec = StudySpec.model_validate(study.spec)
+    except ValidationError as exc:
+        return _without_followup(outcomes, study, exc)
+    return diagnose_study(outcomes, spec=spec, limits=limits)
+
+
+def _without_followup(
+    outcomes: list[TrialOutcome], study: StudyRow, refused: ValidationError
+) -> StudySummary:
+    """The summary of a study whose stored spec today's rules refuse (stored by an older
+    version): its labels and best trial, and no follow-up, saying why.
+
+    The follow-up is a copy of the study's spec with a few fields moved, so there is none
+    to plan from a spec that no longer validates; everything else needs only the objective.
+    """
+    try:
+        objective = Objective(study.spec.get("objective", Objective.VAL_ACC))
+    except ValueError:
+        objective = Objective.VAL_ACC
+    # Any valid spec with the study's objective: the plan made from it is discarded below.
+    stand_in = StudySpec(dataset="digits", objective=objective)
+    summary = diagnose_study(outcomes, spec=stand_in)
+    reasons = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}"
+        for e in refused.errors(include_url=False, include_input=False)[:3]
+    )
+    return summary.model_copy(
+        update={
+            "followup_spec": None,
+            "next_step": f"No follow-up study planned: study {study.id}'s stored spec is not "
+            f"valid under this server's spec rules ({reasons}). Write a new spec from the "
+            "labels above and submit it.",
+        }
+    )
 
 
 def trial_curves_png(db: Database, trial_id: int) -> bytes:

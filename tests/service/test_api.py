@@ -298,6 +298,8 @@ def test_openapi_documents_every_route_with_a_response_model(api: TestClient) ->
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             ok = next(code for code in operation["responses"] if code.startswith("2"))
+            if ok == "204":  # DELETE: no content, by definition
+                continue
             content = operation["responses"][ok]["content"]
             assert "application/json" in content or "image/png" in content, (method, path)
             if "application/json" in content:

@@ -1,13 +1,15 @@
-"""`/v1/studies`: submit, list, read and cancel studies; the study's diagnosis and LR plot."""
+"""`/v1/studies`: submit, list, read, cancel and delete studies; the study's diagnosis and
+LR plot."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from service.api.deps import DatabaseDep, SettingsDep, SpecLimitsDep, StudyId
-from service.api.errors import QueueFullError, error_responses
+from service.api.errors import error_responses
+from service.api.json_body import JsonBody
 from studies import store
 from studies.db import StudyStatus
 from studies.diagnosis import StudySummary
@@ -20,15 +22,19 @@ PNG: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/png": {}}, "description": "A PNG image"}
 }
 
+# The spec is parsed and validated in a worker thread (see json_body.py).
+SPEC_BODY = JsonBody(StudySpec)
+
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=StudyPublic,
     responses=error_responses(422, 429, 503),
+    openapi_extra=SPEC_BODY.openapi,
 )
 def create_study(
-    spec: StudySpec,
+    spec: Annotated[StudySpec, Depends(SPEC_BODY)],
     database: DatabaseDep,
     settings: SettingsDep,
     limits: SpecLimitsDep,
@@ -42,11 +48,12 @@ def create_study(
     Nothing is written unless the study is accepted.
     """
     check_submission(spec, limits=limits, data_root=settings.resolved_data_dir)
-    # A soft limit: two submissions racing past the check can exceed it by one each.
-    unfinished = store.count_unfinished_studies(database)
-    if unfinished >= settings.max_queued_studies:
-        raise QueueFullError(unfinished, settings.max_queued_studies)
-    study = store.submit_study(database, spec, artifacts_dir=settings.artifacts_dir)
+    study = store.submit_study(
+        database,
+        spec,
+        artifacts_dir=settings.artifacts_dir,
+        max_unfinished=settings.max_queued_studies,  # checked in the inserting transaction
+    )
     response.headers["Location"] = str(request.url_for("get_study", study_id=study.id))
     return study
 
@@ -76,6 +83,20 @@ def get_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
 def cancel_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
     """Cancel a study: queued trials never start, running ones stop at their next epoch."""
     return store.cancel_study(database, study_id)
+
+
+@router.delete(
+    "/{study_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(404, 409, 422, 503),
+)
+def delete_study(study_id: StudyId, database: DatabaseDep, settings: SettingsDep) -> Response:
+    """Delete a finished or cancelled study: its trials, epochs, attempts, its Optuna study
+    and its plot files. 409 while it may still run: cancel it first, and delete it once its
+    running trials have stopped (at their next epoch)."""
+    store.delete_study(database, study_id, artifacts_dir=settings.artifacts_dir)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(
