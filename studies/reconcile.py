@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
@@ -127,9 +127,9 @@ def _verdict(
     if slot is None:
         if trial.state != OptunaState.RUNNING:
             return None  # an enqueued point no slot names is not the queue's to judge
-        # Optuna stamps trials with naive local time.
+        # Optuna stamps trials with naive local time; astimezone reads it as such.
         started = trial.datetime_start
-        if started is not None and datetime.now() - started < timedelta(seconds=2 * grace_s):
+        if started is not None and now - started.astimezone(UTC) < timedelta(seconds=2 * grace_s):
             return None  # maybe a worker's start in flight
         return OptunaState.FAIL, None, "running, but no slot's current attempt holds it"
     if not slot.state.finished:

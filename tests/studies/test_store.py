@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -111,11 +112,31 @@ def test_claims_follow_priority_then_submission_and_respect_max_parallel(
 
 
 def test_a_slot_is_claimed_once_even_when_claims_race(db: Database, tmp_path: Path) -> None:
+    """Eight threads, each with its own engine and connections (as worker processes have),
+    released by one barrier, claim the same slot at once: exactly one wins."""
     study_id = _submit(db, tmp_path, max_parallel=8, search={"grid": [0.1]})
     slot = store.list_trials(db, study_id).data[0].id
-    assert queue.try_claim(db, slot, study_id, worker="a", device="cpu")
-    assert not queue.try_claim(db, slot, study_id, worker="b", device="cpu")
-    assert store.get_trial(db, slot).worker == "a"
+    contenders = 8
+    start = threading.Barrier(contenders)
+    wins: dict[str, bool] = {}
+
+    def claim(name: str) -> None:
+        own = Database(db.url)
+        try:
+            start.wait(timeout=60)
+            wins[name] = queue.try_claim(own, slot, study_id, worker=name, device="cpu")
+        finally:
+            own.dispose()
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(wins) == contenders  # every contender got an answer, none raised
+    (winner,) = [name for name, won in wins.items() if won]
+    detail = store.get_trial(db, slot)
+    assert detail.worker == winner and detail.attempt == 1 and detail.state is TrialState.RUNNING
 
 
 def test_curves_with_nan_and_inf_survive_the_database_and_are_served_as_null(

@@ -4,15 +4,19 @@ request hands the running trial back to the queue."""
 
 from __future__ import annotations
 
+import collections
 import threading
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from optuna.trial import TrialState as OptunaState
+from sqlalchemy.exc import OperationalError
 
-from studies import queue, store
-from studies.db import Database, TrialState
+from studies import optuna_bridge, queue, store
+from studies.db import Database, TrialState, utcnow
 from studies.spec import parse_spec
 from studies.worker import WorkerOptions, run_worker
 from tests.studies.conftest import optuna_trials, tiny_spec
@@ -178,3 +182,71 @@ def test_an_error_after_training_fails_the_trial_not_the_worker(
         assert detail.epochs_done == 1  # the training itself was recorded
     frozen = optuna_trials(db.url, study.optuna_study_name)
     assert [t.state for t in frozen] == [OptunaState.FAIL, OptunaState.FAIL]
+
+
+def test_a_transient_database_error_while_a_trial_starts_is_retried_not_fatal(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14, item 9: the first try to start the slot's Optuna trial meets a dropped
+    connection (injected: the real function runs from the second call on)."""
+    study = store.submit_study(
+        db, parse_spec(tiny_spec(search={"grid": [0.1]})), artifacts_dir=tmp_path
+    )
+    real_start = optuna_bridge.start_trial
+    calls = []
+
+    def drops_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("UPDATE trials", {}, Exception("server closed the connection"))
+        return real_start(*args, **kwargs)
+
+    monkeypatch.setattr(optuna_bridge, "start_trial", drops_once)
+    assert run_worker(_options(db, tmp_path)) == 1
+
+    assert len(calls) == 2
+    trial = store.get_trial(db, store.list_trials(db, study.id).data[0].id)
+    assert trial.state is TrialState.COMPLETE and trial.attempt == 1, trial.error
+    assert [t.state for t in optuna_trials(db.url, study.optuna_study_name)] == [
+        OptunaState.COMPLETE
+    ]
+
+
+@pytest.mark.parametrize(
+    "stalls_in",
+    ["annotate", "tell"],
+    ids=["before-storing-its-result", "right-after-telling-optuna"],
+)
+def test_a_worker_that_stalls_past_its_grace_at_the_end_never_completes_a_point_twice(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stalls_in: str
+) -> None:
+    """Issue 14, item 12: the worker stalls (a GC pause, SIGSTOP, a swapped-out host) at the
+    end of its run, long enough to be reaped: the reaper's work is done at that moment
+    (``reap_stale`` as of an hour later), then the worker carries on. The slot runs again
+    (this worker claims it next) and completes exactly once, in Optuna too."""
+    study = store.submit_study(
+        db, parse_spec(tiny_spec(search={"grid": [0.1]})), artifacts_dir=tmp_path
+    )
+    real = getattr(optuna_bridge, stalls_in)
+    stalled = []
+
+    def stalls_once(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if not stalled:
+            stalled.extend(queue.reap_stale(db, now=utcnow() + timedelta(hours=1)))
+        return result
+
+    monkeypatch.setattr(optuna_bridge, stalls_in, stalls_once)
+    run_worker(_options(db, tmp_path))
+
+    slot = store.get_trial(db, store.list_trials(db, study.id).data[0].id)
+    frozen = optuna_trials(db.url, study.optuna_study_name)
+    states = collections.Counter(t.state for t in frozen)
+    assert states[OptunaState.COMPLETE] == 1, frozen
+    assert slot.state is TrialState.COMPLETE
+    if stalled:  # reaped while it stalled: its result was dropped, its Optuna trial failed
+        assert slot.attempt == 2
+        assert [a.state for a in slot.attempts] == [TrialState.FAILED, TrialState.COMPLETE]
+        assert states == {OptunaState.COMPLETE: 1, OptunaState.FAIL: 1}
+    else:  # its result was stored before the stall: nothing left to reap
+        assert stalls_in == "tell" and slot.attempt == 1 and len(frozen) == 1

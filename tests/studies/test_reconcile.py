@@ -1,0 +1,184 @@
+"""Trials that never get stuck (issue 14, items 10 and 11), on a real database, no training:
+each slot is reaped by its own worker's grace; a slot put back after its study was cancelled
+ends; and the reconciler closes the Optuna trials whose write after the queue's commit was
+lost, so Optuna's states end equal to the queue's."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState as OptunaState
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+
+from studies import optuna_bridge, queue, store
+from studies.db import Database, TrialRow, TrialState, utcnow
+from studies.reconcile import reconcile
+from studies.results import TrialSummary
+from studies.spec import parse_spec
+from tests.studies.conftest import optuna_trials, tiny_spec
+
+
+def _submit(db: Database, tmp_path: Path, grid: list[float]) -> int:
+    spec = parse_spec(tiny_spec(search={"grid": grid}, max_parallel=len(grid)))
+    return store.submit_study(db, spec, artifacts_dir=tmp_path / "artifacts").id
+
+
+def _claim_and_start(db: Database, *, worker: str, stale_after_s: float = 30.0) -> queue.Claim:
+    """What a worker does first: claim the next slot and start its Optuna trial."""
+    claim = queue.claim_next(db, worker=worker, device="cpu", stale_after_s=stale_after_s)
+    assert claim is not None
+    study = optuna_bridge.load_study(db.url, claim.optuna_study_name, claim.spec)
+    trial, params = optuna_bridge.start_trial(
+        study, claim.spec, enqueued_trial_id=claim.enqueued_optuna_trial_id, params=claim.params
+    )
+    assert queue.start_attempt(
+        db, claim, params=params, optuna_trial_id=trial._trial_id, optuna_trial_number=trial.number
+    )
+    return claim
+
+
+def _silent_for(db: Database, claim: queue.Claim, seconds: float) -> None:
+    """The slot's worker last beat *seconds* ago (a worker stuck in a long epoch, or dead)."""
+    with db.session() as session:
+        session.execute(
+            update(TrialRow)
+            .where(TrialRow.id == claim.trial_id)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
+        )
+
+
+def _later(seconds: float = 3600.0) -> datetime:
+    return utcnow() + timedelta(seconds=seconds)
+
+
+def _optuna_states(db: Database, study_id: int) -> list[OptunaState]:
+    name = store.get_study(db, study_id).optuna_study_name
+    return [t.state for t in sorted(optuna_trials(db.url, name), key=lambda t: t.number)]
+
+
+def test_a_slot_is_reaped_by_its_own_workers_grace_not_the_reapers(
+    db: Database, tmp_path: Path
+) -> None:
+    _submit(db, tmp_path, [0.1, 0.01])
+    patient = _claim_and_start(db, worker="patient", stale_after_s=120.0)
+    hasty = _claim_and_start(db, worker="hasty", stale_after_s=5.0)
+    # Both silent for a minute: past the default grace (30 s) the API's reaper runs with,
+    # within the patient worker's own two minutes.
+    _silent_for(db, patient, 60.0)
+    _silent_for(db, hasty, 60.0)
+
+    reaped = store.reap_stale_trials(db)
+
+    assert [r.worker for r in reaped] == ["hasty"]
+    assert queue.beat(db, patient)  # still its slot
+    assert not queue.beat(db, hasty)
+    detail = store.get_trial(db, hasty.trial_id)
+    assert "grace of 5 s" in (detail.attempts[0].error or "")
+    # Past the patient worker's own grace, it is reaped too.
+    assert [r.worker for r in queue.reap_stale(db, now=_later(121.0))] == ["patient"]
+
+
+def test_a_slot_reaped_after_its_study_was_cancelled_ends_instead_of_waiting(
+    db: Database, tmp_path: Path
+) -> None:
+    study_id = _submit(db, tmp_path, [0.1])
+    claim = _claim_and_start(db, worker="dead")
+    store.cancel_study(db, study_id)  # the running slot is flagged, its worker never reads it
+
+    (reaped,) = queue.reap_stale(db, now=_later())
+
+    assert not reaped.requeued
+    trial = store.get_trial(db, claim.trial_id)
+    assert trial.state is TrialState.PRUNED and trial.stop_reason == "cancelled before it started"
+    assert store.get_study(db, study_id).progress == 1.0
+    assert not queue.has_open_slots(db)  # --exit-when-idle workers exit
+    assert _optuna_states(db, study_id) == [OptunaState.FAIL]
+
+
+def test_a_slot_handed_back_after_its_study_was_cancelled_ends_instead_of_waiting(
+    db: Database, tmp_path: Path
+) -> None:
+    study_id = _submit(db, tmp_path, [0.1])
+    claim = _claim_and_start(db, worker="stopping")
+    store.cancel_study(db, study_id)
+
+    assert queue.release(db, claim, reason="worker stopped before the trial finished")
+
+    assert store.get_trial(db, claim.trial_id).state is TrialState.PRUNED
+    assert not queue.has_open_slots(db)
+
+
+def test_the_reconciler_fails_the_optuna_trial_whose_write_after_the_reap_was_lost(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study_id = _submit(db, tmp_path, [0.1])
+    _claim_and_start(db, worker="dead")
+
+    def database_gone(url: str, trial_id: int | None) -> None:
+        raise OperationalError("UPDATE trials", {}, Exception("server closed the connection"))
+
+    # The reaper's commit lands; the Optuna write after it does not.
+    with monkeypatch.context() as patch:
+        patch.setattr(optuna_bridge, "fail_trial", database_gone)
+        with pytest.raises(OperationalError):
+            queue.reap_stale(db, now=_later())
+    assert _optuna_states(db, study_id) == [OptunaState.RUNNING]  # stuck, until:
+
+    assert reconcile(db) == []  # too early: it might be a worker's start in flight
+    (closed,) = reconcile(db, now=_later())
+    assert closed.state == OptunaState.FAIL
+    assert _optuna_states(db, study_id) == [OptunaState.FAIL]
+    assert reconcile(db, now=_later()) == []  # nothing left to do
+
+
+def test_the_reconciler_tells_optuna_the_result_a_worker_stored_but_never_told(
+    db: Database, tmp_path: Path
+) -> None:
+    study_id = _submit(db, tmp_path, [0.1, 0.01, 0.001])
+    complete, pruned, failed = (_claim_and_start(db, worker=f"w{i}") for i in range(3))
+    # Each worker stored its outcome in the queue, then died before telling Optuna.
+    assert queue.finish(
+        db, complete, state=TrialState.COMPLETE, summary=TrialSummary(objective_value=0.75)
+    )
+    assert queue.finish(db, pruned, state=TrialState.PRUNED, stop_reason="diverged")
+    assert queue.finish(db, failed, state=TrialState.FAILED, error="boom")
+    assert reconcile(db) == []  # within the workers' grace their own tells may be in flight
+
+    closed = reconcile(db, now=_later())
+
+    assert sorted(c.state for c in closed) == sorted(
+        [OptunaState.COMPLETE, OptunaState.PRUNED, OptunaState.FAIL]
+    )
+    name = store.get_study(db, study_id).optuna_study_name
+    by_number = {t.number: t for t in optuna_trials(db.url, name)}
+    for claim, state in (
+        (complete, OptunaState.COMPLETE),
+        (pruned, OptunaState.PRUNED),
+        (failed, OptunaState.FAIL),
+    ):
+        number = store.get_trial(db, claim.trial_id).optuna_trial_number
+        assert number is not None and by_number[number].state == state
+    complete_number = store.get_trial(db, complete.trial_id).optuna_trial_number
+    assert complete_number is not None and by_number[complete_number].value == 0.75
+
+
+def test_the_reconciler_ends_what_a_lost_cancellation_left_waiting(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study_id = _submit(db, tmp_path, [0.1, 0.01])
+
+    def database_gone(url: str, trial_id: int) -> None:
+        raise OperationalError("UPDATE trials", {}, Exception("server closed the connection"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(optuna_bridge, "end_waiting_trial", database_gone)
+        with pytest.raises(OperationalError):
+            store.cancel_study(db, study_id)
+    assert _optuna_states(db, study_id) == [OptunaState.WAITING] * 2
+
+    reconcile(db, now=_later())
+
+    assert _optuna_states(db, study_id) == [OptunaState.PRUNED] * 2
