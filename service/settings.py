@@ -96,6 +96,14 @@ class Settings(BaseSettings):
             "429 with Retry-After."
         ),
     )
+    write_rate_limit: RateLimitText = Field(
+        default="120/minute",
+        description=(
+            "Writes (POST, PUT, PATCH, DELETE: submissions, cancels, deletions, dashboard "
+            "edits) allowed per client address; past it: 429 with Retry-After. Two a second "
+            "sustained: far above a person or a script's needs, far below a flood's."
+        ),
+    )
     max_trials_per_study: int = Field(
         default=500,
         ge=1,

@@ -44,6 +44,16 @@ def _is_login_attempt(method: str, path: str) -> bool:
     return method == "POST" and path == "/login"
 
 
+# Requests that change nothing: never counted as writes.
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# POSTs that store nothing (a diagnosis of curves sent in the body) or have their own rule.
+_NOT_WRITES = frozenset({"/v1/diagnose", "/login", "/logout"})
+
+
+def _is_write(method: str, path: str) -> bool:
+    return method not in _READ_METHODS and path not in _NOT_WRITES
+
+
 def rate_rules(settings: Settings) -> list[RateRule]:
     """The limits of a server with *settings*."""
     return [
@@ -52,6 +62,12 @@ def rate_rules(settings: Settings) -> list[RateRule]:
             setting="SWEEPDOC_LOGIN_RATE_LIMIT",
             limit=parse(settings.login_rate_limit),
             applies=_is_login_attempt,
+        ),
+        RateRule(
+            name="writes",
+            setting="SWEEPDOC_WRITE_RATE_LIMIT",
+            limit=parse(settings.write_rate_limit),
+            applies=_is_write,
         ),
     ]
 
