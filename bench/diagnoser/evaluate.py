@@ -30,6 +30,9 @@ from dataset import (  # noqa: E402
 )
 
 from studies.diagnosis import Label, diagnose_run  # noqa: E402
+from studies.diagnosis._diverge import find_divergence  # noqa: E402
+from studies.diagnosis._measure import Measures, measure, measure_levels  # noqa: E402
+from studies.diagnosis._rules import material_acc_gain, material_loss_fall  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -135,15 +138,82 @@ def markdown(title: str, report: Report, ambiguous: int | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _slope_rule(m: Measures) -> bool:
+    """The first diagnoser's undertrained rule (before issue 11), for comparison: the val
+    metric's Theil–Sen gain over the end window, with Kendall's tau for consistency."""
+    if m.val_acc is not None:
+        gain = m.val_acc.slope * m.window
+        if m.val_acc.tau >= 0.3 and gain >= max(0.03, 2 * m.val_acc.noise):
+            return True
+    if m.val_loss is not None:
+        span = max(m.val_loss.smooth) - min(m.val_loss.smooth)
+        gain = -m.val_loss.slope * m.window / span if span > 0 else 0.0
+        if m.val_loss.tau <= -0.3 and gain >= max(0.15, 2 * m.val_loss.noise / span if span else 0):
+            return True
+        level = m.val_loss.smooth[-1]
+        fall = -m.val_loss.slope * m.window / level if level > 0 else 0.0
+        if m.window >= 4 and m.val_loss.tau <= -0.8 and fall >= 0.2:
+            return True
+    return False
+
+
+def _pieces(m: Measures) -> dict[str, bool]:
+    """Each way of telling "still paying" from the rest, on one sample's measurements."""
+    acc, loss = m.forecasts.val_acc, m.forecasts.val_loss
+    p_acc_h = acc.probability_of_gain(material_acc_gain(acc.now)) if acc else 0.0
+    p_acc = acc.probability_of_gain(material_acc_gain(acc.now), eventually=True) if acc else 0.0
+    p_loss = (
+        loss.probability_of_gain(material_loss_fall(loss), eventually=True) if loss else 0.0
+    )
+    return {
+        "slope rule (before issue 11)": _slope_rule(m),
+        "val acc forecast, gain by the horizon": p_acc_h >= 0.5,
+        "val acc forecast, eventual gain": p_acc >= 0.5,
+        "val loss forecast, eventual fall": p_loss >= 0.5,
+        "acc or mean(acc, loss), eventual": max(p_acc, (p_acc + p_loss) / 2) >= 0.5,
+        "that, or the slope rule": max(p_acc, (p_acc + p_loss) / 2) >= 0.5 or _slope_rule(m),
+        "that, and the slope rule": max(p_acc, (p_acc + p_loss) / 2) >= 0.5 and _slope_rule(m),
+    }
+
+
+def pieces_markdown(title: str, selected: list[Sample]) -> str:
+    """Recall of "undertrained" and false alarms on the rest, per piece of the method."""
+    rows: dict[str, list[int]] = {}
+    for sample in selected:
+        levels = measure_levels(sample.curves)
+        if sample.curves.epochs < 3 or find_divergence(levels) is not None:
+            continue
+        flags = _pieces(measure(levels))
+        flags["shipped diagnoser (label undertrained)"] = (
+            diagnose_run(sample.curves).label is Label.UNDERTRAINED
+        )
+        paying = sample.truth is Label.UNDERTRAINED
+        for name, flag in flags.items():
+            row = rows.setdefault(name, [0, 0, 0, 0])  # hits, paying, false alarms, rest
+            row[0 if paying else 2] += flag
+            row[1 if paying else 3] += 1
+    lines = [f"#### {title}: telling still-paying samples from the rest", "",
+             "| piece | recall on undertrained | false alarms on the rest |", "|---|---|---|"]
+    for name, (hits, paying, alarms, rest) in rows.items():
+        lines.append(f"| {name} | {_pct(hits / paying if paying else None)} ({hits}/{paying}) "
+                     f"| {_pct(alarms / rest if rest else None)} ({alarms}/{rest}) |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("train", "heldout", "all"), default="train")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--errors", action="store_true")
+    parser.add_argument("--pieces", action="store_true",
+                        help="compare the pieces of the undertrained decision")
     args = parser.parse_args()
     runs = [r for r in load_runs() if args.split in ("all", r["split"])]
     whole, _ = samples(runs, cuts=False)
     everything, ambiguous = samples(runs, cuts=True)
+    if args.pieces:
+        print(pieces_markdown(f"{args.split}: whole runs + cuts", everything))
+        return
     for title, selected, amb in (("whole runs", whole, None),
                                  ("whole runs + cuts", everything, ambiguous)):
         report = evaluate(selected)

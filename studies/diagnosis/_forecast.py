@@ -111,13 +111,13 @@ _SHAPE_PARAMETERS: Final = {
     Family.ILOG2: 0,
 }
 _EXPONENTS: Final = np.geomspace(0.05, 4.0, 16)
-_DELTAS: Final = np.array([0.5, 0.75, 1.5, 2.0, 3.0])
+_DELTAS: Final = np.array([0.5, 0.75, 1.5, 3.0])
 _OFFSETS: Final = np.array([0.5, 2.0, 5.0, 10.0, 30.0])
 
 
 def _shapes(x: Array, span: float) -> tuple[list[Array], list[int]]:
     """Each family's h(x; θ) over its grid, as a (θ, len(x)) array, and the family index."""
-    taus = np.geomspace(0.3, 20.0 * span, 24)
+    taus = np.geomspace(0.3, 20.0 * span, 16)
     blocks: list[Array] = []
     owners: list[int] = []
 
@@ -156,12 +156,18 @@ class _Fits:
 
     at_horizon: Array
     asymptote: Array
-    fitted: Array  # (B, n) the ensemble's fitted curve
+    fitted: Array  # (B, n) the ensemble's fitted curve; (B, 1), its last point, if not asked
     top_family: list[Family]
 
 
-def _fit(values: Array, basis: _Basis, direction: Direction, bounds: Bounds) -> _Fits:
-    """Fit every family to each row of *values* (B, n); the BIC-weighted ensemble per row."""
+def _fit(
+    values: Array, basis: _Basis, direction: Direction, bounds: Bounds, *, whole_curve: bool
+) -> _Fits:
+    """Fit every family to each row of *values* (B, n); the BIC-weighted ensemble per row.
+
+    The fitted curve is evaluated at every point only with *whole_curve* (the original fit,
+    for its residuals); the bootstrap replicates need only its last point.
+    """
     b, n = values.shape
     h = basis.at_points
     h_mean = h.mean(axis=1)
@@ -208,10 +214,11 @@ def _fit(values: Array, basis: _Basis, direction: Direction, bounds: Bounds) -> 
     at_horizon = (weights * predictions).sum(axis=1)
     asymptote = (weights * asymptotes).sum(axis=1)
 
+    points = h if whole_curve else h[:, -1:]
     fitted = weights[:, families, None] * y_mean[:, None]
     for index in range(families):
         best = chosen[:, index]
-        curve = level[rows, best][:, None] + slope[rows, best][:, None] * h[best]
+        curve = level[rows, best][:, None] + slope[rows, best][:, None] * points[best]
         w = weights[:, index][:, None]
         fitted = fitted + np.where(w > 0, w * curve, 0.0)
     order = [*_FAMILIES, Family.FLAT]
@@ -288,7 +295,7 @@ def forecast(
         x, y = x_all, y_all
     horizon_x = float(horizon - first_epoch + 1)
     basis = _basis(x, max(horizon_x, float(x[-1])))
-    fit = _fit(y[None, :], basis, direction, unit_bounds)
+    fit = _fit(y[None, :], basis, direction, unit_bounds, whole_curve=True)
     fitted = fit.fitted[0]
     residual = y - fitted
     degrees = max(1, len(y) - 3)
@@ -296,7 +303,7 @@ def forecast(
     sigma = max(rms, noise_sigma(y_all.tolist()), 1e-6)
     rng = np.random.default_rng(_SEED)
     replicates = fitted[None, :] + rng.normal(0.0, sigma, size=(BOOTSTRAP, len(y)))
-    boot = _fit(replicates, basis, direction, unit_bounds)
+    boot = _fit(replicates, basis, direction, unit_bounds, whole_curve=False)
     low, high = np.percentile(boot.at_horizon, INTERVAL)
     sign = 1.0 if direction is Direction.UP else -1.0
 
