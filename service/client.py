@@ -70,6 +70,8 @@ class SweepdocClient:
         return root
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if method != "GET":  # the server takes writes as JSON only, body or not (api/origin.py)
+            kwargs.setdefault("headers", {"content-type": "application/json"})
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:

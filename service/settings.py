@@ -36,10 +36,23 @@ RateLimitText = Annotated[str, AfterValidator(_rate_limit_text)]
 
 
 def _comma_separated(value: object) -> object:
-    # `SWEEPDOC_ALLOWED_HOSTS=a.example,b.example:8443`: a list without JSON quoting.
+    # `SWEEPDOC_ALLOWED_HOSTS=a.example,b.example`: a list without JSON quoting.
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def _host_pattern(pattern: str) -> str:
+    """A host name, an address, `*.domain` or `*`; what the `Host` check compares."""
+    name = pattern.removeprefix("*.") if pattern != "*" else "x"
+    if not name or any(c in name for c in "*/@?# \t"):
+        raise ValueError(
+            f"{pattern!r} is not a host name: give names such as `api.example` or "
+            "`*.example.org`, without a scheme or path"
+        )
+    if (name.count(":") == 1 and not name.startswith("[")) or "]:" in name:
+        raise ValueError(f"{pattern!r}: give the name without its port (ports are not compared)")
+    return pattern
 
 
 class Settings(BaseSettings):
@@ -199,6 +212,11 @@ class Settings(BaseSettings):
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         return _comma_separated(value)
+
+    @field_validator("allowed_hosts", mode="after")
+    @classmethod
+    def _hosts_are_names(cls, value: list[str]) -> list[str]:
+        return [_host_pattern(pattern) for pattern in value]
 
     @field_validator("api_token", mode="before")
     @classmethod

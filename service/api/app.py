@@ -15,13 +15,15 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from starlette.routing import Mount
 
-from service.api.auth import TokenAuth, TokenCheck
+from service.api.auth import TokenAuth, token_check_for
 from service.api.dashboard import dashboard_app
 from service.api.deps import SchemaGuard
 from service.api.errors import error_responses, install_error_handlers
+from service.api.hosts import AllowedHosts
 from service.api.limits import BodySizeLimit
 from service.api.methods import ALL_METHODS
 from service.api.methods import unknown_endpoint as unknown_v1_endpoint
+from service.api.origin import CrossSiteGuard
 from service.api.ratelimit import RateLimit, rate_rules
 from service.api.routers import diagnose, health, login, studies, trials
 from service.settings import Settings, get_settings
@@ -115,7 +117,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    app.state.token_check = TokenCheck(token) if token else None
+    app.state.token_check = token_check_for(settings)
     if app.state.token_check is not None:
         # Added last, so it runs first: an unauthenticated body is never even read.
         app.add_middleware(
@@ -123,6 +125,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         )
     # Before the token check: a client guessing tokens is slowed down, not just refused.
     app.add_middleware(RateLimit, rules=rate_rules(settings))
+    # Outermost: a request for another host or from another site is refused before anything.
+    app.add_middleware(CrossSiteGuard)
+    app.add_middleware(AllowedHosts, allowed=settings.allowed_hosts)
 
     # With a token, OpenAPI declares the bearer scheme and the 401 (enforced by TokenAuth;
     # the dependency only documents it and never refuses anything itself).

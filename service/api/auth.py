@@ -11,9 +11,9 @@ with no authentication of its own, able to delete studies) sits behind the same 
   `/static/…`) needs the token; a browser asking for a page is sent to `/login`.
 
 A request is authorized by `Authorization: Bearer <token>` or by the session cookie that
-`/login` sets. The cookie holds an HMAC of the token, not the token, and every comparison
-is constant-time (`hmac.compare_digest` over SHA-256 digests, so not even the length of the
-token leaks).
+`/login` sets (signed, expiring and revocable: see sessions.py). Every comparison is
+constant-time (`hmac.compare_digest`; the token's over SHA-256 digests, so not even its
+length leaks).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.raw_errors import send_json_error
+from service.api.sessions import Revocations, Sessions
+from service.settings import Settings
 
 SESSION_COOKIE = "sweepdoc_session"
 OPEN_PATHS = frozenset(
@@ -41,7 +43,6 @@ OPEN_PATHS = frozenset(
     }
 )
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_SESSION_CONTEXT = b"sweepdoc dashboard session v1"
 
 
 def _digest(value: bytes) -> bytes:
@@ -51,10 +52,9 @@ def _digest(value: bytes) -> bytes:
 class TokenCheck:
     """Checks a presented token or session cookie against the configured token."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, *, sessions: Sessions) -> None:
         self._token_digest = _digest(token.encode())
-        self.session_value = hmac.new(token.encode(), _SESSION_CONTEXT, hashlib.sha256).hexdigest()
-        self._session_digest = _digest(self.session_value.encode())
+        self.sessions = sessions
 
     def token_ok(self, presented: str) -> bool:
         return hmac.compare_digest(_digest(presented.encode()), self._token_digest)
@@ -65,10 +65,21 @@ class TokenCheck:
             scheme, _, credentials = authorization.partition(" ")
             if scheme.lower() == "bearer" and self.token_ok(credentials.strip()):
                 return True
-        if cookie:
-            session = cookie_parser(cookie).get(SESSION_COOKIE, "")
-            return hmac.compare_digest(_digest(session.encode()), self._session_digest)
-        return False
+        return self.session_ok(cookie)
+
+    def session_ok(self, cookie: str | None) -> bool:
+        """Whether a `Cookie` header carries a valid (unexpired, unrevoked) session."""
+        session = cookie_parser(cookie).get(SESSION_COOKIE, "") if cookie else ""
+        return bool(session) and self.sessions.valid(session)
+
+
+def token_check_for(settings: Settings) -> TokenCheck | None:
+    """The check of a server with *settings*; None when no token is set (all open)."""
+    if settings.api_token is None:
+        return None
+    token = settings.api_token.get_secret_value()
+    sessions = Sessions(token, ttl_s=settings.session_ttl_s, revocations=Revocations(settings.home))
+    return TokenCheck(token, sessions=sessions)
 
 
 def safe_next(target: str | None) -> str:

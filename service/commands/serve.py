@@ -90,6 +90,11 @@ def serve(
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
 
+    # The names clients reach this address by are allowed as `Host`, besides loopback and
+    # SWEEPDOC_ALLOWED_HOSTS (DNS-rebinding defence, service/api/hosts.py).
+    settings = settings.model_copy(
+        update={"allowed_hosts": [*settings.allowed_hosts, *server_names(host)]}
+    )
     force = _force_on_second_signal()
     plans = plan_workers(
         count,
@@ -168,3 +173,26 @@ def check_exposure(host: str, *, has_token: bool) -> str | None:
         "SWEEPDOC_API_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')), "
         "or pass --insecure to serve it open anyway."
     )
+
+
+# Addresses that mean "every interface": the machine's names are what clients will use.
+_WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})
+
+
+def server_names(bind_host: str) -> list[str]:
+    """The names clients use for a server listening on *bind_host*.
+
+    A specific address or name is its own; a wildcard (`0.0.0.0`, `::`) adds this machine's
+    host name, its fully qualified name and the addresses that name resolves to (any other
+    name, such as a DNS alias, goes in `SWEEPDOC_ALLOWED_HOSTS`).
+    """
+    bind = bind_host.strip("[]").lower()
+    if bind not in _WILDCARD_BINDS:
+        return [bind]
+    names = {socket.gethostname(), socket.getfqdn()}
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None)
+    except OSError:  # a machine whose own name does not resolve: its names still count
+        infos = []
+    names.update(str(info[4][0]) for info in infos)
+    return sorted(name.lower() for name in names if name)

@@ -12,6 +12,13 @@ from service.api import create_app
 from service.settings import Settings
 
 
+@pytest.fixture(autouse=True)
+def testclient_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the in-process app answer Starlette's TestClient, which names `testserver` as its
+    Host (a real server only answers its own names; see service/api/hosts.py)."""
+    monkeypatch.setenv("SWEEPDOC_ALLOWED_HOSTS", "testserver")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings of a throwaway deployment under *tmp_path* (SQLite file, artifacts)."""

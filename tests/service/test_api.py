@@ -149,7 +149,8 @@ def test_unknown_ids_are_404_naming_the_id(api: TestClient, path: str) -> None:
 
 
 def test_cancel_of_unknown_study_is_404(api: TestClient) -> None:
-    assert_error(api.post("/v1/studies/999/cancel"), 404, "not_found")
+    cancel = api.post("/v1/studies/999/cancel", headers={"content-type": "application/json"})
+    assert_error(cancel, 404, "not_found")
 
 
 def test_ids_out_of_range_are_422(api: TestClient) -> None:
@@ -165,7 +166,7 @@ def test_unknown_v1_path_is_a_json_404_not_the_dashboard(api: TestClient) -> Non
 
 def test_list_is_paged_and_filters_by_status(api: TestClient) -> None:
     ids = [submit(api, tiny_spec(f"paged-{i}"))["id"] for i in range(3)]
-    cancelled = api.post(f"/v1/studies/{ids[0]}/cancel")
+    cancelled = api.post(f"/v1/studies/{ids[0]}/cancel", json={})
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
 
@@ -197,7 +198,7 @@ def test_bad_list_parameters_are_422(
 def test_cancelled_study_keeps_its_trials_and_none_will_run(api: TestClient) -> None:
     study = submit(api, tiny_spec("to-cancel"))
 
-    cancelled = api.post(f"/v1/studies/{study['id']}/cancel").json()
+    cancelled = api.post(f"/v1/studies/{study['id']}/cancel", json={}).json()
 
     assert cancelled["status"] == "cancelled"
     trials = api.get(f"/v1/studies/{study['id']}/trials").json()

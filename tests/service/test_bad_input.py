@@ -160,7 +160,7 @@ def test_paths_inside_the_data_root_are_accepted(api: TestClient) -> None:
     [
         (b'{"dataset": "digits",', "application/json"),
         (b"\xff\xfe not utf-8", "application/json"),
-        (b"dataset: digits", "application/x-yaml"),
+        (b"dataset: digits", "application/json"),
         (b"", "application/json"),
     ],
     ids=["truncated", "not-utf8", "not-json", "empty"],
@@ -208,5 +208,5 @@ def test_a_full_queue_is_429_naming_the_limit_until_a_study_finishes(
     assert refused.headers["Retry-After"]
     assert snapshot(settings) == before
     # A cancelled study no longer counts: the next submission fits.
-    assert api.post(f"/v1/studies/{ids[0]}/cancel").status_code == 200
+    assert api.post(f"/v1/studies/{ids[0]}/cancel", json={}).status_code == 200
     assert api.post("/v1/studies", json=tiny_spec("fits-now")).status_code == 201

@@ -1,28 +1,43 @@
 """SWEEPDOC_API_TOKEN: what it guards (every /v1 write, the whole dashboard, /v1 reads unless
-public), the browser login, the CLI sending it, `serve` refusing an open non-loopback address,
-and secrets (the token, a database password) never showing in logs, errors or responses.
+public), the browser login and its session's life (expiry, forgery, server-side logout), the
+CLI sending it, `serve` refusing an open non-loopback address, and secrets (the token, a
+database password) never showing in logs, errors or responses. And what keeps a web page from
+driving a local server: only the server's own host names are answered (DNS rebinding),
+writes from another origin or without JSON are refused (cross-site requests), `/login` is
+rate-limited.
 
 In-process checks use the real app on a real SQLite file; the end-to-end ones a real
-`sweepdoc serve` process on PostgreSQL with a password in its URL.
+`sweepdoc serve` process (SQLite, or PostgreSQL with a password in its URL) and real Chromium.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from fastapi.testclient import TestClient
 
 from service.api import create_app
-from service.commands.serve import check_exposure
+from service.api.sessions import VALID_AFTER_FILE
+from service.client import SweepdocClient
+from service.commands.serve import check_exposure, server_names
 from service.settings import Settings
 from studies import queue
+from studies.spec import StudySpec
 from tests.postgres_server import create_database
 from tests.service.factory import healthy_curves, tiny_spec
-from tests.service.serve_process import ServeProcess, free_port, run_cli
+from tests.service.serve_process import REPO, ServeProcess, free_port, run_cli
 
 TOKEN = "test-token-0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -50,8 +65,14 @@ DASHBOARD_WRITES = [
 ]
 
 
+JSON = {"content-type": "application/json"}
+# The origin Starlette's TestClient addresses the app as (its Host is `testserver`).
+OWN_ORIGIN = "http://testserver"
+
+
 def make_client(tmp_path: Path, **overrides: Any) -> TestClient:
-    settings = Settings(home=tmp_path / "home", database_url=None, api_token=TOKEN, **overrides)
+    overrides.setdefault("api_token", TOKEN)
+    settings = Settings(home=tmp_path / "home", database_url=None, **overrides)
     return TestClient(create_app(settings))
 
 
@@ -86,6 +107,29 @@ def request_body(method: str, path: str) -> dict[str, Any] | None:
     return None
 
 
+# What each /v1 operation answers with the token, on the `secured` app (study 1 queued, its
+# trial 1 waiting): exact, so a route that breaks (a 500, a 404) fails here, not just a 401.
+V1_AUTHORIZED_STATUS = {
+    ("POST", "/v1/studies"): 201,
+    ("GET", "/v1/studies"): 200,
+    ("GET", "/v1/studies/1"): 200,
+    ("DELETE", "/v1/studies/1"): 409,  # still queued: cancel it first
+    ("POST", "/v1/studies/1/cancel"): 200,
+    ("GET", "/v1/studies/1/diagnosis"): 200,
+    ("GET", "/v1/studies/1/lr.png"): 200,
+    ("GET", "/v1/studies/1/trials"): 200,
+    ("GET", "/v1/trials/1"): 200,
+    ("GET", "/v1/trials/1/diagnosis"): 409,  # no epoch recorded yet: a conflict, says so
+    ("GET", "/v1/trials/1/curves.png"): 200,
+    ("POST", "/v1/diagnose"): 200,
+}
+# The same for the dashboard's pages and files (study 1 exists; artifact x does not).
+DASHBOARD_AUTHORIZED_STATUS = {
+    "/": 302,  # to /dashboard
+    "/artifacts/1/1/x": 404,
+}
+
+
 def assert_unauthorized(response: Any) -> None:
     assert response.status_code == 401, (response.request.url, response.text)
     assert response.json()["code"] == "unauthorized"
@@ -94,19 +138,19 @@ def assert_unauthorized(response: Any) -> None:
 
 
 def test_every_v1_operation_needs_the_token(secured: TestClient) -> None:
-    assert {m for m, _ in V1_OPERATIONS} == {"GET", "POST"}
-    assert len(V1_OPERATIONS) >= 9
+    assert set(V1_OPERATIONS) == set(V1_AUTHORIZED_STATUS), "a new operation: add its status"
     for method, path in V1_OPERATIONS:
         body = request_body(method, path)
-        assert_unauthorized(secured.request(method, path, json=body))
-        wrong = {"Authorization": f"Bearer {TOKEN[:-1]}x"}
-        assert_unauthorized(secured.request(method, path, json=body, headers=wrong))
-        assert "not valid" in secured.request(method, path, headers=wrong).json()["message"]
-        authorized = secured.request(method, path, json=body, headers=BEARER)
-        # With the token the request reaches its handler (which may answer 409 or 404).
-        assert authorized.status_code not in (401, 403), (method, path, authorized.text)
-        assert authorized.status_code < 500, (method, path, authorized.text)
-    assert_unauthorized(secured.delete("/v1/no-such-endpoint"))  # unknown paths too
+        assert_unauthorized(secured.request(method, path, json=body, headers=JSON))
+        wrong = {"Authorization": f"Bearer {TOKEN[:-1]}x", **JSON}
+        refused = secured.request(method, path, json=body, headers=wrong)
+        assert_unauthorized(refused)
+        assert "not valid" in refused.json()["message"]
+        authorized = secured.request(method, path, json=body, headers={**BEARER, **JSON})
+        # With the token the request reaches its handler and gets that handler's answer.
+        expected = V1_AUTHORIZED_STATUS[(method, path)]
+        assert authorized.status_code == expected, (method, path, authorized.text)
+    assert_unauthorized(secured.delete("/v1/no-such-endpoint", headers=JSON))  # unknown paths
     # Only the authorized requests took effect: one more study, not three.
     listed = secured.get("/v1/studies", headers=BEARER).json()["data"]
     assert [s["name"] for s in listed] == ["intruder", "guarded"]
@@ -116,8 +160,8 @@ def test_every_v1_operation_needs_the_token(secured: TestClient) -> None:
 def test_the_whole_dashboard_needs_the_token(secured: TestClient, path: str) -> None:
     assert_unauthorized(secured.get(path))
     assert_unauthorized(secured.get(path, headers={"Authorization": "Basic dXNlcjpwYXNz"}))
-    authorized = secured.get(path, headers=BEARER)
-    assert authorized.status_code != 401, authorized.text
+    authorized = secured.get(path, headers=BEARER, follow_redirects=False)
+    assert authorized.status_code == DASHBOARD_AUTHORIZED_STATUS.get(path, 200), authorized.text
 
 
 def test_the_dashboard_cannot_delete_or_change_studies_without_the_token(
@@ -125,6 +169,7 @@ def test_the_dashboard_cannot_delete_or_change_studies_without_the_token(
 ) -> None:
     for method, path in DASHBOARD_WRITES:
         assert_unauthorized(secured.request(method, path, json={"study_name": "x"}))
+        assert_unauthorized(secured.request(method, path, headers={"Origin": OWN_ORIGIN}))
     studies = secured.get("/api/studies", headers=BEARER).json()["study_summaries"]
     assert [s["study_name"].split("-")[0] for s in studies] == ["guarded"]
     # With the token the same delete goes through: the check was the token, nothing else.
@@ -136,9 +181,10 @@ def test_public_reads_open_v1_reads_but_not_writes_nor_the_dashboard(tmp_path: P
     with make_client(tmp_path, public_reads=True) as client:
         assert client.post("/v1/studies", json=tiny_spec("p"), headers=BEARER).status_code == 201
         for method, path in V1_OPERATIONS:
-            response = client.request(method, path, json=request_body(method, path))
+            response = client.request(method, path, json=request_body(method, path), headers=JSON)
             if method == "GET":
-                assert response.status_code != 401, (path, response.text)
+                expected = V1_AUTHORIZED_STATUS[(method, path)]
+                assert response.status_code == expected, (path, response.text)
             else:
                 assert_unauthorized(response)
         assert_unauthorized(client.get("/api/studies"))
@@ -396,3 +442,335 @@ def test_a_browser_logs_in_and_sees_the_dashboard(token_server: TokenServe) -> N
             assert name in page.inner_text("body")
         finally:
             browser.close()
+
+
+# --- Sessions: expiry, forgery, server-side logout ---------------------------------------
+
+
+def login_cookie(client: TestClient) -> str:
+    """Log *client* in through the form; the session cookie's value."""
+    login = client.post("/login", data={"token": TOKEN}, follow_redirects=False)
+    assert login.status_code == 303, login.text
+    return str(login.cookies["sweepdoc_session"])
+
+
+def with_cookie(value: str) -> dict[str, str]:
+    return {"Cookie": f"sweepdoc_session={value}"}
+
+
+def test_the_session_cookie_expires_with_its_signed_value_and_max_age(tmp_path: Path) -> None:
+    with make_client(tmp_path, session_ttl_s=3600) as client:
+        before = time.time()
+        login = client.post("/login", data={"token": TOKEN}, follow_redirects=False)
+        assert "Max-Age=3600" in login.headers["set-cookie"]
+        issued_ns, expires_s, _ = login.cookies["sweepdoc_session"].split(".")
+        assert before <= int(issued_ns) / 1e9 <= time.time()
+        assert int(expires_s) == int(int(issued_ns) / 1e9 + 3600)
+
+
+def test_an_expired_session_is_refused(tmp_path: Path) -> None:
+    ttl_s = 3600
+    with make_client(tmp_path, session_ttl_s=ttl_s) as client:
+        sessions = client.app.state.token_check.sessions  # type: ignore[attr-defined]
+        now_ns = time.time_ns()
+        expired = sessions.issue(now_ns=now_ns - (ttl_s + 5) * 10**9)
+        still_valid = sessions.issue(now_ns=now_ns - (ttl_s - 60) * 10**9)
+        assert_unauthorized(client.get("/api/studies", headers=with_cookie(expired)))
+        assert_unauthorized(client.get("/v1/studies", headers=with_cookie(expired)))
+        # The same server's cookie a minute before its end still works: it is the age.
+        assert client.get("/api/studies", headers=with_cookie(still_valid)).status_code == 200
+
+
+def forged_cookies(genuine: str) -> dict[str, str]:
+    """Cookies an attacker could make without the token, from a genuine one they saw."""
+    issued, expires, signature = genuine.split(".")
+    old_format = hmac.new(
+        TOKEN.encode(), b"sweepdoc dashboard session v1", hashlib.sha256
+    ).hexdigest()  # the value the cookie had before it expired (it never did)
+    other_key = hmac.new(b"another-token-0123456789", b"x", hashlib.sha256).digest()
+    payload = f"{issued}.{int(expires) + 10**6}"
+    resigned = hmac.new(other_key, payload.encode(), hashlib.sha256).hexdigest()
+    return {
+        "extended": f"{payload}.{signature}",
+        "resigned": f"{payload}.{resigned}",
+        "truncated-signature": f"{issued}.{expires}.{signature[:-2]}",
+        "old-unexpiring-format": old_format,
+        "garbage": "1.2.3",
+        "empty": "",
+    }
+
+
+def test_forged_session_cookies_are_refused(tmp_path: Path) -> None:
+    with make_client(tmp_path) as client:
+        genuine = login_cookie(client)
+        client.cookies.clear()
+        assert client.get("/api/studies", headers=with_cookie(genuine)).status_code == 200
+        for kind, value in forged_cookies(genuine).items():
+            response = client.get("/api/studies", headers=with_cookie(value))
+            assert response.status_code == 401, kind
+
+
+def test_logout_revokes_the_session_on_the_server(tmp_path: Path) -> None:
+    with make_client(tmp_path) as client:
+        copied = login_cookie(client)
+        assert client.get("/logout", follow_redirects=False).status_code == 303
+        client.cookies.clear()
+        # A copy of the cookie kept after logout (another tab, a stolen copy) is dead too.
+        assert_unauthorized(client.get("/api/studies", headers=with_cookie(copied)))
+        fresh = login_cookie(client)  # logging in again works at once
+        assert client.get("/api/studies", headers=with_cookie(fresh)).status_code == 200
+
+    # Another server process on the same home (a restart) still refuses the revoked one.
+    with make_client(tmp_path) as restarted:
+        assert_unauthorized(restarted.get("/api/studies", headers=with_cookie(copied)))
+        assert restarted.get("/api/studies", headers=with_cookie(fresh)).status_code == 200
+
+
+def test_logout_without_a_session_revokes_nothing(tmp_path: Path) -> None:
+    # A foreign page's `<img src=http://127.0.0.1:8000/logout>` carries no cookie
+    # (SameSite=Strict): it must not log everyone out.
+    with make_client(tmp_path) as client:
+        cookie = login_cookie(client)
+        client.cookies.clear()
+        client.get("/logout", headers={"Cookie": "sweepdoc_session=forged.1.x"})
+        assert not (tmp_path / "home" / VALID_AFTER_FILE).exists()
+        assert client.get("/api/studies", headers=with_cookie(cookie)).status_code == 200
+
+
+@pytest.mark.parametrize("ttl", ["0", "-5", "forever", str(31 * 24 * 3600)])
+def test_a_bad_session_lifetime_is_refused_naming_the_setting(tmp_path: Path, ttl: str) -> None:
+    run = run_cli("status", SWEEPDOC_HOME=str(tmp_path), SWEEPDOC_SESSION_TTL_S=ttl)
+    assert run.returncode == 2
+    assert "SWEEPDOC_SESSION_TTL_S" in run.stderr and "Traceback" not in run.stderr
+
+
+# --- /login rate limit ------------------------------------------------------------------
+
+
+def test_login_attempts_are_rate_limited_per_client(tmp_path: Path) -> None:
+    with make_client(tmp_path, login_rate_limit="3/minute") as client:
+        for _ in range(3):
+            assert client.post("/login", data={"token": "guess"}).status_code == 401
+        limited = client.post("/login", data={"token": TOKEN}, follow_redirects=False)
+        assert limited.status_code == 429, limited.text
+        assert limited.json()["code"] == "rate_limited"
+        assert "SWEEPDOC_LOGIN_RATE_LIMIT" in limited.json()["message"]
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert "sweepdoc_session" not in limited.headers.get("set-cookie", "")
+        # Only login attempts count: the form and the API still answer.
+        assert client.get("/login").status_code == 200
+        assert client.get("/v1/studies", headers=BEARER).status_code == 200
+
+
+def test_a_bad_rate_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    run = run_cli("status", SWEEPDOC_HOME=str(tmp_path), SWEEPDOC_LOGIN_RATE_LIMIT="lots")
+    assert run.returncode == 2
+    assert "SWEEPDOC_LOGIN_RATE_LIMIT" in run.stderr and "10/minute" in run.stderr
+
+
+# --- DNS rebinding: only the server's own host names ------------------------------------
+
+FOREIGN_HOST = {"Host": "evil.example:8000"}
+
+
+@pytest.fixture
+def open_server(tmp_path: Path) -> Iterator[TestClient]:
+    """The default server (no token), one study in it, answering `testserver` only besides
+    loopback (as `serve` would its own address)."""
+    with make_client(tmp_path, api_token=None, allowed_hosts=["testserver"]) as client:
+        assert client.post("/v1/studies", json=tiny_spec("local")).status_code == 201
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/studies"),
+        ("POST", "/v1/studies/1/cancel"),
+        ("DELETE", "/api/studies/1"),
+        ("GET", "/api/studies"),
+        ("GET", "/dashboard"),
+        ("GET", "/healthz"),
+        ("GET", "/openapi.json"),
+        ("GET", "/login"),
+    ],
+)
+def test_a_foreign_host_is_refused_on_every_path(
+    open_server: TestClient, method: str, path: str
+) -> None:
+    response = open_server.request(method, path, headers={**FOREIGN_HOST, **JSON})
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == "host_not_allowed" and "SWEEPDOC_ALLOWED_HOSTS" in body["message"]
+    # Nothing happened: the study is still there and still queued.
+    assert open_server.get("/v1/studies/1").json()["status"] == "queued"
+    assert len(open_server.get("/api/studies").json()["study_summaries"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("host", "answered"),
+    [
+        ("127.0.0.1:8000", True),
+        ("localhost:8000", True),
+        ("LOCALHOST.", True),
+        ("[::1]:8000", True),
+        ("127.0.0.2", True),  # the whole loopback range
+        ("proxy.example", True),  # SWEEPDOC_ALLOWED_HOSTS
+        ("a.corp.example:443", True),  # ... *.corp.example
+        ("corp.example", False),  # a subdomain wildcard is not its apex
+        ("proxy.example.evil.example", False),
+        ("localhost.evil.example", False),
+        ("evil@localhost", False),
+        ("localhost:notaport", False),
+        ("", False),
+    ],
+)
+def test_loopback_and_configured_hosts_are_answered(
+    tmp_path: Path, host: str, answered: bool
+) -> None:
+    allowed = ["proxy.example", "*.corp.example"]
+    with make_client(tmp_path, api_token=None, allowed_hosts=allowed) as client:
+        response = client.get("/v1/studies", headers={"Host": host})
+    assert response.status_code == (200 if answered else 400), response.text
+
+
+def test_allowed_hosts_are_read_comma_separated_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWEEPDOC_ALLOWED_HOSTS", " proxy.example, *.corp.example ")
+    assert Settings(home=tmp_path).allowed_hosts == ["proxy.example", "*.corp.example"]
+    for bad in ("https://proxy.example", "proxy.example:8443", "proxy.example/x", "*corp.org"):
+        monkeypatch.setenv("SWEEPDOC_ALLOWED_HOSTS", bad)
+        with pytest.raises(ValueError, match="allowed_hosts"):
+            Settings(home=tmp_path)
+
+
+def test_serve_allows_the_address_it_listens_on() -> None:
+    assert server_names("10.1.2.3") == ["10.1.2.3"]
+    assert server_names("[2001:db8::1]") == ["2001:db8::1"]
+    everywhere = server_names("0.0.0.0")
+    assert socket.gethostname().lower() in everywhere
+
+
+def test_serve_on_every_interface_answers_its_own_name_and_no_other(tmp_path: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "service", "serve", "--host", "0.0.0.0", "--insecure"]
+    command += ["--port", str(port), "--workers", "0", "--log-level", "warning"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPDOC_")}
+    env.update(SWEEPDOC_HOME=str(tmp_path), SWEEPDOC_ALLOWED_HOSTS="proxy.example")
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    http.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    assert process.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.2)
+            for host, status in [
+                (f"{socket.gethostname()}:{port}", 200),  # `serve` added its own name
+                ("proxy.example", 200),  # SWEEPDOC_ALLOWED_HOSTS through the environment
+                (f"127.0.0.1:{port}", 200),
+                (f"evil.example:{port}", 400),
+            ]:
+                assert http.get("/v1/studies", headers={"Host": host}).status_code == status
+    finally:
+        process.kill()
+        process.wait()
+
+
+# --- Cross-site requests -----------------------------------------------------------------
+
+V1_WRITES = [
+    ("POST", "/v1/studies"),
+    ("POST", "/v1/studies/1/cancel"),
+    ("POST", "/v1/diagnose"),
+    ("DELETE", "/v1/studies/1"),
+]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain"],
+)
+@pytest.mark.parametrize(("method", "path"), V1_WRITES)
+def test_every_v1_write_must_be_json(
+    open_server: TestClient, method: str, path: str, content_type: str | None
+) -> None:
+    # What a plain HTML form (or a no-preflight fetch) can send: refused before any handler.
+    headers = {"content-type": content_type} if content_type else {}
+    response = open_server.request(method, path, content=b"name=x", headers=headers)
+    assert response.status_code == 415, response.text
+    assert response.json()["code"] == "unsupported_media_type"
+    assert open_server.get("/v1/studies/1").json()["status"] == "queued"
+    assert open_server.get("/v1/studies").json()["count"] == 1
+
+
+def test_a_body_less_cancel_with_the_json_type_goes_through(open_server: TestClient) -> None:
+    charset = {"content-type": "application/json; charset=utf-8"}
+    cancelled = open_server.post("/v1/studies/1/cancel", headers=charset)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+
+CROSS_SITE = [
+    {"Origin": "http://evil.example"},
+    {"Origin": "http://testserver:8001"},  # same host, another port: SameSite cannot tell
+    {"Origin": "https://testserver"},  # another scheme
+    {"Origin": "null"},  # a sandboxed frame or a file: page
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
+    {"Origin": OWN_ORIGIN, "Sec-Fetch-Site": "cross-site"},
+]
+
+
+@pytest.mark.parametrize("sender", CROSS_SITE, ids=lambda h: ",".join(h.values()))
+def test_writes_from_another_origin_are_refused_everywhere(
+    open_server: TestClient, sender: dict[str, str]
+) -> None:
+    for method, path in [*V1_WRITES, *DASHBOARD_WRITES, ("POST", "/login")]:
+        response = open_server.request(method, path, json={}, headers=sender)
+        assert response.status_code == 403, (method, path, response.text)
+        assert response.json()["code"] == "cross_site_request"
+    assert open_server.get("/v1/studies/1").json()["status"] == "queued"
+    assert len(open_server.get("/api/studies").json()["study_summaries"]) == 1
+
+
+def test_the_servers_own_origin_may_write_and_reads_are_never_refused(
+    open_server: TestClient,
+) -> None:
+    own = {"Origin": OWN_ORIGIN, "Sec-Fetch-Site": "same-origin"}
+    foreign = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+    assert open_server.get("/v1/studies/1", headers=foreign).status_code == 200
+    assert open_server.post("/v1/studies/1/cancel", headers={**own, **JSON}).status_code == 200
+    # The dashboard's own delete, as its page sends it (no JSON type: /api is not /v1).
+    assert open_server.delete("/api/studies/1", headers=own).status_code == 204
+    assert open_server.get("/api/studies").json()["study_summaries"] == []
+
+
+def test_a_logged_in_cookie_cannot_be_used_from_another_port(secured: TestClient) -> None:
+    # The issue's reproduction: with a token, a page on another port of the same host rode
+    # the login cookie (SameSite ignores ports) and cancelled with a foreign Origin.
+    login_cookie(secured)
+    other_port = {"Origin": "http://testserver:9999", **JSON}
+    assert secured.post("/v1/studies/1/cancel", headers=other_port).status_code == 403
+    assert secured.delete("/api/studies/1", headers=other_port).status_code == 403
+    assert secured.get("/v1/studies/1").json()["status"] == "queued"
+    same = {"Origin": OWN_ORIGIN, **JSON}
+    assert secured.post("/v1/studies/1/cancel", headers=same).status_code == 200
+
+
+def test_the_cli_client_writes_as_json(tmp_path: Path) -> None:
+    server = ServeProcess(
+        tmp_path, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}", workers=0
+    )
+    server.start()
+    try:
+        with SweepdocClient(server.url) as client:
+            study = client.submit(StudySpec.model_validate(tiny_spec("via-client")))
+            assert client.cancel(study.id).status == "cancelled"  # a body-less write
+    finally:
+        server.kill()

@@ -284,7 +284,7 @@ def test_cancel_stops_running_trials_at_their_next_epoch(server: ServeProcess) -
     study_id = response.json()["id"]
     running = _running_trial_after_one_epoch(server, study_id)
 
-    cancelled = server.http.post(f"/v1/studies/{study_id}/cancel")
+    cancelled = server.http.post(f"/v1/studies/{study_id}/cancel", json={})
 
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
@@ -299,7 +299,7 @@ def test_cancel_stops_running_trials_at_their_next_epoch(server: ServeProcess) -
     ]
     assert all(t["epochs_done"] == 0 and t["state"] != "complete" for t in others)
     # Cancelling again is harmless; cancelling a finished study is a conflict.
-    assert server.http.post(f"/v1/studies/{study_id}/cancel").status_code == 200
+    assert server.http.post(f"/v1/studies/{study_id}/cancel", json={}).status_code == 200
 
 
 @pytest.mark.slow  # 20-45 s per backend: the survivors finish 60 epochs before the checks

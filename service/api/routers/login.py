@@ -1,9 +1,12 @@
 """`/login` and `/logout`: how a browser gets into the dashboard when a token is set.
 
 `GET /login` shows a one-field form; `POST /login` checks the token (constant time) and
-answers with an HttpOnly, SameSite=Strict session cookie and a redirect back to the page
-asked for. The token travels in the form body, never in a URL, so it stays out of access
-logs and browser history. Without a configured token both pages just lead to the dashboard.
+answers with an HttpOnly, SameSite=Strict session cookie that expires after
+`SWEEPDOC_SESSION_TTL_S` (in its signed value and its Max-Age) and a redirect back to the
+page asked for. The token travels in the form body, never in a URL, so it stays out of
+access logs and browser history. `/logout` revokes the sessions server-side (sessions.py),
+so a copied cookie stops working too. Without a configured token both pages just lead to
+the dashboard.
 """
 
 from __future__ import annotations
@@ -76,7 +79,8 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
-        check.session_value,
+        check.sessions.issue(),
+        max_age=int(check.sessions.ttl_s),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -86,7 +90,12 @@ async def login(request: Request) -> Response:
 
 
 @router.get("/logout")
-def logout() -> Response:
+def logout(request: Request) -> Response:
+    check = _check(request)
+    # Only a logged-in browser revokes: a foreign page's `<img src=/logout>` carries no
+    # cookie (SameSite=Strict), so it cannot log everyone out.
+    if check is not None and check.session_ok(request.headers.get("cookie")):
+        check.sessions.revocations.revoke_all()
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
