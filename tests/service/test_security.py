@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.server
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -772,5 +775,100 @@ def test_the_cli_client_writes_as_json(tmp_path: Path) -> None:
         with SweepdocClient(server.url) as client:
             study = client.submit(StudySpec.model_validate(tiny_spec("via-client")))
             assert client.cancel(study.id).status == "cancelled"  # a body-less write
+    finally:
+        server.kill()
+
+
+# --- A real browser: the dashboard still works, a page of another origin cannot write ------
+
+ATTACK_PAGE = """<!doctype html><html><body>
+<form id="f" method="post" action="{target}/v1/studies/{study_id}/cancel">
+<input name="x" value="1"></form>
+<script>
+fetch("{target}/api/studies/{study_id}", {{method: "DELETE", mode: "no-cors",
+                                          credentials: "include"}}).finally(
+    () => document.getElementById("f").submit());
+</script></body></html>"""
+
+
+@contextmanager
+def foreign_site(page: str) -> Iterator[str]:
+    """*page* served at `/` by a plain HTTP server on another port of this host."""
+    body = page.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.browser
+def test_a_browser_uses_the_dashboard_and_a_foreign_page_cannot_write(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.service.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+
+    server = ServeProcess(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        workers=0,
+        env_overrides={"SWEEPDOC_API_TOKEN": TOKEN},
+    )
+    server.http.headers.update(BEARER)
+    server.start()
+    try:
+        kept = server.http.post("/v1/studies", json=tiny_spec("kept")).json()
+        doomed = server.http.post("/v1/studies", json=tiny_spec("doomed")).json()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(TIMEOUT_MS)
+                page.goto(f"{server.url}/dashboard")
+                page.fill("input[name=token]", TOKEN)  # a same-origin form POST to /login
+                page.click("input[type=submit]")
+                page.get_by_text(kept["optuna_study_name"]).first.wait_for()
+
+                # A page on another port of the same host (same site: the Strict cookie goes
+                # along), auto-submitting a form and a no-cors fetch at the dashboard's study 1.
+                attack = ATTACK_PAGE.format(target=server.url, study_id=kept["id"])
+                with foreign_site(attack) as attacker:
+                    with page.expect_navigation():
+                        page.goto(attacker)
+                    assert "cross_site_request" in page.inner_text("body")
+
+                # The dashboard's own writes, as its scripts send them (same origin).
+                page.goto(f"{server.url}/dashboard")
+                statuses = page.evaluate(
+                    """async ([doomedId]) => [
+                        (await fetch(`/v1/studies/${doomedId}/cancel`, {method: "POST",
+                            headers: {"content-type": "application/json"}})).status,
+                        (await fetch(`/api/studies/${doomedId}`, {method: "DELETE"})).status,
+                    ]""",
+                    [doomed["id"]],
+                )
+                assert statuses == [200, 204]
+            finally:
+                browser.close()
+        assert server.get(f"/v1/studies/{kept['id']}")["status"] == "queued"
+        listed = server.http.get("/api/studies").json()["study_summaries"]
+        assert [s["study_name"] for s in listed] == [kept["optuna_study_name"]]
     finally:
         server.kill()
