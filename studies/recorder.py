@@ -13,6 +13,7 @@ no epoch. Why the run stopped is kept in ``ending`` for the trial's lifecycle
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -79,14 +80,7 @@ class EpochRecorder:
         """Store, report and check one finished epoch; a ``Stop`` ends the run after it."""
         from trainer import RunStatus, Stop
 
-        if not self.records:
-            self.facts = RunFacts(
-                num_classes=history.num_classes,
-                train_size=history.train_size,
-                val_size=history.val_size,
-                input_shape=list(history.input_shape),
-                device=history.device,
-            )
+        self._learn_facts(history)
         plain = _plain(dataclasses.asdict(record))
         self.records.append(plain)
         ack = self._retrying(
@@ -118,8 +112,34 @@ class EpochRecorder:
             return Stop(RunStatus.STOPPED, "worker shutting down")
         return None
 
+    def continue_from(self, trial: optuna.Trial, records: list[dict[str, Any]]) -> None:
+        """Adopt the epochs an earlier attempt stored, which this attempt resumes after
+        (``studies.resume``): they count in the curves and summary, and are reported to this
+        attempt's Optuna trial so its intermediate values hold every epoch. The pruner's
+        verdict on them is ignored: the earlier attempt acted on it."""
+        self.records = [dict(r) for r in records]
+        objective = self.claim.spec.objective.value  # "val_acc" or "val_loss"
+        for plain in self.records:
+            self._retrying(
+                functools.partial(
+                    optuna_bridge.report, trial, plain[objective], int(plain["epoch"])
+                )
+            )
+
+    def _learn_facts(self, history: History) -> None:
+        """The dataset and device facts, from this attempt's first sight of the history."""
+        if self.facts.num_classes is None:
+            self.facts = RunFacts(
+                num_classes=history.num_classes,
+                train_size=history.train_size,
+                val_size=history.val_size,
+                input_shape=list(history.input_shape),
+                device=history.device,
+            )
+
     def record_unseen(self, history: History) -> None:
         """Store the epochs the callback did not see (none today; cheap insurance)."""
+        self._learn_facts(history)  # a run resumed after its last epoch trains none
         for record in history.record_dicts()[len(self.records) :]:
             plain = _plain(record)
             self.records.append(plain)

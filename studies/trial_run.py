@@ -4,8 +4,10 @@ result written to Optuna and then to the queue.
 Start: the slot's Optuna trial is started (a grid slot's enqueued trial, a retry's fixed
 parameters, or the sampler's pick) and the attempt recorded; a background thread beats the
 slot's heartbeat every ``heartbeat_interval_s`` so an epoch longer than the reaper's grace
-does not look like a dead worker (and reaps dead peers meanwhile). Each epoch is recorded by
-``studies.recorder``.
+does not look like a dead worker (and reaps dead peers meanwhile). An attempt after a killed,
+reaped or stopped one resumes from the slot's epoch state when it fits the stored epochs
+(``studies.resume``), and the trainer writes that state after every epoch. Each epoch is
+recorded by ``studies.recorder``.
 
 End: the diagnosis is stored and written onto the Optuna trial (user attributes
 ``label``/``confidence``, a dashboard note, the curves plot as an artifact), then the
@@ -30,7 +32,7 @@ import optuna
 from optuna.trial import TrialState as OptunaState
 from sqlalchemy.exc import DBAPIError
 
-from studies import notes, optuna_bridge, plots, queue
+from studies import notes, optuna_bridge, plots, queue, resume
 from studies.db import Database, TrialState
 from studies.diagnosis import Diagnosis
 from studies.recorder import EpochRecorder, retry_transient
@@ -73,6 +75,8 @@ class TrialRun:
             outage_grace_s=context.stale_after_s,
         )
         self.optuna_trial_id: int | None = None
+        # The slot's epoch state: written after every epoch, continued by a next attempt.
+        self.state_path = resume.epoch_state_path(context.artifacts_dir, claim.trial_id)
 
     def fail(self, exc: BaseException) -> None:
         """Record an unexpected error as this trial's failure (best effort). Optuna's trial
@@ -86,6 +90,8 @@ class TrialRun:
                 error=error_text(exc),
                 summary=self.recorder.summary(),
             )
+            if failed:
+                resume.discard(self.state_path)
             if failed and self.optuna_trial_id is not None:
                 optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
 
@@ -174,17 +180,36 @@ class TrialRun:
             config = self.spec.to_run_config(
                 params, data_dir=self.context.data_dir, device=self.context.device
             )
-            history = train(config, on_epoch=lambda r, h: recorder.on_epoch(trial, r, h))
+            start = retry_transient(
+                lambda: resume.begin(
+                    self.db, claim, path=self.state_path, config=config, device=self.context.device
+                ),
+                grace_s=self.context.stale_after_s,
+            )
+            if start is None:
+                log.warning("trial %s was reaped before it began training", claim.trial_id)
+                optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
+                return
+            recorder.continue_from(trial, start.records)
+            history = train(
+                config,
+                on_epoch=lambda r, h: recorder.on_epoch(trial, r, h),
+                epoch_state_path=self.state_path,
+                resume_from=start.state,
+            )
+        except (DBAPIError, optuna.exceptions.StorageInternalError):
+            raise  # the database stayed away: the worker abandons the slot to the reaper
         except Exception as exc:
             # One trial's error (bad dataset file, CUDA OOM, …) fails that trial alone.
             log.warning("trial %s failed: %s", claim.trial_id, exc)
-            queue.finish(
+            if queue.finish(
                 self.db,
                 claim,
                 state=TrialState.FAILED,
                 error=error_text(exc),
                 summary=recorder.summary(),
-            )
+            ):
+                resume.discard(self.state_path)
             # FAIL either way: this attempt's own failure, or a fenced-out attempt's trial.
             optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
             return
@@ -267,6 +292,7 @@ class TrialRun:
             )
             optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
             return
+        resume.discard(self.state_path)  # the slot is done: nothing will continue it
         optuna_state = OptunaState.COMPLETE if state is TrialState.COMPLETE else OptunaState.PRUNED
         optuna_bridge.tell(study, trial, optuna_state, value)
         log.info("trial %s: %s, %s, value %s", claim.trial_id, state, label, value)

@@ -32,6 +32,8 @@ One module per concern, all under the discipline above:
 - ``_attempt``: what the worker holding a slot writes (``start_attempt``, ``beat``,
   ``record_epoch``, ``finish``, ``release``), each conditional on the slot still being its;
 - ``_reaper``: dead workers' slots failed and re-queued (``reap_stale``);
+- ``_resume``: the epoch rows a resumed attempt continues (``latest_epochs``,
+  ``continue_epochs``);
 - ``_studies``: cancellation (``cancel``; ``end_waiting_if_cancelled`` for slots put back
   after it), a study's derived status, and the reads the worker needs
   (``has_open_slots``, ``complete_summaries``);
@@ -48,6 +50,7 @@ from studies.queue._attempt import (
 )
 from studies.queue._claim import Claim, claim_next, load_claim, try_claim
 from studies.queue._reaper import MAX_ATTEMPTS, Reaped, reap_stale
+from studies.queue._resume import StoredEpochs, continue_epochs, latest_epochs
 from studies.queue._studies import (
     CompleteTrial,
     cancel,
@@ -64,13 +67,16 @@ __all__ = [
     "CompleteTrial",
     "EpochAck",
     "Reaped",
+    "StoredEpochs",
     "beat",
     "cancel",
     "claim_next",
     "complete_summaries",
+    "continue_epochs",
     "end_waiting_if_cancelled",
     "finish",
     "has_open_slots",
+    "latest_epochs",
     "load_claim",
     "reap_stale",
     "record_epoch",

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from studies.db import (
@@ -172,8 +172,10 @@ def finish(
 def release(db: Database, claim: Claim, *, reason: str) -> bool:
     """Hand a slot back to the queue (its worker is shutting down) without using a retry.
 
-    The attempt's epochs are dropped (the next attempt starts from scratch and reuses the
-    attempt number); the attempt stays in the history with *reason*.
+    The next attempt reuses the attempt number. The attempt's epoch rows are kept under it:
+    the next attempt resumes from them and the worker's epoch state, or drops them when it
+    starts afresh (``studies.resume``, ``continue_epochs``); the attempt stays in the history
+    with *reason*.
     """
     with db.session() as session:
         optuna_number = session.scalar(
@@ -192,11 +194,6 @@ def release(db: Database, claim: Claim, *, reason: str) -> bool:
         )
         if not released:
             return False
-        session.execute(
-            delete(EpochRow).where(
-                EpochRow.trial_id == claim.trial_id, EpochRow.attempt == claim.attempt
-            )
-        )
         session.add(
             AttemptRow(
                 trial_id=claim.trial_id,
