@@ -5,7 +5,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from service.commands import demo, diagnose, serve, status, submit, train, worker
+from service.commands import cancel, delete, demo, diagnose, serve, status, submit, train, worker
 
 app = typer.Typer(
     name="sweepdoc",
@@ -16,7 +16,15 @@ app = typer.Typer(
 )
 
 # In the order `sweepdoc --help` lists them; each command's name is its function's.
-for command in (demo.demo, serve.serve, worker.worker, submit.submit, status.status):
+for command in (
+    demo.demo,
+    serve.serve,
+    worker.worker,
+    submit.submit,
+    status.status,
+    cancel.cancel,
+    delete.delete,
+):
     app.command()(command)
 app.command()(diagnose.diagnose)
 app.command()(train.train)

@@ -95,6 +95,10 @@ class SweepdocClient:
         response = self._request("POST", f"/v1/studies/{study_id}/cancel")
         return StudyPublic.model_validate(response.json())
 
+    def delete(self, study_id: int) -> None:
+        """Delete a finished or cancelled study (ApiError 409 while it may still run)."""
+        self._request("DELETE", f"/v1/studies/{study_id}")
+
     def study(self, study_id: int) -> StudyPublic:
         return self._get(StudyPublic, f"/v1/studies/{study_id}")
 

@@ -16,7 +16,7 @@ from studies.diagnosis import (
 )
 from studies.errors import ConflictError
 from studies.schemas import TrialPublic, from_row
-from studies.spec import Objective, SpecLimits, StudySpec
+from studies.spec import Objective, SpecLimits, StudySpec, field_error_at
 from studies.store._rows import study_row, trial_row
 from studies.store._studies import trial_candidate
 from studies.store._trials import epoch_records, study_trial_rows
@@ -85,7 +85,7 @@ def _without_followup(
     stand_in = StudySpec(dataset="digits", objective=objective)
     summary = diagnose_study(outcomes, spec=stand_in)
     reasons = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}"
+        str(field_error_at(e["loc"], str(e["msg"]).removeprefix("Value error, ")))
         for e in refused.errors(include_url=False, include_input=False)[:3]
     )
     return summary.model_copy(

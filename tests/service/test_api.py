@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from service.api import create_app
 from service.settings import Settings
@@ -399,3 +401,78 @@ def test_the_follow_up_study_stays_within_this_servers_limits(tmp_path: Any) -> 
         assert summary["best_label"] == "undertrained"
         assert summary["followup_spec"]["train"]["epochs"] == 5
         submit(api, summary["followup_spec"])  # accepted as is
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("TRACE", "/v1/studies", "GET, POST"),
+        ("PUT", "/v1/studies", "GET, POST"),
+        ("PATCH", "/v1/studies/1", "GET, DELETE"),
+        ("GET", "/v1/studies/1/cancel", "POST"),
+        ("DELETE", "/v1/trials/1", "GET"),
+    ],
+)
+def test_a_method_the_path_does_not_take_is_405_with_allow(
+    api: TestClient, method: str, path: str, allow: str
+) -> None:
+    response = api.request(method, path, headers={"content-type": "application/json"})
+
+    body = assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == allow
+    assert method in body["message"]
+
+
+def test_delete_refuses_an_unfinished_study_then_removes_the_cancelled_one(
+    api: TestClient,
+) -> None:
+    json_write = {"content-type": "application/json"}
+    study = submit(api, tiny_spec("to-delete"))
+    url = f"/v1/studies/{study['id']}"
+
+    refused = assert_error(api.delete(url, headers=json_write), 409, "conflict")
+    assert "cancel it first" in refused["message"]
+    assert api.post(f"{url}/cancel", json={}).status_code == 200
+    deleted = api.delete(url, headers=json_write)
+
+    assert deleted.status_code == 204 and deleted.content == b""
+    assert_error(api.get(url), 404, "not_found")
+    assert_error(api.delete(url, headers=json_write), 404, "not_found")
+    listed = api.get("/api/studies").json()["study_summaries"]
+    assert study["optuna_study_name"] not in {s["study_name"] for s in listed}
+
+
+def test_the_dashboard_takes_no_artifact_uploads(api: TestClient, settings: Settings) -> None:
+    submit(api, tiny_spec("no-uploads"))
+    study_id = api.get("/api/studies").json()["study_summaries"][0]["study_id"]
+    before = sorted(p.name for p in settings.artifacts_dir.rglob("*"))
+
+    upload = {"file": "data:text/plain;base64," + "QUFB" * 1000, "filename": "a.txt"}
+    response = api.post(f"/api/artifacts/{study_id}", json=upload)
+
+    body = assert_error(response, 403, "uploads_disabled")
+    assert "turned off" in body["message"]
+    assert sorted(p.name for p in settings.artifacts_dir.rglob("*")) == before
+    assert api.get("/api/studies").status_code == 200  # the rest of the dashboard works
+
+
+def test_a_study_whose_stored_spec_is_refused_today_still_has_a_summary(
+    api: TestClient, settings: Settings
+) -> None:
+    study = submit(api, tiny_spec("old-spec"))
+    old = {**study["spec"], "retired_field": True}
+    database = Database(settings.resolved_database_url)
+    try:
+        with database.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE sweepdoc_studies SET spec = :s WHERE id = :id"),
+                {"s": json.dumps(old), "id": study["id"]},
+            )
+    finally:
+        database.dispose()
+
+    response = api.get(f"/v1/studies/{study['id']}/diagnosis")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["followup_spec"] is None
+    assert "retired_field" in response.json()["next_step"]

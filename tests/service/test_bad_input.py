@@ -114,6 +114,8 @@ CASES: dict[str, tuple[dict[str, Any], str, str]] = {
     "folder-absolute": (with_("dataset", "imagefolder:/etc"), "dataset", "relative"),
     "folder-symlink-escape": (with_("dataset", "imagefolder:escape"), "dataset", "outside"),
     "folder-missing": (with_("dataset", "imagefolder:dogs"), "dataset", "no folder 'dogs'"),
+    "folder-nul": (with_("dataset", "imagefolder:cats\x00x"), "dataset", "NUL character"),
+    "checkpoint-nul": (with_("train.init_from", "ckpt/\x00.pt"), "train.init_from", "NUL"),
     "checkpoint-dotdot": (with_("train.init_from", "../x.pt"), "train.init_from", "'..'"),
     "checkpoint-symlink-escape": (
         with_("train.init_from", "ckpt/escape.pt"),
@@ -162,8 +164,9 @@ def test_paths_inside_the_data_root_are_accepted(api: TestClient) -> None:
         (b"\xff\xfe not utf-8", "application/json"),
         (b"dataset: digits", "application/json"),
         (b"", "application/json"),
+        (b"\x80", "application/json"),
     ],
-    ids=["truncated", "not-utf8", "not-json", "empty"],
+    ids=["truncated", "not-utf8", "not-json", "empty", "lone-0x80"],
 )
 def test_malformed_bodies_are_422_and_change_nothing(
     api: TestClient, settings: Settings, content: bytes, content_type: str
@@ -174,6 +177,8 @@ def test_malformed_bodies_are_422_and_change_nothing(
     response = api.post("/v1/studies", content=content, headers={"content-type": content_type})
 
     assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_request"
+    assert "not valid JSON" in response.json()["message"]
     assert response.json()["errors"], response.text
     assert snapshot(settings) == before
 
@@ -210,3 +215,48 @@ def test_a_full_queue_is_429_naming_the_limit_until_a_study_finishes(
     # A cancelled study no longer counts: the next submission fits.
     assert api.post(f"/v1/studies/{ids[0]}/cancel", json={}).status_code == 200
     assert api.post("/v1/studies", json=tiny_spec("fits-now")).status_code == 201
+
+
+# Just under the 1 MB body limit: one invalid item per 5 bytes, some 190,000 errors.
+NEARLY_1MB_OF_ERRORS = {"dataset": "digits", "search": {"grid": ["x"] * 190_000}}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        NEARLY_1MB_OF_ERRORS,
+        with_("dataset", "imagefolder:" + "../" * 300_000),  # one reason quoting 900 KB
+    ],
+    ids=["190k-errors", "900kb-echo"],
+)
+def test_a_huge_invalid_body_gets_a_small_422_that_says_what_it_left_out(
+    api: TestClient, settings: Settings, body: dict[str, Any]
+) -> None:
+    response = api.post("/v1/studies", json=body)
+
+    assert len(response.request.content) < settings.max_body_bytes
+    assert response.status_code == 422, response.text[:500]
+    assert len(response.content) < 20_000  # was 28 MB: every error, each input echoed
+    errors = response.json()
+    assert 1 <= len(errors["errors"]) <= 20
+    assert all(len(e["reason"]) < 400 for e in errors["errors"])
+    if len(body["search"].get("grid", [])) > 20:
+        assert errors["errors_omitted"] == 190_000 - 20
+        assert "189980 more errors are not listed" in errors["message"]
+        assert errors["errors"][0]["field"] == "search.grid.0"
+
+
+def test_a_long_generated_study_name_is_cut_to_fit_the_name_column(
+    api: TestClient, data_root: Path
+) -> None:
+    folder = "f" * 120
+    (data_root / folder).mkdir()
+    spec = without("name")
+    spec["dataset"] = f"imagefolder:{folder}"
+
+    response = api.post("/v1/studies", json=spec)
+
+    assert response.status_code == 201, response.text
+    name = response.json()["name"]
+    assert len(name) == 80
+    assert name.startswith("fff") and name.endswith("-simple-lr-grid")

@@ -14,14 +14,14 @@ import optuna
 import pytest
 from optuna.trial import TrialState as OptunaState
 from sqlalchemy import text
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import DataError, StatementError
 
 from studies import optuna_bridge, queue, store
 from studies.db import Database, StudyStatus, TrialState, utcnow
 from studies.diagnosis import Curves, diagnose_run
-from studies.errors import ConflictError, NotFoundError
+from studies.errors import ConflictError, NotFoundError, QueueFullError
 from studies.results import TrialSummary
-from studies.spec import parse_spec
+from studies.spec import MAX_NAME_CHARS, parse_spec
 from tests.studies.conftest import tiny_spec
 from trainer import curves_json
 
@@ -471,3 +471,154 @@ def test_a_label_outside_its_enum_is_refused_on_write(db: Database, tmp_path: Pa
     _start(db, claim)
     with pytest.raises(StatementError, match="'sleeping' is not a valid Label"):
         queue.finish(db, claim, state=TrialState.COMPLETE, label="sleeping")
+
+
+def _optuna_study_names(url: str) -> list[str]:
+    """Every Optuna study in the database, as Optuna itself lists them."""
+    storage = optuna_bridge.optuna_storage(url)
+    return sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+
+
+def test_the_queue_limit_holds_for_concurrent_submissions(db: Database, tmp_path: Path) -> None:
+    """Six submissions released by one barrier, each on its own engine (as concurrent API
+    requests have), against a limit of one: exactly one is queued, the others are refused,
+    and the refused ones leave no Optuna study behind (issue 14: all six were accepted)."""
+    contenders = 6
+    start = threading.Barrier(contenders)
+    outcomes: dict[int, str] = {}
+    spec = parse_spec(tiny_spec())
+
+    def submit(index: int) -> None:
+        own = Database(db.url)
+        try:
+            start.wait(timeout=60)
+            store.submit_study(own, spec, artifacts_dir=tmp_path / "a", max_unfinished=1)
+            outcomes[index] = "queued"
+        except QueueFullError as exc:
+            assert (exc.unfinished, exc.limit) == (1, 1)
+            outcomes[index] = "refused"
+        finally:
+            own.dispose()
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(outcomes.values()) == ["queued"] + ["refused"] * (contenders - 1)
+    listed = store.list_studies(db).data
+    assert len(listed) == 1
+    assert _optuna_study_names(db.url) == [listed[0].optuna_study_name]
+
+
+def test_a_failed_insert_removes_the_optuna_study_it_created(db: Database, tmp_path: Path) -> None:
+    """A name too long for its column (which StudySpec itself refuses; forced here past the
+    validation) fails the insert on PostgreSQL: the Optuna study created before must go."""
+    spec = parse_spec(tiny_spec()).model_copy(update={"name": "n" * 200})
+    if not db.is_postgres:
+        pytest.skip("SQLite stores a string of any length in a VARCHAR(80) column")
+    with pytest.raises(DataError):
+        store.submit_study(db, spec, artifacts_dir=tmp_path)
+    assert _optuna_study_names(db.url) == []
+    assert store.list_studies(db).count == 0
+
+
+def test_a_long_generated_name_fits_its_column(db: Database, tmp_path: Path) -> None:
+    """On PostgreSQL a generated name over 80 characters failed the insert (500, and an
+    orphaned Optuna study): generated names are cut to fit."""
+    folder = "d" * 150
+    (tmp_path / folder).mkdir()
+    spec = parse_spec({**tiny_spec(), "dataset": f"imagefolder:{folder}"})
+
+    study = store.submit_study(db, spec, artifacts_dir=tmp_path)
+
+    assert len(study.name) == MAX_NAME_CHARS
+    assert _optuna_study_names(db.url) == [study.optuna_study_name]
+
+
+def test_delete_removes_rows_optuna_study_and_files_of_a_cancelled_study(
+    db: Database, tmp_path: Path
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    kept = _submit(db, tmp_path)
+    study_id = _submit(db, tmp_path)
+    claim = queue.claim_next(db, worker="w", device="cpu")
+    assert claim is not None and claim.study_id == kept  # the other study's slot runs
+    doomed = store.get_study(db, study_id)
+    trial_ids = [t.id for t in store.list_trials(db, study_id).data]
+    plot = artifacts / "plots" / f"trial-{trial_ids[0]}-attempt-1.png"
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    plot.write_bytes(b"png")
+    optuna_study = optuna.load_study(
+        study_name=doomed.optuna_study_name, storage=optuna_bridge.optuna_storage(db.url)
+    )
+    upload = tmp_path / "note.txt"
+    upload.write_text("an artifact of the study")
+    artifact_id = optuna.artifacts.upload_artifact(
+        artifact_store=optuna.artifacts.FileSystemArtifactStore(str(artifacts)),
+        file_path=str(upload),
+        study_or_trial=optuna_study,
+    )
+    assert (artifacts / artifact_id).exists()
+
+    with pytest.raises(ConflictError, match="cancel it first"):
+        store.delete_study(db, study_id, artifacts_dir=artifacts)
+    store.cancel_study(db, study_id)
+    store.delete_study(db, study_id, artifacts_dir=artifacts)
+
+    with pytest.raises(NotFoundError):
+        store.get_study(db, study_id)
+    for trial_id in trial_ids:
+        with pytest.raises(NotFoundError):
+            store.get_trial(db, trial_id)
+    assert not plot.exists() and not (artifacts / artifact_id).exists()
+    assert _optuna_study_names(db.url) == [store.get_study(db, kept).optuna_study_name]
+    with db.engine.connect() as conn:
+        left = conn.execute(
+            text("SELECT count(*) FROM sweepdoc_trials WHERE study_id = :s"), {"s": study_id}
+        ).scalar()
+    assert left == 0
+    with pytest.raises(NotFoundError):
+        store.delete_study(db, study_id, artifacts_dir=artifacts)
+
+
+def test_a_cancelled_study_with_a_running_trial_is_deleted_only_once_it_stopped(
+    db: Database, tmp_path: Path
+) -> None:
+    study_id = _submit(db, tmp_path, search={"grid": [0.1, 0.01]})
+    claim = queue.claim_next(db, worker="w", device="cpu")
+    assert claim is not None
+    _start(db, claim)
+    store.cancel_study(db, study_id)
+
+    with pytest.raises(ConflictError, match="still running"):
+        store.delete_study(db, study_id, artifacts_dir=tmp_path)
+    assert store.get_study(db, study_id).counts[TrialState.RUNNING] == 1
+
+    record = {"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "train_acc": 0.5, "val_acc": 0.5}
+    assert queue.record_epoch(db, claim, record).owned
+    assert queue.finish(db, claim, state=TrialState.PRUNED)
+    store.delete_study(db, study_id, artifacts_dir=tmp_path)
+    assert store.list_studies(db).count == 0
+    with db.engine.connect() as conn:
+        epochs = conn.execute(text("SELECT count(*) FROM sweepdoc_epochs")).scalar()
+    assert epochs == 0
+
+
+def test_a_stored_spec_todays_rules_refuse_gets_a_summary_without_a_follow_up(
+    db: Database, tmp_path: Path
+) -> None:
+    """A spec stored by an older version that the current StudySpec refuses (here a field
+    since removed) made the study summary a 500: it now plans no follow-up, saying why."""
+    study_id = _submit(db, tmp_path)
+    old = {**tiny_spec(), "train": {**tiny_spec()["train"], "legacy_knob": 2}}
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE sweepdoc_studies SET spec = :s WHERE id = :id"),
+            {"s": json.dumps(old), "id": study_id},
+        )
+
+    summary = store.study_diagnosis(db, study_id)
+
+    assert summary.followup_spec is None
+    assert "No follow-up" in summary.next_step and "train.legacy_knob" in summary.next_step

@@ -1,0 +1,34 @@
+"""`sweepdoc cancel ID`: stop a study; waiting trials never start, running ones stop soon."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from service.client import ApiError, client_for
+from service.commands.submit import UrlOption
+from service.render import study_line
+from studies.db import TrialState
+
+
+def cancel(
+    study_id: Annotated[int, typer.Argument(min=1, help="The study's id (`sweepdoc status`).")],
+    url: UrlOption = None,
+) -> None:
+    """Cancel study ID: waiting trials never start, running ones stop at their next epoch."""
+    try:
+        with client_for(url) as client:
+            study = client.cancel(study_id)
+    except ApiError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console = Console()
+    console.print(study_line(study), highlight=False)
+    if study.counts.get(TrialState.RUNNING):
+        console.print(
+            "its running trials stop at their next epoch; `sweepdoc delete "
+            f"{study_id}` works once they have",
+            highlight=False,
+        )
