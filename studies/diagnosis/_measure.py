@@ -259,9 +259,12 @@ def measure(levels: Levels, *, horizon: int | None = None) -> Measures:
     if val_loss is not None:
         lowest = argmin(val_loss.smooth)
         rise = val_loss.smooth[-1] - val_loss.smooth[lowest]
-        drop = max(val_loss.smooth[: lowest + 1]) - val_loss.smooth[lowest]
-        # Relative to how far the loss fell: a rise of 0.02 after falling from 2.3 to 0.05 is
-        # the usual late-training overconfidence, not overfitting.
+        # Relative to how far the loss fell since the run began (not just in this segment: a
+        # step decay's segment starts near its minimum, and its tiny drop would make any
+        # wiggle a large relative rise): a rise of 0.02 after falling from 2.3 to 0.05 is the
+        # usual late-training overconfidence, not overfitting.
+        before = levels.val_loss[: start + 1] if levels.val_loss is not None else []
+        drop = max([*before, *val_loss.smooth[: lowest + 1]]) - val_loss.smooth[lowest]
         rise_rel = rise / drop if drop > 0 else None
 
     acc_drop = None if val_acc is None else max(val_acc.smooth) - val_acc.smooth[-1]

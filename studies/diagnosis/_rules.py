@@ -62,6 +62,8 @@ UNDERFIT_TRAIN_LEVEL = 0.7
 # "Not flat": the training curve's forecast gain over the horizon keeps at least this share
 # of the pace it has had so far (gain per epoch ahead over gain per epoch behind).
 STILL_IMPROVING_PACE = 0.5
+# ... or its accuracy rose steadily (Kendall's tau at least this) over the end window.
+STEADY_RISE_TAU = 0.6
 PLATEAU_MIN_EPOCHS = 3
 PLATEAU_MIN_FRACTION = 0.2
 UNDERFIT_GAP_MAX = 0.05
@@ -261,6 +263,15 @@ def _training_still_improving(m: Measures) -> bool:
     Pace, not size: a learning rate far too low moves the training loss slowly but at an
     undiminished pace, while a model that cannot fit the task saturates however long it runs.
     """
+    acc = m.train_acc
+    # Rising epoch after epoch over the end window, well beyond its noise: the saturating
+    # families cannot bend upwards, so a slow start's acceleration is read off the trend.
+    if (
+        acc is not None
+        and acc.tau >= STEADY_RISE_TAU
+        and acc.slope * m.window >= max(MATERIAL_ACC_FLOOR, 2 * acc.noise)
+    ):
+        return True
     train = m.forecasts.train_loss or m.forecasts.train_acc
     return train is not None and _keeps_pace(m, train)
 
