@@ -20,5 +20,7 @@ run bench/optuna_compare.py
 run bench/scale_workers.py
 run bench/queue_latency.py
 run bench/api_throughput.py
+run bench/load_api.py
+run bench/reap_latency.py
 run bench/diagnose_speed.py
 "$PY" bench/report.py

@@ -162,8 +162,10 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description=(
-            "Seconds without a heartbeat after which a worker counts as dead: its trial is "
-            "marked failed and its grid point queued again. Must exceed the heartbeat interval."
+            "Seconds without a heartbeat after which this process's workers count as dead: "
+            "each claimed trial stores its worker's value, and every reaper (other workers, "
+            "the server) judges it by that one; the trial is then marked failed and its grid "
+            "point queued again. Must exceed the heartbeat interval."
         ),
     )
     ready_worker_window_s: float = Field(

@@ -9,12 +9,15 @@ reaped or stopped one resumes from the slot's epoch state when it fits the store
 (``studies.resume``), and the trainer writes that state after every epoch. Each epoch is
 recorded by ``studies.recorder``.
 
-End: the diagnosis is stored and written onto the Optuna trial (user attributes
-``label``/``confidence``, a dashboard note, the curves plot as an artifact), then the
-Optuna trial is told (COMPLETE; PRUNED for diverged, pruned or cancelled runs; FAIL on an
-error, whose text is stored) and finally the slot is finished in sweepdoc's queue. Optuna
-is written first so that whenever the API reports a trial finished, Optuna agrees. A slot
-taken away meanwhile (reaped) gets nothing more written; a worker stopping hands it back.
+End: the diagnosis is written onto the Optuna trial (user attributes ``label``/
+``confidence``, a dashboard note, the curves plot as an artifact), then the slot is
+finished in sweepdoc's queue, fenced by the attempt number, and only then is the Optuna
+trial told (COMPLETE; PRUNED for diverged, pruned or cancelled runs; FAIL on an error, whose
+text is stored). The queue decides: a worker that stalled past its grace was reaped and its
+slot may run again, so its ``finish`` does not land, its result is dropped and its Optuna
+trial is failed, never a second COMPLETE of the point. A tell lost after the queue's write
+(a crash, an outage) is made good by ``studies.reconcile`` within a reconciler period. A
+worker stopping hands its slot back.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import optuna
 import pytest
 import yaml
 
+from studies.diagnosis import Curves, live_check
 from tests.postgres_server import create_database
 from tests.service.factory import tiny_spec
 from tests.service.serve_process import (
@@ -35,6 +36,17 @@ from tests.service.serve_process import (
 
 GRID = (0.1, 0.01, 0.001)
 WORKERS = 2
+# A worker's heartbeat grace: long enough that a live worker on two busy cores is never
+# taken for dead (the tests assert attempt == 1 for every trial no one killed), short
+# enough that the killed worker's trial is retried within seconds.
+SERVE_ENV = {"SWEEPDOC_WORKER_STALE_AFTER_S": "15"}
+# Measured (SGD lr 3 with momentum, no normalization, gradients clipped to norm 1, on
+# digits): the training loss doubles from epoch 1 to 2 (4.2 → 8.3) and stays finite, the
+# accuracy stays at chance; the live check stops the run at epoch 3, the trainer never would.
+EXPLODING: dict[str, dict[str, Any]] = {
+    "model": {"arch": "simple", "width": 8, "stages": 2, "norm": "none"},
+    "train": {"epochs": 12, "batch_size": 64, "momentum": 0.9, "grad_clip": 1.0},
+}
 
 
 @pytest.fixture(
@@ -48,7 +60,9 @@ def server(
         database_url = create_database(request.getfixturevalue("postgres_server"))
     else:
         database_url = f"sqlite:///{home / 'sweepdoc.db'}"
-    process = ServeProcess(home, database_url=database_url, workers=WORKERS)
+    process = ServeProcess(
+        home, database_url=database_url, workers=WORKERS, env_overrides=SERVE_ENV
+    )
     with serving(process, workers=WORKERS):
         process.wait_for_workers(WORKERS)
         yield process
@@ -300,6 +314,47 @@ def test_cancel_stops_running_trials_at_their_next_epoch(server: ServeProcess) -
     assert all(t["epochs_done"] == 0 and t["state"] != "complete" for t in others)
     # Cancelling again is harmless; cancelling a finished study is a conflict.
     assert server.http.post(f"/v1/studies/{study_id}/cancel", json={}).status_code == 200
+
+
+def test_a_run_whose_loss_explodes_but_stays_finite_is_stopped_live_as_diverged(
+    server: ServeProcess,
+) -> None:
+    spec = {**tiny_spec("e2e-explode", grid=(3.0,)), **EXPLODING}
+    response = server.http.post("/v1/studies", json=spec)
+    assert response.status_code == 201, response.text
+    study = server.wait_for_study(response.json()["id"])
+
+    (listed,) = server.get(f"/v1/studies/{study['id']}/trials")["data"]
+    trial = server.get(f"/v1/trials/{listed['id']}")
+    curves = trial["curves"]
+    # The recipe does what it is here for: the loss explodes, and every value stays finite
+    # (served as null otherwise), so the trainer's own non-finite stop never fires.
+    assert None not in curves["train_loss"] + curves["val_loss"]
+    assert max(curves["train_loss"]) >= 1.5 * curves["train_loss"][0], curves["train_loss"]
+    # Stopped by the worker's live check, at the first epoch at which it says diverged.
+    fires = [
+        epoch
+        for epoch in range(1, len(curves["train_loss"]) + 1)
+        if live_check(Curves.model_validate(_prefix(curves, epoch))) is not None
+    ]
+    stopped_at = trial["epochs_done"]
+    assert fires and fires[0] == stopped_at < EXPLODING["train"]["epochs"], (fires, trial)
+    assert trial["state"] == "pruned" and trial["label"] == "diverged"
+    assert f"live divergence check at epoch {stopped_at}" in (trial["stop_reason"] or "")
+    assert trial["diagnosis"]["label"] == "diverged" and trial["attempt"] == 1
+    assert study["status"] == "completed" and study["progress"] == 1.0
+    # Optuna agrees: the trial is PRUNED, with one report per epoch run, labeled diverged.
+    (frozen,) = optuna_trials(server, study)
+    assert frozen.state == optuna.trial.TrialState.PRUNED
+    assert sorted(frozen.intermediate_values) == list(range(1, stopped_at + 1))
+    assert frozen.user_attrs["label"] == "diverged"
+
+
+def _prefix(curves: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """The curves JSON as it stood after *epochs* epochs (what the live check saw then)."""
+    return {
+        key: value[:epochs] if isinstance(value, list) else value for key, value in curves.items()
+    }
 
 
 @pytest.mark.slow  # 20-45 s per backend: the survivors finish 60 epochs before the checks
