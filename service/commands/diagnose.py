@@ -80,43 +80,48 @@ def _number(value: Any) -> str:
 
 
 def render(console: Console, diagnosis: Diagnosis, title: str | None = None) -> None:
-    """Print one diagnosis for people."""
+    """Print one diagnosis for people.
+
+    One markup string and one print per diagnosis, with plain aligned evidence lines rather
+    than a rich Table: rich's cost is per call and per table cell, and a list of 1,000 runs
+    must print in seconds.
+    """
     style = LABEL_STYLE.get(diagnosis.label.value, "bold")
     heading = f"[bold {style}]{diagnosis.label.value.upper()}[/]"
     heading += f"  confidence {diagnosis.confidence:.2f}"
     if title:
         heading = f"[bold]{escape(title)}[/]  " + heading
-    console.print(heading)
-    console.print(escape(diagnosis.summary))
+    lines = [heading, escape(diagnosis.summary)]
     forecast = diagnosis.forecast
     if forecast is not None:
-        console.print(
+        lines.append(
             f"[bold]forecast[/] {forecast.metric} {forecast.now:.4g} → {forecast.at_horizon:.4g} "
             f"(90%: {forecast.low:.4g}–{forecast.high:.4g}) by epoch {forecast.horizon_epochs}, "
             f"levelling off near {forecast.asymptote:.4g}; P(gain ≥ {forecast.material_gain:.3g})"
             f" = {forecast.gain_probability:.2f}"
         )
-    # Plain aligned lines, not a rich Table: a list of 1,000 runs must print in seconds, and
-    # a Table measures every cell twice.
     rows = [
         (key, _number(value))
         for key, value in diagnosis.evidence.model_dump(mode="json").items()
         if value is not None and value != [] and key != "metrics"
     ]
     width = max((len(key) for key, _ in rows), default=0)
-    lines = "\n".join(f"  {key:<{width}}  {escape(value)}" for key, value in rows)
-    console.print("evidence\n" + lines, highlight=False)
+    lines.append("[bold]evidence[/]")
+    lines += [f"  {key:<{width}}  {escape(value)}" for key, value in rows]
     if diagnosis.findings:
-        console.print("[bold]findings[/]")
-        for finding in diagnosis.findings:
-            console.print(f"  • [bold]{finding.kind.value}[/]: {escape(finding.message)}")
+        lines.append("[bold]findings[/]")
+        lines += [
+            f"  • [bold]{finding.kind.value}[/]: {escape(finding.message)}"
+            for finding in diagnosis.findings
+        ]
     if diagnosis.recommendations:
-        console.print("[bold]recommendations[/]")
+        lines.append("[bold]recommendations[/]")
         for number, rec in enumerate(diagnosis.recommendations, start=1):
-            console.print(f"  {number}. {escape(rec.action)} — {escape(rec.reason)}")
+            lines.append(f"  {number}. {escape(rec.action)} — {escape(rec.reason)}")
             if rec.spec_change:
                 change = ", ".join(f"{k}: {json.dumps(v)}" for k, v in rec.spec_change.items())
-                console.print(f"     [dim]spec: {escape(change)}[/]")
+                lines.append(f"     [dim]spec: {escape(change)}[/]")
+    console.print("\n".join(lines), highlight=False)
 
 
 def diagnose(
