@@ -56,7 +56,7 @@ def test_four_workers_and_busy_clients_on_sqlite_lose_no_write(served: ServeProc
     def client(index: int) -> None:
         with httpx.Client(base_url=served.url, timeout=120) as http:
             for round_ in range(ROUNDS):
-                calls = [
+                calls: list[tuple[str, str, dict[str, Any] | None]] = [
                     ("GET", "/v1/studies", None),
                     ("GET", f"/v1/studies/{study_ids[0]}", None),
                     ("GET", f"/v1/studies/{study_ids[0]}/trials", None),

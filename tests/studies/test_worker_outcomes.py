@@ -193,7 +193,7 @@ def test_a_transient_database_error_while_a_trial_starts_is_retried_not_fatal(
         db, parse_spec(tiny_spec(search={"grid": [0.1]})), artifacts_dir=tmp_path
     )
     real_start = optuna_bridge.start_trial
-    calls = []
+    calls: list[int] = []
 
     def drops_once(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
@@ -228,7 +228,7 @@ def test_a_worker_that_stalls_past_its_grace_at_the_end_never_completes_a_point_
         db, parse_spec(tiny_spec(search={"grid": [0.1]})), artifacts_dir=tmp_path
     )
     real = getattr(optuna_bridge, stalls_in)
-    stalled = []
+    stalled: list[queue.Reaped] = []
 
     def stalls_once(*args: Any, **kwargs: Any) -> Any:
         result = real(*args, **kwargs)
