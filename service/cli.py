@@ -5,7 +5,18 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from service.commands import cancel, delete, demo, diagnose, serve, status, submit, train, worker
+from service.commands import (
+    cancel,
+    delete,
+    demo,
+    diagnose,
+    migrate,
+    serve,
+    status,
+    submit,
+    train,
+    worker,
+)
 
 app = typer.Typer(
     name="sweepdoc",
@@ -28,6 +39,7 @@ for command in (
     app.command()(command)
 app.command()(diagnose.diagnose)
 app.command()(train.train)
+app.command()(migrate.migrate)
 
 
 def main() -> None:
