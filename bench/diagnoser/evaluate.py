@@ -219,8 +219,7 @@ def main() -> None:
         report = evaluate(selected)
         if args.markdown:
             print(markdown(f"{args.split}: {title}", report, amb))
-            if amb is not None:
-                print(reliability_markdown(f"{args.split}: {title}", report))
+            print(reliability_markdown(f"{args.split}: {title}", report))
         else:
             print(f"{args.split:8s} {title:18s} n={report.total:4d} acc={_pct(report.accuracy)} "
                   f"balanced={_pct(report.balanced_accuracy)} "

@@ -1,15 +1,15 @@
-"""The seed's step 2 as rules over the measures of a finite run (≥ 3 epochs).
+"""The verdict on a finite run of ≥ 3 epochs, read from its measures (docs/diagnoser.md).
 
-Order matters and follows the seed: a run whose validation got worse while training kept
-fitting is overfitting, whatever else it does; otherwise a run whose validation is still
-improving steadily is undertrained (train longer); otherwise a converged run that fits the
-training set far better than validation is overfitting too (high variance); otherwise a run
-that has plateaued with little gap at a level well below what the task allows is
-underfitting; the rest is healthy.
-Each rule grades its margin into a confidence.
+In order, the first that fires wins: validation got worse while training kept fitting →
+overfitting; never left chance with a smooth loss → undertrained (LR far too low); the model
+cannot fit its own training set (or, with study context, sits far below the study's best) →
+underfitting; a memorised training set with a large gap → overfitting; the forecast says a
+material gain is more likely than not → undertrained; a converged large gap → overfitting;
+the rest is healthy. Each rule returns a raw score that _calibration.py turns into the
+probability that the label is right.
 
-The thresholds were set on the training half of the labeled set in bench/diagnoser only;
-docs/diagnoser.md reports the held-out half.
+The few fitted values were chosen on the training half of the labeled set in bench/diagnoser
+only; docs/diagnoser.md reports both halves and what leaked.
 """
 
 import math
