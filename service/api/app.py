@@ -23,7 +23,7 @@ from service.api.hosts import AllowedHosts
 from service.api.limits import BodySizeLimit
 from service.api.methods import ALL_METHODS
 from service.api.methods import unknown_endpoint as unknown_v1_endpoint
-from service.api.origin import CrossSiteGuard
+from service.api.origin import CrossSiteGuard, JsonWrites
 from service.api.ratelimit import RateLimit, rate_rules
 from service.api.routers import diagnose, health, login, studies, trials
 from service.settings import Settings, get_settings
@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.schema_guard = SchemaGuard(db)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(JsonWrites)  # inside the token check: 401 before 415
     token = settings.api_token.get_secret_value() if settings.api_token else None
     app.state.token_check = token_check_for(settings)
     if app.state.token_check is not None:

@@ -66,8 +66,7 @@ def is_json(content_type: str) -> bool:
 
 
 class CrossSiteGuard:
-    """Pure ASGI middleware: 403 for a write from a foreign origin, 415 for a non-JSON
-    write under `/v1`."""
+    """Pure ASGI middleware: 403 for a write a page of another origin sent."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -77,7 +76,6 @@ class CrossSiteGuard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        path: str = scope["path"]
         if is_foreign(scope, headers):
             await send_json_error(
                 send,
@@ -87,9 +85,35 @@ class CrossSiteGuard:
                 "site (its Origin or Sec-Fetch-Site header says so). Use the dashboard or "
                 "the API from this server's own address.",
             )
-        elif (path == "/v1" or path.startswith("/v1/")) and not is_json(
-            headers.get("content-type", "")
+        else:
+            await self.app(scope, receive, send)
+
+
+class JsonWrites:
+    """Pure ASGI middleware: 415 for a write under `/v1` that does not declare JSON.
+
+    Registered inside the token check, so a client without the token learns only that
+    (401), not what the API accepts.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in WRITE_METHODS
+            or not (path == "/v1" or path.startswith("/v1/"))
         ):
+            await self.app(scope, receive, send)
+            return
+        content_type = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k == b"content-type"), ""
+        )
+        if is_json(content_type):
+            await self.app(scope, receive, send)
+        else:
             await send_json_error(
                 send,
                 status=415,
@@ -97,5 +121,3 @@ class CrossSiteGuard:
                 message="Every write under /v1 must send `Content-Type: application/json` "
                 "(even without a body, e.g. POST /v1/studies/{id}/cancel).",
             )
-        else:
-            await self.app(scope, receive, send)

@@ -12,11 +12,14 @@ from service.api import create_app
 from service.settings import Settings
 
 
-@pytest.fixture(autouse=True)
-def testclient_host(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, scope="session")
+def testclient_host() -> Iterator[None]:
     """Let the in-process app answer Starlette's TestClient, which names `testserver` as its
-    Host (a real server only answers its own names; see service/api/hosts.py)."""
-    monkeypatch.setenv("SWEEPDOC_ALLOWED_HOSTS", "testserver")
+    Host (a real server only answers its own names; see service/api/hosts.py). Session-wide,
+    so module-scoped apps get it too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SWEEPDOC_ALLOWED_HOSTS", "testserver")
+        yield
 
 
 @pytest.fixture
