@@ -47,11 +47,15 @@ NO_SCHEDULE: Final = Schedule((), 0)
 
 
 def _log_ratios(rates: list[float]) -> list[float]:
-    """log(lr[t] / lr[t-1]) for t ≥ 1; 0 where either is zero (nothing to compare)."""
-    return [
-        math.log(now / before) if now > 0 and before > 0 else 0.0
-        for before, now in itertools.pairwise(rates)
-    ]
+    """log(lr[t] / lr[t-1]) for t ≥ 1: +inf for a rise from zero (a warm-up that starts at
+    0); 0 where the LR stays at or falls to zero (a cosine ends at 0: annealing, not a step)."""
+    out = []
+    for before, now in itertools.pairwise(rates):
+        if before > 0 and now > 0:
+            out.append(math.log(now / before))
+        else:
+            out.append(math.inf if now > before else 0.0)
+    return out
 
 
 def find_schedule(lr: list[float | None] | None) -> Schedule:
