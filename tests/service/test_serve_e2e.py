@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +156,27 @@ def test_optuna_and_the_dashboard_agree_with_the_api(
         )
         assert image.status_code == 200
         assert image.content.startswith(b"\x89PNG")
+
+
+def test_serve_fails_an_optuna_trial_that_no_slot_holds(
+    server: ServeProcess, finished_grid: dict[str, Any]
+) -> None:
+    """The server's reconciler runs: a RUNNING Optuna trial that no slot's attempt holds (what
+    a reaped attempt leaves when the reaper's Optuna write is lost) is failed."""
+    storage = optuna.storages.RDBStorage(server.database_url)
+    try:
+        study_id = storage.get_study_id_from_name(finished_grid["optuna_study_name"])
+        lost = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING)
+        lost.datetime_start = datetime.now() - timedelta(hours=1)  # Optuna's naive local time
+        orphan = storage.create_new_trial(study_id, template_trial=lost)
+        deadline = time.monotonic() + 120
+        while storage.get_trial(orphan).state == optuna.trial.TrialState.RUNNING:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.5)
+        assert storage.get_trial(orphan).state == optuna.trial.TrialState.FAIL
+    finally:
+        storage.engine.dispose()
+    assert "reconciler" in server.log()
 
 
 def test_plots_and_study_diagnosis_are_served(
