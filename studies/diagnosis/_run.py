@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from studies.diagnosis._advice import recommend
 from studies.diagnosis._calibration import calibrated
 from studies.diagnosis._curves import Curves
-from studies.diagnosis._diverge import find_divergence
+from studies.diagnosis._diverge import Divergence, find_divergence
 from studies.diagnosis._evidence import basic_evidence, forecast_of, measured_evidence
 from studies.diagnosis._findings import find_problems
 from studies.diagnosis._measure import Levels, measure, measure_levels
@@ -74,6 +74,18 @@ class Judgement:
     forecast: Forecast | None = None
 
 
+def _diverged(levels: Levels, divergence: Divergence, facts: dict[str, object]) -> Judgement:
+    evidence = Evidence.model_validate(
+        facts
+        | {
+            "nonfinite_epochs": divergence.nonfinite_epochs[:100],
+            "exploded_epoch": divergence.exploded_epoch,
+        }
+    )
+    verdict = Verdict(Label.DIVERGED, divergence.confidence, divergence.reason)
+    return Judgement(levels, verdict, evidence)
+
+
 def judge(
     curves: Curves,
     *,
@@ -87,15 +99,7 @@ def judge(
     facts = basic_evidence(levels, study_best_val_acc)
     divergence = find_divergence(levels)
     if divergence is not None:
-        evidence = Evidence.model_validate(
-            facts
-            | {
-                "nonfinite_epochs": divergence.nonfinite_epochs[:100],
-                "exploded_epoch": divergence.exploded_epoch,
-            }
-        )
-        verdict = Verdict(Label.DIVERGED, divergence.confidence, divergence.reason)
-        return Judgement(levels, verdict, evidence)
+        return _diverged(levels, divergence, facts)
     if curves.epochs < MIN_EPOCHS:
         verdict = Verdict(
             Label.INCONCLUSIVE,
@@ -137,13 +141,5 @@ def live_check(curves: Curves) -> Diagnosis | None:
     divergence = find_divergence(levels)
     if divergence is None:
         return None
-    evidence = Evidence.model_validate(
-        basic_evidence(levels, None)
-        | {
-            "nonfinite_epochs": divergence.nonfinite_epochs[:100],
-            "exploded_epoch": divergence.exploded_epoch,
-        }
-    )
-    return _finish(
-        levels, Verdict(Label.DIVERGED, divergence.confidence, divergence.reason), evidence
-    )
+    j = _diverged(levels, divergence, basic_evidence(levels, None))
+    return _finish(j.levels, j.verdict, j.evidence)
