@@ -21,6 +21,15 @@ from rich.markup import escape
 
 from service.styles import LABEL_STYLE
 from studies.diagnosis import Curves, Diagnosis, diagnose_run
+from studies.runlogs import (
+    CurveMapping,
+    LogFormat,
+    RunLogError,
+    detect_format,
+    parse_map,
+    read_csv,
+    read_tensorboard,
+)
 
 
 class InputError(Exception):
@@ -39,13 +48,17 @@ def describe_validation_error(error: ValidationError) -> str:
     return f"{location}: {reason}{suffix}" if location else f"{reason}{suffix}"
 
 
-def _read(path: Path) -> Any:
+def _read_text(path: Path) -> str:
     try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        return sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: cannot read it ({e})") from None
+
+
+def _read(path: Path) -> Any:
+    text = _read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
@@ -68,6 +81,27 @@ def load_curves(path: Path) -> tuple[list[Curves], bool]:
         except ValidationError as e:
             raise InputError(where + describe_validation_error(e)) from None
     return curves, isinstance(document, list)
+
+
+def load_log(
+    path: Path, log_format: LogFormat, maps: list[str]
+) -> tuple[list[Curves], bool, CurveMapping | None]:
+    """The curves in *path* (a curves JSON, a CSV log or a TensorBoard file or folder),
+    whether it held a list, and for a log the mapping of its columns or tags to curves."""
+    chosen = detect_format(path) if log_format is LogFormat.AUTO else log_format
+    if chosen is LogFormat.JSON:
+        if maps:
+            raise InputError("--map: applies to CSV and TensorBoard logs, not to curves JSON")
+        return (*load_curves(path), None)
+    try:
+        overrides = parse_map(maps)
+        if chosen is LogFormat.CSV:
+            log = read_csv(_read_text(path), overrides=overrides)
+        else:
+            log = read_tensorboard(path, overrides=overrides)
+    except RunLogError as e:
+        raise InputError(str(e)) from None
+    return [log.curves], False, log.mapping
 
 
 def _number(value: Any) -> str:
@@ -128,10 +162,24 @@ def diagnose(
     file: Annotated[
         Path,
         typer.Argument(
-            help="Curves JSON (one object, or a list of them); - reads stdin.",
+            help="Curves JSON (one object, or a list of them), a CSV log (Keras', Lightning's "
+            "CSVLogger) or a TensorBoard event file or folder; - reads stdin.",
             show_default=False,
         ),
     ],
+    log_format: Annotated[
+        LogFormat,
+        typer.Option("--format", help="The file's format; auto guesses from its name."),
+    ] = LogFormat.AUTO,
+    maps: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            metavar="CURVE=KEY",
+            help="Read CURVE from this CSV column or TensorBoard tag (repeatable), e.g. "
+            "--map val_loss=loss/val.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the machine form (JSON).")] = False,
     study_best: Annotated[
         float | None,
@@ -155,7 +203,7 @@ def diagnose(
     """Label runs from their learning curves: healthy, overfitting, underfitting,
     undertrained or diverged, with the evidence, a forecast and what to do next."""
     try:
-        curves, is_list = load_curves(file)
+        curves, is_list, mapping = load_log(file, log_format, maps or [])
     except InputError as e:
         Console(stderr=True).print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2) from None
@@ -164,9 +212,13 @@ def diagnose(
     ]
     if as_json:
         payload = [d.model_dump(mode="json") for d in diagnoses]
+        if mapping is not None:  # a log's diagnosis says how it was read, as the API's does
+            payload[0]["mapping"] = mapping.model_dump(mode="json")
         print(json.dumps(payload if is_list else payload[0], indent=2))
         return
     console = Console()
+    if mapping is not None:
+        console.print(escape("\n".join(mapping.lines())) + "\n", highlight=False)
     for index, diagnosis in enumerate(diagnoses):
         if index:
             console.print()

@@ -4,6 +4,7 @@ the others did not). Typed so the CLI prints it and the API returns it as the sa
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,6 +80,27 @@ class CurveMapping(BaseModel):
         default_factory=list,
         description="What else was done: epochs dropped, steps grouped into epochs.",
     )
+
+    def lines(self) -> list[str]:
+        """The mapping for people: one line per curve, per ignored key and per note."""
+        width = max((len(m.curve) for m in self.mapped), default=0)
+        out = [f"read as {self.format.value}, {self.epochs} epochs:"]
+        for m in self.mapped:
+            how = _AGGREGATION_WORDS[m.aggregation]
+            by = ", from --map" if m.chosen_by is ChosenBy.MAP else ""
+            out.append(f"  {m.curve:<{width}} <- {m.source}  ({how}{by})")
+        if self.ignored:
+            out.append("ignored:")
+            out += [f"  {i.source}: {i.reason.value}, {i.detail}" for i in self.ignored]
+        out += [f"note: {note}" for note in self.notes]
+        return out
+
+
+_AGGREGATION_WORDS: Final = {
+    Aggregation.ONE_PER_EPOCH: "one value per epoch",
+    Aggregation.LAST: "last value of each epoch",
+    Aggregation.MEAN: "mean of each epoch's steps",
+}
 
 
 class RunLog(BaseModel):
