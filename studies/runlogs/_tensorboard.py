@@ -65,8 +65,12 @@ def _read_source(source: Path, prefix: str, raw: RawLog) -> None:
     accumulator = EventAccumulator(str(source), size_guidance={SCALARS: 0, TENSORS: 0})
     try:
         accumulator.Reload()
-    except Exception as exc:  # the reader raises its own (protobuf, DataLoss) errors
+        _collect(accumulator, prefix, raw)
+    except Exception as exc:  # the reader's own (protobuf, DataLoss, tensor decoding) errors
         raise RunLogError(str(source), f"not a readable TensorBoard event file ({exc})") from exc
+
+
+def _collect(accumulator: Any, prefix: str, raw: RawLog) -> None:
     tags = accumulator.Tags()
     for tag in tags["scalars"]:
         raw.series[prefix + tag] = [(e.step, e.value) for e in accumulator.Scalars(tag)]

@@ -122,3 +122,20 @@ def test_unreadable_input_is_refused_naming_the_path(
     with pytest.raises(RunLogError, match=reason) as caught:
         read_tensorboard(path)
     assert caught.value.field == str(path)
+
+
+def test_a_scalar_tag_holding_text_is_refused_naming_the_folder(tmp_path: Path) -> None:
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    from tensorboard.util import tensor_util
+
+    metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
+    text = tensor_util.make_tensor_proto("high")
+    value = Summary.Value(tag="val_loss", metadata=metadata, tensor=text)
+    writer = EventFileWriter(str(tmp_path))
+    writer.add_event(Event(step=0, summary=Summary(value=[value])))
+    writer.close()
+    with pytest.raises(RunLogError, match="not a readable TensorBoard event file") as caught:
+        read_tensorboard(tmp_path)
+    assert caught.value.field == str(tmp_path)
