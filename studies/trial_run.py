@@ -106,7 +106,9 @@ class TrialRun:
         # the slot to the reaper (its heartbeat does not beat yet), never failing it.
         grace_s = self.context.stale_after_s
         try:
-            study, trial, params = retry_transient(self._start_optuna_trial, grace_s=grace_s)
+            study, trial, params, optuna_trial_id = retry_transient(
+                self._start_optuna_trial, grace_s=grace_s
+            )
         except (DBAPIError, optuna.exceptions.StorageInternalError):
             raise
         except Exception as exc:
@@ -119,8 +121,6 @@ class TrialRun:
             if started is not None:
                 optuna_bridge.fail_trial(self.db.url, started)
             return
-        optuna_trial_id = self.optuna_trial_id
-        assert optuna_trial_id is not None  # set by _start_optuna_trial
         recorded = retry_transient(
             lambda: queue.start_attempt(
                 self.db,
@@ -145,9 +145,10 @@ class TrialRun:
             beating.set()
             heart.join()
 
-    def _start_optuna_trial(self) -> tuple[optuna.Study, optuna.Trial, dict[str, Any]]:
-        """The slot's Optuna trial, started; safe to run again after a transient error (a
-        sampled slot's abandoned try stays RUNNING until the reconciler fails it)."""
+    def _start_optuna_trial(self) -> tuple[optuna.Study, optuna.Trial, dict[str, Any], int]:
+        """The slot's Optuna trial, started, with its parameters and storage id; safe to run
+        again after a transient error (a sampled slot's abandoned try stays RUNNING until
+        the reconciler fails it)."""
         claim = self.claim
         study = optuna_bridge.load_study(self.db.url, claim.optuna_study_name, self.spec)
         trial, params = optuna_bridge.start_trial(
@@ -156,10 +157,11 @@ class TrialRun:
             enqueued_trial_id=claim.enqueued_optuna_trial_id,
             params=claim.params,
         )
-        self.optuna_trial_id = _optuna_trial_id(self.db.url, claim.optuna_study_name, trial)
+        trial_id = _optuna_trial_id(self.db.url, claim.optuna_study_name, trial)
+        self.optuna_trial_id = trial_id  # known from here on, for the failure paths
         trial.set_user_attr(optuna_bridge.ATTR_SWEEPDOC_TRIAL, claim.trial_id)
         trial.set_user_attr(optuna_bridge.ATTR_ATTEMPT, claim.attempt)
-        return study, trial, params
+        return study, trial, params, trial_id
 
     def _heartbeat(self, done: threading.Event) -> None:
         while not done.wait(self.context.heartbeat_interval_s):
