@@ -13,8 +13,11 @@ Three signatures of a learning rate far too high (the seed's step 1):
   its loss is smooth and falls steadily (undertrained, not diverged).
 """
 
+import math
 from dataclasses import dataclass
 from statistics import median
+
+import numpy as np
 
 from studies.diagnosis._curves import Curves
 from studies.diagnosis._measure import Levels
@@ -69,16 +72,16 @@ def _exploded_epoch(values: list[float | None] | None, chance_loss: float | None
     if not values or values[0] is None:
         return None
     first = values[0]
-    lowest = first
-    for index, value in enumerate(values):
-        if value is None:
-            continue
-        lowest = min(lowest, value)
-        scale = max(abs(first), first - lowest)
-        rise = value - max(first, chance_loss if chance_loss is not None else first)
-        if index > 0 and scale > 0 and rise >= (EXPLODE_FACTOR - 1) * scale:
-            return index + 1
-    return None
+    # Vectorised: the live check runs this after every epoch of runs up to 1,000 epochs long.
+    losses = np.array([math.nan if v is None else v for v in values])
+    with np.errstate(invalid="ignore", over="ignore"):
+        lowest = np.fmin.accumulate(losses)  # the minimum so far, gaps skipped
+        scale = np.maximum(abs(first), first - lowest)
+        base = max(first, chance_loss) if chance_loss is not None else first
+        exploded = (losses - base >= (EXPLODE_FACTOR - 1) * scale) & (scale > 0)
+    exploded[0] = False  # nothing before the first epoch to explode from
+    hits = np.flatnonzero(exploded)
+    return int(hits[0]) + 1 if hits.size else None
 
 
 def loss_unstable(losses: list[float], reference: float) -> bool:
