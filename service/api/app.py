@@ -21,7 +21,7 @@ from service.api.deps import SchemaGuard
 from service.api.errors import error_responses, install_error_handlers
 from service.api.hosts import AllowedHosts
 from service.api.limits import BodySizeLimit
-from service.api.methods import ALL_METHODS
+from service.api.methods import ALL_METHODS, CATCH_ALL, MethodCheck
 from service.api.methods import unknown_endpoint as unknown_v1_endpoint
 from service.api.origin import CrossSiteGuard, JsonWrites
 from service.api.ratelimit import RateLimit, rate_rules
@@ -128,6 +128,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.add_middleware(RateLimit, rules=rate_rules(settings))
     # Outermost: a request for another host or from another site is refused before anything.
     app.add_middleware(CrossSiteGuard)
+    # Outside the write checks: a method the path does not take is a 405 whatever it carries.
+    app.add_middleware(MethodCheck)
     app.add_middleware(AllowedHosts, allowed=settings.allowed_hosts)
 
     # With a token, OpenAPI declares the bearer scheme and the 401 (enforced by TokenAuth;
@@ -146,10 +148,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(trials.router, **secured)
     app.include_router(diagnose.router, **secured)
 
-    @app.api_route("/v1/{path:path}", methods=ALL_METHODS, include_in_schema=False)
+    @app.api_route(CATCH_ALL, methods=ALL_METHODS, include_in_schema=False)
     def unknown_endpoint(path: str, request: Request) -> JSONResponse:
         # Without this, unknown /v1 paths would fall through to the dashboard's HTML 404.
-        return unknown_v1_endpoint(request, catch_all="/v1/{path:path}")
+        return unknown_v1_endpoint(request)
 
     # Last: the dashboard answers every path the routes above did not claim (see dashboard.py).
     app.router.routes.append(

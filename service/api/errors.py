@@ -73,6 +73,11 @@ class ErrorBody(BaseModel):
     )
 
 
+# What every write (POST, PUT, PATCH, DELETE under /v1) may also answer, before its
+# handler runs: another site's page (403), not JSON (415), the client's rate limit (429).
+WRITE_ERRORS = (403, 415, 429)
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries declaring that *codes* answer with an `ErrorBody`."""
     descriptions = {
@@ -80,8 +85,11 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found",
         409: "Conflict with the current state",
         401: "Missing or wrong token: send `Authorization: Bearer <SWEEPDOC_API_TOKEN>`",
+        403: "A write sent by a page of another site (its `Origin` or `Sec-Fetch-Site`)",
+        415: "A write without `Content-Type: application/json` (required even with no body)",
         422: "Invalid request: `errors` names each field and the reason",
-        429: "The queue is full (SWEEPDOC_MAX_QUEUED_STUDIES); retry later",
+        429: "Too many: the queue is full (SWEEPDOC_MAX_QUEUED_STUDIES) or this client's "
+        "write rate limit (SWEEPDOC_WRITE_RATE_LIMIT); `Retry-After` says when to retry",
         503: "Database unreachable; retry later",
     }
     return {

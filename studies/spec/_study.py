@@ -19,6 +19,7 @@ from studies.spec._sections import (
     resolve_inside,
 )
 from trainer._config import (
+    BUILTIN_DATASETS,
     IMAGEFOLDER_PREFIX,
     DataConfig,
     ModelConfig,
@@ -31,6 +32,10 @@ MAX_PARALLEL = 256
 # A study's name, given or generated, fits the database's name column (studies.db.StudyRow);
 # PostgreSQL refuses a longer one (SQLite would store it).
 MAX_NAME_CHARS = 80
+# What `check_dataset` accepts, as a pattern for the JSON schema (OpenAPI), so clients and
+# schema-driven tools generate datasets the server knows; the validator stays the rule.
+# (The names and the prefix hold no regex syntax, so they stand in the pattern as they are.)
+DATASET_PATTERN = f"^({'|'.join(BUILTIN_DATASETS)}|{IMAGEFOLDER_PREFIX}.*\\S.*)$"
 
 
 class Pruner(StrEnum):
@@ -57,13 +62,31 @@ class StudySpec(BaseModel):
     diagnoser's recommendations (``train.weight_decay``, ``search.lr_low``, …).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        # Shown at /docs and sent by schema-driven tools (schemathesis's examples phase).
+        json_schema_extra={
+            "examples": [
+                {"dataset": "digits"},
+                {
+                    "name": "digits-random",
+                    "dataset": "digits",
+                    "train": {"epochs": 5},
+                    "search": {"sampler": "random", "n_trials": 4},
+                },
+            ]
+        },
+    )
 
     name: str | None = Field(
         None, min_length=1, max_length=MAX_NAME_CHARS, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
     )
     # Required here (the trainer defaults to digits): a study names what it trains on.
-    dataset: str = Field(description=DataConfig.model_fields["dataset"].description)
+    dataset: str = Field(
+        description=DataConfig.model_fields["dataset"].description,
+        json_schema_extra={"pattern": DATASET_PATTERN},
+    )
     data: DataSpec = Field(default_factory=DataSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)

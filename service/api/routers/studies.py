@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from service.api.deps import DatabaseDep, SettingsDep, SpecLimitsDep, StudyId
-from service.api.errors import error_responses
+from service.api.errors import WRITE_ERRORS, error_responses
 from service.api.json_body import JsonBody
 from studies import store
 from studies.db import StudyStatus
@@ -26,12 +26,32 @@ PNG: dict[int | str, dict[str, Any]] = {
 SPEC_BODY = JsonBody(StudySpec)
 
 
+# OpenAPI links: where the id of the study just created leads (clients, and schemathesis's
+# stateful phase, follow them to the study's real pages instead of guessing ids).
+_STUDY_ID = {"study_id": "$response.body#/id"}
+STUDY_LINKS = {
+    name: {"operationId": operation, "parameters": _STUDY_ID}
+    for name, operation in (
+        ("GetStudy", "get_study"),
+        ("ListTrials", "list_study_trials"),
+        ("GetDiagnosis", "get_study_diagnosis"),
+        ("GetLrPlot", "get_study_lr_plot"),
+        ("CancelStudy", "cancel_study"),
+        ("DeleteStudy", "delete_study"),
+    )
+}
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=StudyPublic,
-    responses=error_responses(422, 429, 503),
+    responses={
+        201: {"description": "The study, queued", "links": STUDY_LINKS},
+        **error_responses(422, 503, *WRITE_ERRORS),
+    },
     openapi_extra=SPEC_BODY.openapi,
+    operation_id="create_study",
 )
 def create_study(
     spec: Annotated[StudySpec, Depends(SPEC_BODY)],
@@ -58,7 +78,12 @@ def create_study(
     return study
 
 
-@router.get("", response_model=Page[StudyPublic], responses=error_responses(422, 503))
+@router.get(
+    "",
+    response_model=Page[StudyPublic],
+    responses=error_responses(422, 503),
+    operation_id="list_studies",
+)
 def list_studies(
     database: DatabaseDep,
     status: Annotated[StudyStatus | None, Query(description="Only studies in this state.")] = None,
@@ -69,7 +94,12 @@ def list_studies(
     return store.list_studies(database, status=status, offset=offset, limit=limit)
 
 
-@router.get("/{study_id}", response_model=StudyPublic, responses=error_responses(404, 422, 503))
+@router.get(
+    "/{study_id}",
+    response_model=StudyPublic,
+    responses=error_responses(404, 422, 503),
+    operation_id="get_study",
+)
 def get_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
     """One study: status, counts per trial state, best trial, progress."""
     return store.get_study(database, study_id)
@@ -78,7 +108,8 @@ def get_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
 @router.post(
     "/{study_id}/cancel",
     response_model=StudyPublic,
-    responses=error_responses(404, 409, 422, 503),
+    responses=error_responses(404, 409, 422, 503, *WRITE_ERRORS),
+    operation_id="cancel_study",
 )
 def cancel_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
     """Cancel a study: queued trials never start, running ones stop at their next epoch."""
@@ -89,7 +120,8 @@ def cancel_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
     "/{study_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=error_responses(404, 409, 422, 503),
+    responses=error_responses(404, 409, 422, 503, *WRITE_ERRORS),
+    operation_id="delete_study",
 )
 def delete_study(study_id: StudyId, database: DatabaseDep, settings: SettingsDep) -> Response:
     """Delete a finished or cancelled study: its trials, epochs, attempts, its Optuna study
@@ -103,6 +135,7 @@ def delete_study(study_id: StudyId, database: DatabaseDep, settings: SettingsDep
     "/{study_id}/diagnosis",
     response_model=StudySummary,
     responses=error_responses(404, 422, 503),
+    operation_id="get_study_diagnosis",
 )
 def get_study_diagnosis(
     study_id: StudyId, database: DatabaseDep, limits: SpecLimitsDep
@@ -116,6 +149,7 @@ def get_study_diagnosis(
     "/{study_id}/lr.png",
     response_class=Response,
     responses={**PNG, **error_responses(404, 422, 503)},
+    operation_id="get_study_lr_plot",
 )
 def get_study_lr_plot(study_id: StudyId, database: DatabaseDep) -> Response:
     """Validation accuracy against learning rate, points colored by label."""

@@ -19,10 +19,27 @@ PNG: dict[int | str, dict[str, Any]] = {
 }
 
 
+# OpenAPI links: a listed trial's id leads to its pages (the first trial's, for tools such
+# as schemathesis's stateful phase that follow links to reach real ids).
+_TRIAL_ID = {"trial_id": "$response.body#/data/0/id"}
+TRIAL_LINKS = {
+    name: {"operationId": operation, "parameters": _TRIAL_ID}
+    for name, operation in (
+        ("GetTrial", "get_trial"),
+        ("GetTrialDiagnosis", "get_trial_diagnosis"),
+        ("GetCurvesPlot", "get_trial_curves_plot"),
+    )
+}
+
+
 @router.get(
     "/studies/{study_id}/trials",
     response_model=Page[TrialPublic],
-    responses=error_responses(404, 422, 503),
+    responses={
+        200: {"description": "The study's trials", "links": TRIAL_LINKS},
+        **error_responses(404, 422, 503),
+    },
+    operation_id="list_study_trials",
 )
 def list_study_trials(study_id: StudyId, database: DatabaseDep) -> Page[TrialPublic]:
     """Every trial of a study, in trial-number order."""
@@ -30,7 +47,10 @@ def list_study_trials(study_id: StudyId, database: DatabaseDep) -> Page[TrialPub
 
 
 @router.get(
-    "/trials/{trial_id}", response_model=TrialDetail, responses=error_responses(404, 422, 503)
+    "/trials/{trial_id}",
+    response_model=TrialDetail,
+    responses=error_responses(404, 422, 503),
+    operation_id="get_trial",
 )
 def get_trial(trial_id: TrialId, database: DatabaseDep) -> TrialDetail:
     """Params, state, worker, device, timings, error text and the full curves JSON."""
@@ -41,6 +61,7 @@ def get_trial(trial_id: TrialId, database: DatabaseDep) -> TrialDetail:
     "/trials/{trial_id}/diagnosis",
     response_model=Diagnosis,
     responses=error_responses(404, 409, 422, 503),
+    operation_id="get_trial_diagnosis",
 )
 def get_trial_diagnosis(trial_id: TrialId, database: DatabaseDep) -> Diagnosis:
     """The label of the trial's curves, with evidence and recommended next steps."""
@@ -51,6 +72,7 @@ def get_trial_diagnosis(trial_id: TrialId, database: DatabaseDep) -> Diagnosis:
     "/trials/{trial_id}/curves.png",
     response_class=Response,
     responses={**PNG, **error_responses(404, 422, 503)},
+    operation_id="get_trial_curves_plot",
 )
 def get_trial_curves_plot(trial_id: TrialId, database: DatabaseDep) -> Response:
     """Train/val loss and accuracy per epoch, best epoch marked, label in the title."""
