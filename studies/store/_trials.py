@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -43,8 +44,26 @@ def epoch_records(db: Database, row: TrialRow) -> list[dict[str, Any]]:
         )
 
 
-def get_trial(db: Database, trial_id: int) -> TrialDetail:
-    """A trial with its timings, error, full curves (nulls for non-finite) and diagnosis."""
+def relative_to_root(text: str | None, data_root: Path | None) -> str | None:
+    """*text* without the data root's absolute path: a path under it reads relative to it.
+
+    A trial's error quotes the files it could not read, by the worker's absolute path
+    (torchvision's, PIL's and the trainer's own messages); API clients see paths relative to
+    the data root instead, never the server's own layout.
+    """
+    if text is None or data_root is None:
+        return text
+    for root in sorted({str(data_root), str(data_root.expanduser().resolve())}, key=len)[::-1]:
+        root = root.rstrip("/")
+        text = text.replace(root + "/", "").replace(root, "<data root>")
+    return text
+
+
+def get_trial(db: Database, trial_id: int, *, data_root: Path | None = None) -> TrialDetail:
+    """A trial with its timings, error, full curves (nulls for non-finite) and diagnosis.
+
+    *data_root*: the data root of the workers (this server's), taken out of error texts.
+    """
     row = trial_row(db, trial_id)
     records = epoch_records(db, row)
     with db.session() as session:
@@ -57,11 +76,18 @@ def get_trial(db: Database, trial_id: int) -> TrialDetail:
         )
     end = row.finished_at or (utcnow() if row.state is TrialState.RUNNING else None)
     num_classes = row.summary.num_classes if row.summary is not None else None
-    return from_row(
+    detail = from_row(
         TrialDetail,
         row,
         duration_s=(end - row.claimed_at).total_seconds() if end and row.claimed_at else None,
         curves=curves_json(records, num_classes),
         epochs=records,
         attempts=attempts,
+    )
+    shown = [
+        a.model_copy(update={"error": relative_to_root(a.error, data_root)})
+        for a in detail.attempts
+    ]
+    return detail.model_copy(
+        update={"error": relative_to_root(detail.error, data_root), "attempts": shown}
     )

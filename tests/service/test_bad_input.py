@@ -15,7 +15,11 @@ from fastapi.testclient import TestClient
 
 from service.api import create_app
 from service.settings import Settings
+from studies import queue
+from studies.db import Database, TrialState
+from studies.trial_run import error_text
 from tests.service.factory import tiny_spec
+from trainer import DatasetError, train
 
 MAX_EPOCHS = 50
 MAX_TRIALS = 40
@@ -260,3 +264,50 @@ def test_a_long_generated_study_name_is_cut_to_fit_the_name_column(
     name = response.json()["name"]
     assert len(name) == 80
     assert name.startswith("fff") and name.endswith("-simple-lr-grid")
+
+
+def _trial_error(settings: Settings, spec: dict[str, Any]) -> tuple[int, str]:
+    """Run the first trial of *spec* as a worker on this server would (its claim, the real
+    trainer on the server's data root, the error text it records), failing; its id and
+    the error as stored."""
+    database = Database(settings.resolved_database_url)
+    try:
+        claim = queue.claim_next(database, worker="w", device="cpu")
+        assert claim is not None
+        config = claim.spec.to_run_config(
+            claim.params or {"lr": 0.1}, data_dir=settings.resolved_data_dir
+        )
+        with pytest.raises(DatasetError) as raised:
+            train(config)
+        error = error_text(raised.value)
+        assert queue.finish(database, claim, state=TrialState.FAILED, error=error)
+        return claim.trial_id, error
+    finally:
+        database.dispose()
+
+
+@pytest.mark.parametrize(
+    ("dataset", "shown"),
+    [("mnist", "MNIST/raw"), ("imagefolder:broken", "'a/x.png' in the image folder")],
+    ids=["missing-mnist-files", "undecodable-image"],
+)
+def test_a_trials_error_shows_paths_relative_to_the_data_root(
+    api: TestClient, settings: Settings, data_root: Path, dataset: str, shown: str
+) -> None:
+    """Issue 14: trial errors showed the server's absolute paths (the files the trainer
+    could not read). They are shown relative to the data root."""
+    for label in ("a", "b"):
+        (data_root / "broken" / label).mkdir(parents=True)
+        (data_root / "broken" / label / "x.png").write_bytes(b"not a png")
+    spec = with_("dataset", dataset)
+    assert api.post("/v1/studies", json=spec).status_code == 201, spec
+
+    trial_id, stored = _trial_error(settings, spec)
+    detail = api.get(f"/v1/trials/{trial_id}").json()
+
+    root = str(settings.resolved_data_dir)
+    assert detail["state"] == "failed" and shown in detail["error"], detail["error"]
+    assert root not in detail["error"]
+    assert "DatasetError" in detail["error"]
+    if dataset.startswith("imagefolder:"):  # the trainer's own message is relative already
+        assert root not in stored.split("\n\n")[0]

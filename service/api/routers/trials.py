@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from service.api.deps import DatabaseDep, StudyId, TrialId
+from service.api.deps import DatabaseDep, SettingsDep, StudyId, TrialId
 from service.api.errors import error_responses
 from studies import store
 from studies.diagnosis import Diagnosis
@@ -52,9 +52,10 @@ def list_study_trials(study_id: StudyId, database: DatabaseDep) -> Page[TrialPub
     responses=error_responses(404, 422, 503),
     operation_id="get_trial",
 )
-def get_trial(trial_id: TrialId, database: DatabaseDep) -> TrialDetail:
-    """Params, state, worker, device, timings, error text and the full curves JSON."""
-    return store.get_trial(database, trial_id)
+def get_trial(trial_id: TrialId, database: DatabaseDep, settings: SettingsDep) -> TrialDetail:
+    """Params, state, worker, device, timings, error text (paths relative to the data root)
+    and the full curves JSON."""
+    return store.get_trial(database, trial_id, data_root=settings.resolved_data_dir)
 
 
 @router.get(
