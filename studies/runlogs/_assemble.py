@@ -64,11 +64,13 @@ def assemble(
     for choice in choices:
         if choice.key in raw.non_numeric:
             raise RunLogError(choice.key, f"not a number: {raw.non_numeric[choice.key]}")
-    ignored += [
-        IgnoredKey(source=key, reason=IgnoreReason.NOT_A_METRIC, detail=f"not numeric ({where})")
-        for key, where in raw.non_numeric.items()
-        if key not in {c.key for c in choices}
-    ]
+    # The rest of the non-numeric keys: `choose` rejected them by name already (each once).
+    rejected = {item.source: item for item in ignored}
+    for key, where in raw.non_numeric.items():
+        rejected[key] = IgnoredKey(
+            source=key, reason=IgnoreReason.NOT_A_METRIC, detail=f"not numeric ({where})"
+        )
+    ignored = list(rejected.values())
     if not any(c.curve in METRIC_KEYS for c in choices):
         described = "; ".join(f"{i.source}: {i.detail}" for i in [*raw.ignored, *ignored][:12])
         raise RunLogError(
