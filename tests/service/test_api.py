@@ -476,3 +476,24 @@ def test_a_study_whose_stored_spec_is_refused_today_still_has_a_summary(
     assert response.status_code == 200, response.text
     assert response.json()["followup_spec"] is None
     assert "retired_field" in response.json()["next_step"]
+
+
+def test_writes_past_the_clients_rate_limit_are_429_with_retry_after(tmp_path: Any) -> None:
+    """Issue 14: a submit-then-cancel loop grew the database without bound. Writes are
+    limited per client; reads and /v1/diagnose (which stores nothing) are not counted."""
+    settings = Settings(home=tmp_path, database_url=None, write_rate_limit="3/minute")
+    with TestClient(create_app(settings)) as api:
+        study = submit(api, tiny_spec("limited"))
+        assert api.post(f"/v1/studies/{study['id']}/cancel", json={}).status_code == 200
+        deleted = api.delete(study["url"], headers={"content-type": "application/json"})
+        assert deleted.status_code == 204
+        for _ in range(3):  # not writes: never refused
+            assert api.get("/v1/studies").status_code == 200
+            assert api.post("/v1/diagnose", json=healthy_curves()).status_code == 200
+
+        refused = api.post("/v1/studies", json=tiny_spec("one-too-many"))
+
+        body = assert_error(refused, 429, "rate_limited")
+        assert int(refused.headers["retry-after"]) >= 1
+        assert "SWEEPDOC_WRITE_RATE_LIMIT" in body["message"]
+        assert api.get("/v1/studies").json()["count"] == 0

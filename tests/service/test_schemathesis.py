@@ -173,11 +173,10 @@ def test_the_cli_cancels_then_deletes_a_study(server: ServeProcess) -> None:
     created = server.http.post("/v1/studies", json=tiny_spec("cli-delete"), headers=JSON)
     assert created.status_code == 201, created.text
     study_id = str(created.json()["id"])
-    env = {"SWEEPDOC_URL": server.url}
 
-    refused = run_cli("delete", study_id, **env)
-    cancelled = run_cli("cancel", study_id, **env)
-    deleted = run_cli("delete", study_id, **env)
+    refused = run_cli("delete", study_id, SWEEPDOC_URL=server.url)
+    cancelled = run_cli("cancel", study_id, SWEEPDOC_URL=server.url)
+    deleted = run_cli("delete", study_id, SWEEPDOC_URL=server.url)
 
     assert refused.returncode == 1 and "cancel it first" in refused.stderr, refused.stderr
     assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout, cancelled.stderr
