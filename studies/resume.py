@@ -18,7 +18,10 @@ A resumed attempt takes those rows over as its own (``queue.continue_epochs``); 
 recorder adopts them and reports them again to the attempt's new Optuna trial, so the trial
 that ends the slot has every epoch as intermediate values (the dashboard shows one curve;
 the earlier attempt's trial keeps its partial curve and is FAIL). The file is deleted when
-the slot finishes (any final state) and kept when it is handed back or taken away.
+the slot finishes (any final state) and kept when it is handed back or taken away. A slot
+that ends without an attempt of its own finishing it (its study cancelled while it waited,
+its last retry reaped, its study deleted) leaves its file behind: ``sweep``, which each
+worker runs after every trial, deletes the files of slots that are finished or gone.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from studies import queue
-from studies.db import Database
+from studies.db import Database, TrialRow, TrialState
 from trainer import RunConfig, TrainerError
 
 if TYPE_CHECKING:
@@ -39,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESUME_DIR = "resume"
+# States of a slot that a later attempt may still continue.
+_OPEN_STATES = (TrialState.WAITING, TrialState.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -128,3 +135,24 @@ def discard(path: Path) -> None:
     # Not there, or its folder is not one (an unusable artifacts folder): nothing to delete.
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         path.unlink()
+
+
+def sweep(db: Database, artifacts_dir: Path) -> int:
+    """Delete the epoch states of slots that are finished or no longer exist (nothing
+    will continue them); the number deleted. Waiting and running slots keep theirs."""
+    files = {}
+    for path in (artifacts_dir / RESUME_DIR).glob("*.pt"):
+        if path.stem.isdigit():
+            files[int(path.stem)] = path
+    if not files:
+        return 0
+    with db.session() as session:
+        open_slots = set(
+            session.scalars(
+                select(TrialRow.id).where(TrialRow.id.in_(files), TrialRow.state.in_(_OPEN_STATES))
+            )
+        )
+    stale = [path for trial_id, path in files.items() if trial_id not in open_slots]
+    for path in stale:
+        discard(path)
+    return len(stale)

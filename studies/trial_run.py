@@ -144,6 +144,10 @@ class TrialRun:
         finally:
             beating.set()
             heart.join()
+        # Epoch states of slots that ended without an attempt finishing them (cancelled
+        # while waiting, out of retries): this worker's housekeeping, best effort.
+        with contextlib.suppress(DBAPIError, OSError):
+            resume.sweep(self.db, self.context.artifacts_dir)
 
     def _start_optuna_trial(self) -> tuple[optuna.Study, optuna.Trial, dict[str, Any], int]:
         """The slot's Optuna trial, started, with its parameters and storage id; safe to run

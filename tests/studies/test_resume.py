@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from service.supervisor import cpu_threads_per_worker
 from studies import store
-from studies.db import Database, EpochRow, StudyStatus, TrialState, WorkerRow
-from studies.resume import epoch_state_path
+from studies.db import Database, EpochRow, StudyStatus, TrialRow, TrialState, WorkerRow
+from studies.resume import epoch_state_path, sweep
 from studies.schema_setup import create_schema
 from studies.spec import StudySpec, parse_spec
 from studies.worker import WorkerOptions, run_worker
@@ -223,3 +223,28 @@ def test_serve_resumes_a_trial_whose_worker_was_stopped_or_killed(
         finally:
             db.dispose()
             process.stop()
+
+
+def test_sweep_deletes_the_states_no_attempt_will_continue(db: Database, tmp_path: Path) -> None:
+    # Three slots: one finished, one still waiting, one of a cancelled study that ended
+    # while it waited (no attempt of it ever finishes, so none deletes its state); and a
+    # state whose slot does not exist any more.
+    spec = parse_spec(tiny_spec(search={"grid": [0.1, 0.01]}))
+    study = store.submit_study(db, spec, artifacts_dir=tmp_path)
+    finished, waiting = (t.id for t in store.list_trials(db, study.id).data)
+    cancelled_study = store.submit_study(
+        db, parse_spec(tiny_spec(search={"grid": [0.1]})), artifacts_dir=tmp_path
+    )
+    cancelled = store.list_trials(db, cancelled_study.id).data[0].id
+    store.cancel_study(db, cancelled_study.id)
+    with db.session() as session:
+        session.get_one(TrialRow, finished).state = TrialState.COMPLETE
+    paths = {i: epoch_state_path(tmp_path, i) for i in (finished, waiting, cancelled, 9999)}
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"state")
+    assert store.get_trial(db, cancelled).state is TrialState.PRUNED
+
+    assert sweep(db, tmp_path) == 3
+    assert [i for i, path in paths.items() if path.exists()] == [waiting]
+    assert sweep(db, tmp_path) == 0
