@@ -2,7 +2,8 @@
 
 A tree is first *listed* (paths and labels, nothing decoded) as :class:`FileImages`;
 small trees are then decoded into memory at once, large ones are streamed from disk
-(see ``trainer._stream``). Every path must resolve inside the data root.
+(see ``trainer._stream``). Every path must resolve inside the data root
+(``trainer._paths.resolve_inside``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from torch import Tensor
 
 from trainer._errors import DatasetError
+from trainer._paths import resolve_inside
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 # Images looked at to decide between 1-channel (all grayscale) and RGB.
@@ -43,32 +45,6 @@ class FileImages:
 
     def relabel(self, y: Tensor) -> FileImages:
         return replace(self, y=y)
-
-
-class OutsideDataRoot(DatasetError):
-    """A user path that is not a plain path inside the data root (``..``, absolute, a
-    symlink leading out, a NUL character)."""
-
-
-def resolve_inside(root: Path, relative: str) -> Path:
-    """Resolve *relative* under *root*, refusing anything that ends up outside it.
-
-    The one check of every user path (image folders, checkpoints; the study spec's checks
-    call it too). ``..`` segments, absolute paths elsewhere and symlinks pointing out of the
-    root are all caught by comparing fully resolved paths (symlinks followed). Messages
-    quote the path as given and never the server's absolute paths: they reach API clients.
-    """
-    if "\x00" in relative:
-        # The OS refuses it (ValueError deep in os.path): name the path instead.
-        raise OutsideDataRoot(f"{relative!r} contains a NUL character; paths cannot")
-    root_resolved = root.expanduser().resolve()
-    candidate = (root_resolved / relative.strip()).resolve()
-    if candidate != root_resolved and root_resolved not in candidate.parents:
-        raise OutsideDataRoot(
-            f"{relative!r} resolves outside the data root (through '..', an absolute path "
-            "or a symlink); it must lie inside the data root"
-        )
-    return candidate
 
 
 def image_folder(root: Path, relative: str) -> Path:
@@ -172,13 +148,13 @@ def read_image(path: str, *, mode: str, size: tuple[int, int], resize: bool) -> 
             if image.size != size:
                 if not resize:
                     raise DatasetError(
-                        f"{shown!r} is {image.size[0]}×{image.size[1]} but the first image is "
+                        f"{shown} is {image.size[0]}×{image.size[1]} but the first image is "
                         f"{size[0]}×{size[1]}; set image_size to resize every image"
                     )
                 image = image.resize(size, Image.Resampling.BILINEAR)
             return np.array(image.convert(mode), dtype=np.uint8)  # writable copy
     except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
-        raise DatasetError(f"{shown!r}: cannot decode the image: {_without(e, path)}") from e
+        raise DatasetError(f"{shown}: cannot decode the image: {_without(e, path)}") from e
 
 
 def to_chw(array: np.ndarray, mode: str) -> Tensor:

@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from studies.errors import FieldError, SpecError
 from trainer._config import DataRecipe, ModelConfig, OptimConfig, OptimRecipe
-from trainer._imagefolder import OutsideDataRoot
-from trainer._imagefolder import resolve_inside as trainer_resolve_inside
+from trainer._paths import OutsideDataRoot
+from trainer._paths import resolve_inside as trainer_resolve_inside
 
 
 def relative_path(value: str, field: str) -> str:
@@ -35,7 +35,8 @@ def relative_path(value: str, field: str) -> str:
 
 def resolve_inside(data_root: Path, relative: str, field: str) -> Path:
     """*relative* under *data_root*, symlinks followed; SpecError naming *field* if it ends
-    up outside (the trainer's one check, ``trainer._imagefolder.resolve_inside``).
+    up outside. The check is the trainer's one (``trainer._paths.resolve_inside``); the
+    message says whose data root it is (the server's, to an API client).
 
     The schema already refuses ``..`` and absolute paths; this catches a symlink inside the
     data root that points out of it. Messages never show the server's absolute paths.
@@ -43,7 +44,8 @@ def resolve_inside(data_root: Path, relative: str, field: str) -> Path:
     try:
         return trainer_resolve_inside(data_root, relative)
     except OutsideDataRoot as exc:
-        raise SpecError([FieldError(field, str(exc))]) from exc
+        reason = str(exc).replace("the data root", "the server's data root")
+        raise SpecError([FieldError(field, reason)]) from exc
 
 
 class DataSpec(DataRecipe):
