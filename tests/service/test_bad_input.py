@@ -5,6 +5,7 @@ leaves the database exactly as it was (sweepdoc's tables and Optuna's)."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -311,3 +312,34 @@ def test_a_trials_error_shows_paths_relative_to_the_data_root(
     assert "DatasetError" in detail["error"]
     if dataset.startswith("imagefolder:"):  # the trainer's own message is relative already
         assert root not in stored.split("\n\n")[0]
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_six_concurrent_submissions_against_a_limit_of_one_queue_exactly_one(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    """Issue 14: with SWEEPDOC_MAX_QUEUED_STUDIES=1, six concurrent submissions were all
+    accepted. Six threads released at once post to the real app (its handlers run in its
+    thread pool, each on its own connection): one 201, five 429, one Optuna study."""
+    url = None if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    settings = Settings(home=tmp_path / "home", database_url=url, max_queued_studies=1)
+    contenders = 6
+    start = threading.Barrier(contenders)
+    statuses: list[int] = []
+    with TestClient(create_app(settings)) as api:
+
+        def submit(index: int) -> None:
+            start.wait(timeout=60)
+            statuses.append(api.post("/v1/studies", json=tiny_spec(f"race-{index}")).status_code)
+
+        threads = [threading.Thread(target=submit, args=(i,)) for i in range(contenders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        listed = api.get("/api/studies").json()["study_summaries"]
+
+    assert sorted(statuses) == [201] + [429] * (contenders - 1)
+    assert len(listed) == 1  # the refused ones' Optuna studies were removed
