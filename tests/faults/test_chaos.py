@@ -84,7 +84,8 @@ class Chaos:
     killed_slots: set[int] = field(default_factory=set)
     faults: list[str] = field(default_factory=list)
     restarts: int = 0  # external workers started
-    started: float = 0.0  # when the round's first epoch was seen (monotonic)
+    started: float = 0.0  # when the round's faults began (monotonic)
+    postgres_restarts: int = 0  # this round's
 
     def resumes(self) -> int:
         """Attempts so far that resumed a killed one (the workers' log lines)."""
@@ -95,6 +96,7 @@ class Chaos:
         self.rng = random.Random(seed)
         self.killed_slots.clear()
         self.faults.clear()
+        self.postgres_restarts = 0
 
     def start_external_worker(self) -> None:
         env = self.serve.env()
@@ -141,19 +143,30 @@ class Chaos:
         self.faults.append(
             f"{self._clock()} PostgreSQL stopped (fast), started after {down_s:.1f} s"
         )
+        self.postgres_restarts += 1
 
     def _clock(self) -> str:
         return f"t={time.monotonic() - self.started:.1f}s"
 
     def run(self, study_id: int) -> None:
-        """Inject the round's faults at random moments while the study runs."""
-        plan = [self.rng.choice(("worker", "worker", "server")) for _ in range(FAULTS)]
-        # Among the first two faults, so it always lands while the study runs.
-        plan.insert(self.rng.randrange(2), "postgres")
-        _wait(lambda: _epochs_stored(self.db, study_id) >= 1, "the first stored epoch")
+        """Inject the round's faults while the study runs, each once the study has stored a
+        random number of epoch rows: progress, not wall time, so the faults land on a fast
+        machine as on a busy one. The PostgreSQL restart and a worker kill come first (in
+        random order), then random worker and server kills."""
+        plan = ["postgres", "worker"]
+        self.rng.shuffle(plan)
+        plan += [self.rng.choice(("worker", "worker", "server")) for _ in range(FAULTS - 1)]
+        rows = len(GRID) * EPOCHS
+        marks = sorted(self.rng.sample(range(1, rows * 3 // 4), len(plan)))
         self.started = time.monotonic()
-        for kind in plan:
-            time.sleep(self.rng.uniform(0.2, 2.0))
+        for kind, mark in zip(plan, marks, strict=True):
+            _wait(
+                lambda m=mark: (
+                    _finished(self.db, study_id) or _epochs_stored(self.db, study_id) >= m
+                ),
+                f"{mark} epoch rows",
+                STUDY_TIMEOUT_S,
+            )
             if _retry(lambda: _finished(self.db, study_id)):
                 self.faults.append(f"{self._clock()} {kind}: study already finished, skipped")
                 continue
@@ -285,6 +298,9 @@ def test_chaos_round_keeps_every_invariant(
     assert response.status_code == 201, response.text
     study_id = response.json()["id"]
     chaos.run(study_id)
+    # A round whose faults all missed the study would prove nothing: it must have restarted
+    # PostgreSQL and killed a worker mid-trial while the study ran.
+    assert chaos.postgres_restarts == 1 and chaos.killed_slots, f"seed {seed}: {chaos.faults}"
     _wait(lambda: _finished(chaos.db, study_id), "the study to end", STUDY_TIMEOUT_S)
     violations = _violations(chaos.db, study_id, reference)
     resumed = chaos.resumes() - resumed_before
