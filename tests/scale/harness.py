@@ -135,7 +135,11 @@ def _trained_images(db: Database, study_id: int) -> int:
         rows = session.execute(
             select(TrialRow.summary, TrialRow.epochs_done).where(TrialRow.study_id == study_id)
         ).all()
-    return sum(int((summary or {}).get("train_size", 0)) * epochs for summary, epochs in rows)
+    return sum(
+        (summary.train_size or 0) * epochs
+        for summary, epochs in rows
+        if summary is not None  # a slot that never trained has no summary
+    )
 
 
 def run_workers(
