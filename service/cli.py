@@ -1,49 +1,67 @@
 """The `sweepdoc` command line: one typer app, one module per subcommand."""
 
+import importlib
 import sys
+from typing import Any
 
 import typer
 from pydantic import ValidationError
 
-from service.commands import (
-    cancel,
-    delete,
-    demo,
-    diagnose,
-    migrate,
-    serve,
-    status,
-    submit,
-    train,
-    worker,
+# Every subcommand, in the order `sweepdoc --help` lists them: (name, module). Each module holds
+# a module-level typer command function of the same name.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("demo", "service.commands.demo"),
+    ("serve", "service.commands.serve"),
+    ("worker", "service.commands.worker"),
+    ("submit", "service.commands.submit"),
+    ("status", "service.commands.status"),
+    ("cancel", "service.commands.cancel"),
+    ("delete", "service.commands.delete"),
+    ("diagnose", "service.commands.diagnose"),
+    ("train", "service.commands.train"),
+    ("migrate", "service.commands.migrate"),
 )
 
-app = typer.Typer(
-    name="sweepdoc",
-    help="Learning-rate search and training diagnosis for convolutional networks.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 
-# In the order `sweepdoc --help` lists them; each command's name is its function's.
-for command in (
-    demo.demo,
-    serve.serve,
-    worker.worker,
-    submit.submit,
-    status.status,
-    cancel.cancel,
-    delete.delete,
-):
-    app.command()(command)
-app.command()(diagnose.diagnose)
-app.command()(train.train)
-app.command()(migrate.migrate)
+def build_app(only: str | None = None) -> typer.Typer:
+    """The `sweepdoc` app with every command, or with the one named *only*.
+
+    Why one: importing a command imports what it needs (the server's commands pull in
+    Optuna, SQLAlchemy, matplotlib and more, over a second), and `sweepdoc diagnose` must
+    answer in about a second without any of them. So `main` imports only the command that
+    runs; `--help` and an unknown command get the full app.
+    """
+    app = typer.Typer(
+        name="sweepdoc",
+        help="Learning-rate search and training diagnosis for convolutional networks.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def _group() -> None:
+        # A callback keeps the app a group even with one command registered, so the
+        # command is still called by its name.
+        """Learning-rate search and training diagnosis for convolutional networks."""
+
+    for name, module in COMMANDS:
+        if only is None or name == only:
+            app.command()(getattr(importlib.import_module(module), name))
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # `from service.cli import app` (tests, tools) gets the full app, built on first use.
+    if name == "app":
+        return build_app()
+    raise AttributeError(f"module 'service.cli' has no attribute {name!r}")
 
 
 def main() -> None:
     """Console-script entry point."""
+    requested = sys.argv[1] if len(sys.argv) > 1 else None
+    app = build_app(requested if requested in dict(COMMANDS) else None)
     try:
         app()
     except ValidationError as exc:
