@@ -423,28 +423,18 @@ def test_a_failing_database_url_is_reported_without_its_password(
 @pytest.mark.postgres
 @pytest.mark.browser
 def test_a_browser_logs_in_and_sees_the_dashboard(token_server: TokenServe) -> None:
-    from playwright.sync_api import sync_playwright
-
-    from tests.service.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+    from tests.service.browser import chromium_page
 
     response = token_server.http.post("/v1/studies", json=tiny_spec("seen-after-login"))
     name = response.json()["optuna_study_name"]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f"{token_server.url}/dashboard")
-            assert "/login" in page.url  # sent to the login page, not shown the dashboard
-            page.fill("input[name=token]", TOKEN)
-            page.click("input[type=submit]")
-            page.get_by_text(name).first.wait_for()
-            assert "/dashboard" in page.url and "/login" not in page.url
-            assert name in page.inner_text("body")
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.goto(f"{token_server.url}/dashboard")
+        assert "/login" in page.url  # sent to the login page, not shown the dashboard
+        page.fill("input[name=token]", TOKEN)
+        page.click("input[type=submit]")
+        page.get_by_text(name).first.wait_for()
+        assert "/dashboard" in page.url and "/login" not in page.url
+        assert name in page.inner_text("body")
 
 
 # --- Sessions: expiry, forgery, server-side logout ---------------------------------------
@@ -819,9 +809,7 @@ def foreign_site(page: str) -> Iterator[str]:
 
 @pytest.mark.browser
 def test_a_browser_uses_the_dashboard_and_a_foreign_page_cannot_write(tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    from tests.service.browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+    from tests.service.browser import chromium_page
 
     server = ServeProcess(
         tmp_path,
@@ -834,39 +822,31 @@ def test_a_browser_uses_the_dashboard_and_a_foreign_page_cannot_write(tmp_path: 
     try:
         kept = server.http.post("/v1/studies", json=tiny_spec("kept")).json()
         doomed = server.http.post("/v1/studies", json=tiny_spec("doomed")).json()
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        with chromium_page() as page:
+            page.goto(f"{server.url}/dashboard")
+            page.fill("input[name=token]", TOKEN)  # a same-origin form POST to /login
+            page.click("input[type=submit]")
+            page.get_by_text(kept["optuna_study_name"]).first.wait_for()
+
+            # A page on another port of the same host (same site: the Strict cookie goes
+            # along), auto-submitting a form and a no-cors fetch at the dashboard's study 1.
+            attack = ATTACK_PAGE.format(target=server.url, study_id=kept["id"])
+            with foreign_site(attack) as attacker:
+                with page.expect_navigation():
+                    page.goto(attacker)
+                assert "cross_site_request" in page.inner_text("body")
+
+            # The dashboard's own writes, as its scripts send them (same origin).
+            page.goto(f"{server.url}/dashboard")
+            statuses = page.evaluate(
+                """async ([doomedId]) => [
+                    (await fetch(`/v1/studies/${doomedId}/cancel`, {method: "POST",
+                        headers: {"content-type": "application/json"}})).status,
+                    (await fetch(`/api/studies/${doomedId}`, {method: "DELETE"})).status,
+                ]""",
+                [doomed["id"]],
             )
-            try:
-                page = browser.new_page()
-                page.set_default_timeout(TIMEOUT_MS)
-                page.goto(f"{server.url}/dashboard")
-                page.fill("input[name=token]", TOKEN)  # a same-origin form POST to /login
-                page.click("input[type=submit]")
-                page.get_by_text(kept["optuna_study_name"]).first.wait_for()
-
-                # A page on another port of the same host (same site: the Strict cookie goes
-                # along), auto-submitting a form and a no-cors fetch at the dashboard's study 1.
-                attack = ATTACK_PAGE.format(target=server.url, study_id=kept["id"])
-                with foreign_site(attack) as attacker:
-                    with page.expect_navigation():
-                        page.goto(attacker)
-                    assert "cross_site_request" in page.inner_text("body")
-
-                # The dashboard's own writes, as its scripts send them (same origin).
-                page.goto(f"{server.url}/dashboard")
-                statuses = page.evaluate(
-                    """async ([doomedId]) => [
-                        (await fetch(`/v1/studies/${doomedId}/cancel`, {method: "POST",
-                            headers: {"content-type": "application/json"}})).status,
-                        (await fetch(`/api/studies/${doomedId}`, {method: "DELETE"})).status,
-                    ]""",
-                    [doomed["id"]],
-                )
-                assert statuses == [200, 204]
-            finally:
-                browser.close()
+            assert statuses == [200, 204]
         assert server.get(f"/v1/studies/{kept['id']}")["status"] == "queued"
         listed = server.http.get("/api/studies").json()["study_summaries"]
         assert [s["study_name"] for s in listed] == [kept["optuna_study_name"]]

@@ -74,13 +74,18 @@ def _schema(engine: Engine) -> dict[str, Any]:
     return described
 
 
+def migrate_and_check_head(db: Database) -> None:
+    """Migrate *db*; it must then be at the newest revision, with tables equal to the models."""
+    create_schema(db)
+    with db.engine.connect() as conn:
+        assert migrations.current_revision(conn) == migrations.head_revision()
+        assert migrations.model_differences(conn) == []
+
+
 def test_an_empty_database_is_migrated_to_head(fresh_url: str) -> None:
     db = Database(fresh_url)
     try:
-        create_schema(db)
-        with db.engine.connect() as conn:
-            assert migrations.current_revision(conn) == migrations.head_revision()
-            assert migrations.model_differences(conn) == []
+        migrate_and_check_head(db)
     finally:
         db.dispose()
     tables = _tables(fresh_url)
@@ -179,10 +184,7 @@ def test_a_database_made_by_create_all_is_adopted_without_losing_rows(
 
     db = Database(fresh_url)
     try:
-        create_schema(db)
-        with db.engine.connect() as conn:
-            assert migrations.current_revision(conn) == migrations.head_revision()
-            assert migrations.model_differences(conn) == []
+        migrate_and_check_head(db)
         adopted = store.get_study(db, 1)
         assert adopted.name == "old" and adopted.trial_count == 3
         assert sorted(t.params["lr"] for t in store.list_trials(db, 1).data) == [
