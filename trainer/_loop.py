@@ -227,8 +227,13 @@ def _train_on(
     if o.init_from is not None:
         config, ckpt, strategy, finetune_note = _init_from_checkpoint(config, data)
 
+    # Fine-tuning builds the network the checkpoint was saved from (its class count too), so
+    # its weights load as they are; apply_finetune then fits the head to this dataset.
     model = build_model(
-        config.model, in_channels=c, image_size=min(h, w), num_classes=data.num_classes
+        config.model,
+        in_channels=c,
+        image_size=min(h, w),
+        num_classes=data.num_classes if ckpt is None else ckpt.num_classes,
     )
     if ckpt is not None:
         model.load_state_dict(ckpt.model_state)

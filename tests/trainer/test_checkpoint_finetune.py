@@ -136,3 +136,28 @@ def test_recommend_finetune_follows_the_seed_table(
 def test_recommend_finetune_validates_its_input() -> None:
     with pytest.raises(ValueError, match="train_size must be >= 1, got train_size=0"):
         recommend_finetune(train_size=0, similar=True)
+
+
+@pytest.mark.parametrize("strategy", [FinetuneStrategy.FULL, FinetuneStrategy.LINEAR_PROBE])
+def test_finetuning_onto_a_task_with_another_class_count(
+    pretrained: Path, tmp_path: Path, strategy: FinetuneStrategy
+) -> None:
+    # The checkpoint's head has 10 outputs (digits); the new task has 3 classes. The model is
+    # built as the checkpoint was, its weights loaded, then the head replaced for 3 classes.
+    from tests.trainer.test_datasets import write_image_tree
+
+    write_image_tree(tmp_path / "three", {"a": 12, "b": 12, "c": 12}, size=8)
+    target = RunConfig(
+        data=DataConfig(dataset="imagefolder:three", data_dir=tmp_path, val_fraction=0.25),
+        model=ModelConfig(arch="simple", width=8),
+        optim=OptimConfig(
+            lr=0.05, epochs=2, device="cpu", batch_size=8, init_from=pretrained, finetune=strategy
+        ),
+    )
+    path = tmp_path / "tuned.pt"
+    history = train(target, checkpoint_path=path)
+    assert history.num_classes == 3 and len(history.records) == 2
+    assert history.finetune is not None and strategy.value in history.finetune
+    tuned = load_checkpoint(path)
+    assert tuned.num_classes == 3
+    assert tuned.model_state["head.weight"].shape[0] == 3
