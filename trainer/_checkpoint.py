@@ -6,13 +6,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from pydantic import ValidationError
 
-from trainer._config import RunConfig
-from trainer._errors import TrainerError
+from trainer._config import FinetuneStrategy, RunConfig
+from trainer._errors import ConfigError, TrainerError
+from trainer._finetune import datasets_similar, recommend_finetune
+
+if TYPE_CHECKING:
+    from trainer._batches import BatchSource
 
 FORMAT_VERSION = 1
 
@@ -89,3 +93,26 @@ def load_checkpoint(path: Path | str, *, map_location: str | torch.device = "cpu
         raise TrainerError(f"{path} is not a sweepdoc checkpoint: {e}") from e
     except Exception as e:  # torch.load's unpickling errors have no common base class
         raise TrainerError(f"cannot read checkpoint {path}: {e}") from e
+
+
+def resolve_init_from(
+    config: RunConfig, data: BatchSource
+) -> tuple[RunConfig, Checkpoint, FinetuneStrategy, str]:
+    """Load ``init_from``; the architecture comes from the checkpoint (its weights fix it)."""
+    assert config.optim.init_from is not None
+    ckpt = load_checkpoint(config.optim.init_from)
+    if ckpt.input_shape[0] != data.input_shape[0]:
+        raise ConfigError(
+            f"init_from={config.optim.init_from}: the checkpoint expects "
+            f"{ckpt.input_shape[0]}-channel images, dataset {config.data.dataset!r} has "
+            f"{data.input_shape[0]}"
+        )
+    strategy = config.optim.finetune
+    note = f"{strategy.value} (requested)"
+    if strategy is FinetuneStrategy.AUTO:
+        similar = datasets_similar(ckpt.config.data.dataset, config.data.dataset)
+        advice = recommend_finetune(train_size=data.train_size, similar=similar)
+        strategy = advice.strategy
+        note = f"{strategy.value} (auto: {advice.advice})"
+    resolved = config.model_copy(update={"model": ckpt.config.model})
+    return resolved, ckpt, strategy, note

@@ -12,11 +12,10 @@ import torch
 from torch import nn
 
 from trainer._batches import BatchSource, batch_bounds, crop_padding
-from trainer._checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from trainer._checkpoint import Checkpoint, resolve_init_from, save_checkpoint
 from trainer._config import FinetuneStrategy, RunConfig
 from trainer._data import prepare_data
 from trainer._errors import ConfigError
-from trainer._finetune import datasets_similar, recommend_finetune
 from trainer._health import GradNormMeter, dead_fraction, dead_relu_probe
 from trainer._history import EpochRecord, History, RunStatus, Stop
 from trainer._models import Network, apply_finetune, build_model
@@ -74,29 +73,6 @@ def _make_optimizer(params: list[nn.Parameter], config: RunConfig) -> torch.opti
     if o.optimizer == "adam":
         return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
     return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-
-
-def _init_from_checkpoint(
-    config: RunConfig, data: BatchSource
-) -> tuple[RunConfig, Checkpoint, FinetuneStrategy, str]:
-    """Load ``init_from``; the architecture comes from the checkpoint (its weights fix it)."""
-    assert config.optim.init_from is not None
-    ckpt = load_checkpoint(config.optim.init_from)
-    if ckpt.input_shape[0] != data.input_shape[0]:
-        raise ConfigError(
-            f"init_from={config.optim.init_from}: the checkpoint expects "
-            f"{ckpt.input_shape[0]}-channel images, dataset {config.data.dataset!r} has "
-            f"{data.input_shape[0]}"
-        )
-    strategy = config.optim.finetune
-    note = f"{strategy.value} (requested)"
-    if strategy is FinetuneStrategy.AUTO:
-        similar = datasets_similar(ckpt.config.data.dataset, config.data.dataset)
-        advice = recommend_finetune(train_size=data.train_size, similar=similar)
-        strategy = advice.strategy
-        note = f"{strategy.value} (auto: {advice.advice})"
-    resolved = config.model_copy(update={"model": ckpt.config.model})
-    return resolved, ckpt, strategy, note
 
 
 @torch.no_grad()
@@ -225,7 +201,7 @@ def _train_on(
     finetune_note: str | None = None
     strategy = FinetuneStrategy.FULL
     if o.init_from is not None:
-        config, ckpt, strategy, finetune_note = _init_from_checkpoint(config, data)
+        config, ckpt, strategy, finetune_note = resolve_init_from(config, data)
 
     # Fine-tuning builds the network the checkpoint was saved from (its class count too), so
     # its weights load as they are; apply_finetune then fits the head to this dataset.
