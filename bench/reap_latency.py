@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from studies.optuna_bridge import close_storages  # noqa: E402
 from studies.schema_setup import create_schema  # noqa: E402
 from studies.spec import parse_spec  # noqa: E402
 from studies.worker import WorkerOptions  # noqa: E402
+from tests.waiting import wait_until  # noqa: E402
 
 _WORKER_MAIN = (
     "import sys\n"
@@ -77,14 +77,8 @@ def _start_worker(
     )
 
 
-def _wait(check: Any, what: str, timeout_s: float = 300.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")
+def _wait(check: Any, what: str) -> Any:
+    return wait_until(check, what, timeout_s=300.0)
 
 
 def _worker_seen(db: Database, name: str) -> bool:

@@ -44,6 +44,7 @@ from tests.faults.postgres_control import PostgresServer, stoppable_postgres
 from tests.postgres_server import PostgresUnavailable, create_database
 from tests.service.factory import tiny_spec
 from tests.service.serve_process import REPO, ServeProcess, pid_alive, serving
+from tests.waiting import wait_until
 from trainer import METRIC_KEYS, train
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -188,12 +189,8 @@ def _retry(action: Any, timeout_s: float = 60.0) -> Any:
 
 
 def _wait(check: Any, what: str, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if _retry(check):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+    """wait_until, with each look retried while the database is restarting."""
+    wait_until(lambda: _retry(check), what, timeout_s=timeout_s, poll_s=0.1)
 
 
 def _worker_rows(db: Database) -> list[tuple[int | None, int | None]]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from studies.spec import StudySpec, parse_spec
 from studies.worker import WorkerOptions, run_worker
 from tests.service.serve_process import ServeProcess, serving
 from tests.studies.conftest import optuna_trials, tiny_spec
+from tests.waiting import wait_until
 from trainer import METRIC_KEYS, train
 
 EPOCHS = 16
@@ -70,16 +69,6 @@ def _rows(db: Database, trial_id: int) -> dict[int, list[dict[str, Any]]]:
     for attempt, record in rows:
         out.setdefault(attempt, []).append(record)
     return out
-
-
-def _wait(check: Callable[[], Any], what: str, timeout: float = 180.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def _check_resumed(
@@ -140,7 +129,9 @@ def test_a_stopped_worker_hands_back_its_slot_and_the_next_one_resumes_it(
     first = threading.Thread(target=run_worker, args=(options,), kwargs={"stop": stop})
     first.start()
     try:
-        _wait(lambda: store.get_trial(db, slot).epochs_done >= 3, "three epochs stored")
+        wait_until(
+            lambda: store.get_trial(db, slot).epochs_done >= 3, "three epochs stored", timeout_s=180
+        )
     finally:
         stop.set()  # what SIGTERM does: hand the slot back at the next epoch
         first.join(120)
@@ -196,11 +187,15 @@ def test_serve_resumes_a_trial_whose_worker_was_stopped_or_killed(
                 trial = store.get_trial(db, slot)
                 return trial if trial.epochs_done >= 3 else None
 
-            victim = _wait(mid_run, "the trial to be mid-run").worker
+            victim = wait_until(mid_run, "the trial to be mid-run", timeout_s=180).worker
             with db.session() as session:
                 pid = session.get_one(WorkerRow, victim).pid
             os.kill(pid, sig)
-            _wait(lambda: store.get_trial(db, slot).attempts, "the interrupted attempt's end")
+            wait_until(
+                lambda: store.get_trial(db, slot).attempts,
+                "the interrupted attempt's end",
+                timeout_s=180,
+            )
             first = store.get_trial(db, slot).attempts[0]
             assert first.worker == victim
             before = _rows(db, slot)[first.attempt]

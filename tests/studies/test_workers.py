@@ -8,8 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from studies.schema_setup import create_schema
 from studies.spec import parse_spec
 from studies.worker import WorkerOptions
 from tests.studies.conftest import optuna_trials, tiny_spec
+from tests.waiting import wait_until
 
 _WORKER_MAIN = (
     "import sys\n"
@@ -90,16 +90,6 @@ def workers(db_url: str, tmp_path: Path) -> Iterator[Workers]:
     group = Workers(db_url, tmp_path)
     yield group
     group.stop()
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def test_four_workers_run_every_grid_point_exactly_once_and_optuna_agrees(
@@ -208,7 +198,7 @@ def test_kill_9_of_a_worker_mid_trial_fails_its_attempt_and_the_point_runs_again
         return attempts and attempts[0].state is TrialState.FAILED
 
     # How soon is bench/reap_latency.py's to measure; here only that it happens.
-    wait_until(reaped, "the dead worker's attempt to be failed", timeout=180)
+    wait_until(reaped, "the dead worker's attempt to be failed", timeout_s=180)
     survivors = [p for p in workers.procs if p.pid != victim_pid]
     assert [p.wait(timeout=120) for p in survivors] == [0], workers.logs()
 
