@@ -117,7 +117,7 @@ def _four_workers_exactly_once(db: Database, workers: Workers, tmp_path: Path) -
             and store.get_study(db, study.id).progress == 1.0
         ),
         "the study to finish",
-        timeout=120,
+        timeout_s=120,
     )
     assert store.readiness(db).workers_seen == 4
     # SIGTERM: idle workers exit cleanly.
