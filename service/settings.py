@@ -31,6 +31,11 @@ def _rate_limit_text(value: str) -> str:
     return value
 
 
+# A duration in seconds that must be positive (a timeout, an interval, a window).
+PositiveSeconds = Annotated[float, Field(gt=0)]
+# A count of pooled database connections: at least one.
+ConnectionCount = Annotated[int, Field(ge=1)]
+
 # A rate in the `limits` notation (`10/minute`), checked at start-up (service/api/ratelimit.py).
 RateLimitText = Annotated[str, AfterValidator(_rate_limit_text)]
 
@@ -93,9 +98,8 @@ class Settings(BaseSettings):
             "public name of a reverse proxy; loopback names and the bound address always are."
         ),
     )
-    session_ttl_s: float = Field(
+    session_ttl_s: PositiveSeconds = Field(
         default=12 * 3600,
-        gt=0,
         le=30 * 24 * 3600,
         description=(
             "Seconds a dashboard login lasts. 12 h: a working day, so a person logs in once "
@@ -143,24 +147,20 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000",
         description="Base URL of the sweepdoc server the CLI (`submit`, `status`) talks to.",
     )
-    request_timeout_s: float = Field(
+    request_timeout_s: PositiveSeconds = Field(
         default=30.0,
-        gt=0,
         description="Seconds the CLI waits for one HTTP response before giving up.",
     )
-    worker_poll_interval_s: float = Field(
+    worker_poll_interval_s: PositiveSeconds = Field(
         default=1.0,
-        gt=0,
         description="Seconds an idle worker waits before looking at the queue again.",
     )
-    worker_heartbeat_interval_s: float = Field(
+    worker_heartbeat_interval_s: PositiveSeconds = Field(
         default=5.0,
-        gt=0,
         description="Seconds between two heartbeats of a busy worker.",
     )
-    worker_stale_after_s: float = Field(
+    worker_stale_after_s: PositiveSeconds = Field(
         default=30.0,
-        gt=0,
         description=(
             "Seconds without a heartbeat after which this process's workers count as dead: "
             "each claimed trial stores its worker's value, and every reaper (other workers, "
@@ -168,9 +168,8 @@ class Settings(BaseSettings):
             "point queued again. Must exceed the heartbeat interval."
         ),
     )
-    ready_worker_window_s: float = Field(
+    ready_worker_window_s: PositiveSeconds = Field(
         default=60.0,
-        gt=0,
         description="/readyz reports ready only if some worker beat within this many seconds.",
     )
     shutdown_grace_s: float = Field(
@@ -183,25 +182,22 @@ class Settings(BaseSettings):
     )
     # PostgreSQL connections (SQLite ignores these): each process has two pooled engines,
     # sweepdoc's queue and Optuna's storage, each capped at its pool size (no overflow).
-    worker_db_pool_size: int = Field(
+    worker_db_pool_size: ConnectionCount = Field(
         default=1,
-        ge=1,
         description=(
             "Connections each of a worker's two engines may hold: a worker opens at most "
             "twice this (its trainer thread and heartbeat thread share them)."
         ),
     )
-    api_db_pool_size: int = Field(
+    api_db_pool_size: ConnectionCount = Field(
         default=5,
-        ge=1,
         description=(
             "Connections each of the API process's two engines may hold (requests, the "
             "dashboard): `serve` opens at most twice this, its local workers not counted."
         ),
     )
-    db_pool_timeout_s: float = Field(
+    db_pool_timeout_s: PositiveSeconds = Field(
         default=30.0,
-        gt=0,
         description="Seconds a thread waits for a free pooled connection before failing.",
     )
 
