@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.trainer.configs import small_digits_config
 from trainer import (
     DataConfig,
     FinetuneStrategy,
@@ -19,19 +20,11 @@ from trainer import (
 from trainer._errors import ConfigError
 
 
-def config(**optim: object) -> RunConfig:
-    return RunConfig(
-        data=DataConfig(dataset="digits"),
-        model=ModelConfig(arch="simple", width=8),
-        optim=OptimConfig.model_validate({"lr": 0.05, "epochs": 3, "device": "cpu", **optim}),
-    )
-
-
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
     torch.set_num_threads(1)
-    history = train(config(epochs=4), checkpoint_path=path)
+    history = train(small_digits_config(epochs=4), checkpoint_path=path)
     assert history.best_epoch is not None
     return path
 
@@ -41,7 +34,7 @@ def test_checkpoint_holds_the_best_epoch_and_loads_weights_only(pretrained: Path
     assert set(raw) >= {"model_state", "optimizer_state", "config", "epoch", "metric"}
     assert isinstance(raw["config"], dict)
     ckpt = load_checkpoint(pretrained)
-    assert ckpt.config == config(epochs=4)
+    assert ckpt.config == small_digits_config(epochs=4)
     assert 1 <= ckpt.epoch <= 4
     assert 0.0 < ckpt.metric["val_acc"] <= 1.0
     assert ckpt.input_shape == (1, 8, 8) and ckpt.num_classes == 10
@@ -50,7 +43,7 @@ def test_checkpoint_holds_the_best_epoch_and_loads_weights_only(pretrained: Path
 
 def test_the_checkpoint_is_the_best_validation_epoch(tmp_path: Path) -> None:
     path = tmp_path / "ckpt.pt"
-    history = train(config(epochs=4, seed=1), checkpoint_path=path)
+    history = train(small_digits_config(epochs=4, seed=1), checkpoint_path=path)
     ckpt = load_checkpoint(path)
     assert ckpt.epoch == history.best_epoch
     best = max(r.val_acc for r in history.records)
@@ -61,7 +54,8 @@ def test_linear_probe_trains_only_a_new_head(pretrained: Path) -> None:
     before = load_checkpoint(pretrained).model_state
     out = pretrained.parent / "probe.pt"
     history = train(
-        config(init_from=pretrained, finetune="linear-probe", epochs=2), checkpoint_path=out
+        small_digits_config(init_from=pretrained, finetune="linear-probe", epochs=2),
+        checkpoint_path=out,
     )
     after = load_checkpoint(out).model_state
     assert history.finetune is not None and history.finetune.startswith("linear-probe")
@@ -75,7 +69,9 @@ def test_linear_probe_trains_only_a_new_head(pretrained: Path) -> None:
 def test_full_finetune_trains_every_layer(pretrained: Path) -> None:
     before = load_checkpoint(pretrained).model_state
     out = pretrained.parent / "full.pt"
-    history = train(config(init_from=pretrained, finetune="full", epochs=2), checkpoint_path=out)
+    history = train(
+        small_digits_config(init_from=pretrained, finetune="full", epochs=2), checkpoint_path=out
+    )
     after = load_checkpoint(out).model_state
     assert not torch.equal(after["features.0.weight"], before["features.0.weight"])
     # Starting from trained weights, the first epoch is already far above chance.
@@ -86,7 +82,7 @@ def test_auto_picks_the_table_cell_and_the_architecture_comes_from_the_checkpoin
     pretrained: Path,
 ) -> None:
     # Run config asks for a vgg, but the checkpoint holds a simple model: its weights win.
-    run = config(init_from=pretrained, epochs=1).model_copy(
+    run = small_digits_config(init_from=pretrained, epochs=1).model_copy(
         update={"model": ModelConfig(arch="vgg")}
     )
     history = train(run)
@@ -97,7 +93,7 @@ def test_auto_picks_the_table_cell_and_the_architecture_comes_from_the_checkpoin
 
 def test_incompatible_checkpoints_are_config_errors(tmp_path: Path, pretrained: Path) -> None:
     with pytest.raises(TrainerError, match="does not exist"):
-        train(config(init_from=tmp_path / "missing.pt"))
+        train(small_digits_config(init_from=tmp_path / "missing.pt"))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(TrainerError, match="cannot read checkpoint"):

@@ -6,12 +6,10 @@ import math
 import pytest
 import torch
 
+from tests.trainer.configs import small_digits_config
 from trainer import (
-    DataConfig,
     EpochRecord,
     History,
-    ModelConfig,
-    OptimConfig,
     RunConfig,
     RunStatus,
     Stop,
@@ -19,16 +17,8 @@ from trainer import (
 )
 
 
-def small_config(**optim: object) -> RunConfig:
-    return RunConfig(
-        data=DataConfig(dataset="digits"),
-        model=ModelConfig(arch="simple", width=8),
-        optim=OptimConfig.model_validate({"lr": 0.05, "epochs": 3, "device": "cpu", **optim}),
-    )
-
-
 def test_digits_run_learns_and_records_every_epoch() -> None:
-    history = train(small_config(epochs=4))
+    history = train(small_digits_config(epochs=4))
     assert history.status is RunStatus.COMPLETED
     assert [r.epoch for r in history.records] == [1, 2, 3, 4]
     assert history.records[-1].val_acc > 0.5  # chance is 0.1
@@ -45,15 +35,15 @@ def test_digits_run_learns_and_records_every_epoch() -> None:
 
 
 def test_cpu_runs_are_deterministic_for_a_seed() -> None:
-    first = train(small_config(seed=3)).curves()
-    second = train(small_config(seed=3)).curves()
-    other = train(small_config(seed=4)).curves()
+    first = train(small_digits_config(seed=3)).curves()
+    second = train(small_digits_config(seed=3)).curves()
+    other = train(small_digits_config(seed=4)).curves()
     assert first == second
     assert first != other
 
 
 def test_huge_learning_rate_ends_diverged_without_raising() -> None:
-    history = train(small_config(lr=1e4, epochs=5))
+    history = train(small_digits_config(lr=1e4, epochs=5))
     assert history.status is RunStatus.DIVERGED
     assert history.stop_reason is not None and "non-finite" in history.stop_reason
     assert len(history.records) < 5
@@ -70,7 +60,7 @@ def test_callback_sees_each_epoch_and_can_stop_the_run() -> None:
         seen.append((record.epoch, len(history.records), history.status))
         return Stop(RunStatus.STOPPED, "pruned") if record.epoch == 2 else None
 
-    history = train(small_config(epochs=5), on_epoch=on_epoch)
+    history = train(small_digits_config(epochs=5), on_epoch=on_epoch)
     assert seen == [(1, 1, RunStatus.RUNNING), (2, 2, RunStatus.RUNNING)]
     assert history.status is RunStatus.STOPPED
     assert history.stop_reason == "pruned"
@@ -78,7 +68,7 @@ def test_callback_sees_each_epoch_and_can_stop_the_run() -> None:
 
 
 def test_curves_and_json_follow_the_documented_format() -> None:
-    history = train(small_config(epochs=2))
+    history = train(small_digits_config(epochs=2))
     curves = history.curves()
     for key in (
         "train_loss",
