@@ -1,26 +1,18 @@
 """The labeled set's ground truth for cuts (bench/diagnoser/dataset.py): a cut is labeled by
 what the rest of the same run shows, up to its end."""
 
-import importlib.util
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "diagnoser"
+from tests.diagnosis.bench_modules import load_bench_module
 
 
 @pytest.fixture(scope="module")
 def dataset() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("diagnoser_dataset", BENCH / "dataset.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_bench_module("dataset")
 
 
 def _run(label: str, val_acc: list[float], val_loss: Sequence[float | None] | None = None,

@@ -6,31 +6,18 @@ The thresholds were tuned on the training half only; this guards the held-out nu
 reported in docs/diagnoser.md against regressions. It is an accuracy test, not a timing one.
 """
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
 from studies.diagnosis import Curves, live_check
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "diagnoser"
-
-
-def _evaluate_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("diagnoser_evaluate", BENCH / "evaluate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+from tests.diagnosis.bench_modules import load_bench_module
 
 
 @pytest.fixture(scope="module")
 def evaluate() -> ModuleType:
-    return _evaluate_module()
+    return load_bench_module("evaluate")
 
 
 @pytest.fixture(scope="module")
