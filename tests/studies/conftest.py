@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 import pytest
 
+from studies import optuna_bridge, queue
 from studies.db import Database
 from studies.optuna_bridge import close_storages
 from studies.schema_setup import create_schema
@@ -60,3 +61,15 @@ def optuna_trials(url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
         return optuna.load_study(study_name=study_name, storage=storage).trials
     finally:
         storage.engine.dispose()
+
+
+def start_claimed_trial(db: Database, claim: queue.Claim) -> dict[str, object]:
+    """What a worker does right after a claim: start the Optuna trial, record it; its params."""
+    study = optuna_bridge.load_study(db.url, claim.optuna_study_name, claim.spec)
+    trial, params = optuna_bridge.start_trial(
+        study, claim.spec, enqueued_trial_id=claim.enqueued_optuna_trial_id, params=claim.params
+    )
+    assert queue.start_attempt(
+        db, claim, params=params, optuna_trial_id=trial._trial_id, optuna_trial_number=trial.number
+    )
+    return params

@@ -18,7 +18,7 @@ from studies.db import Database, TrialRow, TrialState, utcnow
 from studies.reconcile import reconcile
 from studies.results import TrialSummary
 from studies.spec import parse_spec
-from tests.studies.conftest import optuna_trials, tiny_spec
+from tests.studies.conftest import optuna_trials, start_claimed_trial, tiny_spec
 
 
 def _submit(db: Database, tmp_path: Path, grid: list[float]) -> int:
@@ -30,13 +30,7 @@ def _claim_and_start(db: Database, *, worker: str, stale_after_s: float = 30.0) 
     """What a worker does first: claim the next slot and start its Optuna trial."""
     claim = queue.claim_next(db, worker=worker, device="cpu", stale_after_s=stale_after_s)
     assert claim is not None
-    study = optuna_bridge.load_study(db.url, claim.optuna_study_name, claim.spec)
-    trial, params = optuna_bridge.start_trial(
-        study, claim.spec, enqueued_trial_id=claim.enqueued_optuna_trial_id, params=claim.params
-    )
-    assert queue.start_attempt(
-        db, claim, params=params, optuna_trial_id=trial._trial_id, optuna_trial_number=trial.number
-    )
+    start_claimed_trial(db, claim)
     return claim
 
 

@@ -22,7 +22,7 @@ from studies.diagnosis import Curves, diagnose_run
 from studies.errors import ConflictError, NotFoundError, QueueFullError
 from studies.results import TrialSummary
 from studies.spec import MAX_NAME_CHARS, parse_spec
-from tests.studies.conftest import tiny_spec
+from tests.studies.conftest import start_claimed_trial, tiny_spec
 from trainer import curves_json
 
 
@@ -43,18 +43,6 @@ def _optuna_trials(url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
 def _submit(db: Database, tmp_path: Path, **overrides: object) -> int:
     spec = parse_spec(tiny_spec(**overrides))
     return store.submit_study(db, spec, artifacts_dir=tmp_path / "artifacts").id
-
-
-def _start(db: Database, claim: queue.Claim) -> dict[str, object]:
-    """What a worker does right after a claim: start the Optuna trial, record it."""
-    study = optuna_bridge.load_study(db.url, claim.optuna_study_name, claim.spec)
-    trial, params = optuna_bridge.start_trial(
-        study, claim.spec, enqueued_trial_id=claim.enqueued_optuna_trial_id, params=claim.params
-    )
-    assert queue.start_attempt(
-        db, claim, params=params, optuna_trial_id=trial._trial_id, optuna_trial_number=trial.number
-    )
-    return params
 
 
 def test_submitting_a_grid_queues_one_slot_per_point_and_enqueues_it_in_optuna(
@@ -86,7 +74,7 @@ def test_random_slots_get_their_learning_rate_from_the_sampler_when_claimed(
     assert all(t.params == {} for t in store.list_trials(db, study_id).data)
     claim = queue.claim_next(db, worker="w", device="cpu")
     assert claim is not None and claim.params is None
-    params = _start(db, claim)
+    params = start_claimed_trial(db, claim)
     assert 1e-4 <= float(params["lr"]) <= 1e-2  # type: ignore[arg-type]
     assert store.get_trial(db, claim.trial_id).params == params
 
@@ -145,7 +133,7 @@ def test_curves_with_nan_and_inf_survive_the_database_and_are_served_as_null(
     _submit(db, tmp_path)
     claim = queue.claim_next(db, worker="w", device="cpu")
     assert claim is not None
-    _start(db, claim)
+    start_claimed_trial(db, claim)
     records = [
         {"epoch": 1, "train_loss": 2.0, "val_loss": 1.5, "train_acc": 0.3, "val_acc": 0.4},
         {
@@ -183,7 +171,7 @@ def test_the_reaper_requeues_a_dead_workers_slot_then_gives_up_after_max_attempt
     for attempt in range(1, queue.MAX_ATTEMPTS + 1):
         claim = queue.claim_next(db, worker=f"w{attempt}", device="cpu")
         assert claim is not None and claim.attempt == attempt
-        assert _start(db, claim) == {"lr": 0.1}  # a retry runs the same point
+        assert start_claimed_trial(db, claim) == {"lr": 0.1}  # a retry runs the same point
         assert queue.reap_stale(db) == []  # still fresh
         reaped = queue.reap_stale(db, now=_an_hour_later())
         assert [(r.trial_id, r.requeued) for r in reaped] == [
@@ -206,7 +194,7 @@ def test_a_reaped_worker_can_no_longer_write_to_its_old_slot(db: Database, tmp_p
     _submit(db, tmp_path, search={"grid": [0.1]})
     claim = queue.claim_next(db, worker="slow", device="cpu")
     assert claim is not None
-    _start(db, claim)
+    start_claimed_trial(db, claim)
     queue.reap_stale(db, now=_an_hour_later())
     assert not queue.beat(db, claim)
     assert not queue.record_epoch(db, claim, {"epoch": 1, "val_acc": 0.5}).owned
@@ -221,8 +209,8 @@ def test_cancel_ends_waiting_slots_keeps_finished_ones_and_flags_running_ones(
     done = queue.claim_next(db, worker="w", device="cpu")
     running = queue.claim_next(db, worker="w", device="cpu")
     assert done is not None and running is not None
-    _start(db, done)
-    _start(db, running)
+    start_claimed_trial(db, done)
+    start_claimed_trial(db, running)
     assert queue.finish(db, done, state=TrialState.COMPLETE, label="healthy")
     study = store.cancel_study(db, study_id)
     assert study.status is StudyStatus.CANCELLED
@@ -241,7 +229,7 @@ def test_cancelling_a_finished_study_is_a_conflict_and_unknown_ids_are_not_found
     study_id = _submit(db, tmp_path, search={"grid": [0.1]})
     claim = queue.claim_next(db, worker="w", device="cpu")
     assert claim is not None
-    _start(db, claim)
+    start_claimed_trial(db, claim)
     queue.finish(db, claim, state=TrialState.COMPLETE)
     assert store.get_study(db, study_id).status is StudyStatus.COMPLETED
     with pytest.raises(ConflictError, match="already finished"):
@@ -352,7 +340,7 @@ def run_outcomes(db: Database, study_id: int, outcomes: list[Outcome]) -> None:
     for outcome in outcomes:
         claim = queue.claim_next(db, worker="w", device="cpu")
         assert claim is not None and claim.study_id == study_id
-        _start(db, claim)
+        start_claimed_trial(db, claim)
         records: list[dict[str, float]] = []
         for epoch, (acc, loss) in enumerate(zip(outcome.val_acc, outcome.val_loss, strict=True)):
             records.append(
@@ -468,7 +456,7 @@ def test_a_label_outside_its_enum_is_refused_on_write(db: Database, tmp_path: Pa
     _submit(db, tmp_path, search={"grid": [0.1]})
     claim = queue.claim_next(db, worker="w", device="cpu")
     assert claim is not None
-    _start(db, claim)
+    start_claimed_trial(db, claim)
     with pytest.raises(StatementError, match="'sleeping' is not a valid Label"):
         queue.finish(db, claim, state=TrialState.COMPLETE, label="sleeping")
 
@@ -588,7 +576,7 @@ def test_a_cancelled_study_with_a_running_trial_is_deleted_only_once_it_stopped(
     study_id = _submit(db, tmp_path, search={"grid": [0.1, 0.01]})
     claim = queue.claim_next(db, worker="w", device="cpu")
     assert claim is not None
-    _start(db, claim)
+    start_claimed_trial(db, claim)
     store.cancel_study(db, study_id)
 
     with pytest.raises(ConflictError, match="still running"):
