@@ -62,6 +62,11 @@ class WorkerOptions(BaseModel):
         None, ge=1, description="torch.set_num_threads for CPU training; None = torch's choice."
     )
 
+    @property
+    def worker_name(self) -> str:
+        """The name this worker goes by (slots, heartbeats, connections): *name*, else host:pid."""
+        return self.name or f"{socket.gethostname()}:{os.getpid()}"
+
 
 def _resolve_device(device: str) -> str:
     if device != "auto":
@@ -142,7 +147,7 @@ class _Worker:
         self.drain = drain
         self.db = Database(options.database_url)
         create_schema(self.db)
-        self.name = options.name or f"{socket.gethostname()}:{os.getpid()}"
+        self.name = options.worker_name
         self.device = _resolve_device(options.device)
         self._last_reap = 0.0
         self.context = WorkerContext(

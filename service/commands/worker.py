@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from typing import Annotated
 
@@ -86,13 +85,6 @@ def worker(
     check_device(device)
     settings = get_settings()
     settings.make_dirs()
-    configure_pool(
-        settings.resolved_database_url,
-        settings.db_pool(
-            f"worker {name or f'{socket.gethostname()}:{os.getpid()}'}",
-            size=settings.worker_db_pool_size,
-        ),
-    )
     options = WorkerOptions(
         database_url=settings.resolved_database_url,
         device=device,
@@ -105,6 +97,10 @@ def worker(
         max_trials=max_trials,
         exit_when_idle=exit_when_idle,
         torch_threads=torch_threads,
+    )
+    configure_pool(
+        settings.resolved_database_url,
+        settings.db_pool(f"worker {options.worker_name}", size=settings.worker_db_pool_size),
     )
     stop = threading.Event()  # run_worker sets it on SIGTERM / SIGINT
     drain = threading.Event()  # set when the server that started us is gone
