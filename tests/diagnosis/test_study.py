@@ -160,34 +160,44 @@ def test_a_trial_without_a_learning_rate_is_refused() -> None:
 # -- issue 11, item 8: the window stays around the best; the follow-up fits the server --
 
 
-def test_a_dead_run_far_below_does_not_stretch_the_lr_window() -> None:
-    """A dead 1e-6 run (flat, called underfitting) past undertrained 1e-5 … 1e-3 is not
-    part of the usable range: the window ends at the first LR that was too slow."""
-    trials = [
-        _trial(0, 1e-6, UF, 0.11),
-        _trial(1, 1e-5, UT, 0.30),
-        _trial(2, 1e-4, UT, 0.60),
-        _trial(3, 1e-3, UT, 0.85),
-        _trial(4, 1e-2, H, 0.95),
-        _trial(5, 1e-1, DV, 0.10),
-    ]
+@pytest.mark.parametrize(
+    ("trials", "best_trial", "window"),
+    [
+        pytest.param(
+            # A dead 1e-6 run (flat, called underfitting) past undertrained 1e-5 … 1e-3 is not
+            # part of the usable range: the window ends at the first LR that was too slow.
+            [
+                _trial(0, 1e-6, UF, 0.11),
+                _trial(1, 1e-5, UT, 0.30),
+                _trial(2, 1e-4, UT, 0.60),
+                _trial(3, 1e-3, UT, 0.85),
+                _trial(4, 1e-2, H, 0.95),
+                _trial(5, 1e-1, DV, 0.10),
+            ],
+            4,
+            (1e-2, 1e-2),
+            id="a dead run far below does not stretch the window",
+        ),
+        pytest.param(
+            [
+                _trial(0, 1e-4, UT, 0.6),
+                _trial(1, 1e-3, OF, 0.9),
+                _trial(2, 3e-3, H, 0.95),
+                _trial(3, 1e-2, UF, 0.8),
+                _trial(4, 1e-1, DV, 0.1),
+            ],
+            2,
+            (1e-3, 1e-2),
+            id="the window grows over neighbouring usable rates",
+        ),
+    ],
+)
+def test_the_lr_window_is_the_unbroken_run_of_usable_rates_around_the_best(
+    trials: list[TrialOutcome], best_trial: int, window: tuple[float, float]
+) -> None:
     summary = diagnose_study(trials, spec=SPEC)
-    assert summary.best_trial == 4
-    assert summary.lr_window.low == 1e-2
-    assert summary.lr_window.high == 1e-2
-
-
-def test_the_window_grows_over_neighbouring_usable_rates() -> None:
-    trials = [
-        _trial(0, 1e-4, UT, 0.6),
-        _trial(1, 1e-3, OF, 0.9),
-        _trial(2, 3e-3, H, 0.95),
-        _trial(3, 1e-2, UF, 0.8),
-        _trial(4, 1e-1, DV, 0.1),
-    ]
-    summary = diagnose_study(trials, spec=SPEC)
-    assert summary.best_trial == 2
-    assert (summary.lr_window.low, summary.lr_window.high) == (1e-3, 1e-2)
+    assert summary.best_trial == best_trial
+    assert (summary.lr_window.low, summary.lr_window.high) == window
 
 
 def test_an_overfitting_followup_keeps_its_warm_up_inside_the_shorter_run(
