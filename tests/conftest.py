@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from tests.postgres_server import PostgresUnavailable, create_database, running_postgres
+from tests.postgres_server import (
+    PostgresUnavailable,
+    create_database,
+    running_postgres,
+    skip_unless_ci,
+)
 
 
 @pytest.fixture(scope="session")
@@ -21,9 +25,7 @@ def postgres_server() -> Iterator[str]:
         with running_postgres() as url:
             yield url
     except PostgresUnavailable as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(exc))
+        skip_unless_ci(exc, str(exc))
 
 
 @pytest.fixture

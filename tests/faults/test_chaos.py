@@ -41,7 +41,7 @@ from studies.db import Database, EpochRow, StudyRow, TrialRow, TrialState, Worke
 from studies.optuna_bridge import close_storages
 from studies.spec import parse_spec
 from tests.faults.postgres_control import PostgresServer, stoppable_postgres
-from tests.postgres_server import PostgresUnavailable, create_database
+from tests.postgres_server import PostgresUnavailable, create_database, skip_unless_ci
 from tests.service.factory import tiny_spec
 from tests.service.serve_process import REPO, ServeProcess, pid_alive, serving
 from tests.waiting import wait_until
@@ -223,9 +223,7 @@ def pg() -> Iterator[PostgresServer]:
         with stoppable_postgres() as server:
             yield server
     except PostgresUnavailable as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"the chaos test restarts PostgreSQL and needs its binaries: {exc}")
+        skip_unless_ci(exc, f"the chaos test restarts PostgreSQL and needs its binaries: {exc}")
 
 
 @pytest.fixture(scope="module")

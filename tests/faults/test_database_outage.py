@@ -11,7 +11,6 @@ attempt.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from sqlalchemy import select
 
 from studies.db import Database, EpochRow
 from tests.faults.postgres_control import PostgresServer, stoppable_postgres
-from tests.postgres_server import PostgresUnavailable, create_database
+from tests.postgres_server import PostgresUnavailable, create_database, skip_unless_ci
 from tests.service.factory import tiny_spec
 from tests.service.serve_process import ServeProcess, serving
 
@@ -47,9 +46,8 @@ def pg() -> Iterator[PostgresServer]:
         try:
             server = stack.enter_context(stoppable_postgres())
         except PostgresUnavailable as exc:
-            if os.environ.get("CI"):
-                raise
-            pytest.skip(
+            skip_unless_ci(
+                exc,
                 "this test stops and restarts PostgreSQL, so it runs a server of its own "
                 f"and needs the server binaries, which are missing: {exc}"
             )
