@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from service.client import ApiError, client_for
-from service.commands.submit import UrlOption
+from service.commands._server import UrlOption, server_client
 from service.render import study_line
 from studies.db import TrialState
 
@@ -18,12 +17,8 @@ def cancel(
     url: UrlOption = None,
 ) -> None:
     """Cancel study ID: waiting trials never start, running ones stop at their next epoch."""
-    try:
-        with client_for(url) as client:
-            study = client.cancel(study_id)
-    except ApiError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    with server_client(url) as client:
+        study = client.cancel(study_id)
     console = Console()
     console.print(study_line(study), highlight=False)
     if study.counts.get(TrialState.RUNNING):

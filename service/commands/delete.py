@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from service.client import ApiError, client_for
-from service.commands.submit import UrlOption
+from service.commands._server import UrlOption, server_client
 
 
 def delete(
@@ -16,10 +15,6 @@ def delete(
     url: UrlOption = None,
 ) -> None:
     """Delete study ID (finished or cancelled): its trials, epochs, Optuna study and plots."""
-    try:
-        with client_for(url) as client:
-            client.delete(study_id)
-    except ApiError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    with server_client(url) as client:
+        client.delete(study_id)
     Console().print(f"study {study_id} deleted", highlight=False)

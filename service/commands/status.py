@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from service.client import ApiError, client_for
-from service.commands.submit import UrlOption
+from service.commands._server import UrlOption, server_client
 from service.render import print_study_report, studies_table, study_line
 from studies.db import StudyStatus
 
@@ -26,18 +25,14 @@ def status(
 ) -> None:
     """Show the latest studies, or study ID with each trial's state, label and evidence."""
     console = Console()
-    try:
-        with client_for(url) as client:
-            if study_id is None:
-                page = client.studies(status=state, limit=limit)
-                console.print(studies_table(page.data))
-                if page.count > len(page.data):
-                    console.print(f"({len(page.data)} of {page.count} studies shown)")
-                return
-            study = client.study(study_id)
-            console.print(study_line(study), highlight=False)
-            print_study_report(client, study, console)
-            console.print(f"dashboard: {client.dashboard_url(study)}", highlight=False)
-    except ApiError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    with server_client(url) as client:
+        if study_id is None:
+            page = client.studies(status=state, limit=limit)
+            console.print(studies_table(page.data))
+            if page.count > len(page.data):
+                console.print(f"({len(page.data)} of {page.count} studies shown)")
+            return
+        study = client.study(study_id)
+        console.print(study_line(study), highlight=False)
+        print_study_report(client, study, console)
+        console.print(f"dashboard: {client.dashboard_url(study)}", highlight=False)

@@ -8,16 +8,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from service.client import ApiError, client_for
+from service.commands._server import UrlOption, server_client
 from service.render import FINISHED_STUDY, follow, print_study_report
 from studies.db import StudyStatus
 from studies.errors import SpecError
 from studies.spec import load_spec_file
-
-UrlOption = Annotated[
-    str | None,
-    typer.Option(help="Server URL (default: SWEEPDOC_URL, else http://127.0.0.1:8000)."),
-]
 
 
 def submit(
@@ -40,7 +35,7 @@ def submit(
         raise typer.Exit(2) from None
     study_id: int | None = None
     try:
-        with client_for(url) as client:
+        with server_client(url) as client:
             study = client.submit(spec)
             study_id = study.id
             console.print(
@@ -53,9 +48,6 @@ def submit(
                 return
             study = follow(client, study.id, console)
             print_study_report(client, study, console)
-    except ApiError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         if study_id is not None:
             err.print(
