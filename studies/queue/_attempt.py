@@ -11,6 +11,7 @@ lands. A False answer means exactly that, and the worker writes nothing more for
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -147,20 +148,7 @@ def finish(
         )
         if not finished:
             return False
-        optuna_number = session.scalar(
-            select(TrialRow.optuna_trial_number).where(TrialRow.id == claim.trial_id)
-        )
-        session.add(
-            AttemptRow(
-                trial_id=claim.trial_id,
-                attempt=claim.attempt,
-                state=state,
-                worker=claim.worker,
-                optuna_trial_number=optuna_number,
-                finished_at=now,
-                error=error,
-            )
-        )
+        _add_to_history(session, claim, state=state, finished_at=now, error=error)
         session.execute(
             update(WorkerRow)
             .where(WorkerRow.name == claim.worker)
@@ -178,9 +166,6 @@ def release(db: Database, claim: Claim, *, reason: str) -> bool:
     with *reason*.
     """
     with db.session() as session:
-        optuna_number = session.scalar(
-            select(TrialRow.optuna_trial_number).where(TrialRow.id == claim.trial_id)
-        )
         released = _update_ours(
             session,
             claim,
@@ -194,17 +179,34 @@ def release(db: Database, claim: Claim, *, reason: str) -> bool:
         )
         if not released:
             return False
-        session.add(
-            AttemptRow(
-                trial_id=claim.trial_id,
-                attempt=claim.attempt,
-                state=TrialState.FAILED,
-                worker=claim.worker,
-                optuna_trial_number=optuna_number,
-                finished_at=utcnow(),
-                error=f"released: {reason}",
-            )
+        _add_to_history(
+            session,
+            claim,
+            state=TrialState.FAILED,
+            finished_at=utcnow(),
+            error=f"released: {reason}",
         )
         # Its study was cancelled meanwhile: the slot ends instead of waiting forever.
         end_waiting_if_cancelled(session, TrialRow.id == claim.trial_id)
     return True
+
+
+def _add_to_history(
+    session: Session, claim: Claim, *, state: TrialState, finished_at: datetime, error: str | None
+) -> None:
+    """Record the attempt *claim* held as ended in *state* (after `_update_ours` succeeded:
+    the slot's Optuna trial number is still the attempt's)."""
+    optuna_number = session.scalar(
+        select(TrialRow.optuna_trial_number).where(TrialRow.id == claim.trial_id)
+    )
+    session.add(
+        AttemptRow(
+            trial_id=claim.trial_id,
+            attempt=claim.attempt,
+            state=state,
+            worker=claim.worker,
+            optuna_trial_number=optuna_number,
+            finished_at=finished_at,
+            error=error,
+        )
+    )

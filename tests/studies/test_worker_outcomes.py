@@ -108,8 +108,11 @@ def test_a_stop_request_hands_the_running_trial_back_without_using_a_retry(
     assert [a.error for a in trial.attempts] == [
         "released: worker stopped before the trial finished"
     ]
-    # Its Optuna trial (found by number through the storage's public API) is closed as FAIL.
-    assert [t.state for t in optuna_trials(db.url, study.optuna_study_name)] == [OptunaState.FAIL]
+    # Its Optuna trial (found by number through the storage's public API) is closed as FAIL,
+    # and the history keeps that number for the released attempt.
+    closed = optuna_trials(db.url, study.optuna_study_name)
+    assert [t.state for t in closed] == [OptunaState.FAIL]
+    assert [a.optuna_trial_number for a in trial.attempts] == [closed[0].number]
     # The next claim gets it as a first attempt again.
     again = queue.claim_next(db, worker="next", device="cpu")
     assert again is not None and again.trial_id == slot and again.attempt == 1
