@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from studies.diagnosis import Curves, Diagnosis, FindingKind, Label, diagnose_run, live_check
+from studies.diagnosis import Curves, Diagnosis, Label, diagnose_run, live_check
 from tests.diagnosis import factory
 
 
@@ -62,15 +62,6 @@ def test_stuck_at_chance_with_a_noisy_loss_just_above_log_k_is_diverged(seed: in
     diagnosis = _diagnose(_never_learned(seed=seed))
     assert diagnosis.label is Label.DIVERGED, diagnosis.summary
     assert "never learned" in diagnosis.summary
-
-
-def test_a_smooth_slow_descent_from_log_k_is_undertrained_with_the_lr_too_low() -> None:
-    data = factory.curves(
-        15, lambda e: (2.30 - 0.004 * e, 2.30 - 0.004 * e, 0.1 + 0.001 * e, 0.1 + 0.001 * e)
-    )
-    diagnosis = _diagnose(data)
-    assert diagnosis.label is Label.UNDERTRAINED, diagnosis.summary
-    assert any(f.kind is FindingKind.LR_TOO_LOW for f in diagnosis.findings)
 
 
 def _step_decay(epochs: int, steps: tuple[int, ...]) -> dict[str, Any]:

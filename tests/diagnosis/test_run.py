@@ -63,11 +63,28 @@ def test_an_exploded_finite_loss_is_divergence() -> None:
     assert diagnosis.evidence.exploded_epoch == 3
 
 
-def test_slow_steady_progress_near_chance_is_undertrained_not_diverged() -> None:
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(
+            factory.curves(
+                12, lambda e: (2.5 - 0.01 * e, 2.5 - 0.01 * e, 0.1 + 0.004 * e, 0.1 + 0.005 * e)
+            ),
+            id="from above log K",
+        ),
+        pytest.param(
+            factory.curves(
+                15,
+                lambda e: (2.30 - 0.004 * e, 2.30 - 0.004 * e, 0.1 + 0.001 * e, 0.1 + 0.001 * e),
+            ),
+            id="a smooth slow descent from log K itself (issue 11)",
+        ),
+    ],
+)
+def test_slow_steady_progress_near_chance_is_undertrained_not_diverged(
+    data: dict[str, Any],
+) -> None:
     # A learning rate far too low also starts at chance with loss ≈ log(10), but falls steadily.
-    data = factory.curves(
-        12, lambda e: (2.5 - 0.01 * e, 2.5 - 0.01 * e, 0.1 + 0.004 * e, 0.1 + 0.005 * e)
-    )
     diagnosis = _diagnose(data)
     assert diagnosis.label is Label.UNDERTRAINED, diagnosis.summary
     assert any(f.kind is FindingKind.LR_TOO_LOW for f in diagnosis.findings)
