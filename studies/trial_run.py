@@ -39,6 +39,7 @@ from studies import notes, optuna_bridge, plots, queue, resume
 from studies.db import Database, TrialState
 from studies.diagnosis import Diagnosis
 from studies.recorder import EpochRecorder, retry_transient
+from trainer._paths import relative_to_root
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class TrialRun:
                 self.db,
                 self.claim,
                 state=TrialState.FAILED,
-                error=error_text(exc),
+                error=error_text(exc, self.context.data_dir),
                 summary=self.recorder.summary(),
             )
             if failed:
@@ -117,7 +118,8 @@ class TrialRun:
             started = self.optuna_trial_id
             if started is None:
                 started = claim.enqueued_optuna_trial_id
-            queue.finish(self.db, claim, state=TrialState.FAILED, error=error_text(exc))
+            error = error_text(exc, self.context.data_dir)
+            queue.finish(self.db, claim, state=TrialState.FAILED, error=error)
             if started is not None:
                 optuna_bridge.fail_trial(self.db.url, started)
             return
@@ -215,7 +217,7 @@ class TrialRun:
                 self.db,
                 claim,
                 state=TrialState.FAILED,
-                error=error_text(exc),
+                error=error_text(exc, self.context.data_dir),
                 summary=recorder.summary(),
             ):
                 resume.discard(self.state_path)
@@ -318,9 +320,11 @@ def _optuna_trial_id(url: str, study_name: str, trial: optuna.Trial) -> int:
     return storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
 
 
-def error_text(exc: BaseException) -> str:
-    """A failed trial's error: the exception and the end of its traceback, bounded."""
+def error_text(exc: BaseException, data_dir: Path) -> str:
+    """A failed trial's error: the exception and the end of its traceback, bounded, with
+    paths under this worker's data root written relative to it (a worker on another machine
+    has its own layout, which the API, stripping only the server's, could not hide)."""
     text = f"{type(exc).__name__}: {exc}"
     tb = "".join(traceback.format_exception(exc)[-6:])
-    full = f"{text}\n\n{tb}"
+    full = relative_to_root(f"{text}\n\n{tb}", data_dir) or ""
     return full if len(full) <= _MAX_ERROR_CHARS else full[: _MAX_ERROR_CHARS - 1] + "…"

@@ -35,3 +35,19 @@ def resolve_inside(root: Path, relative: str) -> Path:
             "or a symlink); it must lie inside the data root"
         )
     return candidate
+
+
+def relative_to_root(text: str | None, data_root: Path | None) -> str | None:
+    """*text* without the data root's absolute path: a path under it reads relative to it.
+
+    A trial's error quotes the files it could not read, by the worker's absolute path
+    (torchvision's, PIL's and the trainer's own messages); API clients see paths relative to
+    the data root instead, never a machine's own layout. The worker applies it with its data
+    root when it stores the error, the API again with the server's when it shows one.
+    """
+    if text is None or data_root is None:
+        return text
+    for root in sorted({str(data_root), str(data_root.expanduser().resolve())}, key=len)[::-1]:
+        root = root.rstrip("/")
+        text = text.replace(root + "/", "").replace(root, "<data root>")
+    return text

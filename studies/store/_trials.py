@@ -11,6 +11,7 @@ from studies.db import AttemptRow, Database, EpochRow, TrialRow, TrialState, utc
 from studies.schemas import Page, TrialDetail, TrialPublic, from_row
 from studies.store._rows import study_row, trial_row
 from trainer import curves_json
+from trainer._paths import relative_to_root
 
 __all__ = ["epoch_records", "get_trial", "list_trials", "study_trial_rows"]
 
@@ -42,21 +43,6 @@ def epoch_records(db: Database, row: TrialRow) -> list[dict[str, Any]]:
                 .order_by(EpochRow.epoch)
             )
         )
-
-
-def relative_to_root(text: str | None, data_root: Path | None) -> str | None:
-    """*text* without the data root's absolute path: a path under it reads relative to it.
-
-    A trial's error quotes the files it could not read, by the worker's absolute path
-    (torchvision's, PIL's and the trainer's own messages); API clients see paths relative to
-    the data root instead, never the server's own layout.
-    """
-    if text is None or data_root is None:
-        return text
-    for root in sorted({str(data_root), str(data_root.expanduser().resolve())}, key=len)[::-1]:
-        root = root.rstrip("/")
-        text = text.replace(root + "/", "").replace(root, "<data root>")
-    return text
 
 
 def get_trial(db: Database, trial_id: int, *, data_root: Path | None = None) -> TrialDetail:

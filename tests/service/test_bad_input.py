@@ -267,10 +267,12 @@ def test_a_long_generated_study_name_is_cut_to_fit_the_name_column(
     assert name.startswith("fff") and name.endswith("-simple-lr-grid")
 
 
-def _trial_error(settings: Settings, spec: dict[str, Any]) -> tuple[int, str]:
-    """Run the first trial of *spec* as a worker on this server would (its claim, the real
-    trainer on the server's data root, the error text it records), failing; its id and
-    the error as stored."""
+def _trial_error(
+    settings: Settings, spec: dict[str, Any], *, worker_data_dir: Path
+) -> tuple[int, str]:
+    """Run the first trial of *spec* as a worker would (its claim, the real trainer on the
+    server's data root, the error text it records with *worker_data_dir* as its own data
+    root), failing; its id and the error as stored."""
     database = Database(settings.resolved_database_url)
     try:
         claim = queue.claim_next(database, worker="w", device="cpu")
@@ -280,7 +282,7 @@ def _trial_error(settings: Settings, spec: dict[str, Any]) -> tuple[int, str]:
         )
         with pytest.raises(DatasetError) as raised:
             train(config)
-        error = error_text(raised.value)
+        error = error_text(raised.value, worker_data_dir)
         assert queue.finish(database, claim, state=TrialState.FAILED, error=error)
         return claim.trial_id, error
     finally:
@@ -303,15 +305,22 @@ def test_a_trials_error_shows_paths_relative_to_the_data_root(
     spec = with_("dataset", dataset)
     assert api.post("/v1/studies", json=spec).status_code == 201, spec
 
-    trial_id, stored = _trial_error(settings, spec)
-    detail = api.get(f"/v1/trials/{trial_id}").json()
-
     root = str(settings.resolved_data_dir)
+    # A worker that sees the files under another path (another machine's mount) stores its
+    # own paths; the API takes the server's data root out of what it shows.
+    trial_id, stored = _trial_error(settings, spec, worker_data_dir=data_root / "elsewhere")
+    detail = api.get(f"/v1/trials/{trial_id}").json()
     assert detail["state"] == "failed" and shown in detail["error"], detail["error"]
     assert root not in detail["error"]
     assert "DatasetError" in detail["error"]
     if dataset.startswith("imagefolder:"):  # the trainer's own message is relative already
         assert root not in stored.split("\n\n")[0]
+    else:
+        assert root in stored  # the worker could not strip a root that is not its own
+
+    # A worker stores its error with its own data root taken out, whatever server reads it.
+    _, stored = _trial_error(settings, spec, worker_data_dir=settings.resolved_data_dir)
+    assert root not in stored and shown in stored, stored
 
 
 @pytest.mark.parametrize(
