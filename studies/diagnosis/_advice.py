@@ -9,11 +9,10 @@ trainer's own default (trainer._config, which imports without torch), so it is d
 from typing import Final
 
 from studies.diagnosis._result import Finding, FindingKind, Forecast, Label, Recommendation
+from studies.followup import FIRST_DROPOUT
 from trainer._config import ModelConfig, OptimConfig
 
 DEFAULT_WEIGHT_DECAY: Final = float(OptimConfig.model_fields["weight_decay"].default)
-# Dropout is off by default in the trainer; 0.3 is a common first value for a CNN's head.
-DEFAULT_DROPOUT: Final = 0.3
 # Twice the trainer's default width: a clearly bigger model, still cheap on a CPU.
 BIGGER_WIDTH: Final = 2 * int(ModelConfig.model_fields["width"].default)
 
@@ -72,9 +71,9 @@ def recommend(
                 spec_change={"train.weight_decay": DEFAULT_WEIGHT_DECAY},
             ),
             Recommendation(
-                action=f"Add dropout ({DEFAULT_DROPOUT})",
+                action=f"Add dropout ({FIRST_DROPOUT})",
                 reason="dropping units at random keeps the network from memorising samples",
-                spec_change={"model.dropout": DEFAULT_DROPOUT},
+                spec_change={"model.dropout": FIRST_DROPOUT},
             ),
             Recommendation(
                 action="Turn on data augmentation",
