@@ -102,8 +102,19 @@ class StudyRow(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The follow-up chain (issue 13): round 1 is what the user submitted; each later round
+    # was submitted by the server from its parent's summary. Plain integers, not foreign
+    # keys: a chain links both ways, and deleting one round must not need the other gone.
+    parent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    follow_up_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    # Why the next round was taken, or why the loop stopped here (None while undecided).
+    chain_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
-    __table_args__ = (Index("ix_sweepdoc_studies_order", "priority", "created_at"),)
+    __table_args__ = (
+        Index("ix_sweepdoc_studies_order", "priority", "created_at"),
+        Index("ix_sweepdoc_studies_parent", "parent_id"),
+    )
 
 
 class TrialRow(Base):
@@ -143,6 +154,19 @@ class TrialRow(Base):
     # every reaper judges the slot by its worker's deadline, never by its own. Last, as
     # migration 0002 added it.
     stale_after_s: Mapped[float] = mapped_column(Float, default=DEFAULT_STALE_AFTER_S)
+    # Added by migration 0003 (issues 13 and 15).
+    # The best epoch's checkpoint in the artifact store: its key (a path relative to the
+    # artifacts folder), the epoch it holds and its size (the store's cap counts these).
+    checkpoint_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    checkpoint_epoch: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    checkpoint_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Things the user should know that did not fail the trial (e.g. "checkpoint skipped:
+    # artifact store full"), a list of strings.
+    warnings: Mapped[list[str] | None] = mapped_column(LosslessJSON, nullable=True)
+    # The ids of the trials trained with this one as one packed model (itself excluded).
+    packed_with: Mapped[list[int] | None] = mapped_column(LosslessJSON, nullable=True)
+    # A range test's loss against learning rate and its suggestion (sampler range_test).
+    lr_range: Mapped[dict[str, Any] | None] = mapped_column(LosslessJSON, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("study_id", "number", name="uq_sweepdoc_trials_slot"),
