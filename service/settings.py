@@ -172,6 +172,15 @@ class Settings(BaseSettings):
         default=60.0,
         description="/readyz reports ready only if some worker beat within this many seconds.",
     )
+    ready_requires_worker: bool = Field(
+        default=True,
+        description=(
+            "Whether /readyz needs a worker seen within SWEEPDOC_READY_WORKER_WINDOW_S. True "
+            "suits one host (serve with its own workers: no worker means nothing will run). "
+            "Set false for an API-only server (serve --workers 0, Kubernetes): the queue is "
+            "durable, so it can take studies while workers scale up or GPU nodes start."
+        ),
+    )
     shutdown_grace_s: float = Field(
         default=60.0,
         ge=0,

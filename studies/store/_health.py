@@ -31,8 +31,12 @@ def database_unreachable(*, worker_window_s: float) -> Readiness:
     )
 
 
-def readiness(db: Database, *, worker_window_s: float = 60.0) -> Readiness:
-    """Ready when the database answers and a worker was seen within *worker_window_s*."""
+def readiness(
+    db: Database, *, worker_window_s: float = 60.0, requires_worker: bool = True
+) -> Readiness:
+    """Ready when the database answers and, if *requires_worker*, a worker was seen within
+    *worker_window_s*. Without the requirement (an API-only server: the queue is durable, so
+    a study submitted before any worker runs waits for one) the workers are still listed."""
     if not db.ping():
         return database_unreachable(worker_window_s=worker_window_s)
     since = utcnow() - timedelta(seconds=worker_window_s)
@@ -43,11 +47,12 @@ def readiness(db: Database, *, worker_window_s: float = 60.0) -> Readiness:
             )
         )
     workers = [WorkerPublic.model_validate(w, from_attributes=True) for w in rows]
+    ready = bool(workers) or not requires_worker
     return Readiness(
-        ready=bool(workers),
+        ready=ready,
         database=True,
         workers_seen=len(workers),
         worker_window_s=worker_window_s,
         workers=workers,
-        reason=None if workers else f"no worker seen in the last {worker_window_s:g} s",
+        reason=None if ready else f"no worker seen in the last {worker_window_s:g} s",
     )

@@ -260,6 +260,13 @@ def test_readiness_needs_the_database_and_a_recently_seen_worker(db: Database) -
     assert not store.readiness(Database("sqlite:////nonexistent/dir/x.db")).database
 
 
+def test_readiness_without_the_worker_requirement_needs_only_the_database(db: Database) -> None:
+    api_only = store.readiness(db, requires_worker=False)
+    assert api_only.ready and api_only.workers_seen == 0 and api_only.reason is None
+    gone = store.readiness(Database("sqlite:////nonexistent/dir/x.db"), requires_worker=False)
+    assert not gone.ready and not gone.database
+
+
 def test_a_worker_restarted_under_its_name_is_shown_as_the_new_process(db: Database) -> None:
     queue.touch_worker(db, name="w1", host="h", pid=1, device="cpu", current_trial_id=None)
     first = store.readiness(db).workers[0]

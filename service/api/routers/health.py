@@ -38,12 +38,16 @@ def healthz() -> Health:
 def readyz(
     request: Request, database: RawDatabaseDep, settings: SettingsDep
 ) -> Readiness | JSONResponse:
-    """200 when the database answers and a worker beat recently; 503 otherwise, saying which."""
+    """200 when the database answers and a worker beat recently (or, with
+    SWEEPDOC_READY_REQUIRES_WORKER=false, when the database answers); 503 otherwise, saying
+    which."""
     window = settings.ready_worker_window_s
     guard: SchemaGuard = request.app.state.schema_guard
     try:
         guard.ensure()
-        state = readiness(database, worker_window_s=window)
+        state = readiness(
+            database, worker_window_s=window, requires_worker=settings.ready_requires_worker
+        )
     except SQLAlchemyError as exc:
         logger.warning("readiness check: database error: %s", exc)
         state = database_unreachable(worker_window_s=window)
