@@ -195,10 +195,12 @@ def _add_to_history(
     session: Session, claim: Claim, *, state: TrialState, finished_at: datetime, error: str | None
 ) -> None:
     """Record the attempt *claim* held as ended in *state* (after `_update_ours` succeeded:
-    the slot's Optuna trial number is still the attempt's)."""
-    optuna_number = session.scalar(
-        select(TrialRow.optuna_trial_number).where(TrialRow.id == claim.trial_id)
-    )
+    the slot's Optuna trial number and claim time are still the attempt's)."""
+    optuna_number, claimed_at = session.execute(
+        select(TrialRow.optuna_trial_number, TrialRow.claimed_at).where(
+            TrialRow.id == claim.trial_id
+        )
+    ).one()
     session.add(
         AttemptRow(
             trial_id=claim.trial_id,
@@ -206,6 +208,7 @@ def _add_to_history(
             state=state,
             worker=claim.worker,
             optuna_trial_number=optuna_number,
+            claimed_at=claimed_at,
             finished_at=finished_at,
             error=error,
         )

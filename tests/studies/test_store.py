@@ -190,6 +190,26 @@ def test_the_reaper_requeues_a_dead_workers_slot_then_gives_up_after_max_attempt
     assert [(t.state, t.params) for t in optuna_trials] == [(OptunaState.FAIL, {"lr": 0.1})] * 3
 
 
+def test_every_attempt_in_the_history_says_when_it_was_claimed(
+    db: Database, tmp_path: Path
+) -> None:
+    """Released, reaped and finished attempts alike keep their claim time (finish and
+    release once left it out)."""
+    _submit(db, tmp_path, search={"grid": [0.1]})
+    released = queue.claim_next(db, worker="leaving", device="cpu")
+    assert released is not None
+    start_claimed_trial(db, released)
+    assert queue.release(db, released, reason="worker stopping")
+    finished = queue.claim_next(db, worker="finisher", device="cpu")
+    assert finished is not None
+    start_claimed_trial(db, finished)
+    assert queue.finish(db, finished, state=TrialState.COMPLETE)
+    attempts = store.get_trial(db, finished.trial_id).attempts
+    assert [a.worker for a in attempts] == ["leaving", "finisher"]
+    for attempt in attempts:
+        assert attempt.claimed_at is not None and attempt.claimed_at <= attempt.finished_at
+
+
 def test_a_reaped_worker_can_no_longer_write_to_its_old_slot(db: Database, tmp_path: Path) -> None:
     _submit(db, tmp_path, search={"grid": [0.1]})
     claim = queue.claim_next(db, worker="slow", device="cpu")
