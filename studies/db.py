@@ -46,6 +46,7 @@ from sqlalchemy.pool import NullPool
 from studies.columns import LosslessJSON, LosslessModel, StrEnumColumn, UTCDateTime
 from studies.diagnosis import Label
 from studies.results import TrialSummary
+from studies.spec import Objective
 
 # How long a SQLite writer waits for the lock before giving up. Long on purpose: a claim or
 # an epoch write must never be lost to a momentary lock held by another process.
@@ -220,6 +221,58 @@ class WorkerRow(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     current_trial_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     trials_done: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RunState(StrEnum):
+    """An external run's state; ``stopped``: told to stop by the live check (Optuna PRUNED)."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    STOPPED = "stopped"
+
+
+class RunRow(Base):
+    """A user's own loop's run (``POST /v1/runs``): an Optuna trial of ``runs:<project>``."""
+
+    __tablename__ = "sweepdoc_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(80))
+    name: Mapped[str] = mapped_column(String(120))
+    optuna_study_name: Mapped[str] = mapped_column(String(160))
+    optuna_trial_id: Mapped[int] = mapped_column(Integer)
+    optuna_trial_number: Mapped[int] = mapped_column(Integer)
+    objective: Mapped[Objective] = mapped_column(StrEnumColumn(Objective, 16))
+    params: Mapped[dict[str, Any]] = mapped_column(LosslessJSON)
+    # The first epoch's metric names: every later epoch must carry the same (aligned curves).
+    metrics: Mapped[list[str] | None] = mapped_column(LosslessJSON, nullable=True)
+    num_classes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[RunState] = mapped_column(StrEnumColumn(RunState, 16), default=RunState.RUNNING)
+    epochs_done: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    label: Mapped[Label | None] = mapped_column(StrEnumColumn(Label, 20), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    diagnosis: Mapped[dict[str, Any] | None] = mapped_column(LosslessJSON, nullable=True)
+    summary: Mapped[TrialSummary | None] = mapped_column(LosslessModel(TrialSummary), nullable=True)
+
+    __table_args__ = (Index("ix_sweepdoc_runs_project", "project", "created_at"),)
+
+
+class RunEpochRow(Base):
+    """A run's epoch (NaN kept) and the stop reason it was answered with (None: continue)."""
+
+    __tablename__ = "sweepdoc_run_epochs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sweepdoc_runs.id"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    values: Mapped[dict[str, Any]] = mapped_column(LosslessJSON)
+    stop_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("run_id", "epoch", name="uq_sweepdoc_run_epochs_epoch"),)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
