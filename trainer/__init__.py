@@ -6,7 +6,9 @@ docs/architecture.md ("trainer") and docs/trainer.md.
 
 The configs, results and errors import without torch (the API server and the CLI
 validate configs without paying for it); ``train``, ``load_checkpoint``,
-``Checkpoint``, ``load_resume_state`` and ``ResumeState`` load torch on first use.
+``Checkpoint``, ``load_resume_state``, ``ResumeState`` and the LR range test
+(``range_test``, ``RangeTestResult``, ``Suggestion``, ``SuggestionRule``) load torch on
+first use.
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ from trainer._finetune import FinetuneAdvice, recommend_finetune
 from trainer._history import EpochRecord, History, RunStatus, Stop
 
 if TYPE_CHECKING:
-    from trainer._checkpoint import Checkpoint, load_checkpoint
+    from trainer._checkpoint import Checkpoint, checkpoint_epoch, load_checkpoint
+    from trainer._evaluate import Evaluation, evaluate_checkpoint
     from trainer._loop import train, warm_up
+    from trainer._range_test import RangeTestResult, Suggestion, SuggestionRule, range_test
     from trainer._resume import ResumeState, load_resume_state
 
 _LAZY = {
@@ -51,8 +55,15 @@ _LAZY = {
     "warm_up": "trainer._loop",
     "load_checkpoint": "trainer._checkpoint",
     "Checkpoint": "trainer._checkpoint",
+    "Evaluation": "trainer._evaluate",
+    "checkpoint_epoch": "trainer._checkpoint",
+    "evaluate_checkpoint": "trainer._evaluate",
     "ResumeState": "trainer._resume",
     "load_resume_state": "trainer._resume",
+    "range_test": "trainer._range_test",
+    "RangeTestResult": "trainer._range_test",
+    "Suggestion": "trainer._range_test",
+    "SuggestionRule": "trainer._range_test",
 }
 
 __all__ = [
@@ -69,24 +80,31 @@ __all__ = [
     "DatasetError",
     "DeviceName",
     "EpochRecord",
+    "Evaluation",
     "FinetuneAdvice",
     "FinetuneStrategy",
     "History",
     "ModelConfig",
     "OptimConfig",
     "OptimRecipe",
+    "RangeTestResult",
     "ResumeState",
     "RunConfig",
     "RunStatus",
     "Stop",
+    "Suggestion",
+    "SuggestionRule",
     "TrainerError",
     "check_dataset",
     "check_device",
+    "checkpoint_epoch",
     "curves_json",
+    "evaluate_checkpoint",
     "finite_or_none",
     "json_safe",
     "load_checkpoint",
     "load_resume_state",
+    "range_test",
     "recommend_finetune",
     "train",
     "warm_up",

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from trainer._batches import BatchSource, batch_bounds, crop_padding
-from trainer._checkpoint import Checkpoint, resolve_init_from, save_checkpoint
+from trainer._checkpoint import BestBy, Checkpoint, is_best_epoch, resolve_init_from, save_best
 from trainer._config import FinetuneStrategy, RunConfig
 from trainer._data import prepare_data
 from trainer._errors import ConfigError
@@ -117,12 +117,15 @@ def train(
     checkpoint_path: Path | None = None,
     epoch_state_path: Path | None = None,
     resume_from: ResumeState | None = None,
+    best_by: BestBy = "val_acc",
 ) -> History:
     """Train one CNN as configured and return its history.
 
     ``on_epoch(record, history)`` runs after every epoch and may return :class:`Stop` to
     end the run. A non-finite loss ends the run at once as ``diverged``; it never
-    raises. The best-validation-accuracy state is written to ``checkpoint_path``.
+    raises. The best epoch's state is written to ``checkpoint_path``: best by
+    ``best_by``, the highest val accuracy (default) or the lowest val loss (a study
+    minimizing the loss keeps that epoch), the earlier epoch on a tie.
 
     ``epoch_state_path``: after every epoch, once ``on_epoch`` has seen it, the run's whole
     state (:class:`ResumeState`) is written there atomically (not after a diverged epoch:
@@ -148,7 +151,7 @@ def train(
             data,
             device,
             on_epoch,
-            _Saves(checkpoint_path, epoch_state_path, resume_from),
+            _Saves(checkpoint_path, epoch_state_path, resume_from, best_by),
         )
     finally:
         data.close()
@@ -161,6 +164,7 @@ class _Saves:
     best_checkpoint: Path | None
     epoch_state: Path | None
     resume_from: ResumeState | None
+    best_by: BestBy = "val_acc"  # which epoch best_checkpoint holds
 
 
 @dataclass
@@ -186,23 +190,18 @@ class _Run:
         return self.device.type == "cuda"
 
 
-def _train_on(
-    config: RunConfig,
-    data: BatchSource,
-    device: torch.device,
-    on_epoch: OnEpoch | None,
-    saves: _Saves,
-) -> History:
-    requested = config  # what a resumed run must be given again (init_from resolves it)
-    o = config.optim
-    cuda = device.type == "cuda"
-    c, h, w = data.input_shape
+def build_network(
+    config: RunConfig, data: BatchSource, device: torch.device
+) -> tuple[RunConfig, Network, bool, str | None]:
+    """The network a run trains, on *device*, as ``train`` builds it (the LR range test
+    builds its own the same way): (the config with ``init_from`` resolved, the model,
+    whether its backbone is frozen (a linear probe), the fine-tuning note or None)."""
     ckpt: Checkpoint | None = None
     finetune_note: str | None = None
     strategy = FinetuneStrategy.FULL
-    if o.init_from is not None:
+    if config.optim.init_from is not None:
         config, ckpt, strategy, finetune_note = resolve_init_from(config, data)
-
+    c, h, w = data.input_shape
     # Fine-tuning builds the network the checkpoint was saved from (its class count too), so
     # its weights load as they are; apply_finetune then fits the head to this dataset.
     model = build_model(
@@ -215,11 +214,31 @@ def _train_on(
         model.load_state_dict(ckpt.model_state)
         apply_finetune(model, strategy, data.num_classes)
     model = model.to(device)
-    if cuda:
+    if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     frozen_backbone = strategy is FinetuneStrategy.LINEAR_PROBE and ckpt is not None
-    params = [p for p in model.parameters() if p.requires_grad]
+    return config, model, frozen_backbone, finetune_note
+
+
+def augmentation(config: RunConfig, data: BatchSource) -> tuple[int, bool]:
+    """(crop padding, horizontal flips) of the training batches, from ``data.augment``."""
     augment = config.data.resolved_augment
+    _, h, w = data.input_shape
+    return (crop_padding(min(h, w)) if augment != "none" else 0), augment == "crop+flip"
+
+
+def _train_on(
+    config: RunConfig,
+    data: BatchSource,
+    device: torch.device,
+    on_epoch: OnEpoch | None,
+    saves: _Saves,
+) -> History:
+    requested = config  # what a resumed run must be given again (init_from resolves it)
+    config, model, frozen_backbone, finetune_note = build_network(config, data, device)
+    o = config.optim
+    pad, flip = augmentation(config, data)
+    params = [p for p in model.parameters() if p.requires_grad]
     run = _Run(
         config=config,
         model=model,
@@ -231,8 +250,8 @@ def _train_on(
         generator=torch.Generator(device=device).manual_seed(o.seed),
         device=device,
         steps_per_epoch=len(batch_bounds(data.train_size, o.batch_size)),
-        pad=crop_padding(min(h, w)) if augment != "none" else 0,
-        flip=augment == "crop+flip",
+        pad=pad,
+        flip=flip,
         bf16=uses_bf16(o.precision, device),
     )
     probe_relu = config.model.activation == "relu"
@@ -290,8 +309,16 @@ def _train_on(
         improved = history.best_val_acc is None or val_acc > history.best_val_acc
         if math.isfinite(val_loss) and improved:
             history.best_epoch, history.best_val_acc = epoch, val_acc
-            if saves.best_checkpoint is not None:
-                _save_best(saves.best_checkpoint, run, data, epoch, val_acc, val_loss)
+        # From the records, restored ones included: a resumed run keeps the same best.
+        if saves.best_checkpoint is not None and is_best_epoch(history.records, saves.best_by):
+            save_best(
+                saves.best_checkpoint,
+                model=model,
+                optimizer=run.optimizer,
+                config=run.config,
+                data=data,
+                record=record,
+            )
         if blew_up or not math.isfinite(val_loss):
             history.status = RunStatus.DIVERGED
             where = "training" if blew_up else "validation"
@@ -357,23 +384,3 @@ def _train_epoch(run: _Run, data: BatchSource) -> tuple[float, float, int, float
         torch.cuda.synchronize(run.device)
     n = max(1, seen)
     return float(loss_sum) / n, int(correct) / n, seen, lr, False
-
-
-def _save_best(
-    path: Path, run: _Run, data: BatchSource, epoch: int, val_acc: float, val_loss: float
-) -> None:
-    save_checkpoint(
-        path,
-        Checkpoint(
-            model_state=run.model.state_dict(),
-            optimizer_state=run.optimizer.state_dict(),
-            config=run.config,
-            epoch=epoch,
-            metric={"val_acc": val_acc, "val_loss": val_loss},
-            num_classes=data.num_classes,
-            input_shape=data.input_shape,
-            train_size=data.train_size,
-            mean=data.mean,
-            std=data.std,
-        ),
-    )
