@@ -1,0 +1,223 @@
+"""Packed training: K runs that differ only in optimizer settings, trained as one fused
+network on the same batches (issue 15; HFTA, Wang et al., MLSys 2021).
+
+Each member keeps its own life, as if it ran alone in ``trainer.train``: its own history,
+on-epoch callback, best checkpoint and epoch state, and with the same config and seed
+the same curves within float rounding (tests/trainer/test_packed_equivalence.py).
+
+How a member leaves the pack (stopped by its callback, diverged, or done): within an
+epoch it is *masked* on the device (no host synchronisation): from the step its loss is
+not finite, its loss is left out of the sum that is backpropagated and the optimizer
+neither updates its weights nor reads its gradients, so its NaN cannot reach another
+member. At the end of the epoch the pack is *rebuilt* without it (weights, norm
+statistics and optimizer state of the others sliced out), so the members that go on no
+longer pay for its compute: in a learning-rate search the high rates diverge early.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from trainer._batches import BatchSource, batch_bounds, crop_padding
+from trainer._config import RunConfig
+from trainer._data import prepare_data
+from trainer._errors import ConfigError
+from trainer._history import EpochRecord, History, RunStatus, Stop
+from trainer._loop import resolve_device, uses_bf16
+from trainer._models import build_model
+from trainer._packed_check import can_pack
+from trainer._packed_epoch import EpochShape, EpochStats, Member, PackRun, evaluate, train_epoch
+from trainer._packed_models import Pack
+from trainer._packed_saves import save_member_best, save_member_epoch_state
+from trainer._schedule import lr_at
+
+OnMemberEpoch = Callable[[int, EpochRecord, History], Stop | None]
+
+
+def train_packed(
+    configs: Sequence[RunConfig],
+    *,
+    on_epoch: OnMemberEpoch | None = None,
+    checkpoint_paths: Sequence[Path | None] | None = None,
+    epoch_state_paths: Sequence[Path | None] | None = None,
+) -> list[History]:
+    """Train the runs of *configs* as one packed network; their histories, in order.
+
+    The configs must pass :func:`can_pack` (same data, model, batches and seed; they may
+    differ in ``optim.lr``, ``weight_decay``, ``momentum`` and ``grad_clip``), else
+    :class:`ConfigError` with its reason. Each member i behaves as ``trainer.train(configs[i],
+    on_epoch=..., checkpoint_path=checkpoint_paths[i], epoch_state_path=epoch_state_paths[i])``
+    would:
+
+    - ``on_epoch(i, record, history)`` runs after each of member i's epochs (members in
+      index order); returning :class:`Stop` ends member i after that epoch (its weights
+      no longer change; it leaves the pack) while the others go on;
+    - a non-finite loss ends member i alone as ``diverged`` (the others are untouched);
+    - its best-validation-accuracy state goes to ``checkpoint_paths[i]`` and, after every
+      epoch but a diverged one, its whole state to ``epoch_state_paths[i]``, both in the
+      unpacked formats (``load_checkpoint``; ``train(resume_from=load_resume_state(...))``
+      continues member i alone exactly).
+
+    Per-member timings (``seconds``, ``images_per_s``) are the pack's: the members share
+    every step. The epoch in which a member diverges evaluates its weights from before
+    its non-finite step (an unpacked run takes that step first); its status, reason and
+    training loss are the unpacked run's.
+    """
+    if why := can_pack(configs):
+        raise ConfigError(f"cannot train these runs packed: {why}")
+    k = len(configs)
+    best_paths = _per_member(checkpoint_paths, k, "checkpoint_paths")
+    state_paths = _per_member(epoch_state_paths, k, "epoch_state_paths")
+    o = configs[0].optim
+    device = resolve_device(o.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
+    torch.manual_seed(o.seed)  # model init and dropout: the seed all members share
+    data = prepare_data(configs[0].data, device, channels_last=False)
+    try:
+        members = [Member(i, c, best_paths[i], state_paths[i]) for i, c in enumerate(configs)]
+        return _train_pack(members, data, device, on_epoch)
+    finally:
+        data.close()
+
+
+def _per_member(paths: Sequence[Path | None] | None, k: int, name: str) -> list[Path | None]:
+    if paths is None:
+        return [None] * k
+    if len(paths) != k:
+        raise ConfigError(f"{name}: needs one entry per config ({k}), got {len(paths)}")
+    return list(paths)
+
+
+def _train_pack(
+    members: list[Member], data: BatchSource, device: torch.device, on_epoch: OnMemberEpoch | None
+) -> list[History]:
+    first = members[0].config
+    o = first.optim
+    c, h, w = data.input_shape
+    model = build_model(
+        first.model, in_channels=c, image_size=min(h, w), num_classes=data.num_classes
+    ).to(device)
+    # One seed, one initialisation: every member starts from the weights its unpacked run
+    # would (trainer._packed_check says why members share the seed).
+    run = PackRun.start(members, Pack.of([model] * len(members)), device)
+    for member in members:
+        member.history = History(
+            config=member.config,
+            num_classes=data.num_classes,
+            input_shape=data.input_shape,
+            train_size=data.train_size,
+            val_size=data.val_size,
+            mean=data.mean,
+            std=data.std,
+            device=str(device),
+        )
+    augment = first.data.resolved_augment
+    epoch_shape = EpochShape(
+        bounds=batch_bounds(data.train_size, o.batch_size),
+        pad=crop_padding(min(h, w)) if augment != "none" else 0,
+        flip=augment == "crop+flip",
+        bf16=uses_bf16(o.precision, device),
+        probe_relu=first.model.activation == "relu",
+    )
+    for epoch in range(1, o.epochs + 1):
+        start = time.perf_counter()
+        run.pack.model.train()
+        stats = train_epoch(run, data, epoch_shape)
+        train_seconds = time.perf_counter() - start
+        stats.val = evaluate(run, data, epoch_shape)
+        seconds = time.perf_counter() - start
+        leaving = {
+            position
+            for position in range(run.pack.k)
+            if _close_epoch(run, position, epoch, stats, seconds, train_seconds, data, on_epoch)
+        }
+        if len(leaving) == run.pack.k:
+            break
+        if leaving:
+            run.without(leaving)
+    for member in run.members:
+        assert member.history is not None
+        if member.history.status is RunStatus.RUNNING:
+            member.history.status = RunStatus.COMPLETED
+    return [m.history for m in members if m.history is not None]
+
+
+def _close_epoch(
+    run: PackRun,
+    position: int,
+    epoch: int,
+    stats: EpochStats,
+    seconds: float,
+    train_seconds: float,
+    data: BatchSource,
+    on_epoch: OnMemberEpoch | None,
+) -> bool:
+    """Record the member's epoch, save what it saves, ask its callback; True when it
+    leaves the pack (diverged or stopped; a member finishing its last epoch stays)."""
+    member = run.members[position]
+    history = member.history
+    assert history is not None
+    o = member.config.optim
+    train_loss, val = stats.train_loss[position], stats.val[position]
+    val_loss, val_acc, dead = val
+    grad_norm, grad_first, grad_last = run.meter.result(position)
+    record = EpochRecord(
+        epoch=epoch,
+        train_loss=train_loss,
+        train_acc=stats.train_acc[position],
+        val_loss=val_loss,
+        val_acc=val_acc,
+        lr=lr_at(stats.last_step[position], steps_per_epoch=stats.steps_per_epoch, cfg=o),
+        seconds=seconds,
+        images_per_s=stats.seen[position] / train_seconds if train_seconds > 0 else math.inf,
+        grad_norm=grad_norm,
+        grad_norm_first=grad_first,
+        grad_norm_last=grad_last,
+        dead_relu_fraction=dead,
+        nonfinite=not all(
+            math.isfinite(v) for v in (train_loss, val_loss, grad_norm, grad_first, grad_last)
+        ),
+    )
+    history.records.append(record)
+    improved = history.best_val_acc is None or val_acc > history.best_val_acc
+    if math.isfinite(val_loss) and improved:
+        history.best_epoch, history.best_val_acc = epoch, val_acc
+        if member.best_checkpoint is not None:
+            save_member_best(
+                member.best_checkpoint,
+                pack=run.pack,
+                optimizer=run.optimizer,
+                position=position,
+                history=history,
+                data=data,
+                epoch=epoch,
+            )
+    blew_up = stats.blew_up[position]
+    if blew_up or not math.isfinite(val_loss):
+        history.status = RunStatus.DIVERGED
+        where = "training" if blew_up else "validation"
+        history.stop_reason = f"non-finite {where} loss in epoch {epoch}"
+    stop = on_epoch(member.index, record, history) if on_epoch is not None else None
+    if history.status is RunStatus.DIVERGED:
+        return True
+    if member.epoch_state is not None:
+        save_member_epoch_state(
+            member.epoch_state,
+            pack=run.pack,
+            optimizer=run.optimizer,
+            position=position,
+            history=history,
+            step=run.step,
+            generator=run.generator,
+            device=run.device,
+        )
+    if stop is not None:
+        history.status, history.stop_reason = stop.status, stop.reason
+        return True
+    return False
