@@ -77,6 +77,10 @@ def worker_env(settings: Settings) -> dict[str, str]:
     env["SWEEPDOC_WORKER_POLL_INTERVAL_S"] = str(settings.worker_poll_interval_s)
     env["SWEEPDOC_WORKER_HEARTBEAT_INTERVAL_S"] = str(settings.worker_heartbeat_interval_s)
     env["SWEEPDOC_WORKER_STALE_AFTER_S"] = str(settings.worker_stale_after_s)
+    # The limits a follow-up round the worker submits must fit (studies.chain).
+    env["SWEEPDOC_MAX_TRIALS_PER_STUDY"] = str(settings.max_trials_per_study)
+    env["SWEEPDOC_MAX_EPOCHS"] = str(settings.max_epochs)
+    env["SWEEPDOC_MAX_QUEUED_STUDIES"] = str(settings.max_queued_studies)
     return env
 
 

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from studies.db import PoolOptions
-from studies.spec import MAX_EPOCHS, MAX_TRIALS
+from studies.spec import MAX_EPOCHS, MAX_TRIALS, SpecLimits
 
 # A shorter token can be guessed over the network; 32 url-safe bytes is the suggested one.
 MIN_TOKEN_CHARS = 16
@@ -300,6 +300,11 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         """Where checkpoints and plots live (file names are never taken from user input)."""
         return self.home / "artifacts"
+
+    @property
+    def spec_limits(self) -> SpecLimits:
+        """This server's limits on a study: submissions and follow-up rounds must fit them."""
+        return SpecLimits(max_trials=self.max_trials_per_study, max_epochs=self.max_epochs)
 
 
 def redact_url(url: str) -> str:

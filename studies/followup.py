@@ -83,12 +83,26 @@ def log_grid(low: float, high: float, points: int) -> list[float]:
     return sorted((v for v in values if 0 < v <= MAX_LR), reverse=True)
 
 
+def _named(base: str, suffix: str) -> str:
+    """*base* made a valid study name ending in *suffix* (the spec's characters and length)."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._") or "study"
+    return base[: _NAME_MAX - len(suffix)] + suffix
+
+
 def followup_name(spec: StudySpec) -> str:
     """The follow-up's name: the study's (or its dataset's) with ``-next``, within the
     spec's length and character rules."""
-    base = spec.name or spec.dataset
-    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-._") or "study"
-    return base[: _NAME_MAX - len(_SUFFIX)] + _SUFFIX
+    return _named(spec.name or spec.dataset, _SUFFIX)
+
+
+def round_name(root: str, round_number: int) -> str:
+    """The name of an automatic follow-up round: ``<root-name>-r<round>`` (studies.chain)."""
+    return _named(root, f"-r{round_number}")
+
+
+def chain_root_name(name: str, round_number: int) -> str:
+    """The root's name back from a round's own ``round_name`` (round 1 is the root itself)."""
+    return name if round_number <= 1 else name.removesuffix(f"-r{round_number}")
 
 
 def _most(section: type[ModelSpec] | type[TrainSpec], name: str) -> float:
@@ -291,4 +305,28 @@ def rerun_longer(spec: StudySpec, anchor: Anchor, limits: SpecLimits) -> Followu
         limits,
         search=_grid([round_lr(anchor.lr)]),
         train=_train_for(spec, epochs),
+    )
+
+
+# The grid around a range test's suggestion: a third of it, it, and three times it. The
+# suggestion is a point estimate whose two usual rules (steepest descent, the loss
+# minimum / 10) commonly land a factor 3–10 apart (Smith 2017; fastai's lr_find), so half a
+# decade each side brackets both with three trials, where the seed's blind grid spends five
+# a whole decade apart.
+RANGE_TEST_FACTORS = (1 / 3, 1.0, 3.0)
+
+
+def around_suggestion(spec: StudySpec, suggestion: float, limits: SpecLimits) -> Followup:
+    """After a range test (round 1 of a chain): a grid of learning rates around its
+    *suggestion*, the rest of the recipe unchanged."""
+    extra = spec.search.extra.as_dict()
+    fits = _lr_points(len(RANGE_TEST_FACTORS), limits, extra) == len(RANGE_TEST_FACTORS)
+    factors = RANGE_TEST_FACTORS if fits else (1.0,)  # too few trials left: the suggestion
+    grid = sorted({round_lr(min(MAX_LR, suggestion * f)) for f in factors}, reverse=True)
+    return _finish(
+        spec,
+        f"The range test suggests lr {suggestion:g}: train the recipe at {len(grid)} learning "
+        f"rates around it ({', '.join(f'{lr:g}' for lr in grid)}), then read the curves.",
+        limits,
+        search=_grid(grid),
     )

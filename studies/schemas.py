@@ -99,11 +99,37 @@ class StudyPublic(_Out):
     priority: int
     max_parallel: int
     trial_count: int
+    round: int = Field(description="Its round in a follow-up chain (1: submitted by a user).")
+    parent_id: int | None = Field(description="The round before it (null for round 1).")
+    follow_up_id: int | None = Field(description="The round the server submitted after it.")
+    chain_reason: str | None = Field(
+        description="Why the next round was taken or the loop stopped here (null: undecided)."
+    )
 
     @computed_field(description="Path of this study in the HTTP API.")  # type: ignore[prop-decorator]
     @property
     def url(self) -> str:
         return f"/v1/studies/{self.id}"
+
+
+class ChainRound(_Out):
+    """One round of a follow-up chain, with its best trial and why the loop went on or stopped."""
+
+    id: int
+    name: str
+    round: int
+    status: StudyStatus
+    best_trial_id: int | None
+    best_label: Label | None
+    objective: Objective
+    best_value: float | None = Field(description="The objective's best value (best trial).")
+    chain_reason: str | None
+
+
+class Chain(_Out):
+    """Every round of a follow-up chain, first to last."""
+
+    rounds: list[ChainRound]
 
 
 class TrialPublic(_Out):

@@ -27,9 +27,10 @@ import optuna
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 
-from studies import queue
+from studies import chain, queue
 from studies.db import DEFAULT_STALE_AFTER_S, Database
 from studies.schema_setup import create_schema
+from studies.spec import SpecLimits
 from studies.trial_run import TrialRun, WorkerContext
 from trainer import DeviceName
 
@@ -60,6 +61,13 @@ class WorkerOptions(BaseModel):
     )
     torch_threads: int | None = Field(
         None, ge=1, description="torch.set_num_threads for CPU training; None = torch's choice."
+    )
+    spec_limits: SpecLimits = Field(
+        default_factory=SpecLimits,
+        description="The server's limits, which a follow-up round must fit (studies.chain).",
+    )
+    max_queued_studies: int | None = Field(
+        None, ge=1, description="The server's queue limit, for a follow-up round's submission."
     )
 
     @property
@@ -161,6 +169,12 @@ class _Worker:
             touch=self.touch,
             reap=self.reap,
         )
+        self.chain_server = chain.ChainServer(
+            limits=options.spec_limits,
+            data_root=options.data_dir,
+            artifacts_dir=options.artifacts_dir,
+            max_unfinished=options.max_queued_studies,
+        )
 
     def touch(self, current_trial_id: int | None) -> None:
         """Mark this worker alive (``/readyz``), running *current_trial_id* or nothing."""
@@ -228,6 +242,8 @@ class _Worker:
                 # not the worker.
                 log.exception("trial %s failed after training", claim.trial_id)
                 run.fail(exc)
+            # The study's last slot just finished? Then its follow-up round, at once.
+            chain.advance_after_slot(self.db, claim.study_id, server=self.chain_server)
             ran += 1
         return ran
 

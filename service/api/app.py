@@ -27,6 +27,7 @@ from service.api.origin import CrossSiteGuard, JsonWrites
 from service.api.ratelimit import RateLimit, rate_rules
 from service.api.routers import diagnose, health, login, runs, studies, trials
 from service.settings import Settings, get_settings
+from studies import chain
 from studies.db import Database
 from studies.reconcile import reconcile
 from studies.store import reap_stale_trials
@@ -68,11 +69,19 @@ async def reconcile_forever(db: Database, guard: SchemaGuard, settings: Settings
     a write can be lost; nothing else retries it (see `studies.reconcile`).
     """
     period = max(1.0, settings.worker_stale_after_s / 2)
+    chain_server = chain.ChainServer(
+        limits=settings.spec_limits,
+        data_root=settings.resolved_data_dir,
+        artifacts_dir=settings.artifacts_dir,
+        max_unfinished=settings.max_queued_studies,
+    )
     while True:
         await asyncio.sleep(period)
         try:
             await anyio.to_thread.run_sync(guard.ensure)
             await anyio.to_thread.run_sync(lambda: reconcile(db))
+            # Follow-up rounds a worker died before deciding (studies.chain).
+            await anyio.to_thread.run_sync(lambda: chain.advance_all(db, server=chain_server))
         except Exception as exc:  # database down: try again next period, keep serving
             logger.warning("reconciler: %s", exc)
 

@@ -43,7 +43,7 @@ def get_settings_dep(request: Request) -> Settings:
 def get_spec_limits(settings: Annotated[Settings, Depends(get_settings_dep)]) -> SpecLimits:
     """This server's limits on a study (submissions are checked against them, and a study's
     follow-up spec is planned within them)."""
-    return SpecLimits(max_trials=settings.max_trials_per_study, max_epochs=settings.max_epochs)
+    return settings.spec_limits
 
 
 def get_database(request: Request) -> Database:

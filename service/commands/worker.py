@@ -97,6 +97,8 @@ def worker(
         max_trials=max_trials,
         exit_when_idle=exit_when_idle,
         torch_threads=torch_threads,
+        spec_limits=settings.spec_limits,  # a follow-up round must fit the server's limits
+        max_queued_studies=settings.max_queued_studies,
     )
     configure_pool(
         settings.resolved_database_url,

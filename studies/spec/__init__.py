@@ -40,12 +40,21 @@ from studies.spec._sections import (
     relative_path,
     resolve_inside,
 )
-from studies.spec._study import MAX_NAME_CHARS, MAX_PARALLEL, Objective, Pruner, StudySpec
+from studies.spec._study import (
+    MAX_FOLLOW_UP_ROUNDS,
+    MAX_NAME_CHARS,
+    MAX_PARALLEL,
+    FollowUpSpec,
+    Objective,
+    Pruner,
+    StudySpec,
+)
 from trainer._config import MAX_EPOCHS
 
 __all__ = [
     "DEFAULT_N_TRIALS",
     "MAX_EPOCHS",
+    "MAX_FOLLOW_UP_ROUNDS",
     "MAX_LR",
     "MAX_NAME_CHARS",
     "MAX_PARALLEL",
@@ -55,6 +64,7 @@ __all__ = [
     "DataSpec",
     "ExtraDims",
     "FieldBounds",
+    "FollowUpSpec",
     "ModelSpec",
     "Objective",
     "Pruner",

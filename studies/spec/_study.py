@@ -53,6 +53,27 @@ class Objective(StrEnum):
         return "maximize" if self is Objective.VAL_ACC else "minimize"
 
 
+# The most automatic follow-up rounds one study may ask for: each round is a whole study,
+# so a chain of 5 already costs up to six times the first study's trials.
+MAX_FOLLOW_UP_ROUNDS = 5
+
+
+class FollowUpSpec(BaseModel):
+    """Automatic follow-up rounds (studies.chain): when the study ends, the server submits its
+    summary's follow-up spec as the next round, until the best trial is healthy, a round
+    fails to improve the objective, or ``max_rounds`` follow-ups have run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_rounds: int = Field(
+        0,
+        ge=0,
+        le=MAX_FOLLOW_UP_ROUNDS,
+        description="Follow-up studies the server submits after this one (0 = off). Every "
+        "round carries the same budget: a chain stops after max_rounds follow-ups in all.",
+    )
+
+
 class StudySpec(BaseModel):
     """A learning-rate study; see docs/architecture.md "Study spec" for every field.
 
@@ -95,6 +116,7 @@ class StudySpec(BaseModel):
     objective: Objective = Objective.VAL_ACC
     priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first.")
     max_parallel: int = Field(4, ge=1, le=MAX_PARALLEL, description="Trials running at once.")
+    follow_up: FollowUpSpec = Field(default_factory=FollowUpSpec)
 
     @field_validator("dataset")
     @classmethod

@@ -5,11 +5,13 @@ never table rows. One module per concern: ``_submit`` (a submission as one unit 
 the queue limit checked under a lock), ``_studies`` (list, get, cancel, the best trial),
 ``_delete`` (a finished or cancelled study removed, rows, Optuna study and files),
 ``_cleanup`` (a study's Optuna side removed), ``_trials`` (a study's trials, one trial's
-detail), ``_rows`` (one row by id, or 404), ``_views`` (diagnoses and plots derived from the
-stored runs), ``_health`` (readiness and the reaper).
+detail), ``_chain`` (a follow-up chain's rounds, first to last), ``_rows`` (one row by id,
+or 404), ``_views`` (diagnoses and plots derived from the stored runs), ``_health``
+(readiness and the reaper).
 """
 
 from studies.optuna_bridge import optuna_storage
+from studies.store._chain import study_chain
 from studies.store._delete import delete_study
 from studies.store._health import (
     DEFAULT_STALE_AFTER_S,
@@ -42,6 +44,7 @@ __all__ = [
     "optuna_storage",
     "readiness",
     "reap_stale_trials",
+    "study_chain",
     "study_diagnosis",
     "study_lr_png",
     "study_row",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from studies import optuna_bridge, queue
 from studies.db import Database, StudyRow, StudyStatus, TrialRow, TrialState
 from studies.errors import ConflictError
+from studies.queue._sql import rowcount
 from studies.results import Candidate, best_trial
 from studies.schemas import BestTrial, Page, StudyPublic, from_row
 from studies.spec import Objective
@@ -18,6 +19,7 @@ __all__ = [
     "count_unfinished_studies",
     "get_study",
     "list_studies",
+    "study_publics",
     "trial_candidate",
 ]
 
@@ -95,7 +97,8 @@ def _best_trials(db: Database, studies: list[StudyRow]) -> dict[int, BestTrial]:
     return best
 
 
-def _publics(db: Database, rows: list[StudyRow]) -> list[StudyPublic]:
+def study_publics(db: Database, rows: list[StudyRow]) -> list[StudyPublic]:
+    """The public view of each study row: status, counts, best trial, progress."""
     counts = _counts(db, [r.id for r in rows])
     best = _best_trials(db, rows)
     publics = []
@@ -118,7 +121,7 @@ def _publics(db: Database, rows: list[StudyRow]) -> list[StudyPublic]:
 
 def get_study(db: Database, study_id: int) -> StudyPublic:
     """One study with its status, counts, best trial and progress."""
-    return _publics(db, [study_row(db, study_id)])[0]
+    return study_publics(db, [study_row(db, study_id)])[0]
 
 
 def list_studies(
@@ -135,20 +138,66 @@ def list_studies(
                     select(StudyRow).order_by(StudyRow.id.desc()).offset(offset).limit(limit)
                 )
             )
-            return Page[StudyPublic](data=_publics(db, rows), count=count)
+            return Page[StudyPublic](data=study_publics(db, rows), count=count)
         rows = list(session.scalars(select(StudyRow).order_by(StudyRow.id.desc())))
     # Status is derived from the trials, so it is filtered here rather than in SQL.
-    matching = [s for s in _publics(db, rows) if s.status == status]
+    matching = [s for s in study_publics(db, rows) if s.status == status]
     return Page[StudyPublic](data=matching[offset : offset + limit], count=len(matching))
 
 
+def _follow_up_budget(study: StudyRow) -> int:
+    # The stored spec's follow_up.max_rounds (0: off, or a spec from before the field).
+    return int((study.spec.get("follow_up") or {}).get("max_rounds", 0))
+
+
+def _stop_loop(db: Database, study: StudyRow, reason: str) -> bool:
+    """Write why the chain stops at *study*, unless its next round was decided first
+    (the same conditional claim as studies.chain's, so exactly one of them lands)."""
+    if _follow_up_budget(study) == 0:
+        return False
+    with db.session() as session:
+        result = session.execute(
+            update(StudyRow)
+            .where(
+                StudyRow.id == study.id,
+                StudyRow.follow_up_id.is_(None),
+                StudyRow.chain_reason.is_(None),
+            )
+            .values(chain_reason=reason)
+        )
+    return rowcount(result) == 1
+
+
+def _cancel_one(db: Database, study_id: int) -> None:
+    for optuna_trial_id in queue.cancel(db, study_id):
+        optuna_bridge.end_waiting_trial(db.url, optuna_trial_id)
+
+
 def cancel_study(db: Database, study_id: int) -> StudyPublic:
-    """Cancel a study: running trials stop at their next epoch, finished results stay."""
+    """Cancel a study: running trials stop at their next epoch, finished results stay; the
+    follow-up rounds after it are cancelled too and its chain takes no new round.
+
+    A finished round is not marked cancelled (its results stand); only what runs after it
+    stops. 409 when there is nothing left to stop.
+    """
     current = get_study(db, study_id)
-    if current.status in (StudyStatus.COMPLETED, StudyStatus.FAILED):
+    reason = f"The loop stopped: study {study_id} was cancelled."
+    stopped_something = current.status not in (StudyStatus.COMPLETED, StudyStatus.FAILED)
+    row: StudyRow | None = study_row(db, study_id)
+    seen: set[int] = set()  # a chain links forwards only; this only guards a corrupt link
+    while row is not None and row.id not in seen:
+        seen.add(row.id)
+        if study_publics(db, [row])[0].status in (StudyStatus.QUEUED, StudyStatus.RUNNING):
+            _cancel_one(db, row.id)  # its flag set: no next round can be decided after this
+            stopped_something = True
+        stopped_something |= _stop_loop(db, row, reason)
+        # Read after the writes above: a round decided just before them is seen here.
+        with db.session() as session:
+            row = session.get(StudyRow, row.id)
+            next_id = None if row is None else row.follow_up_id
+            row = None if next_id is None else session.get(StudyRow, next_id)
+    if not stopped_something:
         raise ConflictError(
             f"study {study_id} already finished ({current.status}); nothing to cancel"
         )
-    for optuna_trial_id in queue.cancel(db, study_id):
-        optuna_bridge.end_waiting_trial(db.url, optuna_trial_id)
     return get_study(db, study_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,20 @@ def _optuna_side(db: Database, name: str, spec: StudySpec) -> list[tuple[Any, in
 
 
 def submit_study(
-    db: Database, spec: StudySpec, *, artifacts_dir: Path, max_unfinished: int | None = None
+    db: Database,
+    spec: StudySpec,
+    *,
+    artifacts_dir: Path,
+    max_unfinished: int | None = None,
+    within: Callable[[Session, StudyRow], None] | None = None,
 ) -> StudyPublic:
     """Queue a study: its Optuna study (grid points enqueued) and one slot per trial.
 
     *max_unfinished*: refuse with QueueFullError when that many studies are already queued
     or running (exact under concurrent submissions); None: no limit. On any failure nothing
-    is left behind, neither rows nor the Optuna study.
+    is left behind, neither rows nor the Optuna study. *within* runs in the inserting
+    transaction once the study row has its id (studies.chain links a follow-up round to its
+    parent there, so both commit or neither); whatever it raises undoes the submission.
     """
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     _check_limit(db, max_unfinished)  # cheap early refusal, before touching Optuna
@@ -94,6 +102,8 @@ def submit_study(
             )
             session.add(study)
             session.flush()
+            if within is not None:
+                within(session, study)
             session.add_all(
                 TrialRow(
                     study_id=study.id,

@@ -13,7 +13,7 @@ from service.api.json_body import JsonBody
 from studies import store
 from studies.db import StudyStatus
 from studies.diagnosis import StudySummary
-from studies.schemas import Page, StudyPublic
+from studies.schemas import Chain, Page, StudyPublic
 from studies.spec import StudySpec, check_submission
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"])
@@ -36,6 +36,7 @@ STUDY_LINKS = {
         ("ListTrials", "list_study_trials"),
         ("GetDiagnosis", "get_study_diagnosis"),
         ("GetLrPlot", "get_study_lr_plot"),
+        ("GetChain", "get_study_chain"),
         ("CancelStudy", "cancel_study"),
         ("DeleteStudy", "delete_study"),
     )
@@ -105,6 +106,20 @@ def get_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
     return store.get_study(database, study_id)
 
 
+@router.get(
+    "/{study_id}/chain",
+    response_model=Chain,
+    responses=error_responses(404, 422, 503),
+    operation_id="get_study_chain",
+)
+def get_study_chain(study_id: StudyId, database: DatabaseDep) -> Chain:
+    """The follow-up chain this study belongs to (`follow_up.max_rounds`), first round to
+    last: each round's status, best trial, its label and objective value, and why the next
+    round was taken or the loop stopped (`chain_reason`; null while undecided). A study
+    without follow-up rounds is a chain of one."""
+    return store.study_chain(database, study_id)
+
+
 @router.post(
     "/{study_id}/cancel",
     response_model=StudyPublic,
@@ -112,7 +127,9 @@ def get_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
     operation_id="cancel_study",
 )
 def cancel_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
-    """Cancel a study: queued trials never start, running ones stop at their next epoch."""
+    """Cancel a study: queued trials never start, running ones stop at their next epoch;
+    the follow-up rounds after it are cancelled too and its chain takes no new round.
+    409 when nothing is left to stop."""
     return store.cancel_study(database, study_id)
 
 
