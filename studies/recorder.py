@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from studies import optuna_bridge, queue
 from studies.db import Database, TrialState
-from studies.diagnosis import Curves, Diagnosis, diagnose_run, live_check
+from studies.diagnosis import Curves, Diagnosis, Plan, diagnose_run, live_check
 from studies.results import Candidate, RunFacts, TrialSummary, best_trial, summarize
 from studies.spec import Objective
 from trainer import curves_json
@@ -164,8 +164,12 @@ class EpochRecorder:
         """The run's diagnosis in the context of its study; None before any epoch."""
         if not self.records:
             return None
+        # The plan (the study's epochs and LR schedule) tells a run stopped early, or one
+        # still before a scheduled LR drop, from a finished one.
+        plan = Plan.of_recipe(self.claim.spec.train)
         return diagnose_run(
-            Curves.model_validate(self.curves()), study_best_val_acc=self._study_best_val_acc()
+            Curves.model_validate(self.curves() | {"plan": plan}),
+            study_best_val_acc=self._study_best_val_acc(),
         )
 
     def _study_best_val_acc(self) -> float | None:

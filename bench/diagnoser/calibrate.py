@@ -1,12 +1,15 @@
 """Fit the diagnoser's confidence calibration on the TRAINING half of the labeled set.
 
 For every training sample (whole runs, their cuts and their sum-reduced views, dataset.py),
-take the rules' raw score and whether the label was right; per predicted label, fit an
-isotonic regression of "right" on the score (scikit-learn, here only: the diagnoser reads the
-fitted knots without it) and write them to studies/diagnosis/calibration.json. Each step of
-the fitted function is shrunk towards the label's overall share right by PRIOR_WEIGHT
-pseudo-samples: a step fitted on three samples must not claim 0% or 100%. The held-out
-half is never read here: evaluate.py reports its reliability table and ECE.
+each once with its run's plan and once without, take the rules' raw score and whether the
+label was right; per stage of the plan (``studies.diagnosis.Stage``: finished, in progress,
+unknown = no plan) and predicted label, fit an isotonic regression of "right" on the score
+(scikit-learn, here only: the diagnoser reads the fitted knots without it) and write them to
+studies/diagnosis/calibration.json. Whole runs and cuts are calibrated apart wherever the
+plan tells them apart: a finished run is right far more often than a cut with the same
+verdict. Each step of the fitted function is shrunk towards the label's overall share right
+by PRIOR_WEIGHT pseudo-samples: a step fitted on three samples must not claim 0% or 100%.
+The held-out half is never read here: evaluate.py reports its reliability tables and ECEs.
 
     .venv/bin/python bench/diagnoser/calibrate.py
 """
@@ -14,7 +17,7 @@ half is never read here: evaluate.py reports its reliability table and ECE.
 from __future__ import annotations
 
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -25,6 +28,7 @@ from dataset import load_runs, samples  # noqa: E402
 from sklearn.isotonic import IsotonicRegression  # noqa: E402
 
 from studies.diagnosis._calibration import CALIBRATION_FILE, Calibration  # noqa: E402
+from studies.diagnosis._plan import Stage, stage_of  # noqa: E402
 from studies.diagnosis._result import Label  # noqa: E402
 from studies.diagnosis._run import judge  # noqa: E402
 
@@ -50,29 +54,35 @@ def _shrunk(model: IsotonicRegression, scores: list[float], right: list[float]) 
 
 def main() -> None:
     runs = [r for r in load_runs() if r["split"] == SPLIT]
-    selected, _ = samples(runs, cuts=True)
-    scores: dict[Label, list[float]] = defaultdict(list)
-    right: dict[Label, list[float]] = defaultdict(list)
-    for sample in selected:
+    with_plans, _ = samples(runs, cuts=True, plans=True)
+    without_plans, _ = samples(runs, cuts=True, plans=False)
+    scores: dict[tuple[Stage, Label], list[float]] = defaultdict(list)
+    right: dict[tuple[Stage, Label], list[float]] = defaultdict(list)
+    counts: Counter[Stage] = Counter()
+    for sample in [*with_plans, *without_plans]:
+        stage = stage_of(sample.curves.plan, sample.curves.epochs)
         verdict = judge(sample.curves).verdict
-        score = min(1.0, max(0.0, verdict.confidence))
-        scores[verdict.label].append(score)
-        right[verdict.label].append(float(verdict.label == sample.truth))
-    labels = {}
-    for label in sorted(scores):
+        scores[stage, verdict.label].append(min(1.0, max(0.0, verdict.confidence)))
+        right[stage, verdict.label].append(float(verdict.label == sample.truth))
+        counts[stage] += 1
+    stages: dict[Stage, dict[Label, object]] = defaultdict(dict)
+    for stage, label in sorted(scores):
+        key = (stage, label)
         model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        model.fit(scores[label], right[label])
-        labels[label] = {
+        model.fit(scores[key], right[key])
+        stages[stage][label] = {
             "scores": [round(float(x), 6) for x in model.X_thresholds_],
-            "probabilities": [round(y, 6) for y in _shrunk(model, scores[label], right[label])],
-            "samples": len(scores[label]),
+            "probabilities": [round(y, 6) for y in _shrunk(model, scores[key], right[key])],
+            "samples": len(scores[key]),
         }
-        print(f"{label:13s} n={len(scores[label]):4d} right={sum(right[label]):4.0f}")
+        print(f"{stage:12s} {label:13s} n={len(scores[key]):4d} right={sum(right[key]):4.0f}")
     calibration = Calibration.model_validate(
         {
-            "fitted_on": f"bench/diagnoser, {SPLIT} split: {len(runs)} runs, "
-            f"{len(selected)} samples (whole runs, cuts, sum-reduced views)",
-            "labels": labels,
+            "fitted_on": {
+                stage: f"bench/diagnoser, {SPLIT} split: {len(runs)} runs, {n} samples"
+                for stage, n in counts.items()
+            },
+            "stages": stages,
         }
     )
     CALIBRATION_FILE.write_text(calibration.model_dump_json(indent=1) + "\n", encoding="utf-8")

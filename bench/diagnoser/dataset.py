@@ -31,6 +31,10 @@ Ground truth:
 - Cuts are taken after every epoch t of CUT_POINTS (3 … 250, so 100–300-epoch runs are cut
   throughout) that leaves at least max(3, t/4) epochs after it: a shorter future shows too
   little to label the cut by.
+- Every sample carries the PLAN its run had (``Curves.plan``: the recipe's epochs and LR
+  schedule, from the run's stored config), as the worker passes it: a cut knows how many
+  epochs and which LR steps were still to come. ``samples(..., plans=False)`` drops it (what
+  a user diagnosing a CSV without a plan sees); evaluate.py reports both.
 - A run with ``sum_reduced_scale`` is also shown as logged with reduction="sum": both losses
   multiplied by that batch size, whole and cut, labeled exactly like the mean-reduced run
   (``Sample.reduction``).
@@ -51,7 +55,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
 
-from studies.diagnosis import Curves, Label  # noqa: E402
+from studies.diagnosis import Curves, Label, Plan  # noqa: E402
+from trainer._config import OptimRecipe  # noqa: E402
 
 RUNS_DIR = HERE / "runs"
 CUT_POINTS = (3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 70, 85, 100, 120, 150, 200,
@@ -152,29 +157,43 @@ def cut_points(epochs: int) -> list[int]:
     return [t for t in CUT_POINTS if epochs - t >= max(3, math.ceil(t / 4))]
 
 
-def _views(run: dict[str, Any], *, sum_views: bool) -> list[tuple[Reduction, Curves]]:
-    views = [(Reduction.MEAN, Curves.model_validate(run["curves"]))]
+def plan_of(run: dict[str, Any]) -> Plan | None:
+    """The plan the run was trained to: its recipe's epochs and LR schedule (None for a
+    hand-made run without a stored config)."""
+    if "config" not in run:
+        return None
+    optim = run["config"]["optim"]
+    recipe = {k: v for k, v in optim.items() if k in OptimRecipe.model_fields}
+    return Plan.of_recipe(OptimRecipe.model_validate(recipe))
+
+
+def _views(
+    run: dict[str, Any], *, sum_views: bool, plans: bool
+) -> list[tuple[Reduction, Curves]]:
+    plan = {"plan": plan_of(run)} if plans else {}  # a None plan is no plan
+    views = [(Reduction.MEAN, Curves.model_validate(run["curves"] | plan))]
     scale = run.get("sum_reduced_scale")
     if sum_views and scale:
         scaled = {
             key: [None if v is None else v * scale for v in run["curves"][key]]
             for key in ("train_loss", "val_loss")
         }
-        views.append((Reduction.SUM, Curves.model_validate({**run["curves"], **scaled})))
+        views.append((Reduction.SUM, Curves.model_validate({**run["curves"], **scaled, **plan})))
     return views
 
 
 def samples(
-    runs: Iterable[dict[str, Any]], *, cuts: bool, sum_views: bool = True
+    runs: Iterable[dict[str, Any]], *, cuts: bool, sum_views: bool = True, plans: bool = True
 ) -> tuple[list[Sample], int]:
     """Whole runs (and, with *cuts*, their labeled cuts), each also in its sum-reduced view
-    when the run has one and *sum_views* is on; plus the number of ambiguous cuts left out."""
+    when the run has one and *sum_views* is on, each with its run's plan when *plans* is on;
+    plus the number of ambiguous cuts left out."""
     out: list[Sample] = []
     ambiguous = 0
     for run in runs:
         family = family_of(run)
         truths: dict[int, Label | None] = {}  # one truth per cut, whatever the view
-        for reduction, curves in _views(run, sum_views=sum_views):
+        for reduction, curves in _views(run, sum_views=sum_views, plans=plans):
             out.append(Sample(run["id"], run["split"], curves.epochs, True, Label(run["label"]),
                               curves, family, reduction))
             if not cuts:

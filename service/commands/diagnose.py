@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from service.styles import LABEL_STYLE
-from studies.diagnosis import Curves, Diagnosis, diagnose_run
+from studies.diagnosis import Curves, Diagnosis, Plan, diagnose_run
 from studies.runlogs import (
     CurveMapping,
     LogFormat,
@@ -102,6 +102,15 @@ def load_log(
     except RunLogError as e:
         raise InputError(str(e)) from None
     return [log.curves], False, log.mapping
+
+
+def with_plan(curves: list[Curves], plan_json: str) -> list[Curves]:
+    """*curves*, each with the plan given as JSON text (--plan)."""
+    try:
+        plan = Plan.model_validate_json(plan_json)
+        return [c.with_plan(plan) for c in curves]
+    except ValidationError as e:
+        raise InputError("--plan: " + describe_validation_error(e)) from None
 
 
 def _number(value: Any) -> str:
@@ -196,7 +205,18 @@ def diagnose(
         typer.Option(
             "--horizon",
             min=1,
-            help="Epoch the forecast looks at (default: twice the epochs recorded).",
+            help="Epoch the forecast looks at (default: the planned end of a run with epochs "
+            "left, else twice the epochs recorded).",
+        ),
+    ] = None,
+    plan: Annotated[
+        str | None,
+        typer.Option(
+            "--plan",
+            metavar="JSON",
+            help='What the run(s) planned, e.g. \'{"epochs": 60, "schedule": "step", '
+            '"step_size": 30}\' or \'{"epochs": 90, "lr": [...]}\' (replaces a plan in the '
+            "file): a run with epochs or an LR drop still ahead is judged as unfinished.",
         ),
     ] = None,
 ) -> None:
@@ -204,6 +224,8 @@ def diagnose(
     undertrained or diverged, with the evidence, a forecast and what to do next."""
     try:
         curves, is_list, mapping = load_log(file, log_format, maps or [])
+        if plan is not None:
+            curves = with_plan(curves, plan)
     except InputError as e:
         Console(stderr=True).print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2) from None

@@ -6,7 +6,8 @@ same code and curves from any framework work.
 See docs/diagnoser.md for the method and its measured accuracy.
 """
 
-from studies.diagnosis._curves import MAX_CURVE_EPOCHS, Curves
+from studies.diagnosis._curves import Curves
+from studies.diagnosis._plan import MAX_CURVE_EPOCHS, Plan, ScheduleKind, Stage
 from studies.diagnosis._result import (
     Diagnosis,
     Evidence,
@@ -36,7 +37,10 @@ __all__ = [
     "Label",
     "LrLabels",
     "LrWindow",
+    "Plan",
     "Recommendation",
+    "ScheduleKind",
+    "Stage",
     "StudySummary",
     "TrialOutcome",
     "diagnose_run",

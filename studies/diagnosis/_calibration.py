@@ -1,10 +1,13 @@
 """Calibrated confidence: the probability that a label is right, read from calibration.json.
 
-bench/diagnoser/calibrate.py fits, per label, an isotonic regression of "the label was right"
-on the rules' raw score over the TRAINING half of the labeled set of real runs (whole runs
-and cuts), and writes the fitted step function here as (score, probability) knots. At run
-time the raw score is mapped through those knots by linear interpolation: no scikit-learn,
-one small JSON file read once. A label the file does not cover keeps its raw score.
+bench/diagnoser/calibrate.py fits, per STAGE and label, an isotonic regression of "the label
+was right" on the rules' raw score over the TRAINING half of the labeled set of real runs,
+and writes the fitted step function here as (score, probability) knots. The stage
+(``_plan.Stage``) is what the run's plan says about it: finished runs are right far more
+often than cuts with the same verdict, so a finished run, a run in progress and a run
+without a plan (a whole run and a cut look alike) each get their own map. At run time the
+raw score is mapped through the knots by linear interpolation: no scikit-learn, one small
+JSON file read once. A stage or label the file does not cover keeps its raw score.
 """
 
 import json
@@ -15,6 +18,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from studies.diagnosis._plan import Stage
 from studies.diagnosis._result import Label
 
 CALIBRATION_FILE: Final = Path(__file__).with_name("calibration.json")
@@ -31,12 +35,12 @@ class LabelCalibration(BaseModel):
 
 
 class Calibration(BaseModel):
-    """Every label's map, and where it came from."""
+    """Every stage's and label's map, and where each came from."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    fitted_on: str
-    labels: dict[Label, LabelCalibration]
+    fitted_on: dict[Stage, str]
+    stages: dict[Stage, dict[Label, LabelCalibration]]
 
 
 @cache
@@ -57,10 +61,11 @@ def _interpolate(knots: LabelCalibration, score: float) -> float:
     return y0 if x1 == x0 else y0 + (y1 - y0) * (score - x0) / (x1 - x0)
 
 
-def calibrated(label: Label, score: float) -> float:
-    """The probability that *label* is right given the rules' raw *score* (in [0, 1])."""
+def calibrated(label: Label, score: float, stage: Stage) -> float:
+    """The probability that *label* is right given the rules' raw *score* (in [0, 1]) for a
+    run at *stage* of its plan."""
     score = min(1.0, max(0.0, score)) if score == score else 0.5  # NaN from absurd inputs
     calibration = _calibration()
-    knots = None if calibration is None else calibration.labels.get(label)
+    knots = None if calibration is None else calibration.stages.get(stage, {}).get(label)
     value = score if knots is None else _interpolate(knots, score)
     return round(min(1.0, max(0.0, value)), 3)

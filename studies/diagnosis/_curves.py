@@ -11,18 +11,19 @@ targets in the hundreds, a negative log-likelihood below zero): the diagnoser ju
 against the run's own start, minimum and level, never against absolute numbers. An accuracy
 list that is entirely null is a metric the run did not log, not a run at 0% (a null loss, in
 contrast, stays evidence of divergence).
+
+An optional ``plan`` (``_plan.Plan``) says what the run planned: its total epochs and LR
+schedule, so a run with epochs or a scheduled LR drop still ahead is judged as unfinished.
 """
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from studies.diagnosis._plan import MAX_CURVE_EPOCHS, Plan
 from trainer._curves import HEALTH_KEYS as HEALTH
 from trainer._curves import METRIC_KEYS as METRICS
 from trainer._curves import finite_or_none
-
-MAX_CURVE_EPOCHS: Final = 100_000
-"""Most epochs one curves object may hold (a DoS guard, not a training limit)."""
 
 # Numbers only: strict mode rejects strings (also "NaN"), booleans and other types, while a
 # float NaN/inf (from Python, or JSON's non-standard NaN literal) is accepted and normalised to
@@ -52,6 +53,11 @@ class Curves(BaseModel):
     grad_norm_first: Series | None = None
     grad_norm_last: Series | None = None
     dead_relu_fraction: Series | None = None
+    plan: Plan | None = Field(
+        default=None,
+        description="What the run planned (total epochs, LR schedule): a run with epochs "
+        "left, or a scheduled LR drop ahead, is judged as unfinished. Optional.",
+    )
 
     @field_validator(*METRICS, *HEALTH, mode="after")
     @classmethod
@@ -104,6 +110,11 @@ class Curves(BaseModel):
         if len(set(lengths.values())) > 1:
             described = ", ".join(f"{name} has {n}" for name, n in lengths.items())
             raise ValueError(f"lists must have one entry per epoch, but {described}")
+        if self.plan is not None and self.plan.epochs < self.epochs:
+            raise ValueError(
+                f"plan.epochs: {self.plan.epochs} planned, fewer than the {self.epochs} epochs "
+                "recorded"
+            )
         return self
 
     @property
@@ -116,9 +127,14 @@ class Curves(BaseModel):
         """Which of the four metric lists were given."""
         return [name for name in METRICS if getattr(self, name) is not None]
 
+    def with_plan(self, plan: Plan | None) -> "Curves":
+        """These curves with *plan* instead of their own (checked like a given plan: a
+        ValidationError naming ``plan`` when it holds fewer epochs than were recorded)."""
+        return Curves.model_validate({**self.model_dump(exclude={"plan"}), "plan": plan})
+
     def prefix(self, epochs: int) -> "Curves":
         """The same curves cut after *epochs* epochs (what the run looked like then)."""
-        cut: dict[str, Any] = {"num_classes": self.num_classes}
+        cut: dict[str, Any] = {"num_classes": self.num_classes, "plan": self.plan}
         for name in (*METRICS, *HEALTH):
             values = getattr(self, name)
             cut[name] = None if values is None else values[:epochs]

@@ -16,6 +16,7 @@ from statistics import median
 
 from studies.diagnosis._curves import Curves
 from studies.diagnosis._forecast import Bounds, CurveForecast, Direction, forecast
+from studies.diagnosis._plan import Ahead, ahead_of
 from studies.diagnosis._schedule import Schedule, find_schedule
 from studies.diagnosis._stats import (
     argmax,
@@ -189,6 +190,7 @@ class Measures:
     val_acc_drop: float | None
     plateau_epochs: int | None
     forecasts: Forecasts
+    ahead: Ahead | None  # what the run's plan still holds (None: no plan, or none left)
 
     @property
     def epochs(self) -> int:
@@ -293,4 +295,5 @@ def measure(levels: Levels, *, horizon: int | None = None) -> Measures:
         val_acc_drop=acc_drop,
         plateau_epochs=plateau,
         forecasts=Forecasts(levels, start, horizon or 2 * levels.epochs),
+        ahead=ahead_of(levels.curves.plan, levels.epochs),
     )

@@ -4,41 +4,26 @@ In order, the first that fires wins: validation got worse while training kept fi
 overfitting; never left chance with a smooth loss → undertrained (LR far too low); the model
 cannot fit its own training set (or, with study context, sits far below the study's best) →
 underfitting; a memorised training set with a large gap → overfitting; the forecast says a
-material gain is more likely than not → undertrained; a converged large gap → overfitting;
-the rest is healthy. Each rule returns a raw score that _calibration.py turns into the
+material gain is more likely than not (with epochs left in the run's plan: by its planned
+end), or the plan still lowers the LR a lot while the training set is still being fitted →
+undertrained; a converged large gap → overfitting; the rest is healthy. The overfitting
+rules live in _overfit.py. Each rule returns a raw score that _calibration.py turns into the
 probability that the label is right.
 
 The few fitted values were chosen on the training half of the labeled set in bench/diagnoser
 only; docs/diagnoser.md reports both halves and what leaked.
 """
 
-import math
-from dataclasses import dataclass
 from statistics import median
 
 from studies.diagnosis._diverge import loss_unstable
 from studies.diagnosis._forecast import CurveForecast
-from studies.diagnosis._measure import Measures, smoothing_width
+from studies.diagnosis._measure import Measures
+from studies.diagnosis._overfit import overfitting, overfitting_gap
 from studies.diagnosis._result import Label
 from studies.diagnosis._stats import grade
+from studies.diagnosis._verdict import Verdict
 
-# Overfitting: the smoothed val loss climbed back this fraction of its earlier drop ...
-RISE_REL_MIN = 0.12
-# ... (more than this with no accuracy/gap confirmation) ...
-RISE_REL_ALONE = 0.3
-# ... and the gap grew, or val accuracy fell from its best, by at least this much.
-GAP_GROWTH_MIN = 0.01
-ACC_DROP_MIN = 0.015
-# A val loss rise or val accuracy drop must exceed this many sigmas of its smoothed noise.
-NOISE_SIGMAS = 1.0
-# High variance: converged with a train/val accuracy gap of at least this (and at least the
-# train error itself, i.e. val error ≥ twice train error); for losses only, val − train loss
-# of at least GAP_LARGE_LOSS and val ≥ GAP_LOSS_RATIO × train.
-GAP_LARGE = 0.05
-GAP_LARGE_LOSS = 0.1
-GAP_LOSS_RATIO = 5.0
-# ... or an accuracy gap of at least this when the loss gap confirms it.
-GAP_LARGE_WITH_LOSS = 0.03
 # Undertrained: the forecast (studies/diagnosis/_forecast.py) says more epochs buy a material
 # gain with high probability. Material: for validation accuracy, a tenth of the remaining
 # error (at least one point), the gain a practitioner would train for; for validation loss, a
@@ -48,6 +33,15 @@ MATERIAL_ERROR_SHARE = 0.1
 MATERIAL_ACC_FLOOR = 0.01
 MATERIAL_LOSS_SHARE = 0.2
 UNDERTRAINED_PROBABILITY = 0.5
+# With a plan: a learning rate still to fall this many times (an annealing or a step decay
+# ahead), from at least this share of its peak (most of the schedule's descent still to come),
+# is a run that is not finished, whatever its plateau looks like.
+PLANNED_FALL = 10.0
+UNSPENT_LR_SHARE = 0.5
+SCHEDULED_FALL_SCORE = 0.6
+# ... as long as the model is still fitting its training set: its training loss fell at least
+# this share of its level over the end window (half the validation loss's material fall).
+TRAIN_STILL_FALLING = MATERIAL_LOSS_SHARE / 2
 # The training set counts as memorised at this training accuracy, or at a training loss this
 # share of its first epoch's.
 MEMORISED_ACC = 0.99
@@ -84,105 +78,6 @@ def material_loss_fall(forecast: CurveForecast) -> float:
     return MATERIAL_LOSS_SHARE * abs(forecast.now)
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """A label, its confidence and the sentence that says why."""
-
-    label: Label
-    confidence: float
-    reason: str
-
-
-def _still_fitting(m: Measures, since: int) -> bool:
-    """Training kept improving after epoch index *since* (lower loss, else higher accuracy)."""
-    if m.train_loss is not None:
-        return m.train_loss.smooth[-1] <= m.train_loss.smooth[since] + 1e-12
-    if m.train_acc is not None:
-        return m.train_acc.smooth[-1] >= m.train_acc.smooth[since] - 1e-12
-    return True
-
-
-def _smoothed_noise(m: Measures, sigma: float) -> float:
-    """NOISE_SIGMAS sigmas of the difference of two running medians of noise *sigma*
-    (each ≈ 1.25σ/√width)."""
-    return NOISE_SIGMAS * math.sqrt(2) * 1.25 * sigma / math.sqrt(smoothing_width(m.epochs))
-
-
-def _overfitting(m: Measures) -> Verdict | None:
-    """Validation got worse after its best while training kept improving (the seed's sign)."""
-    gap_growth = None if m.gap is None else m.gap[-1] - m.gap[m.best_index]
-    confirmed = (gap_growth is not None and gap_growth >= GAP_GROWTH_MIN) or (
-        m.val_acc_drop is not None and m.val_acc_drop >= ACC_DROP_MIN
-    )
-    rise = m.val_loss_rise_rel
-    if m.val_loss is not None and rise is not None and m.val_loss_rise is not None:
-        lowest = min(range(m.epochs), key=m.val_loss.smooth.__getitem__)
-        needed = RISE_REL_MIN if confirmed else RISE_REL_ALONE
-        if (
-            rise >= needed
-            and m.val_loss_rise > _smoothed_noise(m, m.val_loss.noise)
-            and (_still_fitting(m, lowest))
-        ):
-            return Verdict(
-                Label.OVERFITTING,
-                0.55 + 0.4 * grade(rise, needed, 3 * needed),
-                f"validation loss rose {rise:.0%} of its earlier drop above its minimum "
-                "while training kept improving",
-            )
-    # The seed's own signature in accuracies: train accuracy up, validation accuracy down.
-    if (
-        m.val_acc is not None
-        and m.val_acc_drop is not None
-        and m.val_acc_drop >= max(2 * ACC_DROP_MIN, _smoothed_noise(m, m.val_acc.noise))
-        and gap_growth is not None
-        and gap_growth >= 2 * GAP_GROWTH_MIN
-        and _still_fitting(m, m.best_index)
-    ):
-        return Verdict(
-            Label.OVERFITTING,
-            0.55 + 0.35 * grade(m.val_acc_drop, 2 * ACC_DROP_MIN, 6 * ACC_DROP_MIN),
-            f"validation accuracy fell {m.val_acc_drop:.3f} below its best while the "
-            f"train/val gap grew by {gap_growth:.3f}",
-        )
-    return None
-
-
-def _overfitting_gap(m: Measures) -> Verdict | None:
-    """Converged with the training set fitted far better than validation (high variance).
-
-    Either a clear accuracy gap, or a smaller one backed by a loss gap: a memorised training
-    set (train loss near zero) against a validation loss many times higher.
-    """
-    acc_gap = loss_gap = None
-    if m.train_acc is not None and m.val_acc is not None:
-        acc_gap = m.train_acc.smooth[-1] - m.val_acc.smooth[-1]
-    train = val = None
-    if m.train_loss is not None and m.val_loss is not None:
-        train, val = m.train_loss.smooth[-1], m.val_loss.smooth[-1]
-        if val - train >= GAP_LARGE_LOSS and val >= GAP_LOSS_RATIO * max(train, 0.0):
-            loss_gap = val - train
-    if acc_gap is not None and m.train_acc is not None and m.val_acc is not None:
-        train_error = 1.0 - m.train_acc.smooth[-1]
-        needed = GAP_LARGE if loss_gap is None else GAP_LARGE_WITH_LOSS
-        if acc_gap >= needed and acc_gap >= train_error:
-            return Verdict(
-                Label.OVERFITTING,
-                0.55 + 0.4 * grade(acc_gap, needed, 3 * GAP_LARGE),
-                f"training accuracy {m.train_acc.smooth[-1]:.3f} but validation only "
-                f"{m.val_acc.smooth[-1]:.3f}: a gap of {acc_gap:.3f} that training no longer "
-                "closes",
-            )
-        return None
-    if loss_gap is not None and train is not None and val is not None:
-        return Verdict(
-            Label.OVERFITTING,
-            0.5 + 0.3 * grade(loss_gap, GAP_LARGE_LOSS, 3 * GAP_LARGE_LOSS),
-            f"training loss {train:.3f} but validation loss {val:.3f}: a gap training no "
-            "longer closes",
-        )
-    return None
-
-
 def _never_learned_smoothly(m: Measures) -> Verdict | None:
     """At chance with a smooth loss near log(K): the learning rate is far too low."""
     chance, chance_loss = m.chance_acc, m.chance_loss
@@ -205,18 +100,25 @@ def _never_learned_smoothly(m: Measures) -> Verdict | None:
     )
 
 
+def _eventually(m: Measures) -> bool:
+    """Judge the eventual gain (no plan, or a finished one), not the gain by the planned end."""
+    return m.ahead is None
+
+
 def _undertrained(m: Measures) -> Verdict | None:
     """More epochs will pay: the validation accuracy or loss is forecast to gain materially."""
     horizon = m.forecasts.horizon
     acc, loss = m.forecasts.val_acc, m.forecasts.val_loss
-    # "Still paying" is judged on the eventual gain (the fitted asymptote): whether more
-    # epochs buy anything material at all; the horizon says how much by when.
+    # Without a plan, "still paying" is judged on the eventual gain (the fitted asymptote):
+    # whether more epochs buy anything material at all. With epochs left in the plan the
+    # question is whether THOSE epochs pay: the gain by the planned end (the horizon).
+    eventually = _eventually(m)
     p_acc = None
     if acc is not None:
-        p_acc = acc.probability_of_gain(material_acc_gain(acc.now), eventually=True)
+        p_acc = acc.probability_of_gain(material_acc_gain(acc.now), eventually=eventually)
     p_loss = None
     if loss is not None:
-        p_loss = loss.probability_of_gain(material_loss_fall(loss), eventually=True)
+        p_loss = loss.probability_of_gain(material_loss_fall(loss), eventually=eventually)
     if p_acc is not None and acc is not None:
         # Accuracy is what the user trains for: the loss's forecast can back it up (their
         # mean) but not outvote it; a loss that still falls while accuracy is settled is
@@ -251,6 +153,38 @@ def _undertrained(m: Measures) -> Verdict | None:
         # last epochs' gains were the annealing's, and more epochs at ~0 LR buy nothing.
         return None
     return Verdict(Label.UNDERTRAINED, probability, reason + ": more epochs will pay")
+
+
+def _scheduled_fall(m: Measures) -> Verdict | None:
+    """The plan still lowers the learning rate a lot: a plateau now is not convergence."""
+    ahead = m.ahead
+    if ahead is None or ahead.lr_now is None or ahead.lr_fall is None:
+        return None
+    if ahead.lr_fall < PLANNED_FALL or ahead.lr_now < UNSPENT_LR_SHARE:
+        return None
+    if not _still_fitting_training_set(m):
+        # Settled on its training set too (a label-noise ceiling): a lower LR has little
+        # left to fit.
+        return None
+    return Verdict(
+        Label.UNDERTRAINED,
+        SCHEDULED_FALL_SCORE,
+        f"the plan still lowers the learning rate {min(ahead.lr_fall, 1e3):.0f}× over its "
+        f"{ahead.epochs_left} remaining epochs (of {ahead.planned_epochs}): a plateau at "
+        f"{ahead.lr_now:.0%} of the peak learning rate is not convergence",
+    )
+
+
+def _still_fitting_training_set(m: Measures) -> bool:
+    """The training curve still moved materially over the end window: the training loss fell
+    at least TRAIN_STILL_FALLING of its level (sign-aware), or, without a training loss, the
+    training accuracy rose at least MATERIAL_ACC_FLOOR."""
+    if m.train_loss is not None:
+        level = abs(m.train_loss.smooth[-1])
+        return level > 0 and -m.train_loss.slope * m.window >= TRAIN_STILL_FALLING * level
+    if m.train_acc is not None:
+        return m.train_acc.slope * m.window >= MATERIAL_ACC_FLOOR
+    return True
 
 
 def _keeps_pace(m: Measures, forecast: CurveForecast) -> bool:
@@ -342,7 +276,7 @@ def _memorised(m: Measures) -> bool:
 def _healthy(m: Measures) -> Verdict:
     """Converged: the score is how surely more epochs would not pay."""
     chances = [
-        f.probability_of_gain(margin, eventually=True)
+        f.probability_of_gain(margin, eventually=_eventually(m))
         for f, margin in (
             (
                 m.forecasts.val_acc,
@@ -364,11 +298,11 @@ def _healthy(m: Measures) -> Verdict:
 
 def decide(m: Measures, study_best_val_acc: float | None) -> Verdict:
     """The label of a finite run with at least 3 epochs."""
-    verdict = _overfitting(m) or _never_learned_smoothly(m)
+    verdict = overfitting(m) or _never_learned_smoothly(m)
     verdict = verdict or _underfitting(m, study_best_val_acc)
     if verdict is None and _memorised(m):
         # A training set fitted to the last example leaves validation little to gain from
         # more epochs: a gap is the verdict, whatever the validation forecast says.
-        verdict = _overfitting_gap(m)
-    verdict = verdict or _undertrained(m) or _overfitting_gap(m)
+        verdict = overfitting_gap(m)
+    verdict = verdict or _undertrained(m) or _scheduled_fall(m) or overfitting_gap(m)
     return verdict or _healthy(m)

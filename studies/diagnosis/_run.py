@@ -14,9 +14,11 @@ from studies.diagnosis._diverge import Divergence, find_divergence
 from studies.diagnosis._evidence import basic_evidence, forecast_of, measured_evidence
 from studies.diagnosis._findings import find_problems
 from studies.diagnosis._measure import Levels, measure, measure_levels
+from studies.diagnosis._plan import stage_of
 from studies.diagnosis._result import Diagnosis, Evidence, Forecast, Label
-from studies.diagnosis._rules import Verdict, decide
+from studies.diagnosis._rules import decide
 from studies.diagnosis._stats import argmax, argmin
+from studies.diagnosis._verdict import Verdict
 
 MIN_EPOCHS = 3
 """Fewer epochs than this show no trend: the run is inconclusive unless it diverged."""
@@ -47,7 +49,9 @@ def _finish(
     lr_values = [v for v in levels.curves.lr or () if v is not None]
     return Diagnosis(
         label=verdict.label,
-        confidence=calibrated(verdict.label, verdict.confidence),
+        confidence=calibrated(
+            verdict.label, verdict.confidence, stage_of(levels.curves.plan, levels.epochs)
+        ),
         summary=f"{_SUMMARIES[verdict.label]}: {verdict.reason}.",
         evidence=evidence,
         findings=findings,
@@ -86,6 +90,15 @@ def _diverged(levels: Levels, divergence: Divergence, facts: dict[str, object]) 
     return Judgement(levels, verdict, evidence)
 
 
+def default_horizon(curves: Curves) -> int:
+    """Where the forecast looks by default: the planned end of a run with epochs left, else
+    twice the epochs so far."""
+    plan = curves.plan
+    if plan is not None and plan.epochs > curves.epochs:
+        return plan.epochs
+    return 2 * curves.epochs
+
+
 def judge(
     curves: Curves,
     *,
@@ -107,7 +120,7 @@ def judge(
             f"only {curves.epochs} epoch(s) recorded; at least {MIN_EPOCHS} are needed",
         )
         return Judgement(levels, verdict, Evidence.model_validate(facts))
-    horizon = max(horizon_epochs or 2 * curves.epochs, curves.epochs)
+    horizon = max(horizon_epochs or default_horizon(curves), curves.epochs)
     m = measure(levels, horizon=horizon)
     verdict = decide(m, study_best_val_acc)
     evidence = Evidence.model_validate(facts | measured_evidence(m))

@@ -1,11 +1,13 @@
 """`POST /v1/diagnose`: label a run from its curves, or from a CSV or TensorBoard log of it,
 without storing anything.
 
-The body is JSON, as every `/v1` write: either a curves object (as before), or a log upload
+The body is JSON, as every `/v1` write: either a curves object (as before; its optional
+`plan` says what the run planned: total epochs and LR schedule), or a log upload
 (`{"format": "csv", "content": "<csv text>", "map": {"val_loss": "loss/val"}}`,
-`{"format": "tensorboard", "content_base64": "<one event file>"}`), told apart by its
-`format` key. The answer is the diagnosis, with `mapping` (which column or tag became which
-curve, and why every other one did not) for an upload and null for a curves object.
+`{"format": "tensorboard", "content_base64": "<one event file>"}`, optional `plan`), told
+apart by its `format` key. The answer is the diagnosis, with `mapping` (which column or tag
+became which curve, and why every other one did not) for an upload and null for a curves
+object.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from pydantic import (
     Field,
     RootModel,
     Tag,
+    ValidationError,
     model_validator,
 )
 
 from service.api.errors import error_responses
 from service.api.json_body import JsonBody, parse_json_body
-from studies.diagnosis import Curves, Diagnosis, diagnose_run
+from studies.diagnosis import Curves, Diagnosis, Plan, diagnose_run
 from studies.runlogs import CurveMapping, RunLog, RunLogError, read_csv
 from studies.runlogs import read_tensorboard_bytes as read_event_file
 
@@ -54,6 +57,10 @@ class LogUpload(BaseModel):
         description='Curve → column or tag, beating the names (`{"val_loss": "loss/val"}`).',
     )
     num_classes: Annotated[int, Field(strict=True, ge=2, le=1_000_000)] | None = None
+    plan: Plan | None = Field(
+        default=None,
+        description="What the run planned (total epochs, LR schedule), as in a curves object.",
+    )
 
     @model_validator(mode="after")
     def _one_content(self) -> LogUpload:
@@ -155,6 +162,13 @@ def diagnose(
             log = body.read()
         except RunLogError as exc:
             raise _refused(body, exc) from None
-        body, mapping = log.curves, log.mapping
+        try:
+            curves = log.curves.with_plan(body.plan)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("body", "plan"), "msg": reason}]
+            ) from None
+        body, mapping = curves, log.mapping
     diagnosis = diagnose_run(body)
     return DiagnosisWithMapping.model_validate({**dict(diagnosis), "mapping": mapping})
