@@ -17,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from trainer._config import (
+    BUILTIN_ARCHS,
     BUILTIN_DATASETS,
     IMAGEFOLDER_PREFIX,
     MAX_EPOCHS,
@@ -28,6 +29,7 @@ from trainer._config import (
     OptimConfig,
     OptimRecipe,
     RunConfig,
+    check_arch,
     check_dataset,
     check_device,
 )
@@ -42,6 +44,17 @@ from trainer._curves import (
 from trainer._errors import ConfigError, DatasetError, TrainerError
 from trainer._finetune import FinetuneAdvice, recommend_finetune
 from trainer._history import EpochRecord, History, RunStatus, Stop
+from trainer._plugins import (
+    PLUGIN_PREFIX,
+    DatasetPlugin,
+    ModelPlugin,
+    PluginDataset,
+    PluginDescription,
+    PluginError,
+    PluginKind,
+    describe_plugins,
+)
+from trainer._torchvision import TORCHVISION_PREFIX, torchvision_models
 
 if TYPE_CHECKING:
     from trainer._checkpoint import Checkpoint, checkpoint_epoch, load_checkpoint
@@ -67,17 +80,21 @@ _LAZY = {
 }
 
 __all__ = [
+    "BUILTIN_ARCHS",
     "BUILTIN_DATASETS",
     "CURVE_KEYS",
     "HEALTH_KEYS",
     "IMAGEFOLDER_PREFIX",
     "MAX_EPOCHS",
     "METRIC_KEYS",
+    "PLUGIN_PREFIX",
+    "TORCHVISION_PREFIX",
     "Checkpoint",
     "ConfigError",
     "DataConfig",
     "DataRecipe",
     "DatasetError",
+    "DatasetPlugin",
     "DeviceName",
     "EpochRecord",
     "Evaluation",
@@ -85,8 +102,13 @@ __all__ = [
     "FinetuneStrategy",
     "History",
     "ModelConfig",
+    "ModelPlugin",
     "OptimConfig",
     "OptimRecipe",
+    "PluginDataset",
+    "PluginDescription",
+    "PluginError",
+    "PluginKind",
     "RangeTestResult",
     "ResumeState",
     "RunConfig",
@@ -95,10 +117,12 @@ __all__ = [
     "Suggestion",
     "SuggestionRule",
     "TrainerError",
+    "check_arch",
     "check_dataset",
     "check_device",
     "checkpoint_epoch",
     "curves_json",
+    "describe_plugins",
     "evaluate_checkpoint",
     "finite_or_none",
     "json_safe",
@@ -106,6 +130,7 @@ __all__ = [
     "load_resume_state",
     "range_test",
     "recommend_finetune",
+    "torchvision_models",
     "train",
     "warm_up",
 ]

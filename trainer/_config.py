@@ -21,10 +21,32 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from trainer._plugins import (
+    PLUGIN_PREFIX,
+    PluginKind,
+    options_from_text,
+    plugin_name,
+    require_installed,
+    validated_options,
+)
+from trainer._torchvision import TORCHVISION_PREFIX, check_torchvision_name
 
 BUILTIN_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100")
 IMAGEFOLDER_PREFIX = "imagefolder:"
+# sweepdoc's own architectures; any other ``arch`` says where it comes from by its prefix.
+BUILTIN_ARCHS = ("simple", "vgg", "resnet")
+# `check_arch`'s names as a JSON-schema pattern (OpenAPI); the validator stays the rule.
+ARCH_PATTERN = f"^({'|'.join(BUILTIN_ARCHS)}|{TORCHVISION_PREFIX}.+|{PLUGIN_PREFIX}.+)$"
 
 # Most epochs one run may train. Beyond it a value is almost certainly a typo (10**9) that
 # would hold a worker for days; the service's SWEEPDOC_MAX_EPOCHS may only lower it.
@@ -49,14 +71,40 @@ DeviceName = Annotated[str, AfterValidator(check_device)]
 
 
 def check_dataset(value: str) -> str:
-    """*value* if it names a built-in dataset or ``imagefolder:<path>``, else ValueError."""
+    """*value* if it names a built-in dataset, ``imagefolder:<path>`` or an installed
+    ``plugin:<name>``, else ValueError (an unknown plugin's lists the installed ones)."""
     if value in BUILTIN_DATASETS:
         return value
     if value.startswith(IMAGEFOLDER_PREFIX) and value.removeprefix(IMAGEFOLDER_PREFIX).strip():
         return value
+    name = plugin_name(value)
+    if name is not None:
+        require_installed(PluginKind.DATASET, name)
+        return value
     raise ValueError(
-        f"unknown dataset {value!r}; expected one of {', '.join(BUILTIN_DATASETS)} "
-        f"or {IMAGEFOLDER_PREFIX}<folder under the data root>"
+        f"unknown dataset {value!r}; expected one of {', '.join(BUILTIN_DATASETS)}, "
+        f"{IMAGEFOLDER_PREFIX}<folder under the data root> or {PLUGIN_PREFIX}<installed "
+        "dataset plugin>"
+    )
+
+
+def check_arch(value: str) -> str:
+    """*value* if it names a built-in architecture, a torchvision classification model
+    (``torchvision:<name>``) or an installed model plugin (``plugin:<name>``), else
+    ValueError (listing close torchvision names, or the installed plugins)."""
+    if value in BUILTIN_ARCHS:
+        return value
+    if value.startswith(TORCHVISION_PREFIX):
+        check_torchvision_name(value.removeprefix(TORCHVISION_PREFIX))
+        return value
+    name = plugin_name(value)
+    if name is not None:
+        require_installed(PluginKind.MODEL, name)
+        return value
+    builtin = ", ".join(repr(a) for a in BUILTIN_ARCHS)
+    raise ValueError(
+        f"unknown architecture {value!r}; expected {builtin}, "
+        f"'{TORCHVISION_PREFIX}<classification model>' or '{PLUGIN_PREFIX}<installed model plugin>'"
     )
 
 
@@ -110,6 +158,13 @@ class DataRecipe(_Frozen):
         description="imagefolder only: hold the images in memory (on the training device) "
         "or stream them from disk; auto = memory unless they exceed 2 GiB as float32.",
     )
+    dataset_options: dict[str, Any] | None = Field(
+        default=None,
+        description="plugin datasets only: the plugin's options (a JSON object), checked "
+        "against its own Options model; GET /v1/plugins shows their schema.",
+    )
+
+    _options_from_text = field_validator("dataset_options", mode="before")(options_from_text)
 
 
 class DataConfig(DataRecipe):
@@ -118,7 +173,7 @@ class DataConfig(DataRecipe):
     dataset: str = Field(
         default="digits",
         description="digits | mnist | fashion-mnist | cifar10 | cifar100 | "
-        "imagefolder:<path relative to the data root>",
+        "imagefolder:<path relative to the data root> | plugin:<installed dataset plugin>",
     )
     data_dir: Path | None = Field(
         default=None,
@@ -143,6 +198,24 @@ class DataConfig(DataRecipe):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _plugin_options_valid(self) -> DataConfig:
+        name = plugin_name(self.dataset)
+        if name is None:
+            if self.dataset_options is not None:
+                raise ValueError(
+                    "dataset_options: applies to plugin datasets only, got "
+                    f"dataset={self.dataset!r}"
+                )
+            return self
+        try:
+            options = validated_options(PluginKind.DATASET, name, self.dataset_options)
+        except ValueError as exc:
+            raise ValueError(f"dataset_options.{exc}") from exc
+        # Frozen model: store the options as the plugin reads them (defaults filled in).
+        object.__setattr__(self, "dataset_options", options)
+        return self
+
     @property
     def is_digit_dataset(self) -> bool:
         """Digits, MNIST and Fashion-MNIST: a horizontal flip changes the class (or the
@@ -160,8 +233,12 @@ class DataConfig(DataRecipe):
 class ModelConfig(_Frozen):
     """Architecture as data; input channels, image size and classes come from the dataset."""
 
-    arch: Literal["simple", "vgg", "resnet"] = Field(
-        default="simple", description="Plain conv stacks, VGG 3x3 stacks, or residual blocks."
+    arch: str = Field(
+        default="simple",
+        description="simple (plain conv stacks), vgg (VGG 3x3 stacks), resnet (residual "
+        "blocks), torchvision:<classification model, e.g. resnet18> or plugin:<installed "
+        "model plugin>; the settings below up to zero_init_residual shape the built-in ones.",
+        json_schema_extra={"pattern": ARCH_PATTERN},
     )
     width: int = Field(default=32, ge=1, le=1024, description="Channels of the first stage.")
     # At most 32 per stage: room for the CIFAR ResNets of He et al. 2016 (ResNet-110 has 18
@@ -186,10 +263,49 @@ class ModelConfig(_Frozen):
     zero_init_residual: bool = Field(
         default=True, description="resnet: start each block's last norm at γ=0."
     )
+    options: dict[str, Any] | None = Field(
+        default=None,
+        description="plugin models only: the plugin's options (a JSON object), checked "
+        "against its own Options model; GET /v1/plugins shows their schema.",
+    )
+    weights_file: str | None = Field(
+        default=None,
+        description="torchvision models only: a state dict to start from, a path relative "
+        "to the data root (never downloaded); another class count gets a fresh head.",
+    )
+
+    _known_arch = field_validator("arch")(check_arch)
+    _options_from_text = field_validator("options", mode="before")(options_from_text)
+
+    @field_validator("options")
+    @classmethod
+    def _plugin_options_valid(
+        cls, value: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
+        arch = info.data.get("arch")  # absent when the arch itself was refused
+        name = None if arch is None else plugin_name(arch)
+        if name is None:
+            if value is not None and arch is not None:
+                raise ValueError(f"applies to plugin models only, got arch={arch!r}")
+            return value
+        return validated_options(PluginKind.MODEL, name, value)  # defaults filled in
+
+    @field_validator("weights_file")
+    @classmethod
+    def _torchvision_weights(cls, value: str | None, info: ValidationInfo) -> str | None:
+        arch = info.data.get("arch")
+        if value is not None and arch is not None and not arch.startswith(TORCHVISION_PREFIX):
+            raise ValueError(f"applies to torchvision models only, got arch={arch!r}")
+        return value
+
+    @property
+    def is_builtin(self) -> bool:
+        """One of sweepdoc's own architectures (not torchvision's, not a plugin's)."""
+        return self.arch in BUILTIN_ARCHS
 
     @model_validator(mode="after")
     def _resolve_depth(self) -> ModelConfig:
-        if self.depth == 0:
+        if self.depth == 0 and self.is_builtin:
             # Frozen model: resolve the default once, at construction.
             object.__setattr__(self, "depth", DEFAULT_DEPTH[self.arch])
         return self

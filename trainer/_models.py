@@ -4,16 +4,25 @@ All three architectures share the same parts and the same contract: a ``Network`
 ``features`` (the backbone, ends in (N, F) features) and ``head`` (a single
 ``nn.Linear(F, num_classes)``), so fine-tuning can swap the head and the health
 statistics can find the first and the last layer.
+
+Other models come in under the same contract: torchvision's (``torchvision:<name>``,
+trainer._torchvision splits off their classifier as the head) and plugins'
+(``plugin:<name>``, a :class:`PluginNetwork` around whatever module the plugin builds).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
 from trainer._config import FinetuneStrategy, ModelConfig
+from trainer._errors import ConfigError
+from trainer._plugins import PluginError, PluginKind, load_plugin, plugin_name
+from trainer._torchvision import TORCHVISION_PREFIX, build_torchvision
 
 # Slope of leaky_relu: torch's default, also used for its Kaiming gain.
 LEAKY_SLOPE = 0.01
@@ -166,12 +175,129 @@ BUILDERS: dict[str, Callable[[int, int, int, ModelConfig], Network]] = {
 
 
 def build_model(
-    cfg: ModelConfig, *, in_channels: int, image_size: int, num_classes: int
+    cfg: ModelConfig,
+    *,
+    in_channels: int,
+    image_size: int,
+    num_classes: int,
+    data_dir: Path | None = None,
+    load_weights_file: bool = True,
 ) -> Network:
-    """Build and initialise the configured network."""
+    """Build and initialise the configured network. A torchvision model's ``weights_file``
+    is read under *data_dir*, unless *load_weights_file* is False (a checkpoint's weights
+    are loaded into it next)."""
+    if cfg.arch.startswith(TORCHVISION_PREFIX):
+        return build_torchvision(
+            cfg,
+            in_channels=in_channels,
+            image_size=image_size,
+            num_classes=num_classes,
+            data_dir=data_dir,
+            load_weights_file=load_weights_file,
+        )
+    name = plugin_name(cfg.arch)
+    if name is not None:
+        return build_plugin_model(
+            name, cfg, in_channels=in_channels, image_size=image_size, num_classes=num_classes
+        )
     model = BUILDERS[cfg.arch](in_channels, image_size, num_classes, cfg)
     initialize(model, cfg)
     return model
+
+
+class GrayToRGB(nn.Module):
+    """Replicates 1-channel images to 3 channels, for models made for RGB input (torchvision's):
+    the same picture on each channel, as a gray photo converted to RGB would be."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.expand(-1, 3, -1, -1)  # (N, 1, H, W) -> (N, 3, H, W), a view
+
+
+class PluginNetwork(Network):
+    """A plugin's module under the ``Network`` contract.
+
+    The module maps images to logits by itself, so it runs whole as ``features``, with no
+    dropout or head of the trainer's own. ``head`` names its last layer with weights (in
+    registration order), which the gradient statistics report as the last layer; it is
+    deliberately not registered as a submodule of this wrapper: it already is one, inside
+    ``features``, and registering it twice would store its weights twice in checkpoints.
+    A plugin's classifier cannot be swapped (fine-tuning to other classes, linear probes).
+    """
+
+    def __init__(self, module: nn.Module, *, origin: str, num_classes: int):
+        nn.Module.__init__(self)  # not Network's: it would build a head of its own
+        self.features = module
+        self.dropout = nn.Dropout(0.0)
+        layers = [m for m in module.modules() if any(True for _ in m.parameters(recurse=False))]
+        if not layers:
+            raise PluginError(f"model plugin {origin} built a model without parameters")
+        object.__setattr__(self, "head", layers[-1])
+        self.origin = origin
+        self.num_classes = num_classes
+
+    def forward(self, x: Tensor) -> Tensor:
+        logits: Tensor = self.features(x)  # (N, num_classes)
+        return logits
+
+
+def build_plugin_model(
+    name: str, cfg: ModelConfig, *, in_channels: int, image_size: int, num_classes: int
+) -> Network:
+    """The model plugin *name* builds for *cfg*, checked to give one logit per class."""
+    plugin = load_plugin(PluginKind.MODEL, name)
+    origin = plugin.entry.origin
+    try:
+        module = plugin.obj.build(cfg, num_classes, in_channels)
+    except Exception as exc:  # third-party code: report it by the plugin's name
+        raise PluginError(
+            f"model plugin {origin} failed to build its model: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(module, nn.Module):
+        raise PluginError(
+            f"model plugin {origin}: build() must return a torch nn.Module, got "
+            f"{type(module).__name__}"
+        )
+    network = PluginNetwork(module, origin=origin, num_classes=num_classes)
+    check_takes(
+        network,
+        label=f"model plugin {origin}",
+        in_channels=in_channels,
+        image_size=image_size,
+        num_classes=num_classes,
+    )
+    return network
+
+
+# Images of the trial forward pass of a model built elsewhere.
+_PROBE_BATCH = 2
+
+
+def check_takes(
+    network: Network, *, label: str, in_channels: int, image_size: int, num_classes: int
+) -> None:
+    """One forward pass on blank images of the dataset's size, in eval mode: a model built
+    elsewhere (torchvision, a plugin; *label* names it) that cannot take them, or that does
+    not answer one logit per class, fails here, named, instead of in the first training
+    step."""
+    probe = torch.zeros(_PROBE_BATCH, in_channels, image_size, image_size)  # (2, C, H, W)
+    network.eval()
+    try:
+        with torch.no_grad():
+            logits = network(probe)
+    except (RuntimeError, ValueError, AssertionError, TypeError) as exc:
+        raise ConfigError(
+            f"arch: {label} cannot take {in_channels}×{image_size}×{image_size} images: "
+            f"{type(exc).__name__}: {exc}; pick another model or larger images "
+            "(an image folder's data.image_size)"
+        ) from exc
+    finally:
+        network.train()
+    shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+    if shape != (_PROBE_BATCH, num_classes):
+        raise ConfigError(
+            f"arch: {label} must answer (batch, {num_classes}) logits, one per class, "
+            f"got {shape} for a batch of {_PROBE_BATCH}"
+        )
 
 
 KaimingNonlinearity = Literal["relu", "leaky_relu", "sigmoid", "tanh"]
@@ -224,11 +350,15 @@ def initialize(model: Network, cfg: ModelConfig) -> None:
 
 
 def first_layer(model: Network) -> nn.Module:
-    """The first convolution (its gradient norm is a vanishing-gradient signal)."""
+    """The first convolution (its gradient norm is a vanishing-gradient signal); in a
+    plugin's model without one, its first layer with weights."""
     for module in model.features.modules():
         if isinstance(module, nn.Conv2d):
             return module
-    raise AssertionError("every architecture starts with a convolution")
+    for module in model.features.modules():
+        if any(True for _ in module.parameters(recurse=False)):
+            return module
+    raise AssertionError("every model has a layer with weights (PluginNetwork checks)")
 
 
 def apply_finetune(model: Network, strategy: FinetuneStrategy, num_classes: int) -> None:
@@ -237,6 +367,14 @@ def apply_finetune(model: Network, strategy: FinetuneStrategy, num_classes: int)
     ``linear-probe``: a fresh head, every other parameter frozen. ``full``: everything
     trains; the head is replaced only when the class count differs.
     """
+    if isinstance(model, PluginNetwork):
+        if strategy is FinetuneStrategy.FULL and model.num_classes == num_classes:
+            return  # the weights as they are: nothing to swap
+        raise ConfigError(
+            f"init_from: model plugin {model.origin} has no head sweepdoc can replace, so it "
+            f"can only be fine-tuned in full on as many classes as its checkpoint "
+            f"(finetune=full), got finetune={strategy.value} with {num_classes} classes"
+        )
     old = model.head
     if strategy is FinetuneStrategy.LINEAR_PROBE or old.out_features != num_classes:
         model.head = nn.Linear(old.in_features, num_classes).to(old.weight.device)
@@ -245,3 +383,4 @@ def apply_finetune(model: Network, strategy: FinetuneStrategy, num_classes: int)
     if strategy is FinetuneStrategy.LINEAR_PROBE:
         for parameter in model.features.parameters():
             parameter.requires_grad_(False)
+

@@ -3,7 +3,8 @@
 Each section subclasses the trainer model that defines its fields (type, bounds, default,
 description, cross-field rules), so a study accepts exactly what a run accepts. What the
 service adds on top is here and only here: the checkpoint path is a path relative to the
-server's data root, resolved there with symlinks followed.
+server's data root, resolved there with symlinks followed, or ``trial:<id>``, a stored
+trial's checkpoint (studies.checkpoints resolves it).
 """
 
 from __future__ import annotations
@@ -48,30 +49,62 @@ def resolve_inside(data_root: Path, relative: str, field: str) -> Path:
         raise SpecError([FieldError(field, reason)]) from exc
 
 
+# ``train.init_from: "trial:<id>"``: start from that trial's stored checkpoint.
+TRIAL_CHECKPOINT_PREFIX = "trial:"
+
+
+def trial_reference(value: str | None) -> int | None:
+    """The trial id of a ``trial:<id>`` init_from, or None for a file path (or none)."""
+    if value is None or not value.startswith(TRIAL_CHECKPOINT_PREFIX):
+        return None
+    number = value.removeprefix(TRIAL_CHECKPOINT_PREFIX)
+    if not number.isascii() or not number.isdigit() or int(number) < 1:
+        raise ValueError(
+            f"init_from {value!r}: a trial's checkpoint is named trial:<id>, its id a "
+            "positive integer (GET /v1/studies/{id}/trials lists them)"
+        )
+    return int(number)
+
+
 class DataSpec(DataRecipe):
     """A study's ``data``: the trainer's DataRecipe as is (the dataset is the spec's
     top-level ``dataset``; the data root is the server's)."""
 
 
 class ModelSpec(ModelConfig):
-    """A study's ``model``: the trainer's ModelConfig as is."""
+    """A study's ``model``: the trainer's ModelConfig, with a torchvision model's
+    ``weights_file`` held to a path under the server's data root (``check_submission``
+    resolves it there)."""
+
+    @field_validator("weights_file")
+    @classmethod
+    def _weights_file_relative(cls, value: str | None) -> str | None:
+        return None if value is None else relative_path(value, "weights_file")
 
 
 class TrainSpec(OptimRecipe):
     """A study's ``train``: the trainer's OptimRecipe, plus the checkpoint to start from as
-    a path under the server's data root (the learning rate is searched, the device is the
-    worker's)."""
+    a path under the server's data root or a stored trial's (the learning rate is searched,
+    the device is the worker's)."""
 
     init_from: str | None = Field(
         default=None,
         description=f"{OptimConfig.model_fields['init_from'].description} "
-        "A path relative to the server's data root.",
+        "A path relative to the server's data root, or `trial:<id>` for that trial's "
+        "stored checkpoint.",
     )
 
     @field_validator("init_from")
     @classmethod
     def _init_from_relative(cls, value: str | None) -> str | None:
-        return None if value is None else relative_path(value, "init_from")
+        if value is None or trial_reference(value) is not None:
+            return value
+        return relative_path(value, "init_from")
+
+    @property
+    def init_from_trial(self) -> int | None:
+        """The trial whose checkpoint init_from names (``trial:<id>``), else None."""
+        return trial_reference(self.init_from)
 
 
 @dataclass(frozen=True)
