@@ -18,8 +18,9 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install -q -e .
 
+# The example plugin package (tests/plugins) too: the plugin tests train through its entry points.
 install-dev: $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e tests/plugins/sweepdoc_example_plugin
 
 demo: install
 	$(BIN)/sweepdoc demo
