@@ -34,6 +34,7 @@ from trainer._curves import METRIC_KEYS
 # What one epoch may carry: the four curves and the learning rate (curves JSON names).
 EPOCH_KEYS: Final = (*METRIC_KEYS, "lr")
 MAX_PARAMS: Final = 100
+MAX_PARAM_TEXT: Final = 200
 
 ProjectName = Annotated[
     str,
@@ -46,13 +47,22 @@ RunName = Annotated[
     StringConstraints(pattern=r"^[^\x00-\x1f\x7f]+$", min_length=1, max_length=120),
 ]
 ParamName = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]+$", max_length=100)]
-ParamValue = Annotated[
-    Annotated[bool, Field(strict=True)]
-    | Annotated[int, Field(strict=True)]
-    | Annotated[float, Field(strict=True, allow_inf_nan=False)]
-    | Annotated[str, Field(max_length=200)],
-    Field(union_mode="left_to_right"),
-]
+
+
+def _param_value(value: Any) -> Any:
+    # One clear reason instead of one per member of the union below.
+    if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    if isinstance(value, str) and len(value) <= MAX_PARAM_TEXT:
+        return value
+    raise ValueError(
+        f"give a finite number, true/false or text of at most {MAX_PARAM_TEXT} characters "
+        "(params are flat: name nested ones with dots, e.g. optim.lr)"
+    )
+
+
+# Smart union: each value keeps its own JSON type (1 stays an int, true a bool).
+ParamValue = Annotated[bool | int | float | str, BeforeValidator(_param_value)]
 
 
 def _number_or_null(value: Any) -> Any:
