@@ -6,7 +6,10 @@ confidence bin) and the expected calibration error (ECE: the bins' |share right 
 confidence|, weighted by how many verdicts fall in each).
 
     .venv/bin/python bench/diagnoser/evaluate.py [--split train|heldout|all] [--markdown]
-        [--errors]
+        [--errors] [--plans with|without|both] [--pieces]
+
+Every sample is evaluated with its run's plan (what the worker passes: dataset.py) and
+without one (what a user diagnosing a CSV has).
 """
 
 from __future__ import annotations
@@ -207,28 +210,35 @@ def main() -> None:
     parser.add_argument("--errors", action="store_true")
     parser.add_argument("--pieces", action="store_true",
                         help="compare the pieces of the undertrained decision")
+    parser.add_argument("--plans", choices=("with", "without", "both"), default="both",
+                        help="give every sample its run's plan, none (a CSV's user), or both")
     args = parser.parse_args()
     runs = [r for r in load_runs() if args.split in ("all", r["split"])]
-    whole, _ = samples(runs, cuts=False)
-    everything, ambiguous = samples(runs, cuts=True)
     if args.pieces:
+        everything, _ = samples(runs, cuts=True)
         print(pieces_markdown(f"{args.split}: whole runs + cuts", everything))
         return
-    for title, selected, amb in (("whole runs", whole, None),
-                                 ("whole runs + cuts", everything, ambiguous)):
-        report = evaluate(selected)
-        if args.markdown:
-            print(markdown(f"{args.split}: {title}", report, amb))
-            print(reliability_markdown(f"{args.split}: {title}", report))
-        else:
-            print(f"{args.split:8s} {title:18s} n={report.total:4d} acc={_pct(report.accuracy)} "
-                  f"balanced={_pct(report.balanced_accuracy)} "
-                  f"healthy-false-alarms={_pct(report.healthy_false_alarms)}"
-                  + f" ece={report.ece:.3f}"
-                  + (f" ambiguous-cuts={amb}" if amb is not None else ""))
-        if args.errors:
-            for sample, predicted, summary in report.errors:
-                print(f"   {sample.name:45s} {sample.truth:12s} -> {predicted:12s} {summary}")
+    for plans in (True, False):
+        if args.plans != "both" and plans != (args.plans == "with"):
+            continue
+        kind = "with plans" if plans else "without plans"
+        whole, _ = samples(runs, cuts=False, plans=plans)
+        everything, ambiguous = samples(runs, cuts=True, plans=plans)
+        for title, selected, amb in ((f"whole runs, {kind}", whole, None),
+                                     (f"whole runs + cuts, {kind}", everything, ambiguous)):
+            report = evaluate(selected)
+            if args.markdown:
+                print(markdown(f"{args.split} half — {title}", report, amb))
+                print(reliability_markdown(f"{args.split} half — {title}", report))
+            else:
+                print(f"{args.split:8s} {title:34s} n={report.total:4d} "
+                      f"acc={_pct(report.accuracy)} balanced={_pct(report.balanced_accuracy)} "
+                      f"healthy-false-alarms={_pct(report.healthy_false_alarms)}"
+                      + f" ece={report.ece:.3f}"
+                      + (f" ambiguous-cuts={amb}" if amb is not None else ""))
+            if args.errors:
+                for sample, predicted, summary in report.errors:
+                    print(f"   {sample.name:45s} {sample.truth:12s} -> {predicted:12s} {summary}")
 
 
 if __name__ == "__main__":

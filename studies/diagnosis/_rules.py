@@ -299,10 +299,12 @@ def _healthy(m: Measures) -> Verdict:
 def decide(m: Measures, study_best_val_acc: float | None) -> Verdict:
     """The label of a finite run with at least 3 epochs."""
     verdict = overfitting(m) or _never_learned_smoothly(m)
-    verdict = verdict or _underfitting(m, study_best_val_acc)
+    # A plan that still lowers the LR a lot while the training loss keeps falling is not a
+    # model that cannot fit: the scheduled fall is judged before underfitting.
+    verdict = verdict or _scheduled_fall(m) or _underfitting(m, study_best_val_acc)
     if verdict is None and _memorised(m):
         # A training set fitted to the last example leaves validation little to gain from
         # more epochs: a gap is the verdict, whatever the validation forecast says.
         verdict = overfitting_gap(m)
-    verdict = verdict or _undertrained(m) or _scheduled_fall(m) or overfitting_gap(m)
+    verdict = verdict or _undertrained(m) or overfitting_gap(m)
     return verdict or _healthy(m)
