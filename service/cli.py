@@ -19,6 +19,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("delete", "service.commands.delete"),
     ("diagnose", "service.commands.diagnose"),
     ("train", "service.commands.train"),
+    ("lr-find", "service.commands.lr_find"),
     ("migrate", "service.commands.migrate"),
 )
 
@@ -47,7 +48,9 @@ def build_app(only: str | None = None) -> typer.Typer:
 
     for name, module in COMMANDS:
         if only is None or name == only:
-            app.command()(getattr(importlib.import_module(module), name))
+            # A command's function is its name in Python (lr-find: lr_find).
+            function = getattr(importlib.import_module(module), name.replace("-", "_"))
+            app.command(name)(function)
     return app
 
 

@@ -145,3 +145,40 @@ def study_lr_png(points: Sequence[LrPoint], *, title: str) -> bytes:
         ax.text(0.5, 0.5, "no trials yet", ha="center", transform=ax.transAxes)
     ax.set_title(title)
     return _png(fig)
+
+
+def lr_range_png(lr_range: dict[str, Any], *, title: str) -> bytes:
+    """An LR range test (``TrialRow.lr_range``): raw and smoothed training loss against the
+    learning rate (log x), the suggestion marked with its rule, the reason below."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    lrs = lr_range["lrs"]
+    ax.plot(lrs, _finite(lr_range["losses"]), color="#bbbbbb", lw=1, label="loss")
+    smoothed = _finite(lr_range["smoothed"])
+    ax.plot(lrs, smoothed, color="#1f77b4", lw=2, label="smoothed loss")
+    suggestion = lr_range["suggestion"]
+    if suggestion is not None:
+        ax.axvline(
+            suggestion,
+            color=LABEL_COLORS["healthy"],
+            ls="--",
+            label=f"suggested lr {suggestion:.3g} ({lr_range['rule']})",
+        )
+    finite = [v for v in smoothed if math.isfinite(v)]
+    if finite:
+        # The blow-up at the top would squash the interesting part: cap the y axis at 1.5x
+        # the starting loss; the floor shows the lowest raw loss too.
+        raw = [v for v in _finite(lr_range["losses"]) if math.isfinite(v)]
+        low, start = min(finite + raw), finite[0]
+        ax.set_ylim(low - 0.05 * abs(start - low) - 0.05, max(start, low) * 1.5 + 0.05)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3, which="both")
+    if lrs:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no steps recorded", ha="center", transform=ax.transAxes)
+    ax.set_title(title)
+    fig.text(0.01, -0.02, str(lr_range.get("reason") or ""), fontsize=7, wrap=True)
+    return _png(fig)

@@ -99,6 +99,11 @@ class StudyPublic(_Out):
     priority: int
     max_parallel: int
     trial_count: int
+    lr_range: JsonObject | None = Field(
+        default=None,
+        description="An LR range test's result (search.sampler range_test; null otherwise or "
+        "until it ran): lrs, losses, smoothed, suggestion, rule, reason, ...",
+    )
     round: int = Field(description="Its round in a follow-up chain (1: submitted by a user).")
     parent_id: int | None = Field(description="The round before it (null for round 1).")
     follow_up_id: int | None = Field(description="The round the server submitted after it.")
@@ -179,6 +184,9 @@ class TrialDetail(TrialPublic):
     epochs: list[JsonObject] = Field(description="Every epoch record with health stats.")
     diagnosis: JsonObject | None
     attempts: list[AttemptPublic]
+    lr_range: JsonObject | None = Field(
+        default=None, description="The LR range test's result (range_test studies only)."
+    )
 
 
 class WorkerPublic(_Out):

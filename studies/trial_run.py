@@ -184,8 +184,12 @@ class TrialRun:
     def _train_and_finish(
         self, study: optuna.Study, trial: optuna.Trial, params: dict[str, Any]
     ) -> None:
+        from studies.range_run import is_range_test, run_range_test
         from trainer import RunStatus, train
 
+        if is_range_test(self.spec):  # an LR range test instead of a training run
+            run_range_test(self, study, trial)
+            return
         claim, recorder = self.claim, self.recorder
         try:
             config = self.spec.to_run_config(

@@ -45,6 +45,7 @@ from studies.queue._attempt import (
     beat,
     finish,
     record_epoch,
+    record_lr_range,
     release,
     start_attempt,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "load_claim",
     "reap_stale",
     "record_epoch",
+    "record_lr_range",
     "release",
     "start_attempt",
     "study_status",

@@ -191,6 +191,13 @@ def release(db: Database, claim: Claim, *, reason: str) -> bool:
     return True
 
 
+def record_lr_range(db: Database, claim: Claim, lr_range: dict[str, Any]) -> bool:
+    """Store an LR range test's result on its slot (``TrialRow.lr_range``); False if the
+    slot was taken away."""
+    with db.session() as session:
+        return _update_ours(session, claim, lr_range=lr_range, heartbeat_at=utcnow())
+
+
 def _add_to_history(
     session: Session, claim: Claim, *, state: TrialState, finished_at: datetime, error: str | None
 ) -> None:

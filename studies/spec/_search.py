@@ -1,4 +1,5 @@
-"""The spec's ``search`` section: which learning rates (and further dimensions) to try."""
+"""The spec's ``search`` section: which learning rates (and further dimensions) to try,
+or (``sampler: range_test``) one LR range test over ``[lr_low, lr_high]``."""
 
 from __future__ import annotations
 
@@ -29,12 +30,23 @@ DEFAULT_N_TRIALS = 20
 
 # The seed's grid, from the largest step to the smallest.
 SEED_LR_GRID: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
+# A range test's default span, wider than a grid's 1e-5 … 1e-1: the curve is only readable
+# when it covers the flat start (no learning yet) and the blow-up at the top, and SGD on
+# these CNNs still trains at 1e-1 (the seed's grid finds its best there). Six decades in a
+# few hundred steps keep the curve fine enough (fastai's lr_find spans 1e-7 … 10 in 100).
+RANGE_TEST_LR_LOW = 1e-6
+RANGE_TEST_LR_HIGH = 1.0
+# Steps of a range test: fewer give too coarse a curve for the smoothed slope to mean
+# anything; more is a training run, not a quick look (trainer._range_test.MAX_STEPS caps it).
+MIN_RANGE_STEPS = 20
+MAX_RANGE_STEPS = 2000
 
 
 class Sampler(StrEnum):
     GRID = "grid"
     RANDOM = "random"
     TPE = "tpe"
+    RANGE_TEST = "range_test"  # one trial: the LR range test (trainer.range_test)
 
 
 class _Strict(BaseModel):
@@ -92,15 +104,41 @@ class ExtraDims(_Strict):
 
 
 class SearchSpec(_Strict):
-    sampler: Sampler = Field(Sampler.GRID, description="grid | random | tpe")
-    lr_low: float = Field(1e-5, gt=0.0, le=MAX_LR, description="Lowest learning rate.")
-    lr_high: float = Field(1e-1, gt=0.0, le=MAX_LR, description="Highest learning rate.")
+    sampler: Sampler = Field(Sampler.GRID, description="grid | random | tpe | range_test")
+    lr_low: float = Field(
+        1e-5,
+        gt=0.0,
+        le=MAX_LR,
+        description=f"Lowest learning rate (range_test: default {RANGE_TEST_LR_LOW:g}).",
+    )
+    lr_high: float = Field(
+        1e-1,
+        gt=0.0,
+        le=MAX_LR,
+        description=f"Highest learning rate (range_test: default {RANGE_TEST_LR_HIGH:g}).",
+    )
     grid: list[float] | None = Field(None, description="Explicit learning rates (grid only).")
     points_per_decade: int | None = Field(None, ge=1, le=MAX_POINTS_PER_DECADE)
     n_trials: int | None = Field(
         None, ge=1, le=MAX_TRIALS, description=f"Trials (random / tpe); default {DEFAULT_N_TRIALS}."
     )
     extra: ExtraDims = Field(default_factory=ExtraDims)
+    range_steps: int | None = Field(
+        None,
+        ge=MIN_RANGE_STEPS,
+        le=MAX_RANGE_STEPS,
+        description="Steps of a range test (range_test only); default one epoch, at least "
+        "100 and at most 300.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _range_test_defaults(cls, data: Any) -> Any:
+        """A range test's own default span where the spec gives none (stored specs are
+        dumped with both ends, so this decides once, at submission)."""
+        if isinstance(data, dict) and data.get("sampler") == Sampler.RANGE_TEST.value:
+            data = {"lr_low": RANGE_TEST_LR_LOW, "lr_high": RANGE_TEST_LR_HIGH, **data}
+        return data
 
     @field_validator("grid")
     @classmethod
@@ -119,7 +157,11 @@ class SearchSpec(_Strict):
             raise ValueError(
                 f"lr_low: must not exceed lr_high, got lr_low={self.lr_low} lr_high={self.lr_high}"
             )
-        if self.sampler is Sampler.GRID:
+        if self.sampler is not Sampler.RANGE_TEST and self.range_steps is not None:
+            raise ValueError(f"range_steps: only for sampler range_test, got {self.sampler}")
+        if self.sampler is Sampler.RANGE_TEST:
+            self._check_range_test()
+        elif self.sampler is Sampler.GRID:
             if self.grid is not None and self.points_per_decade is not None:
                 raise ValueError("grid: give either grid or points_per_decade, not both")
             if self.n_trials is not None:
@@ -137,8 +179,26 @@ class SearchSpec(_Strict):
                 )
         return self
 
+    def _check_range_test(self) -> None:
+        """A range test is one run over [lr_low, lr_high]: nothing to sample or enumerate."""
+        if self.lr_high <= self.lr_low:
+            raise ValueError(
+                f"lr_high: a range test needs lr_high above lr_low, got lr_low={self.lr_low} "
+                f"lr_high={self.lr_high}"
+            )
+        for name in ("grid", "points_per_decade", "n_trials"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name}: not used by sampler range_test (it runs one trial)")
+        if self.extra.as_dict():
+            raise ValueError(
+                "extra: sampler range_test runs one trial; search further dimensions in a "
+                "follow-up study"
+            )
+
     def trials(self) -> int:
-        """Trials of a random/tpe search."""
+        """Trials of a random/tpe search; a range test is one trial."""
+        if self.sampler is Sampler.RANGE_TEST:
+            return 1
         return self.n_trials if self.n_trials is not None else DEFAULT_N_TRIALS
 
     def lr_grid(self) -> list[float]:

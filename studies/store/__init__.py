@@ -19,6 +19,7 @@ from studies.store._health import (
     readiness,
     reap_stale_trials,
 )
+from studies.store._range import study_lr_range, study_lr_range_png
 from studies.store._rows import study_row, trial_row
 from studies.store._studies import (
     cancel_study,
@@ -47,6 +48,8 @@ __all__ = [
     "study_chain",
     "study_diagnosis",
     "study_lr_png",
+    "study_lr_range",
+    "study_lr_range_png",
     "study_row",
     "submit_study",
     "trial_curves_png",

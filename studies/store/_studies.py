@@ -12,6 +12,7 @@ from studies.queue._sql import rowcount
 from studies.results import Candidate, best_trial
 from studies.schemas import BestTrial, Page, StudyPublic, from_row
 from studies.spec import Objective
+from studies.store._range import lr_ranges
 from studies.store._rows import study_row
 
 __all__ = [
@@ -101,6 +102,7 @@ def study_publics(db: Database, rows: list[StudyRow]) -> list[StudyPublic]:
     """The public view of each study row: status, counts, best trial, progress."""
     counts = _counts(db, [r.id for r in rows])
     best = _best_trials(db, rows)
+    ranges = lr_ranges(db, [r.id for r in rows])
     publics = []
     for row in rows:
         total = sum(counts[row.id].values())
@@ -114,6 +116,7 @@ def study_publics(db: Database, rows: list[StudyRow]) -> list[StudyPublic]:
                 best_trial=best.get(row.id),
                 progress=finished / total if total else 0.0,
                 objective=_objective(row),
+                lr_range=ranges.get(row.id),
             )
         )
     return publics

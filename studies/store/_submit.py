@@ -58,12 +58,14 @@ def _check_limit(db: Database, max_unfinished: int | None, session: Session | No
 def _optuna_side(db: Database, name: str, spec: StudySpec) -> list[tuple[Any, int | None]]:
     """Create the Optuna study *name* and enqueue the grid points; the slots' (params, id)."""
     optuna_bridge.create_study(db.url, name, spec)
-    if spec.search.sampler is Sampler.GRID:
-        return [
-            (params, optuna_bridge.enqueue_point(db.url, name, params)[0])
-            for params in spec.grid_points()
-        ]
-    return [(None, None)] * spec.search.trials()
+    if spec.search.sampler is Sampler.RANGE_TEST:
+        # One point, where the ramp starts; the suggestion is stored when the test ends.
+        points = [{"lr": spec.search.lr_low}]
+    elif spec.search.sampler is Sampler.GRID:
+        points = spec.grid_points()
+    else:
+        return [(None, None)] * spec.search.trials()
+    return [(params, optuna_bridge.enqueue_point(db.url, name, params)[0]) for params in points]
 
 
 def submit_study(

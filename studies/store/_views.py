@@ -28,6 +28,11 @@ __all__ = ["study_diagnosis", "study_lr_png", "trial_curves_png", "trial_diagnos
 def trial_diagnosis(db: Database, trial_id: int) -> Diagnosis:
     """The stored diagnosis, or for a running trial a provisional one from its epochs so far."""
     row = trial_row(db, trial_id)
+    if row.lr_range is not None:
+        raise ConflictError(
+            f"trial {trial_id} is an LR range test, not a training run: nothing to diagnose "
+            "(its curve and suggestion are its lr_range)"
+        )
     if row.diagnosis is not None:
         return Diagnosis.model_validate(row.diagnosis)
     records = epoch_records(db, row)
@@ -47,6 +52,8 @@ def study_diagnosis(
     for row in study_trial_rows(db, study_id):
         if row.params is None:
             continue  # a random/tpe slot that has not started has no learning rate yet
+        if row.lr_range is not None:
+            continue  # an LR range test is no training run: it has no label to summarize
         public = from_row(TrialPublic, row)
         # Ranked by the same candidate as the API's best trial (studies.results.best_trial).
         candidate = trial_candidate(row)

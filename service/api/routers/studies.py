@@ -171,3 +171,15 @@ def get_study_diagnosis(
 def get_study_lr_plot(study_id: StudyId, database: DatabaseDep) -> Response:
     """Validation accuracy against learning rate, points colored by label."""
     return Response(store.study_lr_png(database, study_id), media_type="image/png")
+
+
+@router.get(
+    "/{study_id}/lr_range.png",
+    response_class=Response,
+    responses={**PNG, **error_responses(404, 422, 503)},
+    operation_id="get_study_lr_range_plot",
+)
+def get_study_lr_range_plot(study_id: StudyId, database: DatabaseDep) -> Response:
+    """An LR range test's loss against learning rate, the suggested rate marked; 404 when
+    the study is not a range test (search.sampler range_test) or its test has not run."""
+    return Response(store.study_lr_range_png(database, study_id), media_type="image/png")
