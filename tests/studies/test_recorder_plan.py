@@ -1,0 +1,84 @@
+"""The worker's diagnosis knows the run's plan (issue 11, v2): the study's epochs and LR
+schedule travel with the curves, so a trial stopped before its planned end, or before a
+scheduled step, is judged as unfinished. Real queue, real SQLite file."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+from studies import queue, store
+from studies.db import Database
+from studies.diagnosis import Label
+from studies.recorder import EpochRecorder
+from studies.spec import parse_spec
+from tests.studies.conftest import tiny_spec
+from trainer import EpochRecord, History, RunStatus
+
+
+def _records(epochs: int) -> list[EpochRecord]:
+    """Validation flat at ~0.92 at a constant LR while the training loss still falls."""
+    return [
+        EpochRecord(
+            epoch=e + 1,
+            train_loss=0.3 * math.exp(-e / 12) + 0.02,
+            train_acc=0.94 - 0.3 * math.exp(-e / 3),
+            val_loss=0.25 + 0.1 * math.exp(-e / 2) + 0.003 * (-1) ** e,
+            val_acc=0.92 - 0.3 * math.exp(-e / 2) + 0.002 * (-1) ** e,
+            lr=0.1,
+            seconds=1.0,
+            images_per_s=100.0,
+            grad_norm=1.0,
+            grad_norm_first=0.1,
+            grad_norm_last=0.2,
+            dead_relu_fraction=0.0,
+            nonfinite=False,
+        )
+        for e in range(epochs)
+    ]
+
+
+def _recorded(db: Database, tmp_path: Path, train: dict[str, Any], epochs: int) -> EpochRecorder:
+    store.submit_study(db, parse_spec(tiny_spec(train=train)), artifacts_dir=tmp_path)
+    claim = queue.claim_next(db, worker="mine", device="cpu")
+    assert claim is not None
+    recorder = EpochRecorder(
+        db, claim, stop=threading.Event(), lost=threading.Event(), outage_grace_s=1.0
+    )
+    history = History(
+        config=claim.spec.to_run_config({"lr": 0.1}, data_dir=tmp_path, device="cpu"),
+        num_classes=10,
+        input_shape=(1, 8, 8),
+        train_size=240,
+        val_size=60,
+        mean=[0.5],
+        std=[0.2],
+        device="cpu",
+        records=_records(epochs),
+        status=RunStatus.COMPLETED,
+    )
+    recorder.record_unseen(history)
+    return recorder
+
+
+def test_a_trial_stopped_before_its_scheduled_step_is_undertrained(
+    db: Database, tmp_path: Path
+) -> None:
+    train = {"epochs": 60, "schedule": "step", "step_size": 30}
+    diagnosis = _recorded(db, tmp_path, train, epochs=20).diagnose()
+    assert diagnosis is not None
+    assert diagnosis.label is Label.UNDERTRAINED
+    assert "40 remaining epochs (of 60)" in diagnosis.summary
+    assert diagnosis.forecast is not None and diagnosis.forecast.horizon_epochs == 60
+
+
+def test_a_trial_that_ran_its_whole_plan_is_judged_as_finished(
+    db: Database, tmp_path: Path
+) -> None:
+    train = {"epochs": 20, "schedule": "none"}
+    diagnosis = _recorded(db, tmp_path, train, epochs=20).diagnose()
+    assert diagnosis is not None
+    assert diagnosis.label is Label.HEALTHY
+    assert diagnosis.forecast is not None and diagnosis.forecast.horizon_epochs == 40
