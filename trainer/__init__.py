@@ -8,7 +8,8 @@ The configs, results and errors import without torch (the API server and the CLI
 validate configs without paying for it); ``train``, ``load_checkpoint``,
 ``Checkpoint``, ``load_resume_state``, ``ResumeState`` and the LR range test
 (``range_test``, ``RangeTestResult``, ``Suggestion``, ``SuggestionRule``) load torch on
-first use.
+first use, and so does packed training (``train_packed``, ``estimate_pack_bytes``; the
+check ``can_pack`` does not).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from trainer._curves import (
 from trainer._errors import ConfigError, DatasetError, TrainerError
 from trainer._finetune import FinetuneAdvice, recommend_finetune
 from trainer._history import EpochRecord, History, RunStatus, Stop
+from trainer._packed_check import PER_MEMBER_FIELDS, can_pack
 from trainer._plugins import (
     PLUGIN_PREFIX,
     DatasetPlugin,
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
     from trainer._checkpoint import Checkpoint, checkpoint_epoch, load_checkpoint
     from trainer._evaluate import Evaluation, evaluate_checkpoint
     from trainer._loop import train, warm_up
+    from trainer._packed_loop import OnMemberEpoch, train_packed
+    from trainer._packed_memory import estimate_pack_bytes
     from trainer._range_test import RangeTestResult, Suggestion, SuggestionRule, range_test
     from trainer._resume import ResumeState, load_resume_state
 
@@ -77,6 +81,9 @@ _LAZY = {
     "RangeTestResult": "trainer._range_test",
     "Suggestion": "trainer._range_test",
     "SuggestionRule": "trainer._range_test",
+    "train_packed": "trainer._packed_loop",
+    "OnMemberEpoch": "trainer._packed_loop",
+    "estimate_pack_bytes": "trainer._packed_memory",
 }
 
 __all__ = [
@@ -87,6 +94,7 @@ __all__ = [
     "IMAGEFOLDER_PREFIX",
     "MAX_EPOCHS",
     "METRIC_KEYS",
+    "PER_MEMBER_FIELDS",
     "PLUGIN_PREFIX",
     "TORCHVISION_PREFIX",
     "Checkpoint",
@@ -103,6 +111,7 @@ __all__ = [
     "History",
     "ModelConfig",
     "ModelPlugin",
+    "OnMemberEpoch",
     "OptimConfig",
     "OptimRecipe",
     "PluginDataset",
@@ -117,12 +126,14 @@ __all__ = [
     "Suggestion",
     "SuggestionRule",
     "TrainerError",
+    "can_pack",
     "check_arch",
     "check_dataset",
     "check_device",
     "checkpoint_epoch",
     "curves_json",
     "describe_plugins",
+    "estimate_pack_bytes",
     "evaluate_checkpoint",
     "finite_or_none",
     "json_safe",
@@ -132,6 +143,7 @@ __all__ = [
     "recommend_finetune",
     "torchvision_models",
     "train",
+    "train_packed",
     "warm_up",
 ]
 

@@ -21,6 +21,8 @@ from trainer._config import RunConfig
 # The fields members may differ in: each has a per-member value in the fused optimizer
 # (learning rate, weight decay, momentum) or the per-member gradient clipping.
 PER_MEMBER_FIELDS = ("lr", "weight_decay", "momentum", "grad_clip")
+# The architectures trainer._packed_models can fuse (every layer they use has a fused form).
+PACKABLE_ARCHS = ("simple", "vgg", "resnet")
 
 
 def can_pack(configs: Sequence[RunConfig]) -> str | None:
@@ -29,6 +31,12 @@ def can_pack(configs: Sequence[RunConfig]) -> str | None:
     if not configs:
         return "no runs to pack"
     first = configs[0]
+    if first.model.arch not in PACKABLE_ARCHS:
+        # Packing swaps each layer for its fused version; it knows the built-ins' layers.
+        return (
+            f"model.arch: only the built-in {', '.join(PACKABLE_ARCHS)} pack, "
+            f"got {first.model.arch!r}"
+        )
     if first.optim.init_from is not None:
         # Fine-tuning may resolve another architecture and freeze the backbone per run.
         return "optim.init_from: a run fine-tuned from a checkpoint trains alone"

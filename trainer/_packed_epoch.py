@@ -46,6 +46,8 @@ class EpochStats:
     last_step: list[int]  # each member's last optimizer step of the epoch
     blew_up: list[bool]
     steps_per_epoch: int
+    train_seconds: float = 0.0  # wall time of the pack's training pass
+    seconds: float = 0.0  # ... and of its evaluation too
     val: list[tuple[float, float, float | None]] = field(default_factory=list)
 
 

@@ -19,16 +19,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from trainer._batches import BatchSource, batch_bounds, crop_padding
+from trainer._batches import BatchSource, batch_bounds
+from trainer._checkpoint import BestBy, is_best_epoch
 from trainer._config import RunConfig
 from trainer._data import prepare_data
 from trainer._errors import ConfigError
 from trainer._history import EpochRecord, History, RunStatus, Stop
-from trainer._loop import resolve_device, uses_bf16
+from trainer._loop import augmentation, resolve_device, uses_bf16
 from trainer._models import build_model
 from trainer._packed_check import can_pack
 from trainer._packed_epoch import EpochShape, EpochStats, Member, PackRun, evaluate, train_epoch
@@ -45,6 +47,7 @@ def train_packed(
     on_epoch: OnMemberEpoch | None = None,
     checkpoint_paths: Sequence[Path | None] | None = None,
     epoch_state_paths: Sequence[Path | None] | None = None,
+    best_by: BestBy = "val_acc",
 ) -> list[History]:
     """Train the runs of *configs* as one packed network; their histories, in order.
 
@@ -58,7 +61,7 @@ def train_packed(
       index order); returning :class:`Stop` ends member i after that epoch (its weights
       no longer change; it leaves the pack) while the others go on;
     - a non-finite loss ends member i alone as ``diverged`` (the others are untouched);
-    - its best-validation-accuracy state goes to ``checkpoint_paths[i]`` and, after every
+    - its best epoch's state (by ``best_by``) goes to ``checkpoint_paths[i]`` and, after every
       epoch but a diverged one, its whole state to ``epoch_state_paths[i]``, both in the
       unpacked formats (``load_checkpoint``; ``train(resume_from=load_resume_state(...))``
       continues member i alone exactly).
@@ -81,7 +84,7 @@ def train_packed(
     data = prepare_data(configs[0].data, device, channels_last=False)
     try:
         members = [Member(i, c, best_paths[i], state_paths[i]) for i, c in enumerate(configs)]
-        return _train_pack(members, data, device, on_epoch)
+        return _train_pack(members, data, device, _Callbacks(on_epoch, best_by))
     finally:
         data.close()
 
@@ -94,8 +97,16 @@ def _per_member(paths: Sequence[Path | None] | None, k: int, name: str) -> list[
     return list(paths)
 
 
+@dataclass(frozen=True)
+class _Callbacks:
+    """What the caller asked for at each member's epoch end."""
+
+    on_epoch: OnMemberEpoch | None
+    best_by: BestBy
+
+
 def _train_pack(
-    members: list[Member], data: BatchSource, device: torch.device, on_epoch: OnMemberEpoch | None
+    members: list[Member], data: BatchSource, device: torch.device, callbacks: _Callbacks
 ) -> list[History]:
     first = members[0].config
     o = first.optim
@@ -117,11 +128,11 @@ def _train_pack(
             std=data.std,
             device=str(device),
         )
-    augment = first.data.resolved_augment
+    pad, flip = augmentation(first, data)
     epoch_shape = EpochShape(
         bounds=batch_bounds(data.train_size, o.batch_size),
-        pad=crop_padding(min(h, w)) if augment != "none" else 0,
-        flip=augment == "crop+flip",
+        pad=pad,
+        flip=flip,
         bf16=uses_bf16(o.precision, device),
         probe_relu=first.model.activation == "relu",
     )
@@ -129,13 +140,13 @@ def _train_pack(
         start = time.perf_counter()
         run.pack.model.train()
         stats = train_epoch(run, data, epoch_shape)
-        train_seconds = time.perf_counter() - start
+        stats.train_seconds = time.perf_counter() - start
         stats.val = evaluate(run, data, epoch_shape)
-        seconds = time.perf_counter() - start
+        stats.seconds = time.perf_counter() - start
         leaving = {
             position
             for position in range(run.pack.k)
-            if _close_epoch(run, position, epoch, stats, seconds, train_seconds, data, on_epoch)
+            if _close_epoch(run, position, epoch, stats, data, callbacks)
         }
         if len(leaving) == run.pack.k:
             break
@@ -153,10 +164,8 @@ def _close_epoch(
     position: int,
     epoch: int,
     stats: EpochStats,
-    seconds: float,
-    train_seconds: float,
     data: BatchSource,
-    on_epoch: OnMemberEpoch | None,
+    callbacks: _Callbacks,
 ) -> bool:
     """Record the member's epoch, save what it saves, ask its callback; True when it
     leaves the pack (diverged or stopped; a member finishing its last epoch stays)."""
@@ -174,8 +183,10 @@ def _close_epoch(
         val_loss=val_loss,
         val_acc=val_acc,
         lr=lr_at(stats.last_step[position], steps_per_epoch=stats.steps_per_epoch, cfg=o),
-        seconds=seconds,
-        images_per_s=stats.seen[position] / train_seconds if train_seconds > 0 else math.inf,
+        seconds=stats.seconds,
+        images_per_s=(
+            stats.seen[position] / stats.train_seconds if stats.train_seconds > 0 else math.inf
+        ),
         grad_norm=grad_norm,
         grad_norm_first=grad_first,
         grad_norm_last=grad_last,
@@ -188,22 +199,21 @@ def _close_epoch(
     improved = history.best_val_acc is None or val_acc > history.best_val_acc
     if math.isfinite(val_loss) and improved:
         history.best_epoch, history.best_val_acc = epoch, val_acc
-        if member.best_checkpoint is not None:
-            save_member_best(
-                member.best_checkpoint,
-                pack=run.pack,
-                optimizer=run.optimizer,
-                position=position,
-                history=history,
-                data=data,
-                epoch=epoch,
-            )
+    if member.best_checkpoint is not None and is_best_epoch(history.records, callbacks.best_by):
+        save_member_best(
+            member.best_checkpoint,
+            pack=run.pack,
+            optimizer=run.optimizer,
+            position=position,
+            history=history,
+            data=data,
+        )
     blew_up = stats.blew_up[position]
     if blew_up or not math.isfinite(val_loss):
         history.status = RunStatus.DIVERGED
         where = "training" if blew_up else "validation"
         history.stop_reason = f"non-finite {where} loss in epoch {epoch}"
-    stop = on_epoch(member.index, record, history) if on_epoch is not None else None
+    stop = callbacks.on_epoch(member.index, record, history) if callbacks.on_epoch else None
     if history.status is RunStatus.DIVERGED:
         return True
     if member.epoch_state is not None:

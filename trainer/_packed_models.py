@@ -79,11 +79,16 @@ def _swap_leaves(parent: nn.Module, k: int, first_conv: nn.Module) -> None:
             setattr(parent, name, _fused(child, k, shared_input=child is first_conv))
 
 
-def packed_structure(template: Network, k: int) -> Network:
-    """A network shaped like *template* for K members (weights uninitialised)."""
-    packed = copy.deepcopy(template)
-    _swap_leaves(packed, k, first_layer(packed))
-    return packed
+def packed_structure(template: Network, k: int, device: torch.device) -> Network:
+    """A network shaped like *template* for K members on *device*, weights uninitialised.
+
+    Built on the meta device, then given storage: a layer's constructor initialises its
+    weights from torch's default generator, and drawing from it here would shift the
+    dropout stream that the members share with their unpacked runs."""
+    with torch.device("meta"):
+        packed = copy.deepcopy(template).to("meta")
+        _swap_leaves(packed, k, first_layer(packed))
+    return packed.to_empty(device=device)
 
 
 @dataclass
@@ -98,7 +103,7 @@ class Pack:
     def of(cls, members: list[Network]) -> Pack:
         """Pack initialised *members* (same architecture, on one device)."""
         template = members[0]
-        model = packed_structure(template, len(members)).to(_device_of(template))
+        model = packed_structure(template, len(members), _device_of(template))
         states = [m.state_dict() for m in members]
         packed_state = {
             key: _stack(key, [s[key] for s in states], target)
@@ -122,7 +127,7 @@ class Pack:
         """A smaller pack of the members at *keep* (indices into this pack), weights and
         norm statistics carried over."""
         index = torch.tensor(keep, dtype=torch.long, device=_device_of(self.model))
-        model = packed_structure(self.template, len(keep)).to(_device_of(self.model))
+        model = packed_structure(self.template, len(keep), _device_of(self.model))
         model.load_state_dict(
             {
                 key: t if t.dim() == 0 else select_members(t, self.k, index)

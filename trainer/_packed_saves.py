@@ -11,21 +11,27 @@ from pathlib import Path
 import torch
 
 from trainer._batches import BatchSource
-from trainer._checkpoint import Checkpoint, save_checkpoint
-from trainer._config import RunConfig
+from trainer._checkpoint import save_best
 from trainer._history import History
 from trainer._loop import _make_optimizer
+from trainer._models import Network
 from trainer._packed_models import Pack
 from trainer._packed_optim import PackedOptimizer
-from trainer._resume import ResumeState, save_resume_state
+from trainer._resume import capture_state, save_resume_state
 
 
-def member_optimizer_state(
-    pack: Pack, optimizer: PackedOptimizer, position: int, config: RunConfig
-) -> dict[str, object]:
-    """The member's optimizer state as ``trainer.train``'s torch optimizer saves it."""
-    like = _make_optimizer([p for p in pack.template.parameters() if p.requires_grad], config)
-    return optimizer.member_state_dict(position, like)
+def as_unpacked(
+    pack: Pack, optimizer: PackedOptimizer, position: int, history: History
+) -> tuple[Network, torch.optim.Optimizer]:
+    """The member at *position* as ``trainer.train`` would hold it: its weights in an
+    unpacked network (the pack's template, reused) and its optimizer state in the torch
+    optimizer its config makes, so the unpacked writers save it unchanged."""
+    model = pack.template
+    model.load_state_dict(pack.member_state(position))
+    params = [p for p in model.parameters() if p.requires_grad]
+    like = _make_optimizer(params, history.config)
+    like.load_state_dict(optimizer.member_state_dict(position, like))
+    return model, like
 
 
 def save_member_best(
@@ -36,23 +42,16 @@ def save_member_best(
     position: int,
     history: History,
     data: BatchSource,
-    epoch: int,
 ) -> None:
-    record = history.records[-1]
-    save_checkpoint(
+    """The member's best checkpoint after its last epoch (``trainer._checkpoint``)."""
+    model, like = as_unpacked(pack, optimizer, position, history)
+    save_best(
         path,
-        Checkpoint(
-            model_state=pack.member_state(position),
-            optimizer_state=member_optimizer_state(pack, optimizer, position, history.config),
-            config=history.config,
-            epoch=epoch,
-            metric={"val_acc": record.val_acc, "val_loss": record.val_loss},
-            num_classes=data.num_classes,
-            input_shape=data.input_shape,
-            train_size=data.train_size,
-            mean=data.mean,
-            std=data.std,
-        ),
+        model=model,
+        optimizer=like,
+        config=history.config,
+        data=data,
+        record=history.records[-1],
     )
 
 
@@ -67,21 +66,18 @@ def save_member_epoch_state(
     generator: torch.Generator,
     device: torch.device,
 ) -> None:
-    """The member's whole state after its last epoch (``trainer._resume.capture_state``'s
-    contents): the random streams are the pack's, which are the member's own, since every
-    member draws the same ones its unpacked run would."""
-    state = ResumeState(
+    """The member's whole state after its last epoch (``trainer._resume``). The random
+    streams are the pack's, which are the member's own: every member draws exactly what
+    its unpacked run would."""
+    model, like = as_unpacked(pack, optimizer, position, history)
+    state = capture_state(
         config=history.config,
         epoch=history.records[-1].epoch,
         step=step,
-        model_state={k: v.to("cpu") for k, v in pack.member_state(position).items()},
-        optimizer_state=member_optimizer_state(pack, optimizer, position, history.config),
-        cpu_rng=torch.get_rng_state(),
-        cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        generator_device=generator.device.type,
-        generator_state=generator.get_state(),
-        records=history.record_dicts(),
-        best_epoch=history.best_epoch,
-        best_val_acc=history.best_val_acc,
+        model=model,
+        optimizer=like,
+        generator=generator,
+        device=device,
+        history=history,
     )
     save_resume_state(path, state)

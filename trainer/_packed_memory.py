@@ -1,0 +1,96 @@
+"""How much accelerator memory a pack of K members needs, roughly: enough to choose K
+on a GPU before training (``max_pack: auto``), not a promise.
+
+Per member: its float32 parameters, their gradients and the optimizer's state (SGD's
+momentum buffer, Adam's two moments), plus the activations one training step keeps for
+backward and their gradients (measured by running the network once on the meta device,
+which computes shapes only), at the run's batch size. Shared by all members: the
+evaluation batch's largest activation is not multiplied (it is freed layer by layer),
+and the dataset itself is not counted (one copy, whatever K is).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from trainer._config import IMAGEFOLDER_PREFIX, RunConfig
+from trainer._errors import ConfigError
+from trainer._models import build_model
+
+FLOAT_BYTES = 4
+# Tensors per parameter besides itself: its gradient, and the optimizer's state.
+OPTIMIZER_SLOTS = {"sgd": 2, "adam": 3, "adamw": 3}
+# Per layer output: the tensor kept for backward and its gradient. Every leaf's output is
+# counted, in-place activations too, which covers the temporaries (norm statistics,
+# pooling indices, the allocator's rounding) without a third copy.
+ACTIVATION_FACTOR = 2
+# (C, H, W) and classes of the built-in datasets, to estimate without reading them.
+BUILTIN_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
+    "digits": ((1, 8, 8), 10),
+    "mnist": ((1, 28, 28), 10),
+    "fashion-mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+}
+
+
+def estimate_pack_bytes(
+    config: RunConfig,
+    k: int,
+    *,
+    input_shape: tuple[int, int, int] | None = None,
+    num_classes: int | None = None,
+) -> int:
+    """Bytes of device memory a pack of *k* runs of *config* needs to train, roughly.
+
+    *input_shape* (C, H, W) and *num_classes* default to the built-in dataset's; an image
+    folder needs them given (else :class:`ConfigError`)."""
+    if k < 1:
+        raise ConfigError(f"k: must be at least 1, got {k}")
+    shape, classes = _dataset_shape(config, input_shape, num_classes)
+    c, h, w = shape
+    with torch.device("meta"):
+        model = build_model(config.model, in_channels=c, image_size=min(h, w), num_classes=classes)
+        params = sum(p.numel() for p in model.parameters())
+        per_image = _activations_per_image(model, shape)
+    slots = OPTIMIZER_SLOTS[config.optim.optimizer]
+    member = FLOAT_BYTES * (
+        params * (1 + slots) + ACTIVATION_FACTOR * per_image * config.optim.batch_size
+    )
+    return k * member
+
+
+def _dataset_shape(
+    config: RunConfig, input_shape: tuple[int, int, int] | None, num_classes: int | None
+) -> tuple[tuple[int, int, int], int]:
+    known = BUILTIN_SHAPES.get(config.data.dataset)
+    if known is None and config.data.dataset.startswith(IMAGEFOLDER_PREFIX):
+        size = config.data.image_size
+        known = ((3, size, size), num_classes or 0) if size is not None else None
+    shape = input_shape or (known[0] if known else None)
+    classes = num_classes or (known[1] if known else None)
+    if shape is None or not classes:
+        raise ConfigError(
+            f"input_shape, num_classes: needed to estimate dataset {config.data.dataset!r} "
+            "(only the built-in datasets' shapes are known)"
+        )
+    return shape, classes
+
+
+def _activations_per_image(model: nn.Module, shape: tuple[int, int, int]) -> int:
+    """Elements every leaf layer outputs for one image (one forward on the meta device)."""
+    total = 0
+
+    def count(_module: nn.Module, _inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        nonlocal total
+        total += output.numel()
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(count) for m in leaves]
+    try:
+        model(torch.empty(1, *shape, device="meta"))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
