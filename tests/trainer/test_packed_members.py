@@ -1,0 +1,155 @@
+"""Each packed member keeps its own life: its callback and Stop, its best checkpoint and
+epoch state in the unpacked formats; and which runs may pack, and how much memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.trainer.test_packed_equivalence import assert_same_curves, tiny_digits_config
+from trainer import (
+    ConfigError,
+    EpochRecord,
+    History,
+    RunConfig,
+    RunStatus,
+    Stop,
+    can_pack,
+    estimate_pack_bytes,
+    load_checkpoint,
+    load_resume_state,
+    train,
+    train_packed,
+)
+from trainer._models import build_model
+
+
+def test_a_stopped_member_leaves_and_the_others_go_on_as_alone() -> None:
+    configs = [tiny_digits_config(lr=lr, epochs=3) for lr in (0.05, 0.02, 0.1)]
+    calls: list[tuple[int, int]] = []
+
+    def on_epoch(index: int, record: EpochRecord, history: History) -> Stop | None:
+        calls.append((index, record.epoch))
+        assert history.records[-1] == record
+        return Stop(reason="pruned at epoch 1") if index == 1 else None
+
+    packed = train_packed(configs, on_epoch=on_epoch)
+    # Members in index order each epoch; the stopped one is never asked again.
+    assert calls == [(0, 1), (1, 1), (2, 1), (0, 2), (2, 2), (0, 3), (2, 3)]
+    assert packed[1].status is RunStatus.STOPPED
+    assert packed[1].stop_reason == "pruned at epoch 1"
+    assert len(packed[1].records) == 1
+    stopped_alone = train(configs[1], on_epoch=lambda r, h: Stop(reason="pruned at epoch 1"))
+    assert_same_curves(packed[1], stopped_alone)
+    # The pack was rebuilt without member 1 after epoch 1: the others are still exact.
+    for index in (0, 2):
+        assert packed[index].status is RunStatus.COMPLETED
+        assert_same_curves(packed[index], train(configs[index]))
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_best_checkpoints_are_the_unpacked_runs(tmp_path: Path, optimizer: str) -> None:
+    lrs = (0.05, 0.01) if optimizer == "sgd" else (3e-3, 1e-3)
+    configs = [tiny_digits_config(optimizer=optimizer, lr=lr, epochs=3) for lr in lrs]
+    paths: list[Path | None] = [tmp_path / f"packed-{i}.pt" for i in range(len(configs))]
+    train_packed(configs, checkpoint_paths=paths)
+    for index, config in enumerate(configs):
+        alone_path = tmp_path / f"alone-{index}.pt"
+        train(config, checkpoint_path=alone_path)
+        packed_path = paths[index]
+        assert packed_path is not None
+        got, want = load_checkpoint(packed_path), load_checkpoint(alone_path)
+        assert (got.epoch, got.config, got.class_names) == (
+            want.epoch,
+            want.config,
+            want.class_names,
+        )
+        assert got.metric == pytest.approx(want.metric, rel=1e-5)
+        assert got.model_state.keys() == want.model_state.keys()
+        for key, tensor in want.model_state.items():
+            torch.testing.assert_close(got.model_state[key], tensor, rtol=1e-4, atol=1e-6)
+        got_state, want_state = got.optimizer_state["state"], want.optimizer_state["state"]
+        assert got_state.keys() == want_state.keys()
+        for param, slots in want_state.items():
+            assert got_state[param].keys() == slots.keys()
+            for name, tensor in slots.items():
+                torch.testing.assert_close(got_state[param][name], tensor, rtol=1e-4, atol=1e-6)
+        # A packed member's checkpoint loads into the unpacked network as it is.
+        network = build_model(
+            config.model, in_channels=1, image_size=8, num_classes=got.num_classes
+        )
+        network.load_state_dict(got.model_state)
+
+
+def test_a_members_epoch_state_continues_alone_exactly(tmp_path: Path) -> None:
+    configs = [tiny_digits_config({"dropout": 0.2}, lr=lr, epochs=3) for lr in (0.05, 0.02)]
+    states: list[Path | None] = [tmp_path / "m0.state", tmp_path / "m1.state"]
+
+    def stop_after_two(index: int, record: EpochRecord, history: History) -> Stop | None:
+        return Stop(reason="worker stopped") if record.epoch == 2 else None
+
+    train_packed(configs, on_epoch=stop_after_two, epoch_state_paths=states)
+    path = states[1]
+    assert path is not None
+    resumed = train(configs[1], resume_from=load_resume_state(path))
+    assert_same_curves(resumed, train(configs[1]))
+
+
+def test_can_pack_allows_optimizer_settings_to_differ() -> None:
+    configs = [
+        tiny_digits_config(lr=0.1, weight_decay=0.0, momentum=0.9),
+        tiny_digits_config(lr=0.001, weight_decay=1e-3, momentum=0.0, grad_clip=1.0),
+    ]
+    assert can_pack(configs) is None
+
+
+@pytest.mark.parametrize(
+    ("other", "named"),
+    [
+        (tiny_digits_config(seed=1), "optim.seed (the seed sets the initial weights"),
+        (tiny_digits_config({"arch": "vgg"}), "model.arch"),
+        (tiny_digits_config({"width": 8}), "model.width"),
+        (tiny_digits_config(batch_size=16), "optim.batch_size"),
+        (tiny_digits_config(data={"train_subset": 200}), "data.train_subset"),
+        (tiny_digits_config(optimizer="adam"), "optim.optimizer"),
+    ],
+    ids=["seed", "arch", "width", "batch_size", "data", "optimizer"],
+)
+def test_can_pack_names_what_differs(other: RunConfig, named: str) -> None:
+    why = can_pack([tiny_digits_config(), other])
+    assert why is not None
+    assert f"run 1 differs from run 0 in {named}" in why
+    with pytest.raises(ConfigError, match="cannot train these runs packed"):
+        train_packed([tiny_digits_config(), other])
+
+
+def test_can_pack_refuses_fine_tuning_and_nothing(tmp_path: Path) -> None:
+    assert can_pack([]) == "no runs to pack"
+    why = can_pack([tiny_digits_config(init_from=tmp_path / "x.pt")])
+    assert why is not None and why.startswith("optim.init_from:")
+
+
+def test_one_path_per_member_or_an_error_naming_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="checkpoint_paths: needs one entry per config"):
+        train_packed([tiny_digits_config(), tiny_digits_config()], checkpoint_paths=[None])
+
+
+def test_the_memory_estimate_grows_with_members_width_and_optimizer_state() -> None:
+    base = tiny_digits_config({"width": 16})
+    one = estimate_pack_bytes(base, 1)
+    assert estimate_pack_bytes(base, 5) == 5 * one
+    assert estimate_pack_bytes(tiny_digits_config({"width": 32}), 1) > one
+    assert estimate_pack_bytes(tiny_digits_config({"width": 16}, optimizer="adam"), 1) > one
+    cifar = tiny_digits_config({"width": 16}, data={"dataset": "cifar10", "train_subset": None})
+    assert estimate_pack_bytes(cifar, 1) > one  # 32×32 RGB images, not 8×8 grey
+
+
+def test_the_memory_estimate_needs_an_image_folders_shape() -> None:
+    folder = tiny_digits_config(data={"dataset": "imagefolder:pets", "train_subset": None})
+    with pytest.raises(ConfigError, match="input_shape, num_classes"):
+        estimate_pack_bytes(folder, 2)
+    assert estimate_pack_bytes(folder, 2, input_shape=(3, 64, 64), num_classes=37) > 0
+    with pytest.raises(ConfigError, match="k: must be at least 1"):
+        estimate_pack_bytes(folder, 0, input_shape=(3, 64, 64), num_classes=37)
