@@ -39,7 +39,7 @@ def train(tracker: Tracker, *, lr: float) -> int:
         for batch in torch.split(torch.randperm(len(train_x)), 32):
             loss = torch.nn.functional.cross_entropy(model(train_x[batch]), train_y[batch])
             optimizer.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
         model.eval()
         with torch.no_grad():
