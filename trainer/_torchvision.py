@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer._errors import ConfigError
-from trainer._paths import resolve_inside
+from trainer._paths import OutsideDataRoot, resolve_inside
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -154,7 +154,10 @@ def _read_weights(relative: str, data_dir: Path | None) -> dict[str, Tensor]:
 
     if data_dir is None:
         raise ConfigError("weights_file: needs a data root (set data_dir; the service sets it)")
-    path = resolve_inside(data_dir, relative)
+    try:
+        path = resolve_inside(data_dir, relative)
+    except OutsideDataRoot as exc:
+        raise ConfigError(f"weights_file: {exc}") from exc
     if not path.is_file():
         raise ConfigError(f"weights_file: no file {relative!r} under the data root")
     try:
