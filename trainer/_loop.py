@@ -209,6 +209,8 @@ def build_network(
         in_channels=c,
         image_size=min(h, w),
         num_classes=data.num_classes if ckpt is None else ckpt.num_classes,
+        data_dir=config.data.data_dir,
+        load_weights_file=ckpt is None,
     )
     if ckpt is not None:
         model.load_state_dict(ckpt.model_state)

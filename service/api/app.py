@@ -25,7 +25,7 @@ from service.api.methods import ALL_METHODS, CATCH_ALL, MethodCheck
 from service.api.methods import unknown_endpoint as unknown_v1_endpoint
 from service.api.origin import CrossSiteGuard, JsonWrites
 from service.api.ratelimit import RateLimit, rate_rules
-from service.api.routers import diagnose, health, login, runs, studies, trials
+from service.api.routers import diagnose, health, login, plugins, runs, studies, trials
 from service.settings import Settings, get_settings
 from studies import chain
 from studies.db import Database
@@ -156,6 +156,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(studies.router, **secured)
     app.include_router(trials.router, **secured)
     app.include_router(diagnose.router, **secured)
+    app.include_router(plugins.router, **secured)
     app.include_router(runs.router, **secured)
 
     @app.api_route(CATCH_ALL, methods=ALL_METHODS, include_in_schema=False)
