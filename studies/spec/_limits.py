@@ -75,5 +75,16 @@ def check_submission(spec: StudySpec, *, limits: SpecLimits, data_root: Path) ->
                 )
         except SpecError as exc:
             errors.extend(exc.errors)
+    weights = spec.model.weights_file  # a torchvision model's starting weights
+    if weights is not None:
+        try:
+            if not resolve_inside(data_root, weights, "model.weights_file").is_file():
+                errors.append(
+                    FieldError(
+                        "model.weights_file", f"no file {weights!r} under the server's data root"
+                    )
+                )
+        except SpecError as exc:
+            errors.extend(exc.errors)
     if errors:
         raise SpecError(errors)
