@@ -27,6 +27,7 @@ from trainer._config import (
     RunConfig,
     check_dataset,
 )
+from trainer._plugins import PLUGIN_PREFIX
 
 MAX_PARALLEL = 256
 # A study's name, given or generated, fits the database's name column (studies.db.StudyRow);
@@ -35,7 +36,7 @@ MAX_NAME_CHARS = 80
 # What `check_dataset` accepts, as a pattern for the JSON schema (OpenAPI), so clients and
 # schema-driven tools generate datasets the server knows; the validator stays the rule.
 # (The names and the prefix hold no regex syntax, so they stand in the pattern as they are.)
-DATASET_PATTERN = f"^({'|'.join(BUILTIN_DATASETS)}|{IMAGEFOLDER_PREFIX}.*\\S.*)$"
+DATASET_PATTERN = f"^({'|'.join(BUILTIN_DATASETS)}|{IMAGEFOLDER_PREFIX}.*\\S.*|{PLUGIN_PREFIX}.+)$"
 
 
 class Pruner(StrEnum):
