@@ -29,6 +29,8 @@ from trainer._imagefolder import (
     read_image,
     to_chw,
 )
+from trainer._plugin_data import read_plugin_dataset
+from trainer._plugins import plugin_name
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class RawDataset:
 
 def load_raw(config: DataConfig) -> RawDataset:
     """Load the configured dataset's training split (and validation split, if it has one)."""
+    if plugin_name(config.dataset) is not None:
+        return _load_plugin(config)
     if config.dataset == "digits":
         return RawDataset(_load_digits(), None)
     data_dir = _require_data_dir(config)
@@ -72,6 +76,14 @@ def load_raw(config: DataConfig) -> RawDataset:
         return RawDataset(_load_cifar(config.dataset, data_dir, config.download), None)
     relative = config.dataset[len(IMAGEFOLDER_PREFIX) :]
     return _load_imagefolder(image_folder(data_dir, relative), config)
+
+
+def _load_plugin(config: DataConfig) -> RawDataset:
+    """A dataset plugin's splits (in memory; val None: split off by the trainer)."""
+    splits = read_plugin_dataset(config)
+    classes = len(splits.classes)
+    val = None if splits.val is None else RawImages(*splits.val, classes)
+    return RawDataset(RawImages(*splits.train, classes), val)
 
 
 def _require_data_dir(config: DataConfig) -> Path:
