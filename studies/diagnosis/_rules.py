@@ -1,11 +1,12 @@
 """The verdict on a finite run of ≥ 3 epochs, read from its measures (docs/diagnoser.md).
 
 In order, the first that fires wins: validation got worse while training kept fitting →
-overfitting; never left chance with a smooth loss → undertrained (LR far too low); the model
-cannot fit its own training set (or, with study context, sits far below the study's best) →
-underfitting; a memorised training set with a large gap → overfitting; the forecast says a
-material gain is more likely than not (with epochs left in the run's plan: by its planned
-end), or the plan still lowers the LR a lot while the training set is still being fitted →
+overfitting; never left chance with a smooth loss → undertrained (LR far too low); with a
+plan (``_plan.py``): the plan still lowers the LR a lot while the training set is still
+being fitted, or epochs are left and the forecast says they buy a material gain by the
+planned end → undertrained; the model cannot fit its own training set (or, with study
+context, sits far below the study's best) → underfitting; a memorised training set with a
+large gap → overfitting; the forecast says a material gain is more likely than not →
 undertrained; a converged large gap → overfitting; the rest is healthy. The overfitting
 rules live in _overfit.py. Each rule returns a raw score that _calibration.py turns into the
 probability that the label is right.
@@ -301,7 +302,12 @@ def decide(m: Measures, study_best_val_acc: float | None) -> Verdict:
     verdict = overfitting(m) or _never_learned_smoothly(m)
     # A plan that still lowers the LR a lot while the training loss keeps falling is not a
     # model that cannot fit: the scheduled fall is judged before underfitting.
-    verdict = verdict or _scheduled_fall(m) or _underfitting(m, study_best_val_acc)
+    verdict = verdict or _scheduled_fall(m)
+    if verdict is None and m.ahead is not None:
+        # With epochs left in the plan, whether THOSE epochs pay comes first: the level a
+        # run in progress fits its training set to, and its gap, are not final yet.
+        verdict = _undertrained(m)
+    verdict = verdict or _underfitting(m, study_best_val_acc)
     if verdict is None and _memorised(m):
         # A training set fitted to the last example leaves validation little to gain from
         # more epochs: a gap is the verdict, whatever the validation forecast says.
