@@ -17,6 +17,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("status", "service.commands.status"),
     ("cancel", "service.commands.cancel"),
     ("delete", "service.commands.delete"),
+    ("export", "service.commands.export"),
     ("diagnose", "service.commands.diagnose"),
     ("train", "service.commands.train"),
     ("lr-find", "service.commands.lr_find"),

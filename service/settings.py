@@ -138,6 +138,15 @@ class Settings(BaseSettings):
         ge=1,
         description="Most unfinished (queued or running) studies; a submission past it gets 429.",
     )
+    max_artifact_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Most bytes the stored checkpoints may take in the artifact store (unset: no "
+            "cap). A checkpoint that would pass it is skipped: the trial completes without "
+            "one and says so in its warnings."
+        ),
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         ge=1024,

@@ -36,14 +36,21 @@ def best_trial(
     trials: Iterable[T], *, maximize: bool, candidate: Callable[[T], Candidate]
 ) -> T | None:
     """The best of ``trials`` by the objective (see the module docstring), or None."""
+    ranked = rank_trials(trials, maximize=maximize, candidate=candidate)
+    return ranked[0] if ranked else None
+
+
+def rank_trials(
+    trials: Iterable[T], *, maximize: bool, candidate: Callable[[T], Candidate]
+) -> list[T]:
+    """The trials that can be best, best first, by the rule of ``best_trial`` (the others
+    left out); the checkpoints' retention keeps the first k."""
     scored: list[tuple[float, int, T]] = []
     for trial in trials:
         c = candidate(trial)
         if c.complete and c.value is not None and math.isfinite(c.value):
             scored.append((-c.value if maximize else c.value, c.number, trial))
-    if not scored:
-        return None
-    return min(scored, key=lambda item: (item[0], item[1]))[2]
+    return [item[2] for item in sorted(scored, key=lambda item: (item[0], item[1]))]
 
 
 class RunFacts(BaseModel):

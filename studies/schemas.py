@@ -66,6 +66,10 @@ def _empty_if_none(value: Any) -> Any:
     return {} if value is None else value
 
 
+def _no_items_if_none(value: Any) -> Any:
+    return [] if value is None else value
+
+
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True, from_attributes=True)
 
@@ -186,6 +190,17 @@ class TrialDetail(TrialPublic):
     attempts: list[AttemptPublic]
     lr_range: JsonObject | None = Field(
         default=None, description="The LR range test's result (range_test studies only)."
+    )
+    checkpoint_epoch: int | None = Field(
+        default=None,
+        description="The epoch of the stored checkpoint (GET /v1/trials/{id}/checkpoint); "
+        "null when none is stored (`warnings` says why).",
+    )
+    checkpoint_bytes: int | None = Field(default=None, description="Its size in bytes.")
+    warnings: Annotated[list[str], BeforeValidator(_no_items_if_none)] = Field(
+        default_factory=list,
+        description="What did not fail the trial but should be known (e.g. its checkpoint "
+        "skipped because the artifact store is full).",
     )
 
 

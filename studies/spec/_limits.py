@@ -64,7 +64,8 @@ def check_submission(spec: StudySpec, *, limits: SpecLimits, data_root: Path) ->
                 )
         except SpecError as exc:
             errors.extend(exc.errors)
-    if spec.train.init_from is not None:
+    # A trial's checkpoint (trial:<id>) is the store's to check (studies.checkpoints).
+    if spec.train.init_from is not None and spec.train.init_from_trial is None:
         try:
             if not resolve_inside(data_root, spec.train.init_from, "train.init_from").is_file():
                 errors.append(

@@ -117,6 +117,13 @@ class StudySpec(BaseModel):
     objective: Objective = Objective.VAL_ACC
     priority: int = Field(0, ge=-1000, le=1000, description="Higher runs first.")
     max_parallel: int = Field(4, ge=1, le=MAX_PARALLEL, description="Trials running at once.")
+    keep_checkpoints: int = Field(
+        3,
+        ge=0,
+        le=MAX_TRIALS,
+        description="Checkpoints kept: those of the best this-many complete trials by the "
+        "objective (studies.checkpoints); the others are deleted. 0 keeps none.",
+    )
     follow_up: FollowUpSpec = Field(default_factory=FollowUpSpec)
 
     @field_validator("dataset")
@@ -171,9 +178,17 @@ class StudySpec(BaseModel):
         ]
 
     def to_run_config(
-        self, params: dict[str, Any], *, data_dir: Path, device: str = "auto"
+        self,
+        params: dict[str, Any],
+        *,
+        data_dir: Path,
+        device: str = "auto",
+        trial_checkpoint: Path | None = None,
     ) -> RunConfig:
-        """The trainer's config for one trial: this spec with the trial's *params* applied."""
+        """The trainer's config for one trial: this spec with the trial's *params* applied.
+
+        *trial_checkpoint*: the stored file a ``train.init_from: "trial:<id>"`` names
+        (``studies.checkpoints.init_from_file`` looks it up); required for such a spec."""
         unknown = set(params) - {"lr", *ExtraDims.model_fields}
         if unknown:
             raise ValueError(f"unknown trial parameters: {sorted(unknown)}")
@@ -183,15 +198,20 @@ class StudySpec(BaseModel):
             if name != "lr":
                 (model if section_of(name) is ModelSpec else train)[name] = value
         init_from = train.pop("init_from")
+        checkpoint: Path | None = None
+        if self.train.init_from_trial is not None:
+            if trial_checkpoint is None:
+                raise ValueError(f"train.init_from={init_from!r}: its checkpoint file is needed")
+            checkpoint = trial_checkpoint
+        elif init_from is not None:
+            checkpoint = resolve_inside(data_dir, init_from, "train.init_from")
         return RunConfig(
             data=DataConfig(dataset=self.dataset, data_dir=data_dir, **self.data.model_dump()),
             model=ModelConfig(**model),
             optim=OptimConfig(
                 lr=float(params["lr"]),
                 device=device,
-                init_from=None
-                if init_from is None
-                else resolve_inside(data_dir, init_from, "train.init_from"),
+                init_from=checkpoint,
                 **train,
             ),
         )

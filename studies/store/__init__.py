@@ -10,6 +10,7 @@ or 404), ``_views`` (diagnoses and plots derived from the stored runs), ``_healt
 (readiness and the reaper).
 """
 
+from studies.checkpoints import StoredCheckpoint, trial_checkpoint
 from studies.optuna_bridge import optuna_storage
 from studies.store._chain import study_chain
 from studies.store._delete import delete_study
@@ -33,6 +34,7 @@ from studies.store._views import study_diagnosis, study_lr_png, trial_curves_png
 
 __all__ = [
     "DEFAULT_STALE_AFTER_S",
+    "StoredCheckpoint",
     "cancel_study",
     "count_unfinished_studies",
     "database_unreachable",
@@ -52,6 +54,7 @@ __all__ = [
     "study_lr_range_png",
     "study_row",
     "submit_study",
+    "trial_checkpoint",
     "trial_curves_png",
     "trial_diagnosis",
     "trial_row",

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from studies import checkpoints
 from studies.db import AttemptRow, Database, EpochRow, StudyRow, TrialRow, TrialState
 from studies.errors import ConflictError
 from studies.store._cleanup import delete_optuna_study
@@ -79,6 +80,7 @@ def delete_study(db: Database, study_id: int, *, artifacts_dir: Path) -> None:
             session.execute(delete(table).where(table.trial_id.in_(trial_ids)))
         session.execute(delete(TrialRow).where(TrialRow.study_id == study_id))
         session.execute(delete(StudyRow).where(StudyRow.id == study_id))
+    checkpoints.delete_study_checkpoints(artifacts_dir, study_id, trial_ids)
     plots = artifacts_dir / "plots"
     for trial_id in trial_ids:
         # Named from ids only (studies.plots.save_trial_curves): one file per attempt.

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from studies import optuna_bridge
+from studies import checkpoints, optuna_bridge
 from studies.db import Database, StudyRow, TrialRow, TrialState, utcnow
 from studies.errors import QueueFullError
 from studies.schemas import StudyPublic
@@ -86,6 +86,7 @@ def submit_study(
     """
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     _check_limit(db, max_unfinished)  # cheap early refusal, before touching Optuna
+    checkpoints.check_init_from(db, spec)  # a trial:<id> to fine-tune from has a checkpoint
     optuna_name = f"{spec.display_name}-{secrets.token_hex(4)}"
     try:
         points = _optuna_side(db, optuna_name, spec)

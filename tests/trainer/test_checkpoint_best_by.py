@@ -20,7 +20,7 @@ from trainer import (
     load_checkpoint,
     train,
 )
-from trainer._checkpoint import FORMAT_VERSION, dataset_class_names
+from trainer._checkpoint import FORMAT_VERSION, BestBy, dataset_class_names
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,7 @@ def _one_thread() -> None:
 
 # lr 0.5 on digits: the val loss bottoms out before the val accuracy peaks (measured: loss
 # lowest at epoch 5, 0.929; accuracy highest at epoch 6, 0.692), so the two rules differ.
-def _run(tmp_path: Path, best_by: str) -> tuple[History, Path]:
+def _run(tmp_path: Path, best_by: BestBy) -> tuple[History, Path]:
     path = tmp_path / f"{best_by}.pt"
     history = train(
         small_digits_config(lr=0.5, epochs=6, seed=3), checkpoint_path=path, best_by=best_by
@@ -40,7 +40,7 @@ def _run(tmp_path: Path, best_by: str) -> tuple[History, Path]:
 
 @pytest.mark.parametrize("best_by", ["val_acc", "val_loss"])
 def test_the_checkpoint_holds_the_best_epoch_by_the_rule_asked(
-    tmp_path: Path, best_by: str
+    tmp_path: Path, best_by: BestBy
 ) -> None:
     history, path = _run(tmp_path, best_by)
     values = [getattr(r, best_by) for r in history.records if math.isfinite(r.val_loss)]

@@ -1,10 +1,12 @@
-"""Trials: a study's trials, one trial with its curves, its diagnosis and its curves plot."""
+"""Trials: a study's trials, one trial with its curves, its diagnosis, its curves plot and its
+checkpoint (the trained model, as a file download)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Response
+from fastapi.responses import FileResponse
 
 from service.api.deps import DatabaseDep, SettingsDep, StudyId, TrialId
 from service.api.errors import error_responses
@@ -17,6 +19,13 @@ router = APIRouter(prefix="/v1", tags=["trials"])
 PNG: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/png": {}}, "description": "A PNG image"}
 }
+CHECKPOINT: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"application/octet-stream": {}},
+        "description": "The checkpoint file (torch.save; loads with "
+        "`trainer.load_checkpoint`, or `torch.load(..., weights_only=True)`)",
+    }
+}
 
 
 # OpenAPI links: a listed trial's id leads to its pages (the first trial's, for tools such
@@ -28,6 +37,7 @@ TRIAL_LINKS = {
         ("GetTrial", "get_trial"),
         ("GetTrialDiagnosis", "get_trial_diagnosis"),
         ("GetCurvesPlot", "get_trial_curves_plot"),
+        ("GetCheckpoint", "get_trial_checkpoint"),
     )
 }
 
@@ -78,3 +88,22 @@ def get_trial_diagnosis(trial_id: TrialId, database: DatabaseDep) -> Diagnosis:
 def get_trial_curves_plot(trial_id: TrialId, database: DatabaseDep) -> Response:
     """Train/val loss and accuracy per epoch, best epoch marked, label in the title."""
     return Response(store.trial_curves_png(database, trial_id), media_type="image/png")
+
+
+@router.get(
+    "/trials/{trial_id}/checkpoint",
+    response_class=FileResponse,
+    responses={**CHECKPOINT, **error_responses(404, 422, 503)},
+    operation_id="get_trial_checkpoint",
+)
+def get_trial_checkpoint(
+    trial_id: TrialId, database: DatabaseDep, settings: SettingsDep
+) -> FileResponse:
+    """The trial's best-epoch checkpoint (by the study's objective): weights, model and data
+    config, class names, normalization statistics. 404 says why there is none: the trial
+    is not complete, its checkpoint was deleted by retention (the study keeps its best
+    `keep_checkpoints`), or skipped because the artifact store was full."""
+    stored = store.trial_checkpoint(database, trial_id, artifacts_dir=settings.artifacts_dir)
+    return FileResponse(
+        stored.path, media_type="application/octet-stream", filename=stored.download_name
+    )
