@@ -13,7 +13,9 @@ the attempt number, but what it stores differs:
 - no objective value in its summary, so it is never a study's best trial. Optuna, which
   needs a value to COMPLETE a trial, is told the smoothed training loss at the suggested
   rate (user attribute ``objective``), the one number of the curve that the suggestion
-  stands for. A range test without any finite loss ends PRUNED with the reason;
+  stands for (should that tell be lost, the reconciler, which finds no objective in the
+  summary, closes the Optuna trial PRUNED; the slot and its lr_range are unaffected). A
+  range test without any finite loss ends PRUNED with the reason;
 - its plot (loss against rate, suggestion marked: ``plots.lr_range_png``) as the Optuna
   trial's artifact; ``GET /v1/studies/{id}/lr_range.png`` renders the same from the row.
 
