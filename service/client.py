@@ -50,6 +50,7 @@ from studies.schemas import Chain, Page, Readiness, StudyPublic, TrialDetail, Tr
 from studies.spec import Objective, StudySpec
 
 if TYPE_CHECKING:
+    from service.api.routers.plugins import PluginsPublic
     from studies.diagnosis import StudySummary
 
 __all__ = [
@@ -231,6 +232,14 @@ class SweepdocClient:
         """Validation accuracy against learning rate, as a PNG."""
         return self._bytes(f"/v1/studies/{study_id}/lr.png")
 
+    def study_chain(self, study_id: int) -> Chain:
+        """The follow-up chain the study belongs to, first round to last."""
+        return self._get(Chain, f"/v1/studies/{study_id}/chain")
+
+    def study_lr_range_png(self, study_id: int) -> bytes:
+        """A range test study's loss against learning rate, as a PNG (`NotFound` otherwise)."""
+        return self._bytes(f"/v1/studies/{study_id}/lr_range.png")
+
     # -- trials ------------------------------------------------------------------------
 
     def trial(self, trial_id: int) -> TrialDetail:
@@ -267,6 +276,15 @@ class SweepdocClient:
             raise
         partial.replace(path)
         return path
+
+    # -- plugins -----------------------------------------------------------------------
+
+    def plugins(self) -> PluginsPublic:
+        """The model and dataset plugins and torchvision models the server accepts."""
+        # Its model is the router's: imported on first use, as the server's modules are slow.
+        from service.api.routers.plugins import PluginsPublic
+
+        return self._get(PluginsPublic, "/v1/plugins")
 
     # -- diagnose (stores nothing) -----------------------------------------------------
 

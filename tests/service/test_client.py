@@ -59,9 +59,18 @@ def test_studies_and_trials_come_back_typed(client: SweepdocClient) -> None:
     assert client.trial(trials.data[0].id).params == trials.data[0].params
     assert client.cancel(study.id).status == "cancelled"
     assert client.study_lr_png(study.id).startswith(b"\x89PNG")
+    assert [r.id for r in client.study_chain(study.id).rounds] == [study.id]  # a chain of one
+    with pytest.raises(NotFound):  # not a range test
+        client.study_lr_range_png(study.id)
     with pytest.raises(Conflict) as refused:  # nothing recorded yet
         client.trial_diagnosis(trials.data[0].id)
     assert refused.value.status_code == 409 and refused.value.code == "conflict"
+
+
+def test_plugins_come_back_typed(client: SweepdocClient) -> None:
+    plugins = client.plugins()
+    assert "resnet18" in plugins.torchvision_models
+    assert all(p.use_as == f"plugin:{p.name}" for p in plugins.models + plugins.datasets)
 
 
 def test_diagnose_curves_and_logs(client: SweepdocClient) -> None:
