@@ -92,7 +92,10 @@ def v1_operations() -> list[tuple[str, str]]:
     """Every /v1 operation the API documents, path parameters filled with 1."""
     app = create_app(Settings(home=Path("/nonexistent"), database_url="sqlite://"))
     return [
-        (method.upper(), path.replace("{study_id}", "1").replace("{trial_id}", "1"))
+        (
+            method.upper(),
+            path.replace("{study_id}", "1").replace("{trial_id}", "1").replace("{run_id}", "1"),
+        )
         for path, item in app.openapi()["paths"].items()
         if path.startswith("/v1/")
         for method in item
@@ -125,6 +128,13 @@ V1_AUTHORIZED_STATUS = {
     ("GET", "/v1/trials/1/diagnosis"): 409,  # no epoch recorded yet: a conflict, says so
     ("GET", "/v1/trials/1/curves.png"): 200,
     ("POST", "/v1/diagnose"): 200,
+    # No run exists (an empty POST /v1/runs is refused), so each run's route says 404.
+    ("POST", "/v1/runs"): 422,
+    ("GET", "/v1/runs"): 200,
+    ("GET", "/v1/runs/1"): 404,
+    ("POST", "/v1/runs/1/epochs"): 422,  # no body
+    ("POST", "/v1/runs/1/finish"): 404,
+    ("GET", "/v1/runs/1/diagnosis"): 404,
 }
 # The same for the dashboard's pages and files (study 1 exists; artifact x does not).
 DASHBOARD_AUTHORIZED_STATUS = {
