@@ -48,15 +48,12 @@ from trainer._history import EpochRecord, History, RunStatus, Stop
 from trainer._packed_check import PER_MEMBER_FIELDS, can_pack
 from trainer._plugins import (
     PLUGIN_PREFIX,
-    DatasetPlugin,
-    ModelPlugin,
-    PluginDataset,
     PluginDescription,
     PluginError,
     PluginKind,
     describe_plugins,
 )
-from trainer._torchvision import TORCHVISION_PREFIX, torchvision_models
+from trainer._torchvision_names import TORCHVISION_PREFIX, torchvision_models
 
 if TYPE_CHECKING:
     from trainer._checkpoint import Checkpoint, checkpoint_epoch, load_checkpoint
@@ -64,6 +61,7 @@ if TYPE_CHECKING:
     from trainer._loop import train, warm_up
     from trainer._packed_loop import OnMemberEpoch, train_packed
     from trainer._packed_memory import estimate_pack_bytes
+    from trainer._plugin_api import DatasetPlugin, ModelPlugin, PluginDataset
     from trainer._range_test import RangeTestResult, Suggestion, SuggestionRule, range_test
     from trainer._resume import ResumeState, load_resume_state
 
@@ -77,6 +75,9 @@ _LAZY = {
     "evaluate_checkpoint": "trainer._evaluate",
     "ResumeState": "trainer._resume",
     "load_resume_state": "trainer._resume",
+    "DatasetPlugin": "trainer._plugin_api",
+    "ModelPlugin": "trainer._plugin_api",
+    "PluginDataset": "trainer._plugin_api",
     "range_test": "trainer._range_test",
     "RangeTestResult": "trainer._range_test",
     "Suggestion": "trainer._range_test",

@@ -39,7 +39,7 @@ from trainer._plugins import (
     require_installed,
     validated_options,
 )
-from trainer._torchvision import TORCHVISION_PREFIX, check_torchvision_name
+from trainer._torchvision_names import TORCHVISION_PREFIX, check_torchvision_name
 
 BUILTIN_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar100")
 IMAGEFOLDER_PREFIX = "imagefolder:"

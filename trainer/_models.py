@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from trainer._config import FinetuneStrategy, ModelConfig
 from trainer._errors import ConfigError
 from trainer._plugins import PluginError, PluginKind, load_plugin, plugin_name
-from trainer._torchvision import TORCHVISION_PREFIX, build_torchvision
+from trainer._torchvision_names import TORCHVISION_PREFIX
 
 # Slope of leaky_relu: torch's default, also used for its Kaiming gain.
 LEAKY_SLOPE = 0.01
@@ -187,7 +187,7 @@ def build_model(
     is read under *data_dir*, unless *load_weights_file* is False (a checkpoint's weights
     are loaded into it next)."""
     if cfg.arch.startswith(TORCHVISION_PREFIX):
-        return build_torchvision(
+        return build_torchvision_network(
             cfg,
             in_channels=in_channels,
             image_size=image_size,
@@ -205,12 +205,36 @@ def build_model(
     return model
 
 
-class GrayToRGB(nn.Module):
-    """Replicates 1-channel images to 3 channels, for models made for RGB input (torchvision's):
-    the same picture on each channel, as a gray photo converted to RGB would be."""
+def build_torchvision_network(
+    cfg: ModelConfig,
+    *,
+    in_channels: int,
+    image_size: int,
+    num_classes: int,
+    data_dir: Path | None,
+    load_weights_file: bool,
+) -> Network:
+    """A torchvision model as a ``Network``: its classifier is the head, the rest the
+    features (trainer._torchvision), torchvision's own initialisation kept."""
+    from trainer._torchvision import torchvision_parts  # torchvision loads for its models only
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x.expand(-1, 3, -1, -1)  # (N, 1, H, W) -> (N, 3, H, W), a view
+    features, head = torchvision_parts(
+        cfg,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        data_dir=data_dir,
+        load_weights_file=load_weights_file,
+    )
+    network = Network(features, head.in_features, num_classes, cfg.dropout)
+    network.head = head
+    check_takes(
+        network,
+        label=cfg.arch,
+        in_channels=in_channels,
+        image_size=image_size,
+        num_classes=num_classes,
+    )
+    return network
 
 
 class PluginNetwork(Network):

@@ -17,7 +17,8 @@ from torch import Tensor
 
 from trainer._config import DataConfig
 from trainer._errors import DatasetError
-from trainer._plugins import LoadedPlugin, PluginDataset, PluginKind, load_plugin, plugin_name
+from trainer._plugin_api import PluginDataset
+from trainer._plugins import LoadedPlugin, PluginKind, load_plugin, plugin_name
 
 
 @dataclass(frozen=True)

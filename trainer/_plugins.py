@@ -8,6 +8,8 @@ objects under two entry-point groups; each object is usually a module:
 - ``sweepdoc.datasets``: ``load(config: DataConfig) -> PluginDataset`` (train and optional
   val splits as tensors or torch ``Dataset``\\s, plus the class names).
 
+The protocols and ``PluginDataset`` are in trainer._plugin_api (they name torch types).
+
 Either may declare ``Options``, a pydantic model of its own options; the spec's
 ``model.options`` / ``data.dataset_options`` are validated against it (errors name the
 field, e.g. ``model.options.hidden``) and stored with its defaults filled in, so
@@ -18,8 +20,9 @@ never by a module path, so nothing an HTTP client sends is ever imported. Discov
 loading are cached per process; a plugin that fails to import is reported by name with the
 error's type and message (a ``PluginError``), never a traceback.
 
-Torch-free at import: the configs call into this module when they validate, and the API
-server validates specs without loading torch (a plugin's own module may still import it).
+Torch-free (no torch import, not even for type checking): the configs call into this module
+when they validate, and they are imported by code that must not load torch
+(studies.diagnosis); a plugin's own module may import it when the plugin is loaded.
 """
 
 from __future__ import annotations
@@ -29,17 +32,11 @@ import importlib.metadata
 import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from trainer._errors import ConfigError
-
-if TYPE_CHECKING:
-    from torch import Tensor, nn
-    from torch.utils.data import Dataset
-
-    from trainer._config import DataConfig, ModelConfig
 
 PLUGIN_PREFIX = "plugin:"
 
@@ -86,36 +83,6 @@ class LoadedPlugin:
     entry: PluginEntry
     obj: Any
     options_model: type[BaseModel] | None
-
-
-class ModelPlugin(Protocol):
-    """What a ``sweepdoc.models`` entry point refers to (an optional ``Options`` class
-    besides)."""
-
-    def build(self, config: ModelConfig, num_classes: int, in_channels: int) -> nn.Module: ...
-
-
-@dataclass(frozen=True)
-class PluginDataset:
-    """What a dataset plugin's ``load`` returns.
-
-    Each split is either ``(x, y)`` tensors, x (N, C, H, W) in any pixel scale (the trainer
-    normalises with the training split's per-channel mean and std) and y (N,) integer class
-    indices, or a map-style torch ``Dataset`` of ``(image (C, H, W) tensor, label)`` items,
-    read once into memory. ``val`` None: the trainer holds out ``val_fraction`` of ``train``
-    (stratified). ``classes``: one name per class index.
-    """
-
-    train: tuple[Tensor, Tensor] | Dataset[Any]
-    classes: list[str]
-    val: tuple[Tensor, Tensor] | Dataset[Any] | None = None
-
-
-class DatasetPlugin(Protocol):
-    """What a ``sweepdoc.datasets`` entry point refers to (an optional ``Options`` class
-    besides)."""
-
-    def load(self, config: DataConfig) -> PluginDataset: ...
 
 
 @functools.cache

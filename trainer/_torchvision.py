@@ -18,30 +18,24 @@ before training, with torchvision's reason.
 ImageNet weights): the weights load as they are and the head is then replaced by a fresh
 one for this dataset.
 
-Torch-free at import, like the configs that check names with :func:`check_torchvision_name`.
+The names are checked torch-free in trainer._torchvision_names; this module builds.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
+import pickle
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import torch
+import torchvision
+from torch import Tensor, nn
+
+from trainer._config import ModelConfig
 from trainer._errors import ConfigError
 from trainer._paths import OutsideDataRoot, resolve_inside
+from trainer._torchvision_names import TORCHVISION_PREFIX
 
-if TYPE_CHECKING:
-    from torch import Tensor, nn
-
-    from trainer._config import ModelConfig
-    from trainer._models import Network
-
-TORCHVISION_PREFIX = "torchvision:"
-
-# Classification models whose classifier is a convolution, not a Linear layer: they do not
-# split into features and a linear head, so they are not offered.
-_CONV_CLASSIFIERS = frozenset({"squeezenet1_0", "squeezenet1_1"})
 # Builder arguments some models need: GoogLeNet and Inception v3 return auxiliary logits
 # while training unless told not to (the loop expects one logits tensor), and warn unless
 # their initialisation is chosen explicitly.
@@ -53,43 +47,26 @@ _BUILD_ARGS: dict[str, dict[str, Any]] = {
 RGB = 3
 
 
-@functools.cache
-def torchvision_models() -> tuple[str, ...]:
-    """The classification models sweepdoc can build, by torchvision name (imports
-    torchvision, once)."""
-    import torchvision
+class GrayToRGB(nn.Module):
+    """Replicates 1-channel images to 3 channels, for models made for RGB input: the same
+    picture on each channel, as a gray photo converted to RGB would be."""
 
-    names = torchvision.models.list_models(module=torchvision.models)
-    return tuple(sorted(n for n in names if n not in _CONV_CLASSIFIERS))
+    def forward(self, x: Tensor) -> Tensor:
+        return x.expand(-1, RGB, -1, -1)  # (N, 1, H, W) -> (N, 3, H, W), a view
 
 
-def check_torchvision_name(name: str) -> str:
-    """*name* if it is a model of :func:`torchvision_models`, else ValueError listing the
-    closest names."""
-    known = torchvision_models()
-    if name in known:
-        return name
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else "GET /v1/plugins lists them"
-    raise ValueError(f"unknown torchvision classification model {name!r}; {hint}")
-
-
-def build_torchvision(
+def torchvision_parts(
     cfg: ModelConfig,
     *,
     in_channels: int,
-    image_size: int,
     num_classes: int,
     data_dir: Path | None,
     load_weights_file: bool = True,
-) -> Network:
-    """The torchvision model *cfg.arch* names, as a ``Network`` for this dataset, starting
-    from ``cfg.weights_file`` under *data_dir* (unless not *load_weights_file*)."""
-    import torchvision
-    from torch import nn
-
-    from trainer._models import GrayToRGB, Network, check_takes
-
+) -> tuple[nn.Module, nn.Linear]:
+    """The torchvision model *cfg.arch* names, for this dataset, as (features, head): the
+    model with its classifier replaced by an identity (behind a ``GrayToRGB`` stem for
+    1-channel images), and that classifier. Starts from ``cfg.weights_file`` under
+    *data_dir* unless not *load_weights_file* (a checkpoint's weights come next)."""
     name = cfg.arch.removeprefix(TORCHVISION_PREFIX)
     if in_channels not in (1, RGB):
         raise ConfigError(
@@ -118,22 +95,11 @@ def build_torchvision(
             nn.init.zeros_(classifier.bias)
     _set_submodule(model, path, nn.Identity())
     stem: list[nn.Module] = [GrayToRGB()] if in_channels == 1 else []
-    network = Network(nn.Sequential(*stem, model), classifier.in_features, num_classes, cfg.dropout)
-    network.head = classifier
-    check_takes(
-        network,
-        label=cfg.arch,
-        in_channels=in_channels,
-        image_size=image_size,
-        num_classes=num_classes,
-    )
-    return network
+    return nn.Sequential(*stem, model), classifier
 
 
 def _classifier(model: nn.Module) -> tuple[str, nn.Linear]:
     """The dotted path and module of *model*'s classifier: its last Linear layer."""
-    from torch import nn
-
     linears = [(p, m) for p, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise AssertionError("every offered torchvision model ends in a Linear classifier")
@@ -148,10 +114,6 @@ def _set_submodule(model: nn.Module, path: str, module: nn.Module) -> None:
 
 
 def _read_weights(relative: str, data_dir: Path | None) -> dict[str, Tensor]:
-    import pickle
-
-    import torch
-
     if data_dir is None:
         raise ConfigError("weights_file: needs a data root (set data_dir; the service sets it)")
     try:

@@ -22,7 +22,8 @@ from trainer import (
     torchvision_models,
     train,
 )
-from trainer._models import GrayToRGB, Network, build_model
+from trainer._models import Network, build_model
+from trainer._torchvision import GrayToRGB
 
 
 def resnet18(**model: object) -> ModelConfig:
