@@ -224,10 +224,6 @@ class SweepdocClient:
 
         return self._get(StudySummary, f"/v1/studies/{study_id}/diagnosis")
 
-    def chain(self, study_id: int) -> Chain:
-        """The follow-up chain the study belongs to, every round first to last."""
-        return self._get(Chain, f"/v1/studies/{study_id}/chain")
-
     def study_lr_png(self, study_id: int) -> bytes:
         """Validation accuracy against learning rate, as a PNG."""
         return self._bytes(f"/v1/studies/{study_id}/lr.png")

@@ -9,7 +9,9 @@ says what to change; ``advance`` either submits that follow-up spec as the next 
 
 - no trial completed, so there is nothing to build on;
 - the round did not improve the objective over its parent (the loop stops and says so);
-- the best trial is healthy (so not undertrained either): nothing left to fix;
+- the best trial is healthy (so not undertrained either) and the learning rates next to it
+  were tried within half a decade: nothing left to fix (a healthy best of a coarser grid,
+  such as the seed's a decade apart, gets one refining round first);
 - ``max_rounds`` follow-ups have run;
 - the summary has no follow-up spec, or the one it has does not fit this server
   (``check_submission``: its limits, its data root): the reason is the chain's last word,
@@ -30,6 +32,7 @@ A next round's rows are inserted in the same transaction as that ``UPDATE``
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# A healthy best trial ends the loop only once the learning rates next to it were tried
+# within half a decade: on the seed's grid (a decade apart) the best LR is known only to a
+# factor of 10, and one refining round (the summary's move for a healthy best, five LRs over
+# the decade around it) is what the seed's step 1 at a finer grain buys.
+FINE_LR_RATIO = math.sqrt(10)
 
 # A range test's sampler, by value: the range test (engineer C's sampler) is round 1 of a
 # chain when it ends a spec with follow_up.
@@ -109,6 +118,16 @@ def max_rounds(spec: dict[str, Any]) -> int:
     return int((spec.get("follow_up") or {}).get("max_rounds", 0))
 
 
+def _lr_resolution(summary: StudySummary) -> float:
+    """How far (as a ratio) the nearest other learning rate tried is from the best one;
+    infinity when no other was tried."""
+    best = summary.best_lr
+    others = [group.lr for group in summary.labels_by_lr if best is not None and group.lr != best]
+    if best is None or not others:
+        return math.inf
+    return min(max(lr / best, best / lr) for lr in others)
+
+
 def _fmt(objective: Objective, value: float) -> str:
     return f"{objective.value} {value:.4g}"
 
@@ -154,11 +173,12 @@ def decide(
                     f"({best}, was {_fmt(objective, parent_best)}): the loop stops; the "
                     "previous round holds the best trial.",
                 )
-        if summary.best_label is Label.HEALTHY:
+        if summary.best_label is Label.HEALTHY and _lr_resolution(summary) <= FINE_LR_RATIO:
             return Decision(
                 None,
                 f"The best trial (lr {summary.best_lr:g}, {best}) is healthy, neither over- "
-                "nor underfitting nor undertrained: the loop is done.",
+                "nor underfitting nor undertrained, and the learning rates around it were "
+                "tried finely: the loop is done.",
             )
         plan = followup.Followup(summary.followup_spec, summary.next_step)
     if round_number > budget:
@@ -212,9 +232,7 @@ def _suggestion(db: Database, study_id: int) -> float | None:
     """The learning rate a range test's trial suggested (``TrialRow.lr_range``), if any."""
     with db.session() as session:
         ranges = session.scalars(
-            select(TrialRow.lr_range).where(
-                TrialRow.study_id == study_id, TrialRow.state == TrialState.COMPLETE
-            )
+            select(TrialRow.lr_range).where(TrialRow.study_id == study_id)
         ).all()
     for lr_range in ranges:
         value = (lr_range or {}).get("suggestion")

@@ -328,5 +328,5 @@ def around_suggestion(spec: StudySpec, suggestion: float, limits: SpecLimits) ->
         f"The range test suggests lr {suggestion:g}: train the recipe at {len(grid)} learning "
         f"rates around it ({', '.join(f'{lr:g}' for lr in grid)}), then read the curves.",
         limits,
-        search=_grid(grid),
+        search={**_grid(grid), "range_steps": None},  # a range test's own knob
     )

@@ -2,7 +2,10 @@
 
 Starts a server and one worker on a free local port (its own SQLite file under
 SWEEPDOC_HOME), submits the default learning-rate grid, follows it, prints each learning
-rate's label with its evidence and the study's next step, and the dashboard URL.
+rate's label with its evidence and the study's next step, and the dashboard URL. The grid
+asks for one automatic follow-up round (``follow_up.max_rounds: 1``, studies.chain): the
+server reads the grid's curves and submits the next study itself; the demo follows that
+round too and prints what changed in the spec and what it bought.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -20,6 +24,7 @@ import typer
 from rich.console import Console
 
 from service.client import SweepdocClient
+from service.commands._chain import chain_table, epochs_spent, spec_changes, wait_for_decision
 from service.render import fmt_lr, follow, print_study_report
 from service.server import (
     BackgroundServer,
@@ -33,10 +38,14 @@ from service.server import (
 from service.settings import Settings, get_settings
 from service.supervisor import LocalWorkers, WorkerPlan
 from studies.db import StudyStatus
-from studies.spec import default_grid_spec_path, load_spec_file
+from studies.schemas import StudyPublic
+from studies.spec import StudySpec, default_grid_spec_path, load_spec_file
 
 logger = logging.getLogger("sweepdoc.demo")
 
+
+# Automatic follow-up rounds after the grid: one shows the loop at twice the grid's time.
+_ROUNDS = 1
 
 # A worker that keeps dying (a broken install, say) would leave the demo waiting forever.
 _MAX_WORKER_RESTARTS = 3
@@ -65,8 +74,10 @@ def _cancel_leftovers(client: SweepdocClient, console: Console) -> None:
 
 
 def _run_study(client: SweepdocClient, console: Console, workers: LocalWorkers) -> None:
-    """Submit the default grid, follow it, then print the report and the links to its plots."""
-    spec = load_spec_file(default_grid_spec_path())
+    """Submit the default grid, follow it, then print the report and the links to its plots;
+    then the automatic round after it."""
+    grid = load_spec_file(default_grid_spec_path())
+    spec = StudySpec.model_validate({**grid.model_dump(), "follow_up": {"max_rounds": _ROUNDS}})
     _cancel_leftovers(client, console)
     study = client.submit(spec)
     lrs = ", ".join(fmt_lr(p["lr"]) for p in spec.grid_points())
@@ -95,6 +106,36 @@ def _run_study(client: SweepdocClient, console: Console, workers: LocalWorkers) 
         f"Dashboard: [bold]{client.dashboard_url(study)}[/]",
         highlight=False,
     )
+    _run_follow_up(client, console, study, check_worker)
+
+
+def _run_follow_up(
+    client: SweepdocClient, console: Console, first: StudyPublic, check_worker: Callable[[], None]
+) -> None:
+    """The round the server submitted after the grid: what changed, its progress and
+    report, and what it bought (best validation accuracy and epochs, before and after)."""
+    first = wait_for_decision(client, first, on_poll=check_worker)
+    console.rule("automatic follow-up round")
+    console.print(f"[bold]The server decided:[/] {first.chain_reason}", highlight=False)
+    if first.follow_up_id is None:
+        return
+    second = client.study(first.follow_up_id)
+    console.print(f"[bold]What changed[/] (study {first.id} → study {second.id}):")
+    for line in spec_changes(first.spec, second.spec):
+        console.print(f"  {line}", highlight=False)
+    second = follow(client, second.id, console, on_poll=check_worker)
+    print_study_report(client, second, console)
+    second = wait_for_decision(client, second, on_poll=check_worker)
+    console.print("[bold]What it bought:[/]")
+    for study in (first, second):
+        best = study.best_trial
+        console.print(
+            f"  round {study.round} (study {study.id}): best {study.objective.value} "
+            + ("-" if best is None else f"{best.value:.4f} at lr {fmt_lr(best.lr)}")
+            + f", {epochs_spent(client, study.id)} epochs",
+            highlight=False,
+        )
+    console.print(chain_table(client.study_chain(second.id)))
 
 
 @dataclass

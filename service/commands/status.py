@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from service.commands._chain import chain_table, in_a_chain
 from service.commands._server import UrlOption, server_client
 from service.render import print_study_report, studies_table, study_line
 from studies.db import StudyStatus
@@ -23,7 +24,8 @@ def status(
     limit: Annotated[int, typer.Option(min=1, max=500, help="Studies to list.")] = 20,
     url: UrlOption = None,
 ) -> None:
-    """Show the latest studies, or study ID with each trial's state, label and evidence."""
+    """Show the latest studies, or study ID with each trial's state, label and evidence
+    (and its follow-up chain: every round, its best trial and why the loop went on)."""
     console = Console()
     with server_client(url) as client:
         if study_id is None:
@@ -35,4 +37,6 @@ def status(
         study = client.study(study_id)
         console.print(study_line(study), highlight=False)
         print_study_report(client, study, console)
+        if in_a_chain(study):
+            console.print(chain_table(client.study_chain(study_id)))
         console.print(f"dashboard: {client.dashboard_url(study)}", highlight=False)

@@ -1,4 +1,5 @@
-"""`sweepdoc submit FILE [--follow]`: send a study file to the server, optionally watch it."""
+"""`sweepdoc submit FILE [--follow]`: send a study file to the server, optionally watch it
+(and its follow-up rounds) to the end."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from service.commands._chain import follow_chain
 from service.commands._server import UrlOption, server_client
-from service.render import FINISHED_STUDY, follow, print_study_report
+from service.render import FINISHED_STUDY
 from studies.db import StudyStatus
 from studies.errors import SpecError
 from studies.spec import load_spec_file
@@ -19,7 +21,11 @@ def submit(
     file: Annotated[Path, typer.Argument(help="Study spec, YAML or JSON (see studies/examples/).")],
     follow_study: Annotated[
         bool,
-        typer.Option("--follow", help="Show live progress, then each trial's diagnosis."),
+        typer.Option(
+            "--follow",
+            help="Show live progress, then each trial's diagnosis; with follow_up.max_rounds, "
+            "every round the server runs after it, to the end of the chain.",
+        ),
     ] = False,
     url: UrlOption = None,
 ) -> None:
@@ -46,8 +52,7 @@ def submit(
             )
             if not follow_study:
                 return
-            study = follow(client, study.id, console)
-            print_study_report(client, study, console)
+            study = follow_chain(client, study, console)
     except KeyboardInterrupt:
         if study_id is not None:
             err.print(

@@ -65,7 +65,8 @@ def test_demo_prints_each_learning_rate_with_its_label_and_evidence(tmp_path: Pa
     # What the demo printed is what the study's records say, trial by trial.
     database = Database(f"sqlite:///{home / 'demo.db'}")
     try:
-        (study,) = list_studies(database).data
+        # The grid is round 1; the round the server submitted after it is checked below.
+        (study,) = [s for s in list_studies(database).data if s.round == 1]
         trials = list_trials(database, study.id).data
     finally:
         database.dispose()
@@ -78,6 +79,7 @@ def test_demo_prints_each_learning_rate_with_its_label_and_evidence(tmp_path: Pa
         assert evidence, f"no evidence line for lr {lr} ({trial.label}) in:\n{out}"
         assert trial.label in evidence.group(1).lower()
     assert "Next step:" in out
+    assert "What it bought:" in out and "round 1 (study" in out  # the automatic round
     assert re.search(r"Dashboard: http://127\.0\.0\.1:\d+/dashboard/studies/\d+", out)
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from studies import chain, followup, queue, store
 from studies.db import Database, StudyRow, StudyStatus, TrialState
-from studies.diagnosis import Curves, Label, LrWindow, StudySummary, diagnose_run
+from studies.diagnosis import Curves, Label, LrLabels, LrWindow, StudySummary, diagnose_run
 from studies.errors import ConflictError
 from studies.results import TrialSummary
 from studies.spec import SpecLimits, StudySpec
@@ -136,16 +136,25 @@ def row(db: Database, study_id: int) -> StudyRow:
 
 
 def summary_of(
-    spec: StudySpec, label: Label | None, value: float | None, *, plan: bool = True
+    spec: StudySpec,
+    label: Label | None,
+    value: float | None,
+    *,
+    plan: bool = True,
+    neighbour_lr: float = 0.02,
 ) -> StudySummary:
-    """A round's summary whose best trial (lr 0.01) has *label* and objective *value*."""
+    """A round's summary whose best trial (lr 0.01) has *label* and objective *value*, the
+    nearest other learning rate tried *neighbour_lr*."""
     followup_spec = None
     if plan and value is not None:
         followup_spec = followup.regularize(spec, followup.Anchor(lr=0.01), SpecLimits()).spec
     return StudySummary(
         trials=2,
         label_counts={} if label is None else {label: 2},
-        labels_by_lr=[],
+        labels_by_lr=[
+            LrLabels(lr=lr, labels=[] if label is None else [label], trials=[n])
+            for n, lr in enumerate([0.01, neighbour_lr])
+        ],
         best_trial=None if value is None else 0,
         best_lr=None if value is None else 0.01,
         best_value=value,
@@ -165,6 +174,7 @@ def decide(
     parent_best: float | None = None,
     max_rounds: int = 2,
     plan: bool = True,
+    neighbour_lr: float = 0.02,
     **spec_overrides: Any,
 ) -> chain.Decision:
     spec = StudySpec.model_validate(
@@ -174,7 +184,7 @@ def decide(
         spec=spec,
         round_number=round_number,
         root_name="loop",
-        summary=summary_of(spec, label, value, plan=plan),
+        summary=summary_of(spec, label, value, plan=plan, neighbour_lr=neighbour_lr),
         parent_best=parent_best,
         suggestion=None,
         server=server_for(tmp_path),
@@ -209,6 +219,16 @@ def test_the_loop_stops_and_says_why(tmp_path: Path, kwargs: dict[str, Any], say
     decision = decide(tmp_path, **kwargs)
     assert decision.next_spec is None
     assert says in decision.reason
+
+
+def test_a_healthy_best_from_a_grid_a_decade_apart_gets_one_refining_round(
+    tmp_path: Path,
+) -> None:
+    # The seed's grid knows the best learning rate only to a factor of 10: refine it first.
+    coarse = decide(tmp_path, label=Label.HEALTHY, neighbour_lr=0.1)
+    fine = decide(tmp_path, label=Label.HEALTHY, neighbour_lr=0.03)
+    assert coarse.next_spec is not None and coarse.reason.startswith("Round 2 submitted")
+    assert fine.next_spec is None and "is healthy" in fine.reason
 
 
 def test_a_lower_validation_loss_is_an_improvement_when_the_loss_is_the_objective(
@@ -304,8 +324,10 @@ def test_a_round_without_gain_ends_the_chain_and_the_reconciler_finds_it(
     assert [r.round for r in store.study_chain(db, first).rounds] == [1, 2]
 
 
-def test_a_healthy_best_trial_ends_the_chain_at_once(db: Database, tmp_path: Path) -> None:
-    first = submit(db, tmp_path)
+def test_a_healthy_best_trial_of_a_fine_grid_ends_the_chain_at_once(
+    db: Database, tmp_path: Path
+) -> None:
+    first = submit(db, tmp_path, search={"sampler": "grid", "grid": [0.012, 0.01]})
     play(db, first, HEALTHY)
     outcome = chain.advance(db, first, server=server_for(tmp_path))
     assert outcome is not None and outcome.follow_up_id is None
@@ -323,6 +345,27 @@ def test_a_follow_up_over_the_servers_trial_limit_stops_the_loop_with_the_reason
     reason = row(db, first).chain_reason
     assert reason is not None and "limit of 2" in reason
     assert store.list_studies(db).count == 1  # nothing queued
+
+
+def test_a_range_test_as_round_1_is_followed_by_a_grid_around_its_suggestion(
+    db: Database, tmp_path: Path
+) -> None:
+    first = submit(db, tmp_path, search={"sampler": "range_test", "range_steps": 100})
+    claim = queue.claim_next(db, worker="w", device="cpu")
+    assert claim is not None
+    start_claimed_trial(db, claim)
+    # What studies.range_run stores (RangeTestResult.to_json), reduced to what is read.
+    assert queue.record_lr_range(db, claim, {"suggestion": 0.003, "rule": "steepest"})
+    assert queue.finish(db, claim, state=TrialState.COMPLETE)
+
+    outcome = chain.advance(db, first, server=server_for(tmp_path))
+
+    assert outcome is not None and outcome.follow_up_id is not None
+    child = StudySpec.model_validate(store.get_study(db, outcome.follow_up_id).spec)
+    assert child.search.sampler == "grid" and child.search.lr_grid() == [0.009, 0.003, 0.001]
+    assert child.search.range_steps is None
+    assert child.model == StudySpec.model_validate(row(db, first).spec).model
+    assert "range test suggests lr 0.003" in outcome.reason
 
 
 def test_a_chain_with_max_rounds_0_is_left_alone(db: Database, tmp_path: Path) -> None:
