@@ -14,7 +14,8 @@ At the end of each training epoch (after its validation) the callback reads
 ``valid/acc`` …; ``metric_map={"val_acc": "my_metric"}`` overrides them), adds the first
 optimizer's learning rate unless a logged metric gives it, posts the epoch, and sets
 ``trainer.should_stop`` when the answer is stop. When fitting ends the run is finished.
-Accuracies must be logged as fractions in [0, 1].
+Accuracies must be logged as fractions in [0, 1], and validation must run every epoch (the
+first epoch's curves are the run's: each later epoch must carry the same ones).
 
 Lightning is imported only by this module (``pytorch_lightning``, or ``lightning``), and
 only the global-zero process talks to the server; its verdict reaches every process.

@@ -164,7 +164,7 @@ class Verdict(BaseModel):
     epoch: int
     action: Action
     reason: str | None = Field(description="Why to stop (null when continuing).")
-    state: RunState = Field(description="The run's state after this epoch.")
+    state: RunState = Field(description="The run's state now.")
     diagnosis: Diagnosis | None = Field(
         default=None, description="The live check's diagnosis when it says stop."
     )

@@ -252,7 +252,9 @@ def test_a_project_is_an_optuna_study_with_one_trial_per_run(server: ServeProces
     assert diverged.state == OptunaState.PRUNED
     assert diverged.user_attrs["label"] == "diverged"
     assert math.isclose(diverged.params["lr"], 10.0)
-    # sweepdoc's own studies do not list runs' Optuna studies.
+    # The dashboard lists the project's study; sweepdoc's own studies do not.
+    dashboard = server.get("/api/studies")["study_summaries"]
+    assert f"runs:{project}" in {s["study_name"] for s in dashboard}
     assert all(
         s["optuna_study_name"] != f"runs:{project}" for s in server.get("/v1/studies")["data"]
     )
