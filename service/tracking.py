@@ -80,7 +80,8 @@ class Tracker:
         """Send one finished epoch (1-based); the verdict says continue or stop, and why.
 
         Accuracies are fractions in [0, 1]. Raises ``InvalidRequest`` naming the field for a
-        value the server refuses, ``Conflict`` for an epoch already sent with other values.
+        value the server refuses, ``Conflict`` for an epoch already sent with other values
+        and for any epoch after a stop (the run has ended; start a new one).
         """
         given = {
             "train_loss": train_loss,

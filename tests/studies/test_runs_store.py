@@ -1,0 +1,86 @@
+"""External runs in the store, on SQLite and PostgreSQL: an epoch sent by many clients at
+once is stored once and answered alike; a run's diagnosis is held to its project's best run
+as a trial's is held to its study's best trial."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from studies import runs
+from studies.db import Database, RunEpochRow
+from studies.errors import ConflictError
+
+EPOCHS = [
+    {"train_loss": 2.0 - 0.3 * i, "val_loss": 2.1 - 0.3 * i, "val_acc": 0.3 + 0.1 * i}
+    for i in range(4)
+]
+
+
+def start(db: Database, project: str, **body: Any) -> runs.RunPublic:
+    return runs.create_run(db, runs.RunCreate(project=project, name="r", num_classes=10, **body))
+
+
+def log(db: Database, run_id: int, epochs: list[dict[str, float]]) -> list[runs.Verdict]:
+    return [
+        runs.log_epoch(db, run_id, runs.EpochLog(epoch=epoch, **values))
+        for epoch, values in enumerate(epochs, start=1)
+    ]
+
+
+def test_one_epoch_sent_by_many_clients_at_once_is_stored_once(db: Database) -> None:
+    run = start(db, "concurrent")
+    barrier = threading.Barrier(6)
+    answers: list[runs.Verdict] = []
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        barrier.wait()
+        try:
+            answers.append(runs.log_epoch(db, run.id, runs.EpochLog(epoch=1, **EPOCHS[0])))
+        except BaseException as exc:  # collected: the assertion below shows it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(answers) == 6 and all(answer == answers[0] for answer in answers)
+    with db.session() as session:
+        stored = session.scalar(
+            select(func.count()).select_from(RunEpochRow).where(RunEpochRow.run_id == run.id)
+        )
+    assert stored == 1
+    assert runs.get_run(db, run.id).epochs_done == 1
+
+
+def test_a_run_is_held_to_its_projects_best_run(db: Database) -> None:
+    best = start(db, "bar")
+    log(db, best.id, EPOCHS)
+    runs.finish_run(db, best.id)
+    weaker = start(db, "bar")
+    log(db, weaker.id, [{**e, "val_acc": e["val_acc"] / 2} for e in EPOCHS])
+    runs.finish_run(db, weaker.id)
+
+    assert runs.run_diagnosis(db, best.id).evidence.study_best_val_acc == pytest.approx(0.6)
+    # The weaker run is measured against the better one, not against itself.
+    assert runs.run_diagnosis(db, weaker.id).evidence.study_best_val_acc == pytest.approx(0.6)
+    # Another project's runs do not count.
+    alone = start(db, "other")
+    log(db, alone.id, [{**e, "val_acc": e["val_acc"] / 2} for e in EPOCHS])
+    runs.finish_run(db, alone.id)
+    assert runs.run_diagnosis(db, alone.id).evidence.study_best_val_acc == pytest.approx(0.3)
+
+
+def test_a_stopped_run_takes_no_more_epochs(db: Database) -> None:
+    run = start(db, "stops")
+    (verdict,) = log(db, run.id, [{**EPOCHS[0], "train_loss": float("nan")}])
+    assert verdict.stop and verdict.state == "stopped"
+    with pytest.raises(ConflictError, match="takes no more epochs"):
+        runs.log_epoch(db, run.id, runs.EpochLog(epoch=2, **EPOCHS[1]))
