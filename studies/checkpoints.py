@@ -284,6 +284,8 @@ def why_no_checkpoint(row: TrialRow) -> str:
         return f"{name} is {row.state.value}: its checkpoint is stored once it completes"
     if row.state is not TrialState.COMPLETE:
         return f"{name} ended {row.state.value}: only complete trials keep a checkpoint"
+    if row.lr_range is not None:
+        return f"{name} is an LR range test: its short ramp trains no model worth keeping"
     said = [w for w in row.warnings or [] if w.startswith(_WARNING_PREFIX)]
     if said:
         return f"{name} has no checkpoint: {said[-1]}"

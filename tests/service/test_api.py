@@ -304,7 +304,9 @@ def test_openapi_documents_every_route_with_a_response_model(api: TestClient) ->
             if ok == "204":  # DELETE: no content, by definition
                 continue
             content = operation["responses"][ok]["content"]
-            assert "application/json" in content or "image/png" in content, (method, path)
+            # JSON, a PNG plot, or a file download (a trial's checkpoint).
+            served = {"application/json", "image/png", "application/octet-stream"}
+            assert content.keys() & served, (method, path)
             if "application/json" in content:
                 assert content["application/json"]["schema"], (method, path)
     expected = {
@@ -312,6 +314,7 @@ def test_openapi_documents_every_route_with_a_response_model(api: TestClient) ->
         "/v1/studies/{study_id}/trials", "/v1/studies/{study_id}/diagnosis",
         "/v1/studies/{study_id}/lr.png", "/v1/trials/{trial_id}",
         "/v1/trials/{trial_id}/diagnosis", "/v1/trials/{trial_id}/curves.png",
+        "/v1/trials/{trial_id}/checkpoint",
         "/v1/diagnose", "/healthz", "/readyz",
     }
     assert expected <= schema["paths"].keys()
