@@ -80,32 +80,41 @@ def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
     assert {r["label"] for r in second if r["split"] == "train"} == labels
 
 
+@pytest.mark.parametrize("plans", [True, False], ids=["with-plans", "without-plans"])
 def test_heldout_whole_runs_meet_the_targets(
-    evaluate: ModuleType, runs: list[dict[str, Any]]
+    evaluate: ModuleType, runs: list[dict[str, Any]], plans: bool
 ) -> None:
-    whole, _ = evaluate.samples([r for r in runs if r["split"] == "heldout"], cuts=False)
+    heldout = [r for r in runs if r["split"] == "heldout"]
+    whole, _ = evaluate.samples(heldout, cuts=False, plans=plans)
     report = evaluate.evaluate(whole)
     wrong = [f"{s.name}: {s.truth} -> {p}" for s, p, _ in report.errors]
     assert report.accuracy >= 0.95, wrong
     assert report.healthy_false_alarms <= 0.05, wrong
+    if plans:
+        # Finished runs have their own calibration (docs/diagnoser.md: 0.003 measured).
+        assert report.ece <= 0.05
 
 
-# A regression floor, not issue 11's target. The target (whole runs + cuts, balanced accuracy
-# >= 0.92) is NOT met: 0.869 on this held-out half (docs/diagnoser.md). The floor was 0.90 on the
-# first, 107-run set whose cuts looked ahead only 2t epochs; the second wave (recipes held out by
+# Regression floors, not issue 11's target. The target (whole runs + cuts, balanced accuracy
+# >= 0.92) is NOT met on this held-out half (docs/diagnoser.md): 0.877 with the runs' plans
+# (what the worker passes), 0.869 without (a CSV's user). The floor was 0.90 on the first,
+# 107-run set whose cuts looked ahead only 2t epochs; the second wave (recipes held out by
 # family, cuts labeled by the rest of the run, LR steps after the cut) is a harder set, so that
-# number does not carry over. This guards the measured level until the method reaches the target.
-HELDOUT_BALANCED_FLOOR = 0.86
+# number does not carry over. These guard the measured levels until the method reaches the
+# target.
+HELDOUT_BALANCED_FLOOR = {True: 0.87, False: 0.86}
 
 
+@pytest.mark.parametrize("plans", [True, False], ids=["with-plans", "without-plans"])
 def test_heldout_whole_runs_and_cuts_do_not_regress(
-    evaluate: ModuleType, runs: list[dict[str, Any]]
+    evaluate: ModuleType, runs: list[dict[str, Any]], plans: bool
 ) -> None:
-    everything, _ = evaluate.samples([r for r in runs if r["split"] == "heldout"], cuts=True)
+    heldout = [r for r in runs if r["split"] == "heldout"]
+    everything, _ = evaluate.samples(heldout, cuts=True, plans=plans)
     assert sum(not s.whole for s in everything) >= 30  # the cuts are really there
     report = evaluate.evaluate(everything)
     wrong = [f"{s.name}: {s.truth} -> {p}" for s, p, _ in report.errors]
-    assert report.balanced_accuracy >= HELDOUT_BALANCED_FLOOR, wrong[:40]
+    assert report.balanced_accuracy >= HELDOUT_BALANCED_FLOOR[plans], wrong[:40]
 
 
 def _first_live_stop(curves: Curves) -> int | None:
