@@ -13,13 +13,16 @@ parameters fixed.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import ArtifactMeta
+from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState as OptunaState
@@ -220,14 +223,16 @@ def report(trial: optuna.Trial, value: float, epoch: int) -> bool:
 def annotate(
     trial: optuna.Trial,
     *,
+    storage_trial_id: int,
     label: str | None,
     confidence: float | None,
     note: str | None,
-    plot: Path | None,
-    artifacts_dir: Path,
+    plot_artifact_id: str | None,
     attrs: dict[str, Any],
 ) -> None:
-    """Write the diagnosis onto the Optuna trial: user attributes, a note, the curves plot."""
+    """Write the diagnosis onto the Optuna trial (*storage_trial_id* its storage id): user
+    attributes, a note, and the curves plot listed as an artifact whose file is rendered
+    when first opened (``studies.plots.LazyCurvesStore``)."""
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     if label is not None:
@@ -240,13 +245,16 @@ def annotate(
         from optuna_dashboard import save_note
 
         save_note(trial, note)
-    if plot is not None:
-        artifacts_dir.mkdir(parents=True, exist_ok=True)
-        upload_artifact(
-            artifact_store=FileSystemArtifactStore(str(artifacts_dir)),
-            file_path=str(plot),
-            study_or_trial=trial,
+    if plot_artifact_id is not None:
+        # What optuna.artifacts.upload_artifact records, without writing the file.
+        meta = ArtifactMeta(
+            artifact_id=plot_artifact_id,
+            filename=Path(plot_artifact_id).name,
             mimetype="image/png",
+            encoding=None,
+        )
+        trial.storage.set_trial_system_attr(
+            storage_trial_id, ARTIFACTS_ATTR_PREFIX + plot_artifact_id, json.dumps(asdict(meta))
         )
 
 

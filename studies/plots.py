@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+import re
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: never try to open a window
 
 from matplotlib.figure import Figure
+from optuna.artifacts import FileSystemArtifactStore
 
 # One color per diagnosis label, the same in every plot.
 LABEL_COLORS = {
@@ -81,26 +84,39 @@ def trial_title(study_name: str, number: int, lr: float | None) -> str:
     return f"{study_name} #{number}" + (f" lr={lr:g}" if lr is not None else "")
 
 
-def save_trial_curves(
-    artifacts_dir: Path,
-    *,
-    trial_id: int,
-    attempt: int,
-    curves: dict[str, Any],
-    title: str,
-    label: str | None,
-    best_epoch: int | None,
-) -> Path:
-    """Write one attempt's curves PNG under ``artifacts_dir/plots`` and return its path.
+# A trial attempt's curves plot, as the dashboard lists it: an Optuna artifact whose file
+# is rendered on its first read (``LazyCurvesStore``), not by the worker. Rendering took
+# ~0.16 s of every trial's fixed cost, mostly for plots nobody opens. Named from ids only,
+# never from user input (a study name could hold ``../``); one per attempt.
+CURVES_FOLDER = "plots"
+_CURVES_ID = re.compile(rf"{CURVES_FOLDER}/trial-(\d+)-attempt-\d+\.png")
 
-    The file name is built from ids only, never from user input (a study name could hold
-    ``../``); one file per attempt, so a retry never overwrites the plot of the one before.
-    """
-    folder = artifacts_dir / "plots"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"trial-{trial_id}-attempt-{attempt}.png"
-    path.write_bytes(trial_curves_png(curves, title=title, label=label, best_epoch=best_epoch))
-    return path
+
+def curves_artifact_id(trial_id: int, attempt: int) -> str:
+    """The artifact id (a path under the artifacts folder) of one attempt's curves plot."""
+    return f"{CURVES_FOLDER}/trial-{trial_id}-attempt-{attempt}.png"
+
+
+class LazyCurvesStore(FileSystemArtifactStore):
+    """The artifacts folder as Optuna's file-system store, where a curves plot registered
+    by a worker (``curves_artifact_id``) is rendered by *render(trial_id)* on its first
+    read and kept as the file from then on; every other artifact is read as stored."""
+
+    def __init__(self, base_path: Path, render: Callable[[int], bytes]) -> None:
+        super().__init__(base_path)
+        self._base = base_path
+        self._render = render
+
+    def open_reader(self, artifact_id: str) -> BinaryIO:
+        match = _CURVES_ID.fullmatch(artifact_id)
+        path = self._base / artifact_id
+        if match is not None and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Written aside and renamed: a concurrent reader sees no half-written file.
+            partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+            partial.write_bytes(self._render(int(match.group(1))))
+            partial.replace(path)
+        return super().open_reader(artifact_id)
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,11 @@ class TrialDetail(TrialPublic):
         description="What did not fail the trial but should be known (e.g. its checkpoint "
         "skipped because the artifact store is full).",
     )
+    packed_with: Annotated[list[int], BeforeValidator(_no_items_if_none)] = Field(
+        default_factory=list,
+        description="The trials this attempt trained with as one packed model (issue 15); "
+        "[] when it trained alone.",
+    )
 
 
 class WorkerPublic(_Out):

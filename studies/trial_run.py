@@ -1,23 +1,23 @@
-"""One claimed slot's run, start to end: its Optuna trial, its heartbeat, training, and the
-result written to Optuna and then to the queue.
+"""One claimed slot's attempt, start to end: its Optuna trial, training as a member of a
+pack (``studies.pack_run``, which beats the heartbeat and calls the trainer), and the result
+written to Optuna and then to the queue.
 
 Start: the slot's Optuna trial is started (a grid slot's enqueued trial, a retry's fixed
-parameters, or the sampler's pick) and the attempt recorded; a background thread beats the
-slot's heartbeat every ``heartbeat_interval_s`` so an epoch longer than the reaper's grace
-does not look like a dead worker (and reaps dead peers meanwhile). An attempt after a killed,
+parameters, or the sampler's pick) and the attempt recorded. An attempt after a killed,
 reaped or stopped one resumes from the slot's epoch state when it fits the stored epochs
-(``studies.resume``), and the trainer writes that state after every epoch. Each epoch is
-recorded by ``studies.recorder``.
+(``studies.resume``); a member that trains alone writes that state after every epoch. Each
+epoch is recorded by ``studies.recorder``, per member: a packed member keeps its own epoch
+rows, Optuna reports, pruning, live divergence stop and cancel.
 
 End: the diagnosis is written onto the Optuna trial (user attributes ``label``/
-``confidence``, a dashboard note, the curves plot as an artifact), then the slot is
-finished in sweepdoc's queue, fenced by the attempt number, and only then is the Optuna
-trial told (COMPLETE; PRUNED for diverged, pruned or cancelled runs; FAIL on an error, whose
-text is stored). The queue decides: a worker that stalled past its grace was reaped and its
-slot may run again, so its ``finish`` does not land, its result is dropped and its Optuna
-trial is failed, never a second COMPLETE of the point. A tell lost after the queue's write
-(a crash, an outage) is made good by ``studies.reconcile`` within a reconciler period. A
-worker stopping hands its slot back.
+``confidence``, a dashboard note, the curves plot listed as an artifact that is rendered
+when first opened), then the slot is finished in sweepdoc's queue, fenced by the attempt
+number, and only then is the Optuna trial told (COMPLETE; PRUNED for diverged, pruned or
+cancelled runs; FAIL on an error, whose text is stored). The queue decides: a worker that
+stalled past its grace was reaped and its slot may run again, so its ``finish`` does not
+land, its result is dropped and its Optuna trial is failed, never a second COMPLETE of the
+point. A tell lost after the queue's write (a crash, an outage) is made good by
+``studies.reconcile`` within a reconciler period. A worker stopping hands its slot back.
 """
 
 from __future__ import annotations
@@ -29,17 +29,20 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState as OptunaState
 from sqlalchemy.exc import DBAPIError
 
-from studies import notes, optuna_bridge, plots, queue, resume
+from studies import checkpoints, notes, optuna_bridge, plots, queue, resume
 from studies.db import Database, TrialState
 from studies.diagnosis import Diagnosis
 from studies.recorder import EpochRecorder, retry_transient
 from trainer._paths import relative_to_root
+
+if TYPE_CHECKING:
+    from trainer import EpochRecord, History, RunConfig, Stop
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +63,14 @@ class WorkerContext:
     stop: threading.Event  # the worker's stop request: hand the slot back at the next epoch
     touch: Callable[[int | None], None]  # the worker is alive, running this trial (or none)
     reap: Callable[[], None]  # reap dead peers' slots (the worker limits how often)
+    max_artifact_bytes: int | None = None  # the stored checkpoints' cap (studies.checkpoints)
 
 
 class TrialRun:
-    """One attempt of one claimed slot."""
+    """One attempt of one claimed slot: a member of the pack ``studies.pack_run`` trains
+    (a pack of one when it trains alone). Start (``start``), prepare (``prepare``), train
+    elsewhere with ``on_epoch`` as the member's callback, then ``conclude`` with its history
+    (or ``training_failed`` with the trainer's error)."""
 
     def __init__(self, context: WorkerContext, claim: queue.Claim) -> None:
         self.context = context
@@ -81,6 +88,14 @@ class TrialRun:
         self.optuna_trial_id: int | None = None
         # The slot's epoch state: written after every epoch, continued by a next attempt.
         self.state_path = resume.epoch_state_path(context.artifacts_dir, claim.trial_id)
+        # The best epoch's checkpoint, kept in the artifact store when the trial completes.
+        self.checkpoint_path = checkpoints.running_path(context.artifacts_dir, claim.trial_id)
+        # Known once started (``start``) and prepared (``prepare``).
+        self.study: optuna.Study
+        self.trial: optuna.Trial
+        self.params: dict[str, Any] = {}
+        self.config: RunConfig
+        self.resumption = resume.Resumption()
 
     def fail(self, exc: BaseException) -> None:
         """Record an unexpected error as this trial's failure (best effort). Optuna's trial
@@ -99,15 +114,16 @@ class TrialRun:
             if failed and self.optuna_trial_id is not None:
                 optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
 
-    def run(self) -> None:
-        """Start the Optuna trial and the attempt, train with the heartbeat beating, finish."""
+    def start(self) -> bool:
+        """Start the Optuna trial and record the attempt; False when the slot cannot run
+        (its failure recorded, or the slot taken away meanwhile)."""
         claim = self.claim
         # A transient database error while starting is retried for the slot's grace, as
         # the per-epoch writes are; past it the error propagates and the worker abandons
         # the slot to the reaper (its heartbeat does not beat yet), never failing it.
         grace_s = self.context.stale_after_s
         try:
-            study, trial, params, optuna_trial_id = retry_transient(
+            self.study, self.trial, self.params, optuna_trial_id = retry_transient(
                 self._start_optuna_trial, grace_s=grace_s
             )
         except (DBAPIError, optuna.exceptions.StorageInternalError):
@@ -122,34 +138,24 @@ class TrialRun:
             queue.finish(self.db, claim, state=TrialState.FAILED, error=error)
             if started is not None:
                 optuna_bridge.fail_trial(self.db.url, started)
-            return
+            return False
         recorded = retry_transient(
             lambda: queue.start_attempt(
                 self.db,
                 claim,
-                params=params,
+                params=self.params,
                 optuna_trial_id=optuna_trial_id,
-                optuna_trial_number=trial.number,
+                optuna_trial_number=self.trial.number,
             ),
             grace_s=grace_s,
         )
         if not recorded:
             optuna_bridge.fail_trial(self.db.url, optuna_trial_id)
-            return
-        self.context.touch(claim.trial_id)
-        log.info("trial %s (study %s #%s) %s", claim.trial_id, claim.study_id, claim.number, params)
-        beating = threading.Event()
-        heart = threading.Thread(target=self._heartbeat, args=(beating,), daemon=True)
-        heart.start()
-        try:
-            self._train_and_finish(study, trial, params)
-        finally:
-            beating.set()
-            heart.join()
-        # Epoch states of slots that ended without an attempt finishing them (cancelled
-        # while waiting, out of retries): this worker's housekeeping, best effort.
-        with contextlib.suppress(DBAPIError, OSError):
-            resume.sweep(self.db, self.context.artifacts_dir)
+            return False
+        log.info(
+            "trial %s (study %s #%s) %s", claim.trial_id, claim.study_id, claim.number, self.params
+        )
+        return True
 
     def _start_optuna_trial(self) -> tuple[optuna.Study, optuna.Trial, dict[str, Any], int]:
         """The slot's Optuna trial, started, with its parameters and storage id; safe to run
@@ -169,65 +175,96 @@ class TrialRun:
         trial.set_user_attr(optuna_bridge.ATTR_ATTEMPT, claim.attempt)
         return study, trial, params, trial_id
 
-    def _heartbeat(self, done: threading.Event) -> None:
-        while not done.wait(self.context.heartbeat_interval_s):
-            try:
-                if not queue.beat(self.db, self.claim):
-                    self.lost.set()
-                    return
-                # Reap from here too, so a dead peer's trial is re-queued even while every
-                # live worker is busy with a long trial.
-                self.context.reap()
-            except DBAPIError as exc:
-                log.warning("heartbeat failed (%s); retrying", exc.__class__.__name__)
+    def beat(self) -> bool:
+        """One heartbeat of the slot; False (and ``lost`` set) once it was taken away."""
+        if queue.beat(self.db, self.claim):
+            return True
+        self.lost.set()
+        return False
 
-    def _train_and_finish(
-        self, study: optuna.Study, trial: optuna.Trial, params: dict[str, Any]
-    ) -> None:
-        from studies.range_run import is_range_test, run_range_test
-        from trainer import RunStatus, train
-
-        if is_range_test(self.spec):  # an LR range test instead of a training run
-            run_range_test(self, study, trial)
-            return
-        claim, recorder = self.claim, self.recorder
+    def prepare(self) -> bool:
+        """Build the run's config and decide where it starts (``studies.resume``); False
+        when the member does not train (its failure recorded, or the slot reaped)."""
         try:
-            config = self.spec.to_run_config(
-                params, data_dir=self.context.data_dir, device=self.context.device
+            self.config = self.spec.to_run_config(
+                self.params,
+                data_dir=self.context.data_dir,
+                device=self.context.device,
+                trial_checkpoint=checkpoints.init_from_file(
+                    self.db, self.context.artifacts_dir, self.spec
+                ),
             )
             start = retry_transient(
                 lambda: resume.begin(
-                    self.db, claim, path=self.state_path, config=config, device=self.context.device
+                    self.db,
+                    self.claim,
+                    path=self.state_path,
+                    config=self.config,
+                    device=self.context.device,
                 ),
                 grace_s=self.context.stale_after_s,
             )
             if start is None:
-                log.warning("trial %s was reaped before it began training", claim.trial_id)
+                log.warning("trial %s was reaped before it began training", self.claim.trial_id)
                 optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
-                return
-            recorder.continue_from(trial, start.records)
+                return False
+            self.resumption = start
+            self.recorder.continue_from(self.trial, start.records)
+        except (DBAPIError, optuna.exceptions.StorageInternalError):
+            raise  # the database stayed away: the worker abandons the slot to the reaper
+        except Exception as exc:
+            self.training_failed(exc)
+            return False
+        return True
+
+    def on_epoch(self, record: EpochRecord, history: History) -> Stop | None:
+        """The trainer's per-epoch callback for this member (``studies.recorder``)."""
+        return self.recorder.on_epoch(self.trial, record, history)
+
+    def train_alone(self) -> None:
+        """Train this member by itself (``trainer.train``, resumable), then conclude."""
+        from studies.range_run import is_range_test, run_range_test
+        from trainer import train
+
+        if is_range_test(self.spec):  # an LR range test instead of a training run
+            run_range_test(self, self.study, self.trial)
+            return
+        try:
             history = train(
-                config,
-                on_epoch=lambda r, h: recorder.on_epoch(trial, r, h),
+                self.config,
+                on_epoch=self.on_epoch,
                 epoch_state_path=self.state_path,
-                resume_from=start.state,
+                resume_from=self.resumption.state,
+                checkpoint_path=self.checkpoint_path,
+                best_by=self.spec.objective.value,
             )
         except (DBAPIError, optuna.exceptions.StorageInternalError):
             raise  # the database stayed away: the worker abandons the slot to the reaper
         except Exception as exc:
-            # One trial's error (bad dataset file, CUDA OOM, …) fails that trial alone.
-            log.warning("trial %s failed: %s", claim.trial_id, exc)
-            if queue.finish(
-                self.db,
-                claim,
-                state=TrialState.FAILED,
-                error=error_text(exc, self.context.data_dir),
-                summary=recorder.summary(),
-            ):
-                resume.discard(self.state_path)
-            # FAIL either way: this attempt's own failure, or a fenced-out attempt's trial.
-            optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
+            self.training_failed(exc)
             return
+        self.conclude(history)
+
+    def training_failed(self, exc: Exception) -> None:
+        """One trial's error (bad dataset file, CUDA OOM, …) fails that trial alone."""
+        log.warning("trial %s failed: %s", self.claim.trial_id, exc)
+        if queue.finish(
+            self.db,
+            self.claim,
+            state=TrialState.FAILED,
+            error=error_text(exc, self.context.data_dir),
+            summary=self.recorder.summary(),
+        ):
+            resume.discard(self.state_path)
+        # FAIL either way: this attempt's own failure, or a fenced-out attempt's trial.
+        optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
+
+    def conclude(self, history: History) -> None:
+        """Store the trained member's outcome: dropped when reaped, handed back when the
+        worker stops, else diagnosed and finished."""
+        from trainer import RunStatus
+
+        claim, recorder = self.claim, self.recorder
         ending = recorder.ending
         if ending.lost or self.lost.is_set():
             log.warning("trial %s was reaped while running; its result is dropped", claim.trial_id)
@@ -247,30 +284,18 @@ class TrialRun:
         if state is TrialState.COMPLETE and value is None:
             state, stop_reason = TrialState.PRUNED, "no finite objective value"
         diagnosis = ending.live_diagnosis or recorder.diagnose()
-        self._finish(study, trial, params, state, stop_reason, value, diagnosis)
+        self._finish(state, stop_reason, value, diagnosis)
 
     def _finish(
         self,
-        study: optuna.Study,
-        trial: optuna.Trial,
-        params: dict[str, Any],
         state: TrialState,
         stop_reason: str | None,
         value: float | None,
         diagnosis: Diagnosis | None,
     ) -> None:
-        claim, summary = self.claim, self.recorder.summary()
+        claim, summary, params = self.claim, self.recorder.summary(), self.params
         label = diagnosis.label.value if diagnosis is not None else None
         confidence = diagnosis.confidence if diagnosis is not None else None
-        plot = plots.save_trial_curves(
-            self.context.artifacts_dir,
-            trial_id=claim.trial_id,
-            attempt=claim.attempt,
-            curves=self.recorder.curves(),
-            title=plots.trial_title(self.spec.display_name, claim.number, params["lr"]),
-            label=label,
-            best_epoch=summary.best_epoch,
-        )
         note = (
             notes.trial_note(diagnosis, params=params, state=state, stop_reason=stop_reason)
             if diagnosis is not None
@@ -278,13 +303,15 @@ class TrialRun:
         )
         if not self._still_ours():
             return
+        assert self.optuna_trial_id is not None  # started
         optuna_bridge.annotate(
-            trial,
+            self.trial,
+            storage_trial_id=self.optuna_trial_id,
             label=label,
             confidence=confidence,
             note=note,
-            plot=plot,
-            artifacts_dir=self.context.artifacts_dir,
+            # Listed now, rendered when first opened (studies.plots.LazyCurvesStore).
+            plot_artifact_id=plots.curves_artifact_id(claim.trial_id, claim.attempt),
             attrs={"state": state.value, "stop_reason": stop_reason or ""},
         )
         # The queue first, fenced by the attempt number: a worker that stalled past its
@@ -309,11 +336,18 @@ class TrialRun:
             return
         resume.discard(self.state_path)  # the slot is done: nothing will continue it
         optuna_state = OptunaState.COMPLETE if state is TrialState.COMPLETE else OptunaState.PRUNED
-        optuna_bridge.tell(study, trial, optuna_state, value)
+        optuna_bridge.tell(self.study, self.trial, optuna_state, value)
+        checkpoints.keep_checkpoint(
+            self.db,
+            self.context.artifacts_dir,
+            claim.trial_id,
+            self.checkpoint_path,
+            max_bytes=self.context.max_artifact_bytes,
+        )
         log.info("trial %s: %s, %s, value %s", claim.trial_id, state, label, value)
 
     def _still_ours(self) -> bool:
-        return not self.lost.is_set() and queue.beat(self.db, self.claim)
+        return not self.lost.is_set() and self.beat()
 
 
 def _optuna_trial_id(url: str, study_name: str, trial: optuna.Trial) -> int:

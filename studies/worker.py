@@ -29,9 +29,11 @@ from sqlalchemy.exc import DBAPIError
 
 from studies import chain, queue
 from studies.db import DEFAULT_STALE_AFTER_S, Database
+from studies.pack_run import PackRun
+from studies.packing import pack_limit
 from studies.schema_setup import create_schema
 from studies.spec import SpecLimits
-from studies.trial_run import TrialRun, WorkerContext
+from studies.trial_run import WorkerContext
 from trainer import DeviceName
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,15 @@ class WorkerOptions(BaseModel):
     )
     torch_threads: int | None = Field(
         None, ge=1, description="torch.set_num_threads for CPU training; None = torch's choice."
+    )
+    max_artifact_bytes: int | None = Field(
+        None, ge=0, description="Cap of the stored checkpoints' bytes (studies.checkpoints)."
+    )
+    max_pack: int | None = Field(
+        None,
+        ge=1,
+        description="Most trials of one study this worker trains as one packed model; "
+        "None = as the study's max_pack decides (studies.packing), 1 = never pack.",
     )
     spec_limits: SpecLimits = Field(
         default_factory=SpecLimits,
@@ -158,11 +169,14 @@ class _Worker:
         self.name = options.worker_name
         self.device = _resolve_device(options.device)
         self._last_reap = 0.0
+        self._ran = 0  # trials run so far (a pack of K counts K)
+        self._pack_limits: dict[int, int] = {}  # study id -> pack size (studies.packing)
         self.context = WorkerContext(
             db=self.db,
             device=self.device,
             data_dir=options.data_dir,
             artifacts_dir=options.artifacts_dir,
+            max_artifact_bytes=options.max_artifact_bytes,
             heartbeat_interval_s=options.heartbeat_interval_s,
             stale_after_s=options.stale_after_s,
             stop=stop,
@@ -203,24 +217,19 @@ class _Worker:
             log.exception("reaping stale trials failed; retrying at the next round")
 
     def loop(self) -> int:
-        ran = 0
+        self._ran = 0
         log.info("worker %s on %s polling %s", self.name, self.device, self.db.engine.url)
         while not self.stop.is_set():
-            if self.options.max_trials is not None and ran >= self.options.max_trials:
+            if self.options.max_trials is not None and self._ran >= self.options.max_trials:
                 break
             if self.drain.is_set():
-                log.info("worker %s draining: no new trial after %d run", self.name, ran)
+                log.info("worker %s draining: no new trial after %d run", self.name, self._ran)
                 break
             try:
                 self.touch(None)
                 self.reap()
-                claim = queue.claim_next(
-                    self.db,
-                    worker=self.name,
-                    device=self.device,
-                    stale_after_s=self.options.stale_after_s,
-                )
-                if claim is None:
+                claims = self._claim()
+                if not claims:
                     if self.options.exit_when_idle and not queue.has_open_slots(self.db):
                         break
                     self.stop.wait(self.options.poll_interval_s)
@@ -230,22 +239,62 @@ class _Worker:
                 log.warning("database unavailable (%s); retrying", exc.__class__.__name__)
                 self.stop.wait(self.options.poll_interval_s)
                 continue
-            run = TrialRun(self.context, claim)
+            ids = [claim.trial_id for claim in claims]
+            run = PackRun(self.context, claims)
             try:
                 run.run()
             except (DBAPIError, optuna.exceptions.StorageInternalError) as exc:
-                # The database went away mid-trial and stayed away: the slot's heartbeat
-                # stops, so the reaper re-queues it; this worker carries on polling.
-                log.warning("trial %s abandoned: database error %s", claim.trial_id, exc)
+                # The database went away mid-trial and stayed away: the slots' heartbeat
+                # stops, so the reaper re-queues them; this worker carries on polling.
+                log.warning("trials %s abandoned: database error %s", ids, exc)
             except Exception as exc:
-                # A bug after training (diagnosis, plot, an Optuna write) fails this trial,
+                # A bug after training (diagnosis, an Optuna write) fails these trials,
                 # not the worker.
-                log.exception("trial %s failed after training", claim.trial_id)
+                log.exception("trials %s failed after training", ids)
                 run.fail(exc)
             # The study's last slot just finished? Then its follow-up round, at once.
-            chain.advance_after_slot(self.db, claim.study_id, server=self.chain_server)
-            ran += 1
-        return ran
+            chain.advance_after_slot(self.db, claims[0].study_id, server=self.chain_server)
+            self._ran += len(claims)
+        return self._ran
+
+    def _claim(self) -> list[queue.Claim]:
+        """The next waiting slot, and as many more of its study as this worker packs with
+        it (``studies.packing``); none when nothing is waiting. ``max_trials`` caps the
+        pack too."""
+        claim = queue.claim_next(
+            self.db, worker=self.name, device=self.device, stale_after_s=self.options.stale_after_s
+        )
+        if claim is None:
+            return []
+        limit = self._pack_limit(claim)
+        if self.options.max_trials is not None:
+            limit = min(limit, self.options.max_trials - self._ran)
+        more = queue.claim_more(
+            self.db,
+            claim,
+            limit - 1,
+            device=self.device,
+            stale_after_s=self.options.stale_after_s,
+        )
+        return [claim, *more]
+
+    def _pack_limit(self, claim: queue.Claim) -> int:
+        """Pack size for the claim's study, decided once per study (its spec never changes)."""
+        limit = self._pack_limits.get(claim.study_id)
+        if limit is None:
+            try:
+                limit = pack_limit(
+                    claim.spec,
+                    device=self.device,
+                    worker_max=self.options.max_pack,
+                    data_dir=self.options.data_dir,
+                )
+            except Exception:
+                # The spec's config cannot be built here (its trial will report why): alone.
+                log.exception("study %s: no pack size; its trials train alone", claim.study_id)
+                limit = 1
+            self._pack_limits[claim.study_id] = limit
+        return limit
 
 
 __all__ = ["WorkerOptions", "run_worker"]

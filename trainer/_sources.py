@@ -11,7 +11,9 @@ from __future__ import annotations
 import gzip
 import pickle
 import shutil
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +65,67 @@ class RawDataset:
     val: RawImages | FileImages | None
 
 
+# Decoded datasets kept per process: a worker trains many trials on the same data, and
+# decoding it again (sklearn's digits, MNIST's IDX files, an image folder's PNGs) was most
+# of a small trial's fixed cost. Two entries: a worker alternates between few datasets, and
+# CIFAR-size sets weigh hundreds of MB each.
+_CACHE_ENTRIES = 2
+_cache: OrderedDict[tuple[Any, ...], RawDataset] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
 def load_raw(config: DataConfig) -> RawDataset:
-    """Load the configured dataset's training split (and validation split, if it has one)."""
+    """Load the configured dataset's training split (and validation split, if it has one).
+
+    Served from a small per-process cache keyed by what the loading reads (the dataset,
+    its root and that root's modification time, the image-folder options), as copies: a
+    trial that changed a tensor in place could not leak the change into the next one."""
     if plugin_name(config.dataset) is not None:
+        # Never cached: a plugin's data comes from wherever its code reads it, so no key
+        # here could tell when it changed.
         return _load_plugin(config)
+    key = _cache_key(config)
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _cache.move_to_end(key)
+    if cached is None:
+        cached = _read_raw(config)
+        with _cache_lock:
+            _cache[key] = cached
+            while len(_cache) > _CACHE_ENTRIES:
+                _cache.popitem(last=False)
+    return RawDataset(_copy(cached.train), _copy(cached.val) if cached.val is not None else None)
+
+
+def _cache_key(config: DataConfig) -> tuple[Any, ...]:
+    root = None if config.data_dir is None else Path(config.data_dir) / _dataset_folder(config)
+    try:
+        modified = root.stat().st_mtime_ns if root is not None else None
+    except OSError:
+        modified = None  # missing: the read below raises the dataset's own clear error
+    return (config.dataset, config.data_dir, modified, config.image_size, config.storage)
+
+
+def _dataset_folder(config: DataConfig) -> str:
+    if config.dataset.startswith(IMAGEFOLDER_PREFIX):
+        return config.dataset[len(IMAGEFOLDER_PREFIX) :]
+    return ""  # torchvision datasets: their folder under the root; the root stands for it
+
+
+def _copy(split: RawImages | FileImages) -> RawImages | FileImages:
+    if isinstance(split, RawImages):
+        return RawImages(split.x.clone(), split.y.clone(), split.num_classes)
+    return replace(split, paths=list(split.paths), y=split.y.clone())
+
+
+def clear_cache() -> None:
+    """Forget the decoded datasets (tests; a worker never needs to)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _read_raw(config: DataConfig) -> RawDataset:
     if config.dataset == "digits":
         return RawDataset(_load_digits(), None)
     data_dir = _require_data_dir(config)

@@ -26,6 +26,9 @@ from optuna.artifacts import FileSystemArtifactStore
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.raw_errors import send_json_error
+from studies import store
+from studies.db import Database
+from studies.plots import LazyCurvesStore
 from studies.store import optuna_storage
 
 logger = logging.getLogger(__name__)
@@ -33,14 +36,17 @@ logger = logging.getLogger(__name__)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def artifact_store(artifacts_dir: Path) -> FileSystemArtifactStore:
-    """The Optuna artifact store the workers upload curve plots to.
+def artifact_store(artifacts_dir: Path, database: Database) -> FileSystemArtifactStore:
+    """The Optuna artifact store the workers list curve plots in.
 
     Must match the worker's (`studies.optuna_bridge.annotate`): a file-system store rooted
-    at the artifacts folder itself, or the dashboard would list plots it cannot open.
+    at the artifacts folder itself, or the dashboard would list plots it cannot open. A
+    curves plot is rendered from the stored epochs the first time it is opened.
     """
     artifacts_dir.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(base_path=str(artifacts_dir))
+    return LazyCurvesStore(
+        artifacts_dir, render=lambda trial_id: store.trial_curves_png(database, trial_id)
+    )
 
 
 class _LazyDashboard:
@@ -62,7 +68,9 @@ class _LazyDashboard:
             if self._app is None:
                 app: WSGIApp = optuna_dashboard.wsgi(
                     optuna_storage(self._database_url),
-                    artifact_store=artifact_store(self._artifacts_dir),
+                    artifact_store=artifact_store(
+                        self._artifacts_dir, Database(self._database_url)
+                    ),
                 )
                 self._app = app
             return self._app

@@ -28,9 +28,11 @@ Timestamps come from the processes' clocks in UTC: keep hosts NTP-synchronized, 
 
 One module per concern, all under the discipline above:
 
-- ``_claim``: a waiting slot becomes one worker's (``claim_next``, ``try_claim``);
-- ``_attempt``: what the worker holding a slot writes (``start_attempt``, ``beat``,
-  ``record_epoch``, ``finish``, ``release``), each conditional on the slot still being its;
+- ``_claim``: a waiting slot becomes one worker's (``claim_next``, ``try_claim``; the rest
+  of a pack: ``claim_more``);
+- ``_attempt``: what the worker holding a slot writes (``start_attempt``, ``mark_packed``,
+  ``beat``, ``record_epoch``, ``finish``, ``release``), each conditional on the slot still
+  being its;
 - ``_reaper``: dead workers' slots failed and re-queued (``reap_stale``);
 - ``_resume``: the epoch rows a resumed attempt continues (``latest_epochs``,
   ``continue_epochs``);
@@ -44,12 +46,13 @@ from studies.queue._attempt import (
     EpochAck,
     beat,
     finish,
+    mark_packed,
     record_epoch,
     record_lr_range,
     release,
     start_attempt,
 )
-from studies.queue._claim import Claim, claim_next, load_claim, try_claim
+from studies.queue._claim import Claim, claim_more, claim_next, load_claim, try_claim
 from studies.queue._reaper import MAX_ATTEMPTS, Reaped, reap_stale
 from studies.queue._resume import StoredEpochs, continue_epochs, latest_epochs
 from studies.queue._studies import (
@@ -71,6 +74,7 @@ __all__ = [
     "StoredEpochs",
     "beat",
     "cancel",
+    "claim_more",
     "claim_next",
     "complete_summaries",
     "continue_epochs",
@@ -79,6 +83,7 @@ __all__ = [
     "has_open_slots",
     "latest_epochs",
     "load_claim",
+    "mark_packed",
     "reap_stale",
     "record_epoch",
     "record_lr_range",

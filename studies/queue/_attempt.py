@@ -78,6 +78,13 @@ def start_attempt(
         )
 
 
+def mark_packed(db: Database, claim: Claim, *, packed_with: list[int]) -> bool:
+    """Record the slots this attempt trains with as one packed model (shown as the trial's
+    ``packed_with``); False if the slot was taken away."""
+    with db.session() as session:
+        return _update_ours(session, claim, packed_with=sorted(packed_with))
+
+
 def beat(db: Database, claim: Claim) -> bool:
     """Refresh the slot's heartbeat; False if the slot is no longer ours (reaped)."""
     now = utcnow()

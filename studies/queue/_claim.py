@@ -4,6 +4,11 @@ The claim is one conditional ``UPDATE … SET state='running' WHERE id=? AND sta
 AND <running slots of the study> < max_parallel AND NOT cancelled`` whose row count says
 whether this worker won; on PostgreSQL the study row is locked ``FOR UPDATE`` first, so the
 running count is taken after the previous claim of the same study committed.
+
+A worker that trains packs (``studies.pack_run``) claims its first slot so, then up to K-1
+more waiting slots of the same study (``claim_more``), each by the same conditional
+``UPDATE``: every slot is still won by one worker alone, and a pack of K counts K running
+slots against ``max_parallel``. Each slot keeps its own attempt, heartbeat and reaping.
 """
 
 from __future__ import annotations
@@ -116,10 +121,42 @@ def try_claim(
                 error=None,
                 stop_reason=None,
                 epochs_done=0,
+                packed_with=None,  # set again when this attempt trains in a pack
             )
             .execution_options(synchronize_session=False)
         )
         return rowcount(result) == 1
+
+
+def claim_more(
+    db: Database, first: Claim, count: int, *, device: str, stale_after_s: float
+) -> list[Claim]:
+    """Claim up to *count* more waiting slots of *first*'s study for *first*'s worker (the
+    rest of a pack), in slot order; fewer, or none, when others won them, the study was
+    cancelled, or it reached ``max_parallel``."""
+    if count < 1:
+        return []
+    with db.session() as session:
+        candidates = session.scalars(
+            select(TrialRow.id)
+            .where(TrialRow.study_id == first.study_id, TrialRow.state == TrialState.WAITING)
+            .order_by(TrialRow.number)
+            .limit(count + _CLAIM_CANDIDATES)
+        ).all()
+    claims: list[Claim] = []
+    for trial_id in candidates:
+        if len(claims) == count:
+            break
+        if try_claim(
+            db,
+            trial_id,
+            first.study_id,
+            worker=first.worker,
+            device=device,
+            stale_after_s=stale_after_s,
+        ):
+            claims.append(load_claim(db, trial_id, first.worker))
+    return claims
 
 
 def load_claim(db: Database, trial_id: int, worker: str) -> Claim:

@@ -6,7 +6,7 @@ import itertools
 import math
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -123,6 +123,14 @@ class StudySpec(BaseModel):
         le=MAX_TRIALS,
         description="Checkpoints kept: those of the best this-many complete trials by the "
         "objective (studies.checkpoints); the others are deleted. 0 keeps none.",
+    )
+    # The bounds sit on the int alone: on the union pydantic would apply them to "auto" too
+    # and fail re-validating a dumped spec (what every follow-up round does).
+    max_pack: Literal["auto"] | Annotated[int, Field(ge=1, le=MAX_PARALLEL)] = Field(
+        "auto",
+        description="Trials one worker may train as one packed model (issue 15): auto = as "
+        "many as fit on a GPU, on a CPU only for narrow networks where measured faster; "
+        "1 = each trial alone. A pack of K counts K against max_parallel.",
     )
     follow_up: FollowUpSpec = Field(default_factory=FollowUpSpec)
 

@@ -44,6 +44,9 @@ def tiny_spec(**overrides: Any) -> dict[str, Any]:
         "model": {"width": 4, "stages": 1},
         "train": {"epochs": 1, "batch_size": 64, "schedule": "none"},
         "search": {"sampler": "grid", "grid": [0.1, 0.01]},
+        # One trial per claim, as these tests count attempts and workers; packed runs
+        # (several slots as one model) have their own tests (test_pack_*.py).
+        "max_pack": 1,
     }
     for key, value in overrides.items():
         if key != "search" and isinstance(value, dict) and isinstance(spec.get(key), dict):

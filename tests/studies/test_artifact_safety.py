@@ -14,6 +14,7 @@ import torch
 
 from studies import store
 from studies.db import Database, TrialState
+from studies.plots import LazyCurvesStore, curves_artifact_id
 from studies.spec import parse_spec
 from studies.worker import WorkerOptions, run_worker
 from tests.studies.conftest import tiny_spec
@@ -115,8 +116,11 @@ def test_no_file_name_comes_from_the_study(db: Database, tmp_path: Path) -> None
     assert run_worker(_options(db, tmp_path)) == 1
 
     assert store.get_study(db, study.id).counts[TrialState.COMPLETE] == 1
-    written = _files(tmp_path) - before
     trial_id = store.list_trials(db, study.id).data[0].id
+    # The curves plot is written when first opened (what the dashboard does).
+    lazy = LazyCurvesStore(tmp_path / "artifacts", render=lambda i: store.trial_curves_png(db, i))
+    lazy.open_reader(curves_artifact_id(trial_id, 1)).close()
+    written = _files(tmp_path) - before
     assert f"artifacts/plots/trial-{trial_id}-attempt-1.png" in written
     uuid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
     allowed = re.compile(

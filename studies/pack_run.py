@@ -1,0 +1,150 @@
+"""The slots one worker claimed together, trained: alone, or K of them as one packed model.
+
+A worker claims one slot, or a pack of slots of one study (``queue.claim_more``, sized by
+``studies.packing``). Every slot is a member with a life of its own (``TrialRun``): its
+Optuna trial and attempt, its epoch rows, Optuna reports and pruning, the live divergence
+stop, cancel, diagnosis and result. Here they share what can be shared: one heartbeat
+thread beats every member's slot (and reaps dead peers meanwhile), and members whose
+configs differ only in optimizer settings (``trainer.can_pack``, checked once their
+parameters are known) train as one fused model (``trainer.train_packed``), the same data
+batches for all. A member the callback stops (diverged, pruned, cancelled, the slot taken
+away) is frozen and leaves the pack while the others go on; its result is stored when the
+pack ends. A member that cannot join (its config differs, or it resumes an earlier
+attempt's epochs) trains alone after the pack, as every slot did before packing.
+
+Each packed member writes its own best checkpoint and epoch state, in the unpacked formats:
+a pack killed mid-run is reaped slot by slot, and each slot's next attempt resumes from its
+state (``studies.resume``), alone, since a pack starts all its members at epoch 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+
+import optuna
+from sqlalchemy.exc import DBAPIError
+
+from studies import queue, resume
+from studies.recorder import retry_transient
+from studies.trial_run import TrialRun, WorkerContext
+
+log = logging.getLogger(__name__)
+
+# The Optuna user attribute listing the sweepdoc trial ids a packed trial trained with.
+ATTR_PACKED_WITH = "packed_with"
+
+
+class PackRun:
+    """One worker's claimed slots (one or more, one study), from start to stored result."""
+
+    def __init__(self, context: WorkerContext, claims: Sequence[queue.Claim]) -> None:
+        self.context = context
+        self.members = [TrialRun(context, claim) for claim in claims]
+
+    def fail(self, exc: BaseException) -> None:
+        """An unexpected error after training fails the members not finished yet (the
+        queue's fence leaves finished ones as they are)."""
+        for member in self.members:
+            member.fail(exc)
+
+    def run(self) -> None:
+        """Start every member, train them with the heartbeat beating, store each result."""
+        started = [member for member in self.members if member.start()]
+        if not started:
+            return
+        self.context.touch(started[0].claim.trial_id)
+        with _beating(self.context, started):
+            ready = [member for member in started if member.prepare()]
+            alone = self._train_pack(ready)
+            for member in alone:
+                member.train_alone()
+        # Epoch states of slots that ended without an attempt finishing them (cancelled
+        # while waiting, out of retries): this worker's housekeeping, best effort.
+        with contextlib.suppress(DBAPIError, OSError):
+            resume.sweep(self.context.db, self.context.artifacts_dir)
+
+    def _train_pack(self, ready: list[TrialRun]) -> list[TrialRun]:
+        """Train the members that can share one packed model; the ones left to train alone."""
+        from trainer import can_pack
+
+        fresh = [member for member in ready if member.resumption.state is None]
+        if len(fresh) < 2:
+            return ready
+        why_not = can_pack([member.config for member in fresh])
+        if why_not is not None:
+            log.info("trials %s train alone: %s", [m.claim.trial_id for m in fresh], why_not)
+            return ready
+        _train_packed(fresh)
+        return [member for member in ready if member not in fresh]
+
+
+def _train_packed(members: list[TrialRun]) -> None:
+    from trainer import train_packed
+
+    ids = [member.claim.trial_id for member in members]
+    log.info("trials %s train as one packed model", ids)
+    for member in members:
+        others = [i for i in ids if i != member.claim.trial_id]
+        _mark_packed(member, others)
+    try:
+        histories = train_packed(
+            [member.config for member in members],
+            on_epoch=lambda index, record, history: members[index].on_epoch(record, history),
+            # Each member's best epoch, by the study's objective (studies.checkpoints).
+            checkpoint_paths=[member.checkpoint_path for member in members],
+            # Each member's own epoch state: a reaped member's next attempt resumes alone.
+            epoch_state_paths=[member.state_path for member in members],
+            best_by=members[0].spec.objective.value,
+        )
+    except (DBAPIError, optuna.exceptions.StorageInternalError):
+        raise  # the database stayed away: the worker abandons the slots to the reaper
+    except Exception as exc:
+        # An error of the fused model (CUDA OOM, a bad batch) is every member's.
+        for member in members:
+            member.training_failed(exc)
+        return
+    for member, history in zip(members, histories, strict=True):
+        member.conclude(history)
+
+
+def _mark_packed(member: TrialRun, others: list[int]) -> None:
+    """Show the member's pack in the API (the slot's ``packed_with``) and the dashboard (a
+    user attribute of its Optuna trial)."""
+    grace_s = member.context.stale_after_s
+    retry_transient(
+        lambda: queue.mark_packed(member.db, member.claim, packed_with=others), grace_s=grace_s
+    )
+    retry_transient(lambda: member.trial.set_user_attr(ATTR_PACKED_WITH, others), grace_s=grace_s)
+
+
+@contextlib.contextmanager
+def _beating(context: WorkerContext, members: list[TrialRun]) -> Iterator[None]:
+    """Beat every member's heartbeat from a background thread while the block runs, so long
+    epochs do not look like a dead worker; reap dead peers' slots meanwhile too."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(context.heartbeat_interval_s):
+            try:
+                for member in members:
+                    if not member.lost.is_set():
+                        member.beat()
+                # Reap from here too, so a dead peer's trial is re-queued even while every
+                # live worker is busy with a long trial.
+                context.reap()
+            except DBAPIError as exc:
+                log.warning("heartbeat failed (%s); retrying", exc.__class__.__name__)
+
+    heart = threading.Thread(target=beat, daemon=True)
+    heart.start()
+    try:
+        yield
+    finally:
+        done.set()
+        heart.join()
+
+
+__all__ = ["ATTR_PACKED_WITH", "PackRun"]
