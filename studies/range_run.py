@@ -38,7 +38,7 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import TrialState as OptunaState
 
-from studies import optuna_bridge, plots, queue
+from studies import checkpoints, optuna_bridge, plots, queue
 from studies.db import Database, TrialState
 from studies.spec import Sampler, StudySpec
 from trainer import TrainerError
@@ -93,7 +93,10 @@ def run_range_test(slot: RangeSlot, study: optuna.Study, trial: optuna.Trial) ->
     search = claim.spec.search
     # The run as the spec describes it; its lr is where the ramp starts (the test sets it).
     config = claim.spec.to_run_config(
-        {"lr": search.lr_low}, data_dir=context.data_dir, device=context.device
+        {"lr": search.lr_low},
+        data_dir=context.data_dir,
+        device=context.device,
+        trial_checkpoint=checkpoints.init_from_file(context.db, context.artifacts_dir, claim.spec),
     )
     try:
         result = range_test(

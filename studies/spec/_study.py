@@ -196,7 +196,9 @@ class StudySpec(BaseModel):
         """The trainer's config for one trial: this spec with the trial's *params* applied.
 
         *trial_checkpoint*: the stored file a ``train.init_from: "trial:<id>"`` names
-        (``studies.checkpoints.init_from_file`` looks it up); required for such a spec."""
+        (``studies.checkpoints.init_from_file`` looks it up). Without it such a config keeps
+        the reference itself as its path, which the trainer cannot open: enough for what
+        only compares configs (the packing probes), never for training."""
         unknown = set(params) - {"lr", *ExtraDims.model_fields}
         if unknown:
             raise ValueError(f"unknown trial parameters: {sorted(unknown)}")
@@ -208,9 +210,7 @@ class StudySpec(BaseModel):
         init_from = train.pop("init_from")
         checkpoint: Path | None = None
         if self.train.init_from_trial is not None:
-            if trial_checkpoint is None:
-                raise ValueError(f"train.init_from={init_from!r}: its checkpoint file is needed")
-            checkpoint = trial_checkpoint
+            checkpoint = trial_checkpoint or Path(init_from)
         elif init_from is not None:
             checkpoint = resolve_inside(data_dir, init_from, "train.init_from")
         return RunConfig(
