@@ -2,6 +2,7 @@
 
 from studies.diagnosis._forecast import CurveForecast
 from studies.diagnosis._measure import Levels, Measures
+from studies.diagnosis._plan import stage_of
 from studies.diagnosis._result import Forecast
 from studies.diagnosis._rules import material_acc_gain, material_loss_fall
 from studies.diagnosis._stats import argmax, argmin
@@ -47,6 +48,8 @@ def basic_evidence(levels: Levels, study_best_val_acc: float | None) -> dict[str
         "final_train_acc": _round(last(curves.train_acc)),
         "final_val_acc": _round(last(curves.val_acc)),
         "study_best_val_acc": study_best_val_acc,
+        "stage": stage_of(curves.plan, curves.epochs),
+        "planned_epochs": None if curves.plan is None else curves.plan.epochs,
     }
     if levels.val_acc is not None:
         best = argmax(levels.val_acc)
@@ -79,6 +82,9 @@ def measured_evidence(m: Measures) -> dict[str, object]:
         "val_noise": _round(None if val is None else val.noise, 5),
         "segment_start_epoch": m.start + 1,
         "lr_change_epochs": [point + 1 for point in m.schedule.change_points],
+        "planned_lr_fall": None
+        if m.ahead is None or m.ahead.lr_fall is None
+        else round(min(m.ahead.lr_fall, 1e6), 3),
         "val_loss_forecast": _round(None if loss is None else loss.at_horizon),
         "val_loss_fall_probability": _round(
             None if loss is None else loss.probability_of_gain(material_loss_fall(loss)), 3

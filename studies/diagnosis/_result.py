@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from studies.diagnosis._plan import Stage
+
 
 class Label(StrEnum):
     """What a run's curves say about it (the seed's step 2)."""
@@ -91,6 +93,20 @@ class Evidence(BaseModel):
     )
     lr_change_epochs: list[int] = Field(
         default_factory=list, description="Epochs at which the learning rate changed abruptly."
+    )
+    stage: Stage | None = Field(
+        default=None,
+        description="Where the run stands in its plan: finished, in_progress, or unknown (no "
+        "plan given); confidence is calibrated per stage.",
+    )
+    planned_epochs: int | None = Field(
+        default=None, description="The plan's total epochs (null without a plan)."
+    )
+    planned_lr_fall: float | None = Field(
+        default=None,
+        description="How many times lower the plan takes the learning rate in the epochs "
+        "left than at the last epoch recorded (1: no fall ahead; null without a planned "
+        "schedule or epochs left).",
     )
     val_loss_forecast: float | None = Field(
         default=None, description="Forecast validation loss at forecast.horizon_epochs."

@@ -53,6 +53,13 @@ def test_a_plateau_before_a_scheduled_step_is_undertrained_only_with_the_plan() 
     assert "40 remaining epochs (of 60)" in planned.summary
     # The forecast looks at the planned end, not at twice the epochs so far.
     assert planned.forecast is not None and planned.forecast.horizon_epochs == 60
+    evidence = planned.evidence
+    assert (evidence.stage, evidence.planned_epochs, evidence.planned_lr_fall) == (
+        Stage.IN_PROGRESS,
+        60,
+        10.0,
+    )
+    assert without.evidence.stage is Stage.UNKNOWN and without.evidence.planned_epochs is None
 
 
 def test_a_plan_without_a_fall_ahead_changes_nothing_but_the_horizon() -> None:
