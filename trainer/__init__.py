@@ -9,7 +9,8 @@ validate configs without paying for it); ``train``, ``load_checkpoint``,
 ``Checkpoint``, ``load_resume_state``, ``ResumeState`` and the LR range test
 (``range_test``, ``RangeTestResult``, ``Suggestion``, ``SuggestionRule``) load torch on
 first use, and so does packed training (``train_packed``, ``estimate_pack_bytes``; the
-check ``can_pack`` does not).
+check ``can_pack`` does not), and so do the plugin protocols (``ModelPlugin``,
+``DatasetPlugin``, ``PluginDataset``: trainer._plugin_api).
 """
 
 from __future__ import annotations

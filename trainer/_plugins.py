@@ -207,7 +207,8 @@ def validated_options(
             given = "" if err["type"] == "missing" else f", got {err['input']!r}"
             reasons.append(f"{where}: {message}{given}")
         raise ValueError("; ".join(reasons)) from exc
-    dumped: dict[str, Any] = parsed.model_dump(mode="json")
+    # By alias: the stored options are validated again whenever the spec is read back.
+    dumped: dict[str, Any] = parsed.model_dump(mode="json", by_alias=True)
     return dumped
 
 
