@@ -65,13 +65,14 @@ class Plan(BaseModel):
         description="The trainer's schedule after the warm-up: none (constant), cosine (to 0 "
         "at the last step) or step (× step_gamma every step_size epochs).",
     )
-    warmup_epochs: Annotated[float, Field(strict=False, ge=0.0, allow_inf_nan=False)] = Field(
+    # Strict: a boolean is refused, not read as 1 (an int is still a float).
+    warmup_epochs: Annotated[float, Field(strict=True, ge=0.0, allow_inf_nan=False)] = Field(
         default=0.0, description="Linear warm-up length in epochs (with `schedule`)."
     )
     step_size: Annotated[int, Field(strict=True, ge=1)] | None = Field(
         default=None, description="step schedule: epochs per decay (default the trainer's)."
     )
-    step_gamma: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
+    step_gamma: Annotated[float, Field(strict=True, gt=0.0, le=1.0)] | None = Field(
         default=None, description="step schedule: factor per decay (default the trainer's)."
     )
 

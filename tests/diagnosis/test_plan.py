@@ -121,6 +121,8 @@ def test_a_study_specs_train_section_is_a_plan() -> None:
         ({"epochs": 10, "schedule": "linear"}, "'none', 'cosine' or 'step'"),
         ({"epochs": 0}, "greater than or equal to 1"),
         ({"epochs": "60"}, "valid integer"),
+        ({"epochs": 10, "schedule": "cosine", "warmup_epochs": True}, "valid number"),
+        ({"epochs": 10, "schedule": "step", "step_gamma": True}, "valid number"),
         ({"epochs": 60, "steps": 3}, "Extra inputs"),
         ({"epochs": 19}, "plan.epochs: 19 planned, fewer than the 20 epochs recorded"),
     ],
