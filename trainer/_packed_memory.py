@@ -4,9 +4,10 @@ on a GPU before training (``max_pack: auto``), not a promise.
 Per member: its float32 parameters, their gradients and the optimizer's state (SGD's
 momentum buffer, Adam's two moments), plus the activations one training step keeps for
 backward and their gradients (measured by running the network once on the meta device,
-which computes shapes only), at the run's batch size. Shared by all members: the
-evaluation batch's largest activation is not multiplied (it is freed layer by layer),
-and the dataset itself is not counted (one copy, whatever K is).
+which computes shapes only) at the run's batch size, or, when larger, evaluation's peak:
+no activation is kept there, but its batches are larger (``EVAL_BATCH`` images, 16× the
+default batch size), so its largest layer output and the input of the layer making it. The dataset is
+not counted: one copy, whatever K is.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 
 from trainer._config import IMAGEFOLDER_PREFIX, RunConfig
 from trainer._errors import ConfigError
+from trainer._loop import EVAL_BATCH
 from trainer._models import build_model
 
 FLOAT_BYTES = 4
@@ -53,12 +55,11 @@ def estimate_pack_bytes(
     with torch.device("meta"):
         model = build_model(config.model, in_channels=c, image_size=min(h, w), num_classes=classes)
         params = sum(p.numel() for p in model.parameters())
-        per_image = _activations_per_image(model, shape)
+        per_image, largest = _activations_per_image(model, shape)
     slots = OPTIMIZER_SLOTS[config.optim.optimizer]
-    member = FLOAT_BYTES * (
-        params * (1 + slots) + ACTIVATION_FACTOR * per_image * config.optim.batch_size
-    )
-    return k * member
+    training = ACTIVATION_FACTOR * per_image * config.optim.batch_size
+    evaluation = 2 * largest * EVAL_BATCH
+    return k * FLOAT_BYTES * (params * (1 + slots) + max(training, evaluation))
 
 
 def _dataset_shape(
@@ -78,13 +79,15 @@ def _dataset_shape(
     return shape, classes
 
 
-def _activations_per_image(model: nn.Module, shape: tuple[int, int, int]) -> int:
-    """Elements every leaf layer outputs for one image (one forward on the meta device)."""
-    total = 0
+def _activations_per_image(model: nn.Module, shape: tuple[int, int, int]) -> tuple[int, int]:
+    """(elements all leaf layers output, elements of the largest output) for one image
+    (one forward pass on the meta device)."""
+    total = largest = 0
 
     def count(_module: nn.Module, _inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        nonlocal total
+        nonlocal total, largest
         total += output.numel()
+        largest = max(largest, output.numel())
 
     leaves = [m for m in model.modules() if not any(True for _ in m.children())]
     handles = [m.register_forward_hook(count) for m in leaves]
@@ -93,4 +96,4 @@ def _activations_per_image(model: nn.Module, shape: tuple[int, int, int]) -> int
     finally:
         for handle in handles:
             handle.remove()
-    return total
+    return total, largest
