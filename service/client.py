@@ -121,11 +121,7 @@ class SweepdocClient:
                     time.sleep(delay)
                     delay *= 2
                     continue
-                raise ServerUnreachable(
-                    f"cannot reach a sweepdoc server at {self.base_url} "
-                    f"({exc.__class__.__name__}). Start one with `sweepdoc serve`, or point "
-                    "--url / SWEEPDOC_URL at yours."
-                ) from exc
+                raise self._unreachable(exc) from exc
             if not response.is_error:
                 return response
             error = error_from_response(response)
@@ -135,6 +131,12 @@ class SweepdocClient:
             time.sleep(min(wait if wait is not None else delay, _MAX_RETRY_WAIT_S))
             delay *= 2
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _unreachable(self, exc: httpx.TransportError) -> ServerUnreachable:
+        return ServerUnreachable(
+            f"cannot reach a sweepdoc server at {self.base_url} ({exc.__class__.__name__}). "
+            "Start one with `sweepdoc serve`, or point --url / SWEEPDOC_URL at yours."
+        )
 
     def _get(self, model: type[M], path: str, **params: Any) -> M:
         response = self._request("GET", path, retry=True, params=params)
@@ -271,6 +273,26 @@ class SweepdocClient:
             partial.unlink(missing_ok=True)  # never half a checkpoint left behind
             raise
         partial.replace(path)
+        return path
+
+    def save_trial_checkpoint(self, trial_id: int, path: Path) -> Path:
+        """Download the trial's best-epoch checkpoint to *path*, streamed (checkpoints can be
+        large) into ``<path>.part`` and renamed, so *path* is never half-written. `NotFound`
+        says why a trial has none (not complete, removed by retention, store full)."""
+        partial = path.with_name(f"{path.name}.part")
+        try:
+            with self._http.stream("GET", f"/v1/trials/{trial_id}/checkpoint") as response:
+                if response.is_error:
+                    response.read()
+                    raise error_from_response(response)
+                with partial.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+            partial.replace(path)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        finally:
+            partial.unlink(missing_ok=True)  # only left when the download failed
         return path
 
     # -- plugins -----------------------------------------------------------------------

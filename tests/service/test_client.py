@@ -4,6 +4,7 @@ errors that carry the API's code, message and rejected fields."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -48,7 +49,7 @@ def test_the_client_reads_its_error_items_as_the_server_writes_them() -> None:
     assert ErrorItem.model_fields.keys() == ServerErrorItem.model_fields.keys()
 
 
-def test_studies_and_trials_come_back_typed(client: SweepdocClient) -> None:
+def test_studies_and_trials_come_back_typed(client: SweepdocClient, tmp_path: Path) -> None:
     study = client.submit(StudySpec.model_validate(tiny_spec("via-client")))
     assert isinstance(study, StudyPublic) and study.status == "queued"
     assert client.study(study.id) == study
@@ -62,6 +63,10 @@ def test_studies_and_trials_come_back_typed(client: SweepdocClient) -> None:
     assert [r.id for r in client.study_chain(study.id).rounds] == [study.id]  # a chain of one
     with pytest.raises(NotFound):  # not a range test
         client.study_lr_range_png(study.id)
+    target = tmp_path / "trial.pt"
+    with pytest.raises(NotFound, match="checkpoint"):  # the trial never ran
+        client.save_trial_checkpoint(trials.data[0].id, target)
+    assert not target.exists() and not list(tmp_path.iterdir())
     with pytest.raises(Conflict) as refused:  # nothing recorded yet
         client.trial_diagnosis(trials.data[0].id)
     assert refused.value.status_code == 409 and refused.value.code == "conflict"
