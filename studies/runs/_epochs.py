@@ -20,7 +20,7 @@ from studies.diagnosis import Curves, Diagnosis, live_check
 from studies.errors import ConflictError, StudiesError
 from studies.runs import _optuna
 from studies.runs._schemas import Action, EpochLog, Verdict
-from studies.runs._store import epoch_values, locked_run, run_curves, run_summary, sync_ending
+from studies.runs._store import epoch_values, run_curves, run_row, run_summary, sync_ending
 from trainer import finite_or_none
 
 
@@ -58,7 +58,7 @@ def log_epoch(db: Database, run_id: int, body: EpochLog) -> Verdict:
 def _store_epoch(db: Database, run_id: int, body: EpochLog) -> tuple[RunRow, RunEpochRow]:
     """The run after *body*, and the epoch's row (the earlier one, for a resend)."""
     with db.session() as session:
-        row = locked_run(session, run_id)
+        row = run_row(session, run_id, lock=True)
         earlier = session.scalar(
             select(RunEpochRow).where(RunEpochRow.run_id == run_id, RunEpochRow.epoch == body.epoch)
         )

@@ -58,18 +58,10 @@ def create_run(db: Database, body: RunCreate) -> RunPublic:
     return run_public(row)
 
 
-def locked_run(session: Session, run_id: int) -> RunRow:
-    """The run's row, locked for this transaction (PostgreSQL; SQLite's writer lock is one
-    per database); NotFoundError → 404."""
-    row = session.get(RunRow, run_id, with_for_update=True)
-    if row is None:
-        raise NotFoundError(f"run {run_id} does not exist")
-    return row
-
-
-def _run_row(db: Database, run_id: int) -> RunRow:
-    with db.session() as session:
-        row = session.get(RunRow, run_id)
+def run_row(session: Session, run_id: int, *, lock: bool = False) -> RunRow:
+    """The run's row (*lock*: locked for this transaction on PostgreSQL; SQLite's writer
+    lock is one per database); NotFoundError → 404."""
+    row = session.get(RunRow, run_id, with_for_update=lock)
     if row is None:
         raise NotFoundError(f"run {run_id} does not exist")
     return row
@@ -122,9 +114,7 @@ def run_public(row: RunRow) -> RunPublic:
 def get_run(db: Database, run_id: int) -> RunDetail:
     """One run with its curves and diagnosis."""
     with db.session() as session:
-        row = session.get(RunRow, run_id)
-        if row is None:
-            raise NotFoundError(f"run {run_id} does not exist")
+        row = run_row(session, run_id)
         values = epoch_values(session, run_id)
     public = run_public(row)
     best_epoch = row.summary.best_epoch if row.summary is not None else None
@@ -159,7 +149,7 @@ def finish_run(db: Database, run_id: int) -> RunPublic:
     """End a running run as COMPLETE with its full diagnosis; a run that already ended is
     returned as it is (finishing twice is safe). 409 for a run without epochs."""
     with db.session() as session:
-        row = locked_run(session, run_id)
+        row = run_row(session, run_id, lock=True)
         if row.state is RunState.RUNNING:
             if row.epochs_done == 0:
                 raise ConflictError(
@@ -216,11 +206,11 @@ def sync_ending(db: Database, row: RunRow) -> None:
 def run_diagnosis(db: Database, run_id: int) -> Diagnosis:
     """The stored diagnosis of an ended run; for a running one, a provisional diagnosis of
     its epochs so far (409 before its first epoch)."""
-    row = _run_row(db, run_id)
-    if row.diagnosis is not None:
-        return Diagnosis.model_validate(row.diagnosis)
-    if row.epochs_done == 0:
-        raise ConflictError(f"run {run_id} has no epochs yet")
     with db.session() as session:
+        row = run_row(session, run_id)
+        if row.diagnosis is not None:
+            return Diagnosis.model_validate(row.diagnosis)
+        if row.epochs_done == 0:
+            raise ConflictError(f"run {run_id} has no epochs yet")
         values = epoch_values(session, run_id)
     return diagnose_run(Curves.model_validate(run_curves(row, values)))
