@@ -12,8 +12,10 @@ step is reported.
     .venv/bin/python bench/pack_step.py [--k 5] [--widths 8 16 32] [--arch simple]
         [--steps 40] [--repeats 3] [--threads N]
 
-Prints one row per width: ms per step for K separate models, for the packed network,
-and the speed-up (separate / packed).
+Prints one row per width: wall ms per step for K separate models and for the packed
+network, the speed-up (separate / packed), and the same ratio in process CPU time (the
+steadier one on a shared machine: other processes stretch wall time, not our CPU time;
+with --threads 1 the two agree on an idle machine).
 """
 
 from __future__ import annotations
@@ -87,15 +89,17 @@ def _packed_step(models: list[Network], x: torch.Tensor, y: torch.Tensor) -> Cal
     return step
 
 
-def _median_ms(step: Callable[[], None], steps: int) -> float:
+def _median_ms(step: Callable[[], None], steps: int) -> tuple[float, float]:
+    """Median (wall, process CPU) milliseconds of one step."""
     for _ in range(3):  # warm-up: allocator, oneDNN kernel choice
         step()
-    times = []
+    wall, cpu = [], []
     for _ in range(steps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         step()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return 1000 * statistics.median(wall), 1000 * statistics.median(cpu)
 
 
 def main() -> None:
@@ -112,7 +116,10 @@ def main() -> None:
     data = prepare_data(DataConfig(dataset="digits"), torch.device("cpu"))
     x, y = next(data.val_batches(BATCH, BATCH))  # (B, 1, 8, 8), (B,) real digits
     print(f"{args.arch} on digits, batch {BATCH}, K={args.k}, {torch.get_num_threads()} threads")
-    print(f"{'width':>5}  {'separate ms':>11}  {'packed ms':>9}  {'speed-up':>8}")
+    print(
+        f"{'width':>5}  {'separate ms':>11}  {'packed ms':>9}  {'speed-up':>8}  "
+        f"{'CPU-time speed-up':>17}"
+    )
     for width in args.widths:
         cfg = ModelConfig(arch=args.arch, width=width)
         separate, packed = [], []
@@ -123,8 +130,12 @@ def main() -> None:
             ]
             separate.append(_median_ms(_separate_step(models, x, y), args.steps))
             packed.append(_median_ms(_packed_step(models, x, y), args.steps))
-        s, p = statistics.median(separate), statistics.median(packed)
-        print(f"{width:>5}  {s:>11.2f}  {p:>9.2f}  {s / p:>7.2f}x", flush=True)
+        s, p = (statistics.median(w for w, _ in side) for side in (separate, packed))
+        s_cpu, p_cpu = (statistics.median(c for _, c in side) for side in (separate, packed))
+        print(
+            f"{width:>5}  {s:>11.2f}  {p:>9.2f}  {s / p:>7.2f}x  {s_cpu / p_cpu:>16.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from trainer._schedule import lr_at
 
 @dataclass
 class Member:
+    """One run in the pack: its place in the caller's list and what it writes."""
+
     index: int  # position in the caller's configs
     config: RunConfig
     best_checkpoint: Path | None

@@ -35,7 +35,9 @@ from trainer._models import build_model
 from trainer._packed_check import can_pack
 from trainer._packed_epoch import EpochShape, EpochStats, Member, PackRun, evaluate, train_epoch
 from trainer._packed_models import Pack
+from trainer._packed_resume import check_resume_states, restore_members
 from trainer._packed_saves import save_member_best, save_member_epoch_state
+from trainer._resume import ResumeState
 from trainer._schedule import lr_at
 
 OnMemberEpoch = Callable[[int, EpochRecord, History], Stop | None]
@@ -47,6 +49,7 @@ def train_packed(
     on_epoch: OnMemberEpoch | None = None,
     checkpoint_paths: Sequence[Path | None] | None = None,
     epoch_state_paths: Sequence[Path | None] | None = None,
+    resume_from: Sequence[ResumeState | None] | None = None,
     best_by: BestBy = "val_acc",
 ) -> list[History]:
     """Train the runs of *configs* as one packed network; their histories, in order.
@@ -66,6 +69,10 @@ def train_packed(
       unpacked formats (``load_checkpoint``; ``train(resume_from=load_resume_state(...))``
       continues member i alone exactly).
 
+    ``resume_from`` (one :class:`ResumeState` per member, written by a pack after the same
+    epoch) continues the pack exactly, as ``train(resume_from=...)`` continues one run;
+    states from different points are a :class:`ConfigError` (resume those alone).
+
     Per-member timings (``seconds``, ``images_per_s``) are the pack's: the members share
     every step. The epoch in which a member diverges evaluates its weights from before
     its non-finite step (an unpacked run takes that step first); its status, reason and
@@ -84,7 +91,8 @@ def train_packed(
     data = prepare_data(configs[0].data, device, channels_last=False)
     try:
         members = [Member(i, c, best_paths[i], state_paths[i]) for i, c in enumerate(configs)]
-        return _train_pack(members, data, device, _Callbacks(on_epoch, best_by))
+        states = check_resume_states(members, resume_from or [None] * k, device)
+        return _train_pack(members, data, device, _Callbacks(on_epoch, best_by), states)
     finally:
         data.close()
 
@@ -106,7 +114,11 @@ class _Callbacks:
 
 
 def _train_pack(
-    members: list[Member], data: BatchSource, device: torch.device, callbacks: _Callbacks
+    members: list[Member],
+    data: BatchSource,
+    device: torch.device,
+    callbacks: _Callbacks,
+    states: list[ResumeState],
 ) -> list[History]:
     first = members[0].config
     o = first.optim
@@ -114,9 +126,6 @@ def _train_pack(
     model = build_model(
         first.model, in_channels=c, image_size=min(h, w), num_classes=data.num_classes
     ).to(device)
-    # One seed, one initialisation: every member starts from the weights its unpacked run
-    # would (trainer._packed_check says why members share the seed).
-    run = PackRun.start(members, Pack.of([model] * len(members)), device)
     for member in members:
         member.history = History(
             config=member.config,
@@ -128,6 +137,17 @@ def _train_pack(
             std=data.std,
             device=str(device),
         )
+    first_epoch = 1
+    if states:
+        networks, optimizers = restore_members(model, members, states, device)
+        run = PackRun.start(members, Pack.of(networks), device)
+        run.optimizer.load_members(optimizers)
+        run.generator.set_state(states[0].generator_state)
+        run.step, first_epoch = states[0].step, states[0].epoch + 1
+    else:
+        # One seed, one initialisation: every member starts from the weights its unpacked
+        # run would (trainer._packed_check says why members share the seed).
+        run = PackRun.start(members, Pack.of([model] * len(members)), device)
     pad, flip = augmentation(first, data)
     epoch_shape = EpochShape(
         bounds=batch_bounds(data.train_size, o.batch_size),
@@ -136,7 +156,7 @@ def _train_pack(
         bf16=uses_bf16(o.precision, device),
         probe_relu=first.model.activation == "relu",
     )
-    for epoch in range(1, o.epochs + 1):
+    for epoch in range(first_epoch, o.epochs + 1):
         start = time.perf_counter()
         run.pack.model.train()
         stats = train_epoch(run, data, epoch_shape)
@@ -199,6 +219,15 @@ def _close_epoch(
     improved = history.best_val_acc is None or val_acc > history.best_val_acc
     if math.isfinite(val_loss) and improved:
         history.best_epoch, history.best_val_acc = epoch, val_acc
+    blew_up = stats.blew_up[position]
+    if blew_up or not math.isfinite(val_loss):
+        history.status = RunStatus.DIVERGED
+        where = "training" if blew_up else "validation"
+        history.stop_reason = f"non-finite {where} loss in epoch {epoch}"
+    stop = callbacks.on_epoch(member.index, record, history) if callbacks.on_epoch else None
+    if history.status is RunStatus.DIVERGED:
+        return True
+    # After on_epoch, as in trainer.train: the epoch is recorded before its files are written.
     if member.best_checkpoint is not None and is_best_epoch(history.records, callbacks.best_by):
         save_member_best(
             member.best_checkpoint,
@@ -208,14 +237,6 @@ def _close_epoch(
             history=history,
             data=data,
         )
-    blew_up = stats.blew_up[position]
-    if blew_up or not math.isfinite(val_loss):
-        history.status = RunStatus.DIVERGED
-        where = "training" if blew_up else "validation"
-        history.stop_reason = f"non-finite {where} loss in epoch {epoch}"
-    stop = callbacks.on_epoch(member.index, record, history) if callbacks.on_epoch else None
-    if history.status is RunStatus.DIVERGED:
-        return True
     if member.epoch_state is not None:
         save_member_epoch_state(
             member.epoch_state,

@@ -6,8 +6,8 @@ momentum buffer, Adam's two moments), plus the activations one training step kee
 backward and their gradients (measured by running the network once on the meta device,
 which computes shapes only) at the run's batch size, or, when larger, evaluation's peak:
 no activation is kept there, but its batches are larger (``EVAL_BATCH`` images, 16× the
-default batch size), so its largest layer output and the input of the layer making it. The dataset is
-not counted: one copy, whatever K is.
+default batch size), so its largest layer output and the input of the layer making it.
+The dataset is not counted: one copy, whatever K is.
 """
 
 from __future__ import annotations

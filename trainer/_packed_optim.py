@@ -121,6 +121,30 @@ class PackedOptimizer:
         """Point at a rebuilt network's parameters (same order and layout)."""
         self.params = params
 
+    def load_members(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        """Take each member's state from its torch optimizer (one per member, in pack
+        order, over parameters in this optimizer's order): the inverse of
+        :meth:`member_state_dict`, for a pack continued from its members' epoch states."""
+        per_member = [
+            [opt.state[p] for g in opt.param_groups for p in g["params"]] for opt in optimizers
+        ]
+        for i, param in enumerate(self.params):
+            slots = [states[i] for states in per_member]
+            names = {name for slot in slots for name in slot if name != "step"}
+            like = member_view(param.data, self.k)  # (K, block)
+            self.state[i] = {
+                name: torch.stack(
+                    [
+                        slot[name].reshape(-1) if name in slot else torch.zeros_like(like[0])
+                        for slot in slots
+                    ]
+                ).to(like)
+                for name in sorted(names)
+            }
+            steps = [int(slot["step"]) for slot in slots if "step" in slot]
+            if steps:
+                self.steps = steps[0]  # members of one pack have taken the same steps
+
     def member_state_dict(self, m: int, like: torch.optim.Optimizer) -> dict[str, Any]:
         """Member *m*'s state in the format of *like* (a torch optimizer of the same kind
         over that member's unpacked parameters, with its hyperparameters), so a best

@@ -97,6 +97,44 @@ def test_a_members_epoch_state_continues_alone_exactly(tmp_path: Path) -> None:
     assert_same_curves(resumed, train(configs[1]))
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_pack_continues_from_its_members_epoch_states_exactly(
+    tmp_path: Path, optimizer: str
+) -> None:
+    lrs = (0.05, 0.01) if optimizer == "sgd" else (3e-3, 1e-3)
+    configs = [
+        tiny_digits_config({"dropout": 0.2}, optimizer=optimizer, lr=lr, epochs=3, momentum=m)
+        for lr, m in zip(lrs, (0.9, 0.0), strict=True)
+    ]
+    paths: list[Path | None] = [tmp_path / "m0.state", tmp_path / "m1.state"]
+
+    def stop_after_one(index: int, record: EpochRecord, history: History) -> Stop | None:
+        return Stop(reason="worker stopped") if record.epoch == 1 else None
+
+    train_packed(configs, on_epoch=stop_after_one, epoch_state_paths=paths)
+    seen: list[tuple[int, int]] = []
+    resumed = train_packed(
+        configs,
+        resume_from=[load_resume_state(p) for p in paths if p is not None],
+        on_epoch=lambda i, r, h: seen.append((i, r.epoch)),
+    )
+    assert seen == [(0, 2), (1, 2), (0, 3), (1, 3)]  # only the epochs still to train
+    for config, history in zip(configs, resumed, strict=True):
+        assert_same_curves(history, train(config))
+
+
+def test_a_pack_refuses_states_from_different_points(tmp_path: Path) -> None:
+    configs = [tiny_digits_config(lr=lr, epochs=3) for lr in (0.05, 0.01)]
+    early, late = tmp_path / "early.state", tmp_path / "late.state"
+    train_packed(configs[:1], epoch_state_paths=[early], on_epoch=lambda i, r, h: Stop())
+    train(configs[1], epoch_state_path=late, on_epoch=lambda r, h: Stop() if r.epoch == 2 else None)
+    states = [load_resume_state(early), load_resume_state(late)]
+    with pytest.raises(ConfigError, match=r"resume_from\[1\]: epoch 2 \(step \d+\) does not"):
+        train_packed(configs, resume_from=states)
+    with pytest.raises(ConfigError, match="give every member's epoch state or none"):
+        train_packed(configs, resume_from=[states[0], None])
+
+
 def test_can_pack_allows_optimizer_settings_to_differ() -> None:
     configs = [
         tiny_digits_config(lr=0.1, weight_decay=0.0, momentum=0.9),
