@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.make_dirs()
         settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        threading.Thread(target=plugins.warm_up, name="plugins-warm-up", daemon=True).start()
         background = [
             asyncio.create_task(loop(db, app.state.schema_guard, settings))
             for loop in (reap_forever, reconcile_forever)

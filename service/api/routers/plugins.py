@@ -9,6 +9,7 @@ the workers train with what is installed there: both need the same packages.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter
@@ -21,6 +22,8 @@ from trainer import (
     describe_plugins,
     torchvision_models,
 )
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["plugins"])
 
@@ -77,3 +80,17 @@ def list_plugins() -> PluginsPublic:
         datasets=[_public(p) for p in describe_plugins(PluginKind.DATASET)],
         torchvision_models=list(torchvision_models()),
     )
+
+
+def warm_up() -> None:
+    """Import the installed plugins and torchvision's model list once, in the background
+    when the app starts (a daemon thread): both import torch, seconds on a small machine,
+    which the first `GET /v1/plugins` or spec naming a plugin or a torchvision model would
+    otherwise wait for. The API's own modules stay torch-free; this is the one place the
+    server loads it unasked, and only to answer those requests at once."""
+    try:
+        for kind in PluginKind:
+            describe_plugins(kind)
+        torchvision_models()
+    except Exception as exc:  # e.g. torchvision missing: the requests will say so themselves
+        logger.warning("plugins: warming up failed: %s", exc)
