@@ -1,7 +1,9 @@
 """The public Python client of a sweepdoc server's `/v1` API (the CLI's too).
 
 ```python
+from pathlib import Path
 from service.client import SweepdocClient
+from studies.spec import load_spec_file
 
 with SweepdocClient("http://127.0.0.1:8000", token="...") as client:
     study = client.submit(load_spec_file(Path("study.yaml")))
