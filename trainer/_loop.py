@@ -311,7 +311,15 @@ def _train_on(
         improved = history.best_val_acc is None or val_acc > history.best_val_acc
         if math.isfinite(val_loss) and improved:
             history.best_epoch, history.best_val_acc = epoch, val_acc
-        # From the records, restored ones included: a resumed run keeps the same best.
+        if blew_up or not math.isfinite(val_loss):
+            history.status = RunStatus.DIVERGED
+            where = "training" if blew_up else "validation"
+            history.stop_reason = f"non-finite {where} loss in epoch {epoch}"
+        stop = on_epoch(record, history) if on_epoch is not None else None
+        if history.status is RunStatus.DIVERGED:
+            return history
+        # After on_epoch, as the epoch state: the epoch is recorded before its files are
+        # written. From the records, restored ones included: a resumed run keeps its best.
         if saves.best_checkpoint is not None and is_best_epoch(history.records, saves.best_by):
             save_best(
                 saves.best_checkpoint,
@@ -321,13 +329,6 @@ def _train_on(
                 data=data,
                 record=record,
             )
-        if blew_up or not math.isfinite(val_loss):
-            history.status = RunStatus.DIVERGED
-            where = "training" if blew_up else "validation"
-            history.stop_reason = f"non-finite {where} loss in epoch {epoch}"
-        stop = on_epoch(record, history) if on_epoch is not None else None
-        if history.status is RunStatus.DIVERGED:
-            return history
         if saves.epoch_state is not None:
             state = capture_state(
                 config=requested,
