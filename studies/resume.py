@@ -137,13 +137,11 @@ def discard(path: Path) -> None:
         path.unlink()
 
 
-def sweep(db: Database, artifacts_dir: Path, *, folder: str = RESUME_DIR) -> int:
+def sweep(db: Database, artifacts_dir: Path) -> int:
     """Delete the epoch states of slots that are finished or no longer exist (nothing
-    will continue them); the number deleted. Waiting and running slots keep theirs.
-    *folder*: another per-slot folder of ``<trial_id>.pt`` files under the artifacts folder
-    (the running trials' best checkpoints, studies.checkpoints)."""
+    will continue them); the number deleted. Waiting and running slots keep theirs."""
     files = {}
-    for path in (artifacts_dir / folder).glob("*.pt"):
+    for path in (artifacts_dir / RESUME_DIR).glob("*.pt"):
         if path.stem.isdigit():
             files[int(path.stem)] = path
     if not files:
