@@ -207,7 +207,40 @@ def gpu_check(r: Result) -> str:
     ) + tail
 
 
+def _decision(reason: str | None) -> str:
+    """A round's chain_reason in a few words: the round it started, or why the loop stopped."""
+    if reason is None:
+        return "–"
+    head, _, _ = reason.partition(": ")
+    return head if head.startswith("Round") and head.endswith("submitted") else f"stop: {head}"
+
+
+def closed_loop(r: Result) -> str:
+    rounds = [
+        [x["dataset"], x["recipe"], y["round"], y["best_label"], y["best_val_acc"],
+         y["best_val_acc_so_far"], y["epochs_so_far"], _decision(y["reason"])]
+        for x in r.get("rounds", []) for y in x["rounds"]
+    ]
+    probes = [
+        [x["dataset"], x["range_test_then_grid"]["best_val_acc"],
+         x["range_test_then_grid"]["epochs"], x["seed_grid"]["best_val_acc"],
+         x["seed_grid"]["epochs"], x["acc_gap_points"], x["epoch_share"],
+         "yes" if x["target_met"] else "no"]
+        for x in r.get("range_test", [])
+    ]
+    return "\n\n".join([
+        "(a) rounds, up to max_rounds = " + str(r["max_rounds"]) + " follow-ups:\n\n" + table(
+            ["dataset", "recipe", "round", "best label", "best val acc", "best so far",
+             "epochs so far", "then"], rounds),
+        "(b) range test + 3-point grid against the seed's 5-point grid:\n\n" + table(
+            ["dataset", "range test + grid: val acc", "epochs", "seed grid: val acc", "epochs",
+             "gap (points)", "epoch share", "within 0.5 point at ≤ 2/3"], probes),
+        f"Whole run: {r['total_seconds']:.0f} s.",
+    ])
+
+
 RENDERERS: dict[str, Callable[[Result], str]] = {
+    "closed_loop": closed_loop,
     "gpu_check": gpu_check,
     "optuna_compare": optuna_compare,
     "queue_latency": queue_latency,

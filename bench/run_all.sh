@@ -23,4 +23,5 @@ run bench/api_throughput.py
 run bench/load_api.py
 run bench/reap_latency.py
 run bench/diagnose_speed.py
+run bench/closed_loop.py
 "$PY" bench/report.py
