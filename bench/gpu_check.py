@@ -1,4 +1,4 @@
-"""The one-shot GPU check: four measurements on one GPU in under 5 minutes, one table.
+"""The one-shot GPU check: five measurements on one GPU in under 8 minutes, one table.
 
 Run through ``bench/gpu_check.sh`` (which installs the carried wheels first; its header says
 how to call the device tool). Every section runs in its own process with a time budget, so
@@ -20,10 +20,15 @@ the others still print, and the exit status is non-zero.
    random learning-rate study (1e-3 .. 1) of the same small trials on synthetic CIFAR,
    submitted over HTTP: wall time from submission to the study's end, best val accuracy,
    the diagnoser's labels.
+5. packing (issue 15): one worker, an 8-point learning-rate grid trained alone
+   (``max_pack: 1``) and packed (``max_pack: auto``: as many members as the memory estimate
+   fits, up to 16), for a digits-size CNN (simple, width 32, 8×8 images) and a CIFAR-size one
+   (the workers section's resnet on synthetic CIFAR); trials/min, first claim to last
+   finish. Baseline: alone. Goal: at least 3× the trials per GPU-hour for both.
 
-Sizes and budgets (train 70 s, precision 45 s, workers 110 s, study 60 s) are set for an
-H100/H200 with 16 cores; ``--smoke`` runs every section on the CPU with tiny sizes (the
-rows then say cpu), to check the script end to end without a GPU.
+Sizes and budgets (train 70 s, precision 45 s, workers 110 s, study 60 s, packing 150 s)
+are set for an H100/H200 with 16 cores; ``--smoke`` runs every section on the CPU with tiny
+sizes (the rows then say cpu), to check the script end to end without a GPU.
 
     bash bench/gpu_check.sh                 # on the GPU machine: bench/results/gpu_check.json
     bash bench/gpu_check.sh --smoke         # anywhere, ~3 min on 2 cores: /tmp/gpu_check_smoke.json
@@ -52,7 +57,7 @@ sys.path.insert(0, str(ROOT))  # bench/, tests/ and the project's packages, with
 
 from bench._common import write_result  # noqa: E402
 
-SECTIONS = ("train", "precision", "workers", "study")
+SECTIONS = ("train", "precision", "workers", "study", "packing")
 # Class pattern share of the workers' and the study's synthetic images: learnable, so the
 # study's accuracies and labels are real readings (throughput sections use pure noise).
 LEARNABLE = 0.3
@@ -81,6 +86,7 @@ class Sizes:
     queue_trials: int
     study_trials: int
     serve_workers: int
+    pack_trials: int  # packing: grid points per study, trained alone and packed
     budgets_s: dict[str, float]
 
 
@@ -89,16 +95,16 @@ FULL = Sizes(
     train_images=20_000, epochs=3, batch_size=512, width=64, depth=2, stages=3,
     loader_workers=8,
     trial_images=5_000, trial_width=32, trial_stages=3, trial_epochs=4, trial_batch=256,
-    worker_counts=(1, 2, 4), queue_trials=8, study_trials=10, serve_workers=2,
-    budgets_s={"train": 70, "precision": 45, "workers": 110, "study": 60},
+    worker_counts=(1, 2, 4), queue_trials=8, study_trials=10, serve_workers=2, pack_trials=8,
+    budgets_s={"train": 70, "precision": 45, "workers": 110, "study": 60, "packing": 150},
 )
 SMOKE = Sizes(
     device="cpu",
     train_images=600, epochs=2, batch_size=64, width=8, depth=1, stages=2,
     loader_workers=1,
     trial_images=300, trial_width=4, trial_stages=1, trial_epochs=3, trial_batch=64,
-    worker_counts=(1, 2), queue_trials=2, study_trials=3, serve_workers=1,
-    budgets_s={"train": 60, "precision": 60, "workers": 150, "study": 120},
+    worker_counts=(1, 2), queue_trials=2, study_trials=3, serve_workers=1, pack_trials=3,
+    budgets_s={"train": 60, "precision": 60, "workers": 150, "study": 120, "packing": 150},
 )
 
 
@@ -281,11 +287,63 @@ def section_study(sizes: Sizes, sink: RowSink, deadline: float) -> None:
                  "trials"))
 
 
+def pack_spec(sizes: Sizes, dataset: str, max_pack: int | str) -> dict[str, Any]:
+    """An lr grid of identical small trials that may pack (the same config but the rate):
+    a digits-size CNN, or the workers section's CIFAR-size resnet."""
+    n = sizes.pack_trials
+    digits = dataset == "digits"
+    model: dict[str, Any] = (
+        {"arch": "simple", "width": sizes.trial_width, "stages": 2}
+        if digits
+        else {"arch": "resnet", "width": sizes.trial_width, "depth": 1,
+              "stages": sizes.trial_stages}
+    )
+    return {
+        "name": f"gpu-pack-{dataset}-{max_pack}",
+        "dataset": dataset,
+        "data": {"val_fraction": 0.2, "augment": "none" if digits else "crop+flip"},
+        "model": model,
+        "train": {"epochs": sizes.trial_epochs, "batch_size": 64 if digits else sizes.trial_batch,
+                  "schedule": "none"},
+        # Moderate rates only: none diverges, so every member trains all its epochs.
+        "search": {"sampler": "grid",
+                   "grid": [round(0.01 + 0.09 * i / max(1, n - 1), 4) for i in range(n)]},
+        "pruner": "none",
+        "max_parallel": n,
+        "max_pack": max_pack,
+    }
+
+
+def section_packing(sizes: Sizes, sink: RowSink, deadline: float) -> None:
+    from bench.gpu_train import write_synthetic_cifar
+    from tests.scale.harness import run_workers
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        write_synthetic_cifar(data, sizes.trial_images, signal=LEARNABLE)
+        for dataset in ("digits", "cifar10"):
+            rates: dict[str, float] = {}
+            for mode, max_pack in (("alone", 1), ("packed", "auto")):
+                run = run_workers(
+                    f"sqlite:///{tmp}/pack-{dataset}-{mode}.db", workers=1,
+                    trials=sizes.pack_trials, home=Path(tmp) / f"home-{dataset}-{mode}",
+                    device=sizes.device, timeout_s=max(5.0, deadline - time.monotonic()),
+                    spec=pack_spec(sizes, dataset, max_pack),
+                    extra_env={"SWEEPDOC_DATA_DIR": str(data)},
+                )
+                if any(run.exit_codes) or not run.trained_images:
+                    raise RuntimeError(f"{dataset} {mode}: exit codes {run.exit_codes}, "
+                                       f"{run.trained_images} images trained\n{run.logs[-3000:]}")
+                rates[f"{dataset} {mode}: trials/min"] = run.trials_per_minute
+            sink.rates(rates, "trials/min", baseline=next(iter(rates)))
+
+
 RUNNERS = {
     "train": section_train,
     "precision": section_precision,
     "workers": section_workers,
     "study": section_study,
+    "packing": section_packing,
 }
 
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The one-shot GPU check (bench/gpu_check.py says what it measures): trainer images/s
 # against a minimal loop and a torchvision DataLoader loop, bf16 on vs off, 1/2/4 workers
-# sharing the GPU, a 10-trial lr study through `serve`. Under 5 minutes on one H100/H200;
+# sharing the GPU, a 10-trial lr study through `serve`, packed trials against trials alone
+# (issue 15: goal ≥ 3× trials per GPU-hour). Under 8 minutes on one H100/H200;
 # prints one table, writes bench/results/gpu_check.json and, when $OUT is set, the same to
 # $OUT/gpu_check.json (it comes back with the device tool's reply).
 #
 # The GPU machine has PyTorch but not the web stack, and no internet. Here, first:
 #     bash bench/fetch_gpu_wheels.sh        # 21 wheels, 16 MiB, into .whl/ (git-ignored)
-# then one device-tool call, carrying the wheels (about 5 minutes of device time):
-#     run(command="bash bench/gpu_check.sh", carry=[".whl"], timeout_s=420)
+# then one device-tool call, carrying the wheels (about 8 minutes of device time):
+#     run(command="bash bench/gpu_check.sh", carry=[".whl"], timeout_s=600)
+#     (or only the packing section: run(command="bash bench/gpu_check.sh --sections packing", ...))
 # This script does the rest there: it installs the carried wheels, as the device README says,
 #     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 #         --target /tmp/site .whl/*.whl

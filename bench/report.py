@@ -150,6 +150,32 @@ def optuna_compare(r: Result) -> str:
     )
 
 
+def pack(r: Result) -> str:
+    rows = []
+    for c in r["configurations"]:
+        for mode in ("unpacked", "packed"):
+            x = c["runs"][mode]
+            rows.append([
+                f"{c['dataset']} w{c['width']} {c['search']}" if mode == "unpacked" else "",
+                mode, x["wall_s"], x["trials_per_min"], x["epochs_total"], x["best_val_acc"],
+                ratio(c["ratio_trials_per_min"]) if mode == "packed" else "",
+            ])
+    text = table(
+        ["configuration", "worker", "wall s", "trials / min", "epochs trained", "best val acc",
+         "packed / unpacked"],
+        rows,
+    )
+    versus = r.get("versus_optuna")
+    if versus:
+        text += (
+            f"\n\nThe digits w32 random search against Optuna's example (same learning rates, "
+            f"{versus['optuna_wall_s']:.1f} s): packed {ratio(versus['packed_over_optuna_wall'])}"
+            f" of its wall time, unpacked {ratio(versus['unpacked_over_optuna_wall'])} "
+            f"(target ≤ {versus['target']})."
+        )
+    return text
+
+
 def queue_latency(r: Result) -> str:
     rows = []
     for c in r["configurations"]:
@@ -243,6 +269,8 @@ RENDERERS: dict[str, Callable[[Result], str]] = {
     "closed_loop": closed_loop,
     "gpu_check": gpu_check,
     "optuna_compare": optuna_compare,
+    "pack": pack,
+    "pack_mnist": pack,
     "queue_latency": queue_latency,
     "api_throughput": api_throughput,
     "service_overhead_digits": service_overhead,

@@ -17,6 +17,7 @@ run() {
 run bench/service_overhead.py --dataset digits
 run bench/service_overhead.py --dataset mnist
 run bench/optuna_compare.py
+run bench/pack.py --optuna
 run bench/scale_workers.py
 run bench/queue_latency.py
 run bench/api_throughput.py

@@ -177,6 +177,15 @@ class Settings(BaseSettings):
             "point queued again. Must exceed the heartbeat interval."
         ),
     )
+    worker_max_pack: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Most trials of one study a worker trains as one packed model (issue 15); unset: "
+            "as each study's max_pack says (auto: as many as fit on a GPU, on a CPU packs "
+            "of up to 8 for networks at most 32 channels wide); 1: never pack."
+        ),
+    )
     ready_worker_window_s: PositiveSeconds = Field(
         default=60.0,
         description="/readyz reports ready only if some worker beat within this many seconds.",

@@ -36,7 +36,7 @@ def test_the_gpu_check_runs_every_section_end_to_end_in_smoke_mode(tmp_path: Pat
     report = json.loads(out.read_text())
     assert report["smoke"] is True
     assert {name: t["failed"] for name, t in report["sections"].items()} == {
-        "train": None, "precision": None, "workers": None, "study": None
+        "train": None, "precision": None, "workers": None, "study": None, "packing": None
     }
     rows = {(r["section"], r["what"]): r["value"] for r in report["rows"]}
     for what in ("trainer (sweepdoc)", "minimal loop"):
@@ -44,3 +44,4 @@ def test_the_gpu_check_runs_every_section_end_to_end_in_smoke_mode(tmp_path: Pat
     assert rows[("precision", "trainer bf16")] > 0
     assert rows[("study", "trials complete (study completed)")] == "3/3"
     assert rows[("workers", "2 workers: trials/min")] > 0
+    assert rows[("packing", "digits packed: trials/min")] > 0

@@ -97,6 +97,7 @@ def worker(
         max_trials=max_trials,
         exit_when_idle=exit_when_idle,
         torch_threads=torch_threads,
+        max_pack=settings.worker_max_pack,
         max_artifact_bytes=settings.max_artifact_bytes,
         spec_limits=settings.spec_limits,  # a follow-up round must fit the server's limits
         max_queued_studies=settings.max_queued_studies,
