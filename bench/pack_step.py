@@ -10,12 +10,14 @@ alternate within each repeat, so load from other processes hits both alike; the 
 step is reported.
 
     .venv/bin/python bench/pack_step.py [--k 5] [--widths 8 16 32] [--arch simple]
-        [--steps 40] [--repeats 3] [--threads N]
+        [--steps 40] [--repeats 3] [--threads N] [--runs EPOCHS]
 
 Prints one row per width: wall ms per step for K separate models and for the packed
 network, the speed-up (separate / packed), and the same ratio in process CPU time (the
 steadier one on a shared machine: other processes stretch wall time, not our CPU time;
-with --threads 1 the two agree on an idle machine).
+with --threads 1 the two agree on an idle machine). ``--runs EPOCHS`` adds whole runs: K
+``trainer.train`` calls against one ``trainer.train_packed`` of the same K configs, which
+also counts what packing saves outside the steps (data preparation, evaluation).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from trainer import DataConfig, ModelConfig
+from trainer import DataConfig, ModelConfig, OptimConfig, RunConfig, train, train_packed
 from trainer._data import prepare_data
 from trainer._models import Network, build_model
 from trainer._packed_models import Pack
@@ -110,6 +112,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="timed steps per side")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="also time whole runs of EPOCHS epochs: K trainer.train calls against one "
+        "train_packed (data preparation and evaluation included)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -136,6 +146,34 @@ def main() -> None:
             f"{width:>5}  {s:>11.2f}  {p:>9.2f}  {s / p:>7.2f}x  {s_cpu / p_cpu:>16.2f}x",
             flush=True,
         )
+    if args.runs:
+        _whole_runs(args)
+
+
+def _whole_runs(args: argparse.Namespace) -> None:
+    """K ``train`` calls against one ``train_packed``, process CPU seconds, alternating."""
+    print(f"whole runs, {args.runs} epochs, CPU seconds (median of {args.repeats})")
+    print(f"{'width':>5}  {'separate s':>10}  {'packed s':>8}  {'speed-up':>8}")
+    for width in args.widths:
+        configs = [
+            RunConfig(
+                data=DataConfig(dataset="digits"),
+                model=ModelConfig(arch=args.arch, width=width),
+                optim=OptimConfig(lr=lr, epochs=args.runs, device="cpu"),
+            )
+            for lr in LRS[: args.k]
+        ]
+        separate, packed = [], []
+        for _ in range(args.repeats):
+            start = time.process_time()
+            for config in configs:
+                train(config)
+            separate.append(time.process_time() - start)
+            start = time.process_time()
+            train_packed(configs)
+            packed.append(time.process_time() - start)
+        s, p = statistics.median(separate), statistics.median(packed)
+        print(f"{width:>5}  {s:>10.2f}  {p:>8.2f}  {s / p:>7.2f}x", flush=True)
 
 
 if __name__ == "__main__":
