@@ -35,7 +35,9 @@ class PluginDataset:
     normalises with the training split's per-channel mean and std) and y (N,) integer class
     indices, or a map-style torch ``Dataset`` of ``(image (C, H, W) tensor, label)`` items,
     read once into memory. ``val`` None: the trainer holds out ``val_fraction`` of ``train``
-    (stratified). ``classes``: one name per class index.
+    (stratified). ``classes``: one name per class index. ``data.augment: auto`` means
+    random crops and horizontal flips, as for every dataset but the digit ones: a study on
+    images whose class a flip changes sets ``augment: crop`` (or ``none``).
     """
 
     train: tuple[Tensor, Tensor] | Dataset[Any]
