@@ -46,7 +46,13 @@ from studies.db import Database, StudyRow, TrialRow, TrialState
 from studies.diagnosis import Label, StudySummary
 from studies.errors import NotFoundError, QueueFullError, SpecError, StudiesError
 from studies.queue._sql import rowcount
-from studies.spec import Objective, SpecLimits, StudySpec, check_submission
+from studies.spec import (
+    Objective,
+    SpecLimits,
+    StudySpec,
+    check_submission,
+    stored_follow_up_rounds,
+)
 
 __all__ = [
     "ChainServer",
@@ -111,11 +117,6 @@ def _undecided(study_id: int) -> Any:
         & StudyRow.chain_reason.is_(None)
         & StudyRow.cancel_requested.is_(False)
     )
-
-
-def max_rounds(spec: dict[str, Any]) -> int:
-    """The stored spec's follow-up budget (0 for a spec from before the field existed)."""
-    return int((spec.get("follow_up") or {}).get("max_rounds", 0))
 
 
 def _lr_resolution(summary: StudySummary) -> float:
@@ -293,7 +294,7 @@ def advance(db: Database, study_id: int, *, server: ChainServer) -> Outcome | No
     except NotFoundError:
         return None
     if (
-        max_rounds(row.spec) == 0
+        stored_follow_up_rounds(row.spec) == 0
         or row.cancel_requested
         or row.follow_up_id is not None
         or row.chain_reason is not None
@@ -344,7 +345,7 @@ def advance_all(db: Database, *, server: ChainServer) -> list[Outcome]:
         ).all()
     outcomes = []
     for study_id, spec in candidates:
-        if max_rounds(spec) == 0:
+        if stored_follow_up_rounds(spec) == 0:
             continue
         outcome = advance(db, study_id, server=server)
         if outcome is not None:

@@ -14,6 +14,7 @@ from service.client import SweepdocClient
 from service.render import FINISHED_STUDY, fmt_label, follow, print_study_report
 from studies.db import StudyStatus
 from studies.schemas import Chain, StudyPublic
+from studies.spec import stored_follow_up_rounds
 
 # How often to ask whether the server has decided a finished round's next one (the worker
 # decides at once; the reconciler within half a staleness period).
@@ -22,8 +23,11 @@ _DECISION_POLL_S = 1.0
 
 def in_a_chain(study: StudyPublic) -> bool:
     """Whether the study is, or may become, part of a chain of more than one round."""
-    rounds = int((study.spec.get("follow_up") or {}).get("max_rounds", 0))
-    return rounds > 0 or study.parent_id is not None or study.follow_up_id is not None
+    return (
+        stored_follow_up_rounds(study.spec) > 0
+        or study.parent_id is not None
+        or study.follow_up_id is not None
+    )
 
 
 def chain_table(chain: Chain) -> Table:

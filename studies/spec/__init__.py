@@ -48,6 +48,7 @@ from studies.spec._study import (
     Objective,
     Pruner,
     StudySpec,
+    stored_follow_up_rounds,
 )
 from trainer._config import MAX_EPOCHS
 
@@ -84,4 +85,5 @@ __all__ = [
     "relative_path",
     "resolve_inside",
     "section_of",
+    "stored_follow_up_rounds",
 ]

@@ -75,6 +75,12 @@ class FollowUpSpec(BaseModel):
     )
 
 
+def stored_follow_up_rounds(spec: dict[str, Any]) -> int:
+    """``follow_up.max_rounds`` of a stored (dumped) spec, read without validating it: 0 when
+    absent (a spec stored before the field existed)."""
+    return int((spec.get("follow_up") or {}).get("max_rounds", 0))
+
+
 class StudySpec(BaseModel):
     """A learning-rate study; see docs/architecture.md "Study spec" for every field.
 

@@ -11,7 +11,7 @@ from studies.errors import ConflictError
 from studies.queue._sql import rowcount
 from studies.results import Candidate, best_trial
 from studies.schemas import BestTrial, Page, StudyPublic, from_row
-from studies.spec import Objective
+from studies.spec import Objective, stored_follow_up_rounds
 from studies.store._range import lr_ranges
 from studies.store._rows import study_row
 
@@ -148,15 +148,10 @@ def list_studies(
     return Page[StudyPublic](data=matching[offset : offset + limit], count=len(matching))
 
 
-def _follow_up_budget(study: StudyRow) -> int:
-    # The stored spec's follow_up.max_rounds (0: off, or a spec from before the field).
-    return int((study.spec.get("follow_up") or {}).get("max_rounds", 0))
-
-
 def _stop_loop(db: Database, study: StudyRow, reason: str) -> bool:
     """Write why the chain stops at *study*, unless its next round was decided first
     (the same conditional claim as studies.chain's, so exactly one of them lands)."""
-    if _follow_up_budget(study) == 0:
+    if stored_follow_up_rounds(study.spec) == 0:
         return False
     with db.session() as session:
         result = session.execute(
