@@ -184,3 +184,30 @@ def test_deleting_a_study_deletes_its_checkpoints(db: Database, tmp_path: Path) 
     assert len(_stored(tmp_path, study)) == 2
     store.delete_study(db, study.id, artifacts_dir=tmp_path / "artifacts")
     assert not (tmp_path / "artifacts" / "checkpoints" / str(study.id)).exists()
+
+
+def test_a_keep_sweeps_only_running_files_nothing_will_keep(db: Database, tmp_path: Path) -> None:
+    artifacts = tmp_path / "artifacts"
+    study = _submit(db, tmp_path, search={"grid": [0.1, 0.01]})
+    broken = _submit(db, tmp_path, dataset="mnist", search={"grid": [0.1]})  # no data: fails
+    _run(db, tmp_path)
+    first, second = _trials(db, study)
+    (failed,) = _trials(db, broken)
+    assert failed.state is TrialState.FAILED
+    stored = store.trial_checkpoint(db, first.id, artifacts_dir=artifacts).path
+    # Left in the running folder: a complete slot whose worker has not kept it yet (another
+    # worker's keep may run first), a failed slot's, a deleted slot's; then a keep runs.
+    pending, of_failed, of_gone = (
+        checkpoints.running_path(artifacts, i) for i in (second.id, failed.id, 9999)
+    )
+    for path in (pending, of_failed, of_gone, checkpoints.running_path(artifacts, first.id)):
+        path.write_bytes(stored.read_bytes())
+    assert (
+        checkpoints.keep_checkpoint(
+            db, artifacts, first.id, checkpoints.running_path(artifacts, first.id)
+        )
+        is None
+    )
+    assert pending.exists()  # its own worker's keep is on its way
+    assert not of_failed.exists() and not of_gone.exists()
+    assert stored.exists() and _stored(tmp_path, study) == {f"{first.id}.pt", f"{second.id}.pt"}
