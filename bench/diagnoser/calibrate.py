@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
 sys.path.insert(0, str(HERE))  # and dataset.py beside this file
 
-from dataset import load_runs, samples  # noqa: E402
+from dataset import Sample, load_runs, samples  # noqa: E402
 from sklearn.isotonic import IsotonicRegression  # noqa: E402
 
 from studies.diagnosis._calibration import CALIBRATION_FILE, Calibration  # noqa: E402
@@ -52,19 +54,37 @@ def _shrunk(model: IsotonicRegression, scores: list[float], right: list[float]) 
     return out
 
 
-def main() -> None:
-    runs = [r for r in load_runs() if r["split"] == SPLIT]
-    with_plans, _ = samples(runs, cuts=True, plans=True)
-    without_plans, _ = samples(runs, cuts=True, plans=False)
+@dataclass(frozen=True)
+class Outcome:
+    """One judged sample as the calibration sees it: its stage, the predicted label, the
+    rules' raw score and whether the label was right."""
+
+    stage: Stage
+    label: Label
+    score: float
+    right: bool
+
+
+def outcome(sample: Sample) -> Outcome:
+    """Judge *sample* (labels come from the rules alone: the calibration never changes them)."""
+    verdict = judge(sample.curves).verdict
+    return Outcome(
+        stage_of(sample.curves.plan, sample.curves.epochs),
+        verdict.label,
+        min(1.0, max(0.0, verdict.confidence)),
+        verdict.label == sample.truth,
+    )
+
+
+def fit(outcomes: Iterable[Outcome], described: str, *, verbose: bool = False) -> Calibration:
+    """Per stage and predicted label, the shrunk isotonic map of "right" on the raw score."""
     scores: dict[tuple[Stage, Label], list[float]] = defaultdict(list)
     right: dict[tuple[Stage, Label], list[float]] = defaultdict(list)
     counts: Counter[Stage] = Counter()
-    for sample in [*with_plans, *without_plans]:
-        stage = stage_of(sample.curves.plan, sample.curves.epochs)
-        verdict = judge(sample.curves).verdict
-        scores[stage, verdict.label].append(min(1.0, max(0.0, verdict.confidence)))
-        right[stage, verdict.label].append(float(verdict.label == sample.truth))
-        counts[stage] += 1
+    for o in outcomes:
+        scores[o.stage, o.label].append(o.score)
+        right[o.stage, o.label].append(float(o.right))
+        counts[o.stage] += 1
     stages: dict[Stage, dict[Label, object]] = defaultdict(dict)
     for stage, label in sorted(scores):
         key = (stage, label)
@@ -75,16 +95,22 @@ def main() -> None:
             "probabilities": [round(y, 6) for y in _shrunk(model, scores[key], right[key])],
             "samples": len(scores[key]),
         }
-        print(f"{stage:12s} {label:13s} n={len(scores[key]):4d} right={sum(right[key]):4.0f}")
-    calibration = Calibration.model_validate(
+        if verbose:
+            print(f"{stage:12s} {label:13s} n={len(scores[key]):4d} right={sum(right[key]):4.0f}")
+    return Calibration.model_validate(
         {
-            "fitted_on": {
-                stage: f"bench/diagnoser, {SPLIT} split: {len(runs)} runs, {n} samples"
-                for stage, n in counts.items()
-            },
+            "fitted_on": {stage: f"{described}, {n} samples" for stage, n in counts.items()},
             "stages": stages,
         }
     )
+
+
+def main() -> None:
+    runs = [r for r in load_runs() if r["split"] == SPLIT]
+    with_plans, _ = samples(runs, cuts=True, plans=True)
+    without_plans, _ = samples(runs, cuts=True, plans=False)
+    outcomes = [outcome(s) for s in [*with_plans, *without_plans]]
+    calibration = fit(outcomes, f"bench/diagnoser, {SPLIT} split: {len(runs)} runs", verbose=True)
     CALIBRATION_FILE.write_text(calibration.model_dump_json(indent=1) + "\n", encoding="utf-8")
     print(f"wrote {CALIBRATION_FILE}")
 

@@ -6,7 +6,10 @@ confidence bin) and the expected calibration error (ECE: the bins' |share right 
 confidence|, weighted by how many verdicts fall in each).
 
     .venv/bin/python bench/diagnoser/evaluate.py [--split train|heldout|all] [--markdown]
-        [--errors] [--plans with|without|both] [--pieces]
+        [--errors] [--plans with|without|both] [--pieces] [--cv-families K]
+
+``--cv-families K`` is how methods are chosen (crossval.py): leave-family-out cross-validation
+within the training half, the calibration refitted without each fold; pooled numbers.
 
 Every sample is evaluated with its run's plan (what the worker passes: dataset.py) and
 without one (what a user diagnosing a CSV has).
@@ -24,6 +27,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
 sys.path.insert(0, str(HERE))  # and dataset.py beside this file
 
+from crossval import (  # noqa: E402
+    Scored,
+    cross_validate,
+    family_false_alarms,
+    fold_false_alarms,
+    judge_all,
+)
 from dataset import (  # noqa: E402
     PREDICTED_LABELS,
     TRUE_LABELS,
@@ -105,6 +115,46 @@ def evaluate(selected: list[Sample]) -> Report:
         if diagnosis.label != sample.truth:
             errors.append((sample, diagnosis.label, diagnosis.summary))
     return Report(confusion, errors, confidences)
+
+
+def report_of(scored: list[Scored]) -> Report:
+    """The Report of cross-validated verdicts (each confidence from its fold's calibration)."""
+    confusion: dict[Label, Counter[Label]] = {}
+    errors = []
+    confidences = []
+    for s in scored:
+        confusion.setdefault(s.sample.truth, Counter())[s.outcome.label] += 1
+        confidences.append((s.confidence, s.outcome.right))
+        if not s.outcome.right:
+            errors.append((s.sample, s.outcome.label, ""))
+    return Report(confusion, errors, confidences)
+
+
+def cross_validation(runs: list[dict[str, object]], k: int, *, errors: bool) -> None:
+    """Print the pooled leave-family-out numbers of the training half, with and without plans."""
+    judged = []
+    for plans in (True, False):
+        everything, _ = samples(runs, cuts=True, plans=plans)
+        judged += judge_all(everything, plans)
+    scored = cross_validate(judged, k)
+    for plans in (True, False):
+        kind = "with plans" if plans else "without plans"
+        mine = [s for s in scored if s.plans == plans]
+        for title, selected in ((f"whole runs, {kind}", [s for s in mine if s.sample.whole]),
+                                (f"whole runs + cuts, {kind}", mine)):
+            report = report_of(selected)
+            print(f"cv{k:<6d} {title:34s} n={report.total:4d} acc={_pct(report.accuracy)} "
+                  f"balanced={_pct(report.balanced_accuracy)} "
+                  f"healthy-false-alarms={_pct(report.healthy_false_alarms)} "
+                  f"ece={report.ece:.3f}")
+        folds = fold_false_alarms(mine)
+        print("   healthy false alarms per fold: "
+              + ", ".join(f"{a}/{n}" for a, n in folds.values()))
+        if errors:
+            for family, alarms, healthy in family_false_alarms(mine):
+                print(f"   {family:45s} {alarms}/{healthy} healthy samples alarmed")
+            for sample, predicted, _ in report_of(mine).errors:
+                print(f"   {sample.name:45s} {sample.truth:12s} -> {predicted}")
 
 
 def reliability_markdown(title: str, report: Report) -> str:
@@ -197,8 +247,9 @@ def pieces_markdown(title: str, selected: list[Sample]) -> str:
             row[1 if paying else 3] += 1
     lines = [f"#### {title}: telling still-paying samples from the rest", "",
              "| piece | recall on undertrained | false alarms on the rest |", "|---|---|---|"]
-    for name, (hits, paying, alarms, rest) in rows.items():
-        lines.append(f"| {name} | {_pct(hits / paying if paying else None)} ({hits}/{paying}) "
+    for name, (hits, undertrained, alarms, rest) in rows.items():
+        recall = hits / undertrained if undertrained else None
+        lines.append(f"| {name} | {_pct(recall)} ({hits}/{undertrained}) "
                      f"| {_pct(alarms / rest if rest else None)} ({alarms}/{rest}) |")
     return "\n".join(lines) + "\n"
 
@@ -212,7 +263,14 @@ def main() -> None:
                         help="compare the pieces of the undertrained decision")
     parser.add_argument("--plans", choices=("with", "without", "both"), default="both",
                         help="give every sample its run's plan, none (a CSV's user), or both")
+    parser.add_argument("--cv-families", type=int, metavar="K",
+                        help="leave-family-out cross-validation in K folds of the training "
+                             "half (ignores --split: the held-out half is never read)")
     args = parser.parse_args()
+    if args.cv_families is not None:
+        train = [r for r in load_runs() if r["split"] == "train"]
+        cross_validation(train, args.cv_families, errors=args.errors)
+        return
     runs = [r for r in load_runs() if args.split in ("all", r["split"])]
     if args.pieces:
         everything, _ = samples(runs, cuts=True)

@@ -61,11 +61,14 @@ def _interpolate(knots: LabelCalibration, score: float) -> float:
     return y0 if x1 == x0 else y0 + (y1 - y0) * (score - x0) / (x1 - x0)
 
 
-def calibrated(label: Label, score: float, stage: Stage) -> float:
+def calibrated(
+    label: Label, score: float, stage: Stage, calibration: Calibration | None = None
+) -> float:
     """The probability that *label* is right given the rules' raw *score* (in [0, 1]) for a
-    run at *stage* of its plan."""
+    run at *stage* of its plan, by *calibration* (default: calibration.json; the bench's
+    cross-validation passes each fold's own)."""
     score = min(1.0, max(0.0, score)) if score == score else 0.5  # NaN from absurd inputs
-    calibration = _calibration()
+    calibration = calibration or _calibration()
     knots = None if calibration is None else calibration.stages.get(stage, {}).get(label)
     value = score if knots is None else _interpolate(knots, score)
     return round(min(1.0, max(0.0, value)), 3)

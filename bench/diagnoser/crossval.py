@@ -1,0 +1,94 @@
+"""Leave-family-out cross-validation within the TRAINING half of the labeled set.
+
+The held-out half is split from the training half by recipe family (recipe.py): its numbers
+measure how the diagnoser does on recipes nothing was fitted on. Choosing a method by the
+training half's own numbers (resubstitution) measures the opposite, so every method choice is
+made here instead: the training half's families are dealt into K folds (sorted by name, dealt
+in turn, so each fold holds every kind of family); for each fold the confidence calibration
+is fitted (calibrate.fit) on the OTHER folds' samples, with and without plans as
+calibrate.py does, and the fold's samples are scored with it. The pooled verdicts give the
+accuracy, balanced accuracy, healthy false alarms and ECE; the per-fold false alarms show
+how unevenly the alarms fall across families.
+
+The labels themselves come from the rules alone (their few constants are hand-set and not
+refitted per fold), so the pooled label numbers equal the training half's; what the folds
+add is the honest calibration and the per-family spread. The held-out half is never read.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
+sys.path.insert(0, str(HERE))  # and the bench modules beside this file
+
+from calibrate import Outcome, fit, outcome  # noqa: E402
+from dataset import Sample  # noqa: E402
+
+from studies.diagnosis._calibration import calibrated  # noqa: E402
+from studies.diagnosis._result import Label  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A training sample's verdict, with the confidence its fold's calibration gives it."""
+
+    sample: Sample
+    plans: bool  # judged with its run's plan
+    outcome: Outcome
+    confidence: float
+    fold: int
+
+
+def family_folds(families: set[str], k: int) -> dict[str, int]:
+    """Each family's fold: sorted by name and dealt in turn (deterministic, and each fold
+    gets a share of every dataset and label, since names start with both)."""
+    if k < 2:
+        raise ValueError(f"--cv-families: at least 2 folds are needed, got {k}")
+    if k > len(families):
+        raise ValueError(f"--cv-families: {k} folds for {len(families)} families")
+    return {family: i % k for i, family in enumerate(sorted(families))}
+
+
+def cross_validate(judged: list[tuple[Sample, bool, Outcome]], k: int) -> list[Scored]:
+    """Score every judged (sample, with-plan, outcome) by the calibration of the other folds."""
+    folds = family_folds({s.family for s, _, _ in judged}, k)
+    scored = []
+    for fold in range(k):
+        rest = [o for s, _, o in judged if folds[s.family] != fold]
+        calibration = fit(rest, f"cross-validation fold {fold}")
+        for sample, plans, o in judged:
+            if folds[sample.family] == fold:
+                confidence = calibrated(o.label, o.score, o.stage, calibration)
+                scored.append(Scored(sample, plans, o, confidence, fold))
+    return scored
+
+
+def fold_false_alarms(scored: list[Scored]) -> dict[int, tuple[int, int]]:
+    """Per fold: healthy samples given another label, and healthy samples."""
+    alarms: Counter[int] = Counter()
+    healthy: Counter[int] = Counter()
+    for s in scored:
+        if s.sample.truth is Label.HEALTHY:
+            healthy[s.fold] += 1
+            alarms[s.fold] += s.outcome.label is not Label.HEALTHY
+    return {fold: (alarms[fold], healthy[fold]) for fold in sorted(healthy)}
+
+
+def family_false_alarms(scored: list[Scored]) -> list[tuple[str, int, int]]:
+    """Healthy families with alarms: (family, alarms, healthy samples), most alarms first."""
+    alarms: Counter[str] = Counter()
+    healthy: Counter[str] = Counter()
+    for s in scored:
+        if s.sample.truth is Label.HEALTHY:
+            healthy[s.sample.family] += 1
+            alarms[s.sample.family] += s.outcome.label is not Label.HEALTHY
+    return sorted(((f, alarms[f], healthy[f]) for f in healthy if alarms[f]), key=lambda r: -r[1])
+
+
+def judge_all(selected: list[Sample], plans: bool) -> list[tuple[Sample, bool, Outcome]]:
+    return [(s, plans, outcome(s)) for s in selected]

@@ -1,0 +1,91 @@
+"""Leave-family-out cross-validation of the diagnoser (bench/diagnoser/crossval.py).
+
+Methods are chosen by it, so it must really leave each fold's families out of the
+calibration that scores them, deal every family into exactly one fold, and never read the
+held-out half.
+"""
+
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from studies.diagnosis import Curves, Label, Stage
+from tests.diagnosis.bench_modules import load_bench_module
+
+
+@pytest.fixture(scope="module")
+def crossval() -> ModuleType:
+    return load_bench_module("crossval")
+
+
+@pytest.fixture(scope="module")
+def calibrate() -> ModuleType:
+    return load_bench_module("calibrate")
+
+
+def _judged(
+    crossval: ModuleType, calibrate: ModuleType, family: str, right: bool, n: int = 6
+) -> list[tuple[Any, bool, Any]]:
+    """*n* samples of *family*, each called undertrained at raw score 0.7, right or not."""
+    curves = Curves.model_validate(
+        {"train_loss": [1.0, 0.8, 0.6], "val_loss": [1.0, 0.85, 0.7], "num_classes": 10}
+    )
+    sample_type = crossval.Sample
+    out = []
+    for i in range(n):
+        sample = sample_type(f"{family}-s{i}", "train", 3, True, Label.UNDERTRAINED, curves, family)
+        outcome = calibrate.Outcome(Stage.UNKNOWN, Label.UNDERTRAINED, 0.7, right)
+        out.append((sample, False, outcome))
+    return out
+
+
+def test_every_family_lands_in_exactly_one_fold(crossval: ModuleType) -> None:
+    families = {f"fam{i}" for i in range(11)}
+    folds = crossval.family_folds(families, 3)
+    assert set(folds) == families
+    assert sorted(set(folds.values())) == [0, 1, 2]
+    assert folds == crossval.family_folds(set(sorted(families, reverse=True)), 3)  # stable
+
+
+@pytest.mark.parametrize("k", [1, 12])
+def test_an_impossible_fold_count_is_refused_naming_the_option(
+    crossval: ModuleType, k: int
+) -> None:
+    with pytest.raises(ValueError, match="--cv-families"):
+        crossval.family_folds({f"fam{i}" for i in range(11)}, k)
+
+
+def test_a_fold_is_scored_by_a_calibration_fitted_without_it(
+    crossval: ModuleType, calibrate: ModuleType
+) -> None:
+    # Two families, two folds: one always right, the other always wrong at the same score.
+    # Calibrated on the OTHER fold, the right family gets a low confidence and the wrong
+    # one a high one; a calibration that saw its own fold would do the opposite.
+    judged = _judged(crossval, calibrate, "a-good", True) + _judged(
+        crossval, calibrate, "b-bad", False
+    )
+    scored = crossval.cross_validate(judged, 2)
+    assert len(scored) == len(judged)
+    good = [s.confidence for s in scored if s.sample.family == "a-good"]
+    bad = [s.confidence for s in scored if s.sample.family == "b-bad"]
+    assert max(good) < 0.5 < min(bad)
+    assert {s.fold for s in scored if s.sample.family == "a-good"} == {0}
+    assert crossval.fold_false_alarms(scored) == {}  # no healthy sample, no alarm rate
+
+
+def test_healthy_false_alarms_are_counted_per_fold_and_family(
+    crossval: ModuleType, calibrate: ModuleType
+) -> None:
+    curves = Curves.model_validate({"val_acc": [0.5, 0.7, 0.8], "num_classes": 10})
+    judged = []
+    for family, label in (("a-calm", Label.HEALTHY), ("b-alarmed", Label.UNDERTRAINED)):
+        for i in range(3):
+            sample = crossval.Sample(
+                f"{family}-s{i}", "train", 3, True, Label.HEALTHY, curves, family
+            )
+            outcome = calibrate.Outcome(Stage.UNKNOWN, label, 0.6, label is Label.HEALTHY)
+            judged.append((sample, True, outcome))
+    scored = crossval.cross_validate(judged, 2)
+    assert crossval.fold_false_alarms(scored) == {0: (0, 3), 1: (3, 3)}
+    assert crossval.family_false_alarms(scored) == [("b-alarmed", 3, 3)]
