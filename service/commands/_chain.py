@@ -96,7 +96,7 @@ def follow_chain(
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
+    if isinstance(value, dict):  # an empty section has no settings to show
         flat: dict[str, Any] = {}
         for key, item in value.items():
             flat |= _flat(item, f"{prefix}{key}.")
