@@ -95,14 +95,16 @@ def test_heldout_whole_runs_meet_the_targets(
         assert report.ece <= 0.05
 
 
-# Regression floors, not issue 11's target. The target (whole runs + cuts, balanced accuracy
-# >= 0.92) is NOT met on this held-out half (docs/diagnoser.md): 0.877 with the runs' plans
-# (what the worker passes), 0.869 without (a CSV's user). The floor was 0.90 on the first,
+# Regression floors, not issue 11's target. The balanced-accuracy target (whole runs + cuts
+# >= 0.92) is NOT met on this held-out half (docs/diagnoser.md, third session): 0.878 with the
+# runs' plans (what the worker passes), 0.869 without (a CSV's user); healthy false alarms
+# 1.1% with plans (target <= 3% met), 5.7% without (not met). The floor was 0.90 on the first,
 # 107-run set whose cuts looked ahead only 2t epochs; the second wave (recipes held out by
 # family, cuts labeled by the rest of the run, LR steps after the cut) is a harder set, so that
 # number does not carry over. These guard the measured levels until the method reaches the
 # target.
-HELDOUT_BALANCED_FLOOR = {True: 0.87, False: 0.86}
+HELDOUT_BALANCED_FLOOR = {True: 0.875, False: 0.865}
+HELDOUT_FALSE_ALARM_CEILING = {True: 0.02, False: 0.06}
 
 
 @pytest.mark.parametrize("plans", [True, False], ids=["with-plans", "without-plans"])
@@ -115,6 +117,8 @@ def test_heldout_whole_runs_and_cuts_do_not_regress(
     report = evaluate.evaluate(everything)
     wrong = [f"{s.name}: {s.truth} -> {p}" for s, p, _ in report.errors]
     assert report.balanced_accuracy >= HELDOUT_BALANCED_FLOOR[plans], wrong[:40]
+    assert report.healthy_false_alarms <= HELDOUT_FALSE_ALARM_CEILING[plans], wrong[:40]
+    assert report.ece <= 0.05
 
 
 def _first_live_stop(curves: Curves) -> int | None:
