@@ -16,6 +16,7 @@ import torch
 
 from tests.service.factory import tiny_spec
 from tests.service.serve_process import ServeProcess, run_cli, serving
+from tests.waiting import wait_until
 from trainer import evaluate_checkpoint, load_checkpoint
 
 TOKEN = "checkpoint-test-token-0123456789"
@@ -88,10 +89,13 @@ def test_a_trial_without_a_checkpoint_is_a_404_saying_why(server: ServeProcess) 
     # A cancelled study: its trials end pruned (stopped, or never started).
     study = server.http.post("/v1/studies", json=tiny_spec("never-runs", epochs=50)).json()
     assert _cancel(server, study["id"]) == 200
-    server.wait_for_study(study["id"])
-    trials = server.get(f"/v1/studies/{study['id']}/trials")["data"]
-    assert trials and all(t["state"] == "pruned" for t in trials)
-    for trial in trials:
+
+    def stopped() -> list[dict[str, Any]]:
+        # Cancelled at once; a running trial stops at its next epoch.
+        trials: list[dict[str, Any]] = server.get(f"/v1/studies/{study['id']}/trials")["data"]
+        return trials if all(t["state"] == "pruned" for t in trials) else []
+
+    for trial in wait_until(stopped, "the cancelled study's trials to stop"):
         response = server.http.get(f"/v1/trials/{trial['id']}/checkpoint")
         assert response.status_code == 404
         assert response.json()["message"] == (
