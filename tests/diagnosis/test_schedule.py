@@ -35,7 +35,7 @@ def _cosine(epochs: int, peak: float = 0.1) -> list[float]:
     ],
 )
 def test_segments(
-    lr: list[float], changes: tuple[int, ...], warmup_end: int, annealed: bool
+    lr: list[float | None], changes: tuple[int, ...], warmup_end: int, annealed: bool
 ) -> None:
     schedule = find_schedule(lr)
     assert schedule.change_points == changes
