@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -68,6 +69,19 @@ class History:
     best_epoch: int | None = None
     best_val_acc: float | None = None
     finetune: str | None = None  # strategy applied when config.optim.init_from is set
+
+    def add_epoch(self, record: EpochRecord, *, blew_up: bool) -> None:
+        """Append *record* (``train`` and ``train_packed`` both close an epoch here): a
+        finite val loss with a higher val accuracy makes it the best epoch; a non-finite
+        training loss (*blew_up*) or val loss marks the run diverged, with the reason."""
+        self.records.append(record)
+        improved = self.best_val_acc is None or record.val_acc > self.best_val_acc
+        if math.isfinite(record.val_loss) and improved:
+            self.best_epoch, self.best_val_acc = record.epoch, record.val_acc
+        if blew_up or not math.isfinite(record.val_loss):
+            self.status = RunStatus.DIVERGED
+            where = "training" if blew_up else "validation"
+            self.stop_reason = f"non-finite {where} loss in epoch {record.epoch}"
 
     def curves(self) -> dict[str, Any]:
         """The curves JSON of docs/architecture.md: one entry per epoch, ``null`` for a

@@ -307,14 +307,7 @@ def _train_on(
                 math.isfinite(v) for v in (train_loss, val_loss, grad_norm, grad_first, grad_last)
             ),
         )
-        history.records.append(record)
-        improved = history.best_val_acc is None or val_acc > history.best_val_acc
-        if math.isfinite(val_loss) and improved:
-            history.best_epoch, history.best_val_acc = epoch, val_acc
-        if blew_up or not math.isfinite(val_loss):
-            history.status = RunStatus.DIVERGED
-            where = "training" if blew_up else "validation"
-            history.stop_reason = f"non-finite {where} loss in epoch {epoch}"
+        history.add_epoch(record, blew_up=blew_up)
         stop = on_epoch(record, history) if on_epoch is not None else None
         if history.status is RunStatus.DIVERGED:
             return history

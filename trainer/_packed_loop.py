@@ -215,15 +215,7 @@ def _close_epoch(
             math.isfinite(v) for v in (train_loss, val_loss, grad_norm, grad_first, grad_last)
         ),
     )
-    history.records.append(record)
-    improved = history.best_val_acc is None or val_acc > history.best_val_acc
-    if math.isfinite(val_loss) and improved:
-        history.best_epoch, history.best_val_acc = epoch, val_acc
-    blew_up = stats.blew_up[position]
-    if blew_up or not math.isfinite(val_loss):
-        history.status = RunStatus.DIVERGED
-        where = "training" if blew_up else "validation"
-        history.stop_reason = f"non-finite {where} loss in epoch {epoch}"
+    history.add_epoch(record, blew_up=stats.blew_up[position])
     stop = callbacks.on_epoch(member.index, record, history) if callbacks.on_epoch else None
     if history.status is RunStatus.DIVERGED:
         return True
