@@ -77,6 +77,11 @@ def run_configuration(
         result = run_sweepdoc(spec, work / mode, data_dir)
         result["trials_per_min"] = _per_minute(len(result["trials"]), result["wall_s"])
         runs[mode] = result
+        print(
+            f"   {result['wall_s']:.1f} s, {result['trials_per_min']:.2f} trials/min, "
+            f"{result['epochs_total']} epochs",
+            flush=True,
+        )
     return {
         "dataset": recipe.dataset,
         "width": recipe.model["width"],
@@ -150,6 +155,7 @@ def full(args: argparse.Namespace) -> None:
                             ),
                             "target": 0.8,
                         }
+                    _write(args, rows, versus_optuna, time.perf_counter() - began)
     total_s = time.perf_counter() - began
     print_table(rows)
     if versus_optuna is not None:
@@ -159,6 +165,15 @@ def full(args: argparse.Namespace) -> None:
             f"×{versus_optuna['unpacked_over_optuna_wall']:.2f} (target ≤ 0.8)"
         )
     print(f"\nwhole benchmark: {total_s:.0f} s")
+
+
+def _write(
+    args: argparse.Namespace,
+    rows: list[dict[str, Any]],
+    versus_optuna: dict[str, Any] | None,
+    total_s: float,
+) -> None:
+    """The results so far (after every configuration: a long run stopped early keeps them)."""
     write_result(
         "pack",
         {
@@ -244,7 +259,9 @@ def main() -> None:
     parser.add_argument("--mnist-train", type=int, default=5000)
     parser.add_argument("--mnist-val", type=int, default=1000)
     parser.add_argument(
-        "--mnist-source", type=Path, default=default_mnist_dir(),
+        "--mnist-source",
+        type=Path,
+        default=default_mnist_dir(),
         help="MNIST 10k IDX folder (default: $SWEEPDOC_BENCH_MNIST, else ../shared/data/mnist-10k)",
     )
     parser.add_argument("--data-root", type=Path, default=Path("/tmp/sweepdoc-bench-data"))

@@ -60,7 +60,10 @@ class PackRun:
             ready = [member for member in started if member.prepare()]
             alone = self._train_pack(ready)
             for member in alone:
-                member.train_alone()
+                if self.context.stop.is_set():
+                    member.hand_back()  # stopping: not one more epoch for a member waiting
+                else:
+                    member.train_alone()
         # Epoch states of slots that ended without an attempt finishing them (cancelled
         # while waiting, out of retries): this worker's housekeeping, best effort.
         with contextlib.suppress(DBAPIError, OSError):

@@ -245,6 +245,12 @@ class TrialRun:
             return
         self.conclude(history)
 
+    def hand_back(self) -> None:
+        """The worker is stopping: give the slot back to the queue (no retry used)."""
+        queue.release(self.db, self.claim, reason="worker stopped before the trial finished")
+        if self.optuna_trial_id is not None:
+            optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
+
     def training_failed(self, exc: Exception) -> None:
         """One trial's error (bad dataset file, CUDA OOM, …) fails that trial alone."""
         log.warning("trial %s failed: %s", self.claim.trial_id, exc)
@@ -270,9 +276,7 @@ class TrialRun:
             log.warning("trial %s was reaped while running; its result is dropped", claim.trial_id)
             return
         if ending.released:
-            queue.release(self.db, claim, reason="worker stopped before the trial finished")
-            if self.optuna_trial_id is not None:
-                optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
+            self.hand_back()
             return
         recorder.record_unseen(history)
 
