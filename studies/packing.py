@@ -13,10 +13,10 @@ trains alone, as before packing existed. ``auto``:
   faster than five separate ones at width 8, 1.5–1.9× at 16 and 1.1–1.3× at 32; wider
   networks spend their time in the arithmetic itself, which packing does not shrink.
 
-The trainer has the last word (``trainer.can_pack``): a study whose configs cannot share one
-packed model (a plugin or torchvision network, a range test, ...) trains alone whatever
-``max_pack`` says, and so do members whose sampled parameters turn out to differ in more
-than optimizer settings (``studies.pack_run``).
+A range test trains alone. The trainer has the last word (``trainer.can_pack``): a study
+whose configs cannot share one packed model (a plugin or torchvision network, ...) trains
+alone whatever ``max_pack`` says, and so do members whose sampled parameters turn out to
+differ in more than optimizer settings (``studies.pack_run``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from studies.spec import StudySpec
+from studies.spec import Sampler, StudySpec
 
 if TYPE_CHECKING:
     from trainer import RunConfig
@@ -42,6 +42,8 @@ def pack_limit(spec: StudySpec, *, device: str, worker_max: int | None, data_dir
     """The most slots of *spec*'s study to train as one packed model on *device* (≥ 1).
 
     *worker_max*: the worker's own cap (None: no cap of its own, ``auto`` decides)."""
+    if spec.search.sampler is Sampler.RANGE_TEST:
+        return 1  # one trial that ramps its rate: nothing to pack it with
     study_max = spec.max_pack
     caps = [c for c in (worker_max, None if study_max == "auto" else study_max) if c is not None]
     if caps and min(caps) <= 1:

@@ -18,6 +18,7 @@ from optuna.trial import TrialState as OptunaState
 from studies import queue, store
 from studies.db import Database, TrialState, WorkerRow, utcnow
 from studies.pack_run import ATTR_PACKED_WITH
+from studies.packing import CPU_AUTO_CAP, pack_limit
 from studies.schemas import TrialDetail
 from studies.spec import parse_spec
 from studies.worker import WorkerOptions, run_worker
@@ -107,6 +108,36 @@ def test_a_diverging_member_leaves_the_pack_and_the_others_complete(
         assert by_lr[lr].state is TrialState.COMPLETE, by_lr[lr].stop_reason
         assert by_lr[lr].epochs_done == 10
         assert len(by_lr[lr].packed_with or []) == 2
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_sampled_slots_get_the_samplers_params_one_ask_each_and_pack(
+    db: Database, tmp_path: Path, sampler: str
+) -> None:
+    """A pack of sampled slots asks the sampler once per member, before any has a result."""
+    search = {"sampler": sampler, "n_trials": 4, "lr_low": 0.001, "lr_high": 0.1}
+    trials = _run_study(db, tmp_path, search=search, max_pack=4, max_parallel=4)
+
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    lrs = [t.params["lr"] for t in trials]
+    assert len(set(lrs)) == 4 and all(0.001 <= lr <= 0.1 for lr in lrs)
+    assert all(len(t.packed_with) == 3 for t in trials)
+    study = store.get_study(db, trials[0].study_id)
+    in_optuna = optuna_trials(db.url, study.optuna_study_name)
+    assert sorted(t.params["lr"] for t in in_optuna) == sorted(lrs)  # one ask per slot
+
+
+def test_the_pack_size_follows_the_spec_the_worker_and_the_device(tmp_path: Path) -> None:
+    def limit(worker_max: int | None = None, **overrides: Any) -> int:
+        spec = parse_spec(tiny_spec(**overrides))
+        return pack_limit(spec, device="cpu", worker_max=worker_max, data_dir=tmp_path)
+
+    assert limit(max_pack="auto") == CPU_AUTO_CAP  # width 4: narrow enough to pay on a CPU
+    assert limit(max_pack="auto", model={"width": 64}) == 1  # too wide: alone on a CPU
+    assert limit(max_pack=3) == 3 and limit(max_pack=3, worker_max=2) == 2
+    assert limit(max_pack="auto", worker_max=1) == 1
+    assert limit(max_pack=4, model={"arch": "simple", "norm": "none"}) == 4
+    assert limit(max_pack=4, search={"sampler": "range_test"}) == 1
 
 
 def test_a_study_that_cannot_pack_trains_its_trials_alone(db: Database, tmp_path: Path) -> None:
