@@ -17,8 +17,8 @@ submits the next round itself (``studies.chain``), until the chain stops.
     validation accuracy within 0.5 point at no more than two-thirds of the epochs, the
     range test included (its steps counted as a fraction of an epoch of the same data).
 
-Small on purpose (a few hundred images, narrow CNNs, at most 15 epochs), so the whole run
-fits in about ten minutes on a 2-core CPU; run it niced on a shared machine.
+Small on purpose (a few hundred images, narrow CNNs, at most 15 epochs in round 1): 22
+minutes on the 2-core VM while other jobs loaded it; run it niced on a shared machine.
 
     nice -n 10 .venv/bin/python bench/closed_loop.py [--parts rounds,range]
         [--datasets digits,mnist] [--max-rounds 2] [--threads 2] [--mnist-source DIR]
