@@ -88,13 +88,13 @@ def trial_title(study_name: str, number: int, lr: float | None) -> str:
 # is rendered on its first read (``LazyCurvesStore``), not by the worker. Rendering took
 # ~0.16 s of every trial's fixed cost, mostly for plots nobody opens. Named from ids only,
 # never from user input (a study name could hold ``../``); one per attempt.
-CURVES_FOLDER = "plots"
-_CURVES_ID = re.compile(rf"{CURVES_FOLDER}/trial-(\d+)-attempt-\d+\.png")
+# A flat name: the dashboard's artifact route takes no "/" in an id.
+_CURVES_ID = re.compile(r"curves-trial-(\d+)-attempt-\d+\.png")
 
 
 def curves_artifact_id(trial_id: int, attempt: int) -> str:
-    """The artifact id (a path under the artifacts folder) of one attempt's curves plot."""
-    return f"{CURVES_FOLDER}/trial-{trial_id}-attempt-{attempt}.png"
+    """The artifact id (a file name in the artifacts folder) of one attempt's curves plot."""
+    return f"curves-trial-{trial_id}-attempt-{attempt}.png"
 
 
 class LazyCurvesStore(FileSystemArtifactStore):
@@ -111,7 +111,7 @@ class LazyCurvesStore(FileSystemArtifactStore):
         match = _CURVES_ID.fullmatch(artifact_id)
         path = self._base / artifact_id
         if match is not None and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self._base.mkdir(parents=True, exist_ok=True)
             # Written aside and renamed: a concurrent reader sees no half-written file.
             partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
             partial.write_bytes(self._render(int(match.group(1))))

@@ -20,6 +20,9 @@ def tiny_spec(
         "model": {"arch": "simple", "width": 8, "stages": 2},
         "train": {"epochs": epochs, "batch_size": 64},
         "search": {"sampler": "grid", "grid": list(grid)},
+        # One trial per claim: these tests count workers and attempts per trial; packed
+        # runs have their own tests (tests/studies/test_pack_*.py).
+        "max_pack": 1,
     }
     spec.update(overrides)
     return spec
