@@ -88,13 +88,14 @@ def trial_title(study_name: str, number: int, lr: float | None) -> str:
 # is rendered on its first read (``LazyCurvesStore``), not by the worker. Rendering took
 # ~0.16 s of every trial's fixed cost, mostly for plots nobody opens. Named from ids only,
 # never from user input (a study name could hold ``../``); one per attempt.
-# A flat name: the dashboard's artifact route takes no "/" in an id.
-_CURVES_ID = re.compile(r"curves-trial-(\d+)-attempt-\d+\.png")
+# Shaped like the UUIDs Optuna gives uploads: the dashboard serves only ids of hex digits and
+# dashes. "c0a5" marks a curves plot; the attempt and the trial id follow, in hex.
+_CURVES_ID = re.compile(r"00000000-c0a5-[0-9a-f]{4}-0000-([0-9a-f]{12})")
 
 
 def curves_artifact_id(trial_id: int, attempt: int) -> str:
     """The artifact id (a file name in the artifacts folder) of one attempt's curves plot."""
-    return f"curves-trial-{trial_id}-attempt-{attempt}.png"
+    return f"00000000-c0a5-{attempt:04x}-0000-{trial_id:012x}"
 
 
 class LazyCurvesStore(FileSystemArtifactStore):
@@ -114,7 +115,7 @@ class LazyCurvesStore(FileSystemArtifactStore):
             self._base.mkdir(parents=True, exist_ok=True)
             # Written aside and renamed: a concurrent reader sees no half-written file.
             partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-            partial.write_bytes(self._render(int(match.group(1))))
+            partial.write_bytes(self._render(int(match.group(1), 16)))
             partial.replace(path)
         return super().open_reader(artifact_id)
 
