@@ -8,10 +8,11 @@ trains alone, as before packing existed. ``auto``:
   device memory, at most ``GPU_AUTO_CAP``: one small CNN leaves a GPU mostly idle, K of them
   fill it (HFTA reports up to 15× the throughput);
 - on a CPU, ``CPU_AUTO_CAP`` when the network's first stage is at most
-  ``CPU_MAX_PACKED_WIDTH`` channels wide, else 1. Measured on a 2-core CPU for five digits
-  CNNs (bench/pack_step.py, the issue's numbers): one grouped-convolution step is 2.3–2.9×
-  faster than five separate ones at width 8, 1.5–1.9× at 16 and 1.1–1.3× at 32; wider
-  networks spend their time in the arithmetic itself, which packing does not shrink.
+  ``CPU_MAX_PACKED_WIDTH`` channels wide, else 1. Measured on the 2-core development CPU for
+  five digits CNNs (bench/pack_step.py, simple arch, batch 64, one thread): one packed step
+  against five separate ones is 1.7–1.9× faster at width 8, 1.1–2.0× at 16 and 0.9× (slower)
+  at 32; bench/pack.py's whole 15-epoch grid at width 32 took longer packed than alone.
+  Wider networks spend their time in the arithmetic itself, which packing does not shrink.
 
 A range test trains alone. The trainer has the last word (``trainer.can_pack``): a study
 whose configs cannot share one packed model (a plugin or torchvision network, ...) trains
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 GPU_AUTO_CAP = 16
 CPU_AUTO_CAP = 8
-CPU_MAX_PACKED_WIDTH = 32
+CPU_MAX_PACKED_WIDTH = 16
 # Share of the free GPU memory a pack may plan for (the rest: allocator slack, cuDNN).
 _GPU_MEMORY_SHARE = 0.8
 # Two learning rates standing for any two members when asking whether a study packs.

@@ -133,7 +133,7 @@ def test_the_pack_size_follows_the_spec_the_worker_and_the_device(tmp_path: Path
         return pack_limit(spec, device="cpu", worker_max=worker_max, data_dir=tmp_path)
 
     assert limit(max_pack="auto") == CPU_AUTO_CAP  # width 4: narrow enough to pay on a CPU
-    assert limit(max_pack="auto", model={"width": 64}) == 1  # too wide: alone on a CPU
+    assert limit(max_pack="auto", model={"width": 32}) == 1  # too wide: alone on a CPU
     assert limit(max_pack=3) == 3 and limit(max_pack=3, worker_max=2) == 2
     assert limit(max_pack="auto", worker_max=1) == 1
     assert limit(max_pack=4, model={"arch": "simple", "norm": "none"}) == 4
