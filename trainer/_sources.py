@@ -9,6 +9,7 @@ Only training splits are read: a search never touches a test split.
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import shutil
 import threading
@@ -100,11 +101,31 @@ def load_raw(config: DataConfig) -> RawDataset:
 
 def _cache_key(config: DataConfig) -> tuple[Any, ...]:
     root = None if config.data_dir is None else Path(config.data_dir) / _dataset_folder(config)
-    try:
-        modified = root.stat().st_mtime_ns if root is not None else None
-    except OSError:
-        modified = None  # missing: the read below raises the dataset's own clear error
-    return (config.dataset, config.data_dir, modified, config.image_size, config.storage)
+    if root is not None and config.dataset.startswith(IMAGEFOLDER_PREFIX):
+        # Every file's name, size and modification time: a folder's own time changes only
+        # when its direct entries do, so an image added to (or replaced in) a class folder
+        # would otherwise be served stale. Stat-ing is cheap beside decoding the images.
+        stamp: Any = _tree_stamp(root)
+    else:
+        try:
+            stamp = root.stat().st_mtime_ns if root is not None else None
+        except OSError:
+            stamp = None  # missing: the read below raises the dataset's own clear error
+    return (config.dataset, config.data_dir, stamp, config.image_size, config.storage)
+
+
+def _tree_stamp(root: Path) -> int:
+    """A hash of every file's relative path, size and modification time under *root*."""
+    entries = []
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            entries.append((os.path.relpath(path, root), info.st_size, info.st_mtime_ns))
+    return hash(tuple(sorted(entries)))
 
 
 def _dataset_folder(config: DataConfig) -> str:
