@@ -166,7 +166,11 @@ class EpochRecorder:
             return None
         # The plan (the study's epochs and LR schedule) tells a run stopped early, or one
         # still before a scheduled LR drop, from a finished one.
-        plan = Plan.of_recipe(self.claim.spec.train)
+        plan: Plan | None = Plan.of_recipe(self.claim.spec.train)
+        if plan is not None and plan.epochs < len(self.records):
+            # More epochs than the study plans (a run replayed or resumed under another
+            # spec): no plan rather than a diagnosis refused for it.
+            plan = None
         return diagnose_run(
             Curves.model_validate(self.curves() | {"plan": plan}),
             study_best_val_acc=self._study_best_val_acc(),

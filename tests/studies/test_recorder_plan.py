@@ -63,15 +63,26 @@ def _recorded(db: Database, tmp_path: Path, train: dict[str, Any], epochs: int) 
     return recorder
 
 
-def test_a_trial_stopped_before_its_scheduled_step_is_undertrained(
+def test_a_trial_stopped_before_its_planned_end_is_judged_with_its_plan(
     db: Database, tmp_path: Path
 ) -> None:
+    """The plan travels from the study to the diagnoser: the forecast looks to the planned
+    end and the evidence says how far the run got (the label is the rules' business, tested
+    in tests/diagnosis)."""
     train = {"epochs": 60, "schedule": "step", "step_size": 30}
     diagnosis = _recorded(db, tmp_path, train, epochs=20).diagnose()
     assert diagnosis is not None
-    assert diagnosis.label is Label.UNDERTRAINED
-    assert "40 remaining epochs (of 60)" in diagnosis.summary
     assert diagnosis.forecast is not None and diagnosis.forecast.horizon_epochs == 60
+    assert diagnosis.evidence.planned_epochs == 60
+    assert diagnosis.evidence.stage == "in_progress"
+
+
+def test_a_plan_shorter_than_the_recorded_run_is_left_out_not_an_error(
+    db: Database, tmp_path: Path
+) -> None:
+    diagnosis = _recorded(db, tmp_path, {"epochs": 5}, epochs=8).diagnose()
+    assert diagnosis is not None and diagnosis.evidence.planned_epochs is None
+    assert diagnosis.evidence.stage == "unknown"
 
 
 def test_a_trial_that_ran_its_whole_plan_is_judged_as_finished(
