@@ -39,8 +39,8 @@ def assert_clean_failure(run: subprocess.CompletedProcess[str], code: int, *word
 
 # docs/design.md, "Public contract": the commands, in the order `--help` lists them.
 PUBLIC_COMMANDS = [
-    "demo", "serve", "worker", "submit", "status", "cancel", "delete", "diagnose", "train",
-    "lr-find", "migrate",
+    "demo", "serve", "worker", "submit", "status", "cancel", "delete", "export", "diagnose",
+    "train", "lr-find", "migrate",
 ]
 EXAMPLE_SPEC = Path(__file__).resolve().parents[2] / "studies" / "examples" / "digits-lr-grid.yaml"
 

@@ -123,10 +123,14 @@ V1_AUTHORIZED_STATUS = {
     ("POST", "/v1/studies/1/cancel"): 200,
     ("GET", "/v1/studies/1/diagnosis"): 200,
     ("GET", "/v1/studies/1/lr.png"): 200,
+    ("GET", "/v1/studies/1/chain"): 200,
+    ("GET", "/v1/studies/1/lr_range.png"): 404,  # not a range test: says so
     ("GET", "/v1/studies/1/trials"): 200,
     ("GET", "/v1/trials/1"): 200,
     ("GET", "/v1/trials/1/diagnosis"): 409,  # no epoch recorded yet: a conflict, says so
     ("GET", "/v1/trials/1/curves.png"): 200,
+    ("GET", "/v1/trials/1/checkpoint"): 404,  # still waiting: no checkpoint yet, says why
+    ("GET", "/v1/plugins"): 200,
     ("POST", "/v1/diagnose"): 200,
     # No run exists (an empty POST /v1/runs is refused), so each run's route says 404.
     ("POST", "/v1/runs"): 422,
