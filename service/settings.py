@@ -121,6 +121,14 @@ class Settings(BaseSettings):
             "sustained: far above a person or a script's needs, far below a flood's."
         ),
     )
+    run_epoch_rate_limit: RateLimitText = Field(
+        default="1200/minute",
+        description=(
+            "Epochs of external runs (POST /v1/runs/{id}/epochs) allowed per client address, "
+            "counted apart from the writes: a training loop posts one an epoch, and a small "
+            "network's epochs can take well under a second. Past it: 429 with Retry-After."
+        ),
+    )
     max_trials_per_study: int = Field(
         default=500,
         ge=1,

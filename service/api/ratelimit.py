@@ -14,6 +14,7 @@ proxy's address, so the limit applies to them together (stricter, never looser).
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,8 +51,22 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _NOT_WRITES = frozenset({"/v1/diagnose", "/login", "/logout"})
 
 
+# An external run's epoch (a user's training loop streaming its curves): counted on its own,
+# as a loop posts one an epoch, which a small network on a GPU can do several times a second,
+# so the writes' budget (sized for people and scripts) would stall it.
+_RUN_EPOCH = re.compile(r"^/v1/runs/[^/]+/epochs$")
+
+
+def _is_run_epoch(method: str, path: str) -> bool:
+    return method == "POST" and _RUN_EPOCH.match(path) is not None
+
+
 def _is_write(method: str, path: str) -> bool:
-    return method not in _READ_METHODS and path not in _NOT_WRITES
+    return (
+        method not in _READ_METHODS
+        and path not in _NOT_WRITES
+        and not _is_run_epoch(method, path)
+    )
 
 
 def rate_rules(settings: Settings) -> list[RateRule]:
@@ -68,6 +83,12 @@ def rate_rules(settings: Settings) -> list[RateRule]:
             setting="SWEEPDOC_WRITE_RATE_LIMIT",
             limit=parse(settings.write_rate_limit),
             applies=_is_write,
+        ),
+        RateRule(
+            name="run-epochs",
+            setting="SWEEPDOC_RUN_EPOCH_RATE_LIMIT",
+            limit=parse(settings.run_epoch_rate_limit),
+            applies=_is_run_epoch,
         ),
     ]
 

@@ -500,3 +500,28 @@ def test_writes_past_the_clients_rate_limit_are_429_with_retry_after(tmp_path: A
         assert int(refused.headers["retry-after"]) >= 1
         assert "SWEEPDOC_WRITE_RATE_LIMIT" in body["message"]
         assert api.get("/v1/studies").json()["count"] == 0
+
+
+def test_an_external_runs_epochs_have_their_own_budget_apart_from_the_writes(
+    tmp_path: Any,
+) -> None:
+    """A training loop posts an epoch at a time, faster than people write: its epochs are
+    counted on their own limit and neither spend nor are stopped by the writes' budget."""
+    settings = Settings(
+        home=tmp_path,
+        database_url=None,
+        write_rate_limit="2/minute",
+        run_epoch_rate_limit="4/minute",
+    )
+    with TestClient(create_app(settings)) as api:
+        run = api.post("/v1/runs", json={"project": "loop", "name": "r1"})
+        assert run.status_code == 201, run.text
+        epochs = f"/v1/runs/{run.json()['id']}/epochs"
+        for epoch in range(1, 5):
+            sent = api.post(epochs, json={"epoch": epoch, "val_acc": 0.1 * epoch})
+            assert sent.status_code == 200, sent.text
+        refused = api.post(epochs, json={"epoch": 5, "val_acc": 0.5})
+        body = assert_error(refused, 429, "rate_limited")
+        assert "SWEEPDOC_RUN_EPOCH_RATE_LIMIT" in body["message"]
+        # One write of the two left: the epochs did not spend it.
+        assert api.post("/v1/runs", json={"project": "loop", "name": "r2"}).status_code == 201
