@@ -86,7 +86,7 @@ def test_the_stateful_phase_reaches_real_studies_and_trials(
     har = tmp_path / "stateful.har"
 
     # First in this module, on the fresh server, one worker and more scenarios than the
-    # default: the same seed then takes the same paths every time.
+    # default (the seed alone does not fix the paths: the server answers at its own pace).
     run = schemathesis(
         server,
         "--phases",
@@ -94,7 +94,16 @@ def test_the_stateful_phase_reaches_real_studies_and_trials(
         "--workers",
         "1",
         "--max-examples",
-        "50",
+        "100",
+        # Only the studies' and trials' operations: the links under test are theirs; with
+        # every operation (runs, plugins, diagnose…) in the draw the scenarios seldom walked
+        # from a study to its trials.
+        "--include-path-regex",
+        "^/v1/(studies|trials)",
+        # A trial's checkpoint is a documented 404 until the trial completes: by its status
+        # a real trial reached there looks like an unknown id, which the check below counts.
+        "--exclude-path-regex",
+        "/checkpoint$",
         "--report",
         "har",
         "--report-har-path",
