@@ -16,10 +16,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import aliased
 
-from studies.db import DEFAULT_STALE_AFTER_S, Database, StudyRow, TrialRow, TrialState, utcnow
+from studies.db import (
+    DEFAULT_STALE_AFTER_S,
+    AttemptRow,
+    Database,
+    StudyRow,
+    TrialRow,
+    TrialState,
+    utcnow,
+)
 from studies.queue._sql import rowcount
 from studies.spec import StudySpec
 
@@ -75,7 +84,9 @@ def claim_next(
         if try_claim(
             db, trial_id, study_id, worker=worker, device=device, stale_after_s=stale_after_s
         ):
-            return load_claim(db, trial_id, worker)
+            claim = _runnable_claim(db, trial_id, worker)
+            if claim is not None:
+                return claim
     return None
 
 
@@ -155,8 +166,60 @@ def claim_more(
             device=device,
             stale_after_s=stale_after_s,
         ):
-            claims.append(load_claim(db, trial_id, first.worker))
+            claim = _runnable_claim(db, trial_id, first.worker)
+            if claim is not None:
+                claims.append(claim)
     return claims
+
+
+class UnrunnableSpecError(Exception):
+    """The study's stored spec does not load on this worker (a plugin or torchvision the
+    server has is missing here)."""
+
+
+def _runnable_claim(db: Database, trial_id: int, worker: str) -> Claim | None:
+    """The claim of a slot just won, or None when this worker cannot load its study's spec:
+    the slot is then failed with the reason (never a worker that crashes on it, restarts
+    and takes it again until its retries run out with no word of why)."""
+    try:
+        return load_claim(db, trial_id, worker)
+    except UnrunnableSpecError as exc:
+        _fail_unrunnable(db, trial_id, worker, str(exc))
+        return None
+
+
+def _fail_unrunnable(db: Database, trial_id: int, worker: str, reason: str) -> None:
+    now = utcnow()
+    error = (
+        f"worker {worker} cannot run this study: {reason}. Install the same packages "
+        "(model and dataset plugins, torchvision) on every worker as on the server."
+    )
+    with db.session() as session:
+        row = session.get_one(TrialRow, trial_id)
+        result = session.execute(
+            update(TrialRow)
+            .where(
+                TrialRow.id == trial_id,
+                TrialRow.worker == worker,
+                TrialRow.attempt == row.attempt,
+                TrialRow.state == TrialState.RUNNING,
+            )
+            .values(state=TrialState.FAILED, finished_at=now, heartbeat_at=None, error=error)
+            .execution_options(synchronize_session=False)
+        )
+        if rowcount(result) == 1:
+            session.add(
+                AttemptRow(
+                    trial_id=trial_id,
+                    attempt=row.attempt,
+                    state=TrialState.FAILED,
+                    worker=worker,
+                    optuna_trial_number=row.optuna_trial_number,
+                    claimed_at=row.claimed_at,
+                    finished_at=now,
+                    error=error,
+                )
+            )
 
 
 def load_claim(db: Database, trial_id: int, worker: str) -> Claim:
@@ -164,6 +227,13 @@ def load_claim(db: Database, trial_id: int, worker: str) -> Claim:
     with db.session() as session:
         trial = session.get_one(TrialRow, trial_id)
         study = session.get_one(StudyRow, trial.study_id)
+        try:
+            spec = StudySpec.model_validate(study.spec)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise UnrunnableSpecError(f"{where}: {message}" if where else message) from None
         return Claim(
             trial_id=trial.id,
             study_id=study.id,
@@ -174,5 +244,5 @@ def load_claim(db: Database, trial_id: int, worker: str) -> Claim:
             params=trial.params,
             enqueued_optuna_trial_id=trial.optuna_trial_id,
             optuna_study_name=study.optuna_study_name,
-            spec=StudySpec.model_validate(study.spec),
+            spec=spec,
         )

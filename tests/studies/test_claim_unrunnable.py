@@ -1,0 +1,41 @@
+"""A slot whose study this worker cannot load (a plugin the server has is missing here) is
+failed with the reason at claim, and the worker goes on: real queue, real database file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import update
+
+from studies import queue, store
+from studies.db import Database, StudyRow, TrialState
+from studies.spec import parse_spec
+from tests.studies.conftest import tiny_spec
+
+
+def test_a_study_this_worker_cannot_load_fails_its_slot_with_the_reason(
+    db: Database, tmp_path: Path
+) -> None:
+    unrunnable = store.submit_study(
+        db, parse_spec(tiny_spec(name="needs-plugin", search={"grid": [0.1]})), artifacts_dir=tmp_path
+    ).id
+    runnable = store.submit_study(
+        db, parse_spec(tiny_spec(name="plain", search={"grid": [0.1]})), artifacts_dir=tmp_path
+    ).id
+    # As stored by a server that has the plugin; this process has none of that name.
+    with db.session() as session:
+        spec = session.get_one(StudyRow, unrunnable).spec
+        spec["model"]["arch"] = "plugin:not-installed-here"
+        session.execute(update(StudyRow).where(StudyRow.id == unrunnable).values(spec=spec))
+
+    claim = queue.claim_next(db, worker="w1", device="cpu")
+
+    # The worker got the next study's slot instead of crashing on the first.
+    assert claim is not None and claim.study_id == runnable
+    trial = store.list_trials(db, unrunnable).data[0]
+    detail = store.get_trial(db, trial.id)
+    assert detail.state is TrialState.FAILED
+    assert "worker w1 cannot run this study" in (detail.error or "")
+    assert "model.arch" in (detail.error or "") and "not-installed-here" in (detail.error or "")
+    assert [(a.state, a.worker) for a in detail.attempts] == [(TrialState.FAILED, "w1")]
+    assert queue.claim_next(db, worker="w1", device="cpu") is None  # nothing else to take
