@@ -16,12 +16,11 @@ from tests.studies.conftest import tiny_spec
 def test_a_study_this_worker_cannot_load_fails_its_slot_with_the_reason(
     db: Database, tmp_path: Path
 ) -> None:
-    unrunnable = store.submit_study(
-        db, parse_spec(tiny_spec(name="needs-plugin", search={"grid": [0.1]})), artifacts_dir=tmp_path
-    ).id
-    runnable = store.submit_study(
-        db, parse_spec(tiny_spec(name="plain", search={"grid": [0.1]})), artifacts_dir=tmp_path
-    ).id
+    def submit(name: str) -> int:
+        spec = parse_spec(tiny_spec(name=name, search={"grid": [0.1]}))
+        return store.submit_study(db, spec, artifacts_dir=tmp_path).id
+
+    unrunnable, runnable = submit("needs-plugin"), submit("plain")
     # As stored by a server that has the plugin; this process has none of that name.
     with db.session() as session:
         spec = session.get_one(StudyRow, unrunnable).spec
