@@ -287,6 +287,19 @@ def grow(spec: StudySpec, anchor: Anchor, limits: SpecLimits) -> Followup:
     epochs = min(_max_epochs(limits), 2 * spec.train.epochs)
     extra = spec.search.extra.as_dict()
     grid = log_grid(lr / 3, min(lr * 3, anchor.ceiling), _lr_points(3, limits, extra))
+    less_decay = {**_train_for(spec, epochs), "weight_decay": spec.train.weight_decay / 10}
+    if not spec.model.is_builtin:
+        # Width is a knob of sweepdoc's own architectures only: a plugin's or torchvision's
+        # model is sized by its own options or name, which only the user can change.
+        return _finish(
+            spec,
+            f"The best trial (lr {lr:g}) underfits: use a bigger model than {spec.model.arch} "
+            f"(its size is not sweepdoc's to change), cut regularization and train {epochs} "
+            "epochs.",
+            limits,
+            search=_grid(grid),
+            train=less_decay,
+        )
     return _finish(
         spec,
         f"The best trial (lr {lr:g}) underfits: widen the model to {width} channels, cut "
@@ -294,7 +307,7 @@ def grow(spec: StudySpec, anchor: Anchor, limits: SpecLimits) -> Followup:
         limits,
         search=_grid(grid),
         model={"width": width, "dropout": 0.0},
-        train={**_train_for(spec, epochs), "weight_decay": spec.train.weight_decay / 10},
+        train=less_decay,
     )
 
 

@@ -239,3 +239,14 @@ def test_a_followup_that_cannot_fit_says_why_instead(tmp_path: Path) -> None:
     assert summary.followup_spec is None
     assert "does not fit this server's limits" in summary.next_step
     assert "search" in summary.next_step and "limit of 3" in summary.next_step
+
+
+def test_an_underfitting_torchvision_model_is_not_widened_but_named(tmp_path: Path) -> None:
+    """Width is a knob of sweepdoc's own architectures: for a torchvision (or plugin) model
+    the follow-up keeps the model and says a bigger one is the user's to pick."""
+    spec = parse_spec({"dataset": "digits", "model": {"arch": "torchvision:resnet18"}})
+    summary = diagnose_study([_trial(0, 1e-1, DV, 0.1), _trial(1, 1e-2, UF, 0.6)], spec=spec)
+    followup = _submittable(summary, SpecLimits(), tmp_path)
+    assert followup.model == spec.model
+    assert followup.train.epochs == 2 * spec.train.epochs
+    assert "bigger model than torchvision:resnet18" in summary.next_step
