@@ -277,26 +277,6 @@ class SweepdocClient:
         partial.replace(path)
         return path
 
-    def save_trial_checkpoint(self, trial_id: int, path: Path) -> Path:
-        """Download the trial's best-epoch checkpoint to *path*, streamed (checkpoints can be
-        large) into ``<path>.part`` and renamed, so *path* is never half-written. `NotFound`
-        says why a trial has none (not complete, removed by retention, store full)."""
-        partial = path.with_name(f"{path.name}.part")
-        try:
-            with self._http.stream("GET", f"/v1/trials/{trial_id}/checkpoint") as response:
-                if response.is_error:
-                    response.read()
-                    raise error_from_response(response)
-                with partial.open("wb") as out:
-                    for chunk in response.iter_bytes():
-                        out.write(chunk)
-            partial.replace(path)
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from exc
-        finally:
-            partial.unlink(missing_ok=True)  # only left when the download failed
-        return path
-
     # -- plugins -----------------------------------------------------------------------
 
     def plugins(self) -> PluginsPublic:

@@ -12,7 +12,7 @@ Dead ReLUs: forward hooks on every ``nn.ReLU`` during one evaluation batch; a ch
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -72,9 +72,19 @@ def dead_relu_probe(model: nn.Module) -> Iterator[list[tuple[Tensor, int]]]:
         dead = peak <= 0
         counts.append((dead.sum(), channels))
 
+    with relu_hooks(model, hook):
+        yield counts
+
+
+@contextmanager
+def relu_hooks(
+    model: nn.Module, hook: Callable[[nn.Module, tuple[Tensor, ...], Tensor], None]
+) -> Iterator[None]:
+    """*hook* runs after every ReLU of *model* while active; removed on the way out, even
+    when the epoch raised (the probe of the next one must not count twice)."""
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
     try:
-        yield counts
+        yield
     finally:
         for handle in handles:
             handle.remove()

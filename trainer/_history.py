@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer._config import RunConfig
+
+if TYPE_CHECKING:
+    from trainer._batches import BatchSource
 from trainer._curves import curves_json, finite_or_none
 
 
@@ -69,6 +72,24 @@ class History:
     best_epoch: int | None = None
     best_val_acc: float | None = None
     finetune: str | None = None  # strategy applied when config.optim.init_from is set
+
+    @classmethod
+    def starting(
+        cls, config: RunConfig, data: BatchSource, device: str, *, finetune: str | None = None
+    ) -> History:
+        """The empty history of a run of *config* on *data* (``train`` and each member of
+        ``train_packed`` start from it)."""
+        return cls(
+            config=config,
+            num_classes=data.num_classes,
+            input_shape=data.input_shape,
+            train_size=data.train_size,
+            val_size=data.val_size,
+            mean=data.mean,
+            std=data.std,
+            device=device,
+            finetune=finetune,
+        )
 
     def add_epoch(self, record: EpochRecord, *, blew_up: bool) -> None:
         """Append *record* (``train`` and ``train_packed`` both close an epoch here): a

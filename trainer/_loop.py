@@ -257,17 +257,7 @@ def _train_on(
         bf16=uses_bf16(o.precision, device),
     )
     probe_relu = config.model.activation == "relu"
-    history = History(
-        config=config,
-        num_classes=data.num_classes,
-        input_shape=data.input_shape,
-        train_size=data.train_size,
-        val_size=data.val_size,
-        mean=data.mean,
-        std=data.std,
-        device=str(device),
-        finetune=finetune_note,
-    )
+    history = History.starting(config, data, str(device), finetune=finetune_note)
     first_epoch = 1
     if saves.resume_from is not None:
         restore_state(

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
+from trainer._health import relu_hooks
 from trainer._models import Network, first_layer
 from trainer._packed_ops import member_view
 
@@ -82,12 +83,8 @@ def packed_dead_relu_probe(model: nn.Module, k: int) -> Iterator[list[tuple[Tens
         # Dead = never positive; a NaN peak is not evidence of a dead unit (as unpacked).
         counts.append(((peak <= 0).sum(dim=1), peak.shape[1]))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
-    try:
+    with relu_hooks(model, hook):
         yield counts
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def member_dead_fractions(counts: list[tuple[Tensor, int]], k: int) -> list[float | None]:

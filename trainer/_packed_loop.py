@@ -127,16 +127,7 @@ def _train_pack(
         first.model, in_channels=c, image_size=min(h, w), num_classes=data.num_classes
     ).to(device)
     for member in members:
-        member.history = History(
-            config=member.config,
-            num_classes=data.num_classes,
-            input_shape=data.input_shape,
-            train_size=data.train_size,
-            val_size=data.val_size,
-            mean=data.mean,
-            std=data.std,
-            device=str(device),
-        )
+        member.history = History.starting(member.config, data, str(device))
     first_epoch = 1
     if states:
         networks, optimizers = restore_members(model, members, states, device)

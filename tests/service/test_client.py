@@ -65,7 +65,7 @@ def test_studies_and_trials_come_back_typed(client: SweepdocClient, tmp_path: Pa
         client.study_lr_range_png(study.id)
     target = tmp_path / "trial.pt"
     with pytest.raises(NotFound, match="checkpoint"):  # the trial never ran
-        client.save_trial_checkpoint(trials.data[0].id, target)
+        client.download_checkpoint(trials.data[0].id, target)
     assert not target.exists() and not list(tmp_path.iterdir())
     with pytest.raises(Conflict) as refused:  # nothing recorded yet
         client.trial_diagnosis(trials.data[0].id)
