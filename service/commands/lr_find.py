@@ -19,8 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from service.commands.train import CONFIG_OPTIONS, _fail, _parameter, run_config
-from service.settings import get_settings
+from service.commands.train import CONFIG_OPTIONS, _fail, _parameter, configured_run
 from studies.spec._search import MAX_RANGE_STEPS, RANGE_TEST_LR_HIGH, RANGE_TEST_LR_LOW
 
 # The range test's argument → the option that sets it, so its errors name what was typed.
@@ -80,19 +79,9 @@ def lr_find(**options: Any) -> None:
     steps: int | None = options.pop("steps")
     plot: Path | None = options.pop("plot")
     as_json: bool = options.pop("json")
-    threads: str | None = options.pop("threads")
     if steps is not None and steps > MAX_RANGE_STEPS:
         raise _fail(f"--steps: must be at most {MAX_RANGE_STEPS}, got {steps}")
-    try:
-        config = run_config(options, data_dir=get_settings().resolved_data_dir)
-    except ValueError as e:
-        raise _fail(str(e)) from None
-    if threads is not None:
-        if not threads.isdigit() or int(threads) < 1:
-            raise _fail(f"--threads: must be a whole number >= 1 (got {threads!r})")
-        import torch  # the command's heavy imports wait until it runs
-
-        torch.set_num_threads(int(threads))
+    config = configured_run(options)
     from trainer import TrainerError, range_test
 
     try:

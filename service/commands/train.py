@@ -236,6 +236,23 @@ def _validation_error_with_section(section: str, error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def configured_run(options: dict[str, Any]) -> RunConfig:
+    """The run config from the command's *options* (its ``threads`` popped and applied), or
+    a one-line error naming the option: shared by `train` and `lr-find`."""
+    threads: str | None = options.pop("threads")
+    try:
+        config = run_config(options, data_dir=get_settings().resolved_data_dir)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    if threads is not None:
+        if not threads.isdigit() or int(threads) < 1:
+            raise _fail(f"--threads: must be a whole number >= 1 (got {threads!r})")
+        import torch  # the command's heavy imports wait until it runs
+
+        torch.set_num_threads(int(threads))
+    return config
+
+
 def run_config(values: dict[str, Any], *, data_dir: Path) -> RunConfig:
     """The run config from the options' *values* (by field name; None or absent = the
     config's default), or ValueError naming each bad option and why."""
@@ -261,17 +278,7 @@ def train(**options: Any) -> None:
     """Train one CNN and show each epoch; --out FILE writes its curves JSON."""
     checkpoint: Path | None = options.pop("checkpoint")
     out: Path | None = options.pop("out")
-    threads: str | None = options.pop("threads")
-    try:
-        config = run_config(options, data_dir=get_settings().resolved_data_dir)
-    except ValueError as e:
-        raise _fail(str(e)) from None
-    if threads is not None:
-        if not threads.isdigit() or int(threads) < 1:
-            raise _fail(f"--threads: must be a whole number >= 1 (got {threads!r})")
-        import torch  # the command's heavy imports wait until it runs
-
-        torch.set_num_threads(int(threads))
+    config = configured_run(options)
     history = _run_with_display(config, checkpoint)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
