@@ -7,8 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from service.client import SweepdocClient
 from service.render import FINISHED_STUDY, fmt_label, follow, print_study_report
@@ -30,18 +31,21 @@ def in_a_chain(study: StudyPublic) -> bool:
     )
 
 
-def chain_table(chain: Chain) -> Table:
-    """Every round: its study, status, best trial's label and objective, and why the loop
-    went on or stopped there."""
-    table = Table(title="Follow-up rounds", show_lines=True)
+def chain_table(chain: Chain) -> Group:
+    """Every round: its study, status, best trial's label and objective, and in short why
+    the loop went on or stopped there; each round's reason in full below the table (a long
+    reason folded into a column made the table tens of lines tall on 80 columns)."""
+    table = Table(title="Follow-up rounds")
     table.add_column("round", justify="right")
     table.add_column("study", justify="right")
-    table.add_column("name")
+    table.add_column("name", overflow="fold")
     table.add_column("status")
     table.add_column("best", justify="right")
     table.add_column("label")
-    table.add_column("next", overflow="fold")
+    table.add_column("then", overflow="fold")
+    reasons: list[Text] = []
     for r in chain.rounds:
+        reason = r.chain_reason or ("deciding…" if r.status in FINISHED_STUDY else "-")
         table.add_row(
             str(r.round),
             str(r.id),
@@ -49,9 +53,11 @@ def chain_table(chain: Chain) -> Table:
             r.status.value,
             "-" if r.best_value is None else f"{r.objective.value} {r.best_value:.4f}",
             fmt_label(r.best_label),
-            r.chain_reason or ("deciding…" if r.status in FINISHED_STUDY else "-"),
+            reason.partition(": ")[0],
         )
-    return table
+        if r.chain_reason:
+            reasons.append(Text(f"round {r.round}: {r.chain_reason}"))
+    return Group(table, *reasons)
 
 
 def wait_for_decision(

@@ -56,3 +56,11 @@ def test_the_chain_table_shows_every_round_and_why_the_loop_went_on_or_stopped()
     assert "Round 2 submitted: regularize" in text
     assert "val_acc 0.8100" in text and "val_acc 0.8200" in text
     assert "deciding…" in text  # a finished round the server has not decided yet
+    # On 80 columns a long reason stays out of the table: its head there, in full below.
+    long = "Round 2 submitted: " + "regularize, search weight decay and dropout " * 6
+    narrow = Console(record=True, width=80)
+    narrow.print(chain_table(Chain(rounds=[round_(1, long, StudyStatus.COMPLETED)])))
+    lines = narrow.export_text().splitlines()
+    table_rows = [line for line in lines if line.startswith("│")]
+    assert len(table_rows) <= 2 and "Round 2" in table_rows[0]  # was 30 rows, folded
+    assert "round 1: Round 2 submitted: regularize" in "\n".join(lines)
