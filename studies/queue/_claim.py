@@ -20,16 +20,16 @@ from pydantic import ValidationError
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import aliased
 
+from studies import optuna_bridge
 from studies.db import (
     DEFAULT_STALE_AFTER_S,
-    AttemptRow,
     Database,
     StudyRow,
     TrialRow,
     TrialState,
     utcnow,
 )
-from studies.queue._sql import rowcount
+from studies.queue._sql import failed_attempt, rowcount
 from studies.spec import StudySpec
 
 # Waiting slots looked at per claim round; more than one so a lost race tries the next.
@@ -207,19 +207,13 @@ def _fail_unrunnable(db: Database, trial_id: int, worker: str, reason: str) -> N
             .values(state=TrialState.FAILED, finished_at=now, heartbeat_at=None, error=error)
             .execution_options(synchronize_session=False)
         )
-        if rowcount(result) == 1:
-            session.add(
-                AttemptRow(
-                    trial_id=trial_id,
-                    attempt=row.attempt,
-                    state=TrialState.FAILED,
-                    worker=worker,
-                    optuna_trial_number=row.optuna_trial_number,
-                    claimed_at=row.claimed_at,
-                    finished_at=now,
-                    error=error,
-                )
-            )
+        failed = rowcount(result) == 1
+        if failed:
+            session.add(failed_attempt(row, finished_at=now, error=error))
+    if failed:
+        # As the reaper does: the slot's Optuna trial (a grid point's enqueued one) fails
+        # now rather than waiting for the reconciler.
+        optuna_bridge.fail_trial(db.url, row.optuna_trial_id)
 
 
 def load_claim(db: Database, trial_id: int, worker: str) -> Claim:

@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from studies import optuna_bridge
-from studies.db import AttemptRow, Database, TrialRow, TrialState, utcnow
-from studies.queue._sql import rowcount
+from studies.db import Database, TrialRow, TrialState, utcnow
+from studies.queue._sql import failed_attempt, rowcount
 from studies.queue._studies import end_waiting_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -107,18 +107,7 @@ def _reap_one(
         )
         if rowcount(result) != 1:
             return None
-        session.add(
-            AttemptRow(
-                trial_id=row.id,
-                attempt=row.attempt,
-                state=TrialState.FAILED,
-                worker=row.worker,
-                optuna_trial_number=row.optuna_trial_number,
-                claimed_at=row.claimed_at,
-                finished_at=now,
-                error=error,
-            )
-        )
+        session.add(failed_attempt(row, finished_at=now, error=error))
         ended = requeue and end_waiting_if_cancelled(session, TrialRow.id == row.id) == 1
     log.warning("reaped trial %s (attempt %s): %s", row.id, row.attempt, error)
     if row.optuna_trial_id is not None:

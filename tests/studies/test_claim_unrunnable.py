@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from optuna.trial import TrialState as OptunaState
 from sqlalchemy import update
 
 from studies import queue, store
-from studies.db import Database, StudyRow, TrialState
+from studies.db import Database, StudyRow, TrialRow, TrialState
+from studies.optuna_bridge import optuna_storage
 from studies.spec import parse_spec
 from tests.studies.conftest import tiny_spec
 
@@ -38,3 +40,9 @@ def test_a_study_this_worker_cannot_load_fails_its_slot_with_the_reason(
     assert "model.arch" in (detail.error or "") and "not-installed-here" in (detail.error or "")
     assert [(a.state, a.worker) for a in detail.attempts] == [(TrialState.FAILED, "w1")]
     assert queue.claim_next(db, worker="w1", device="cpu") is None  # nothing else to take
+    # The grid point's enqueued Optuna trial fails with it (the dashboard shows no trial
+    # waiting for a worker that gave up on it).
+    with db.session() as session:
+        optuna_trial_id = session.get_one(TrialRow, trial.id).optuna_trial_id
+    assert optuna_trial_id is not None
+    assert optuna_storage(db.url).get_trial(optuna_trial_id).state is OptunaState.FAIL
