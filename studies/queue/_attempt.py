@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, case, select, update
 from sqlalchemy.orm import Session
 
 from studies.db import (
@@ -90,9 +90,12 @@ def beat(db: Database, claim: Claim) -> bool:
     now = utcnow()
     with db.session() as session:
         owned = _update_ours(session, claim, heartbeat_at=now)
-        session.execute(
-            update(WorkerRow).where(WorkerRow.name == claim.worker).values(last_seen_at=now)
-        )
+        worker: dict[str, Any] = {"last_seen_at": now}
+        if owned:
+            # A packed worker runs several slots and its row names one: any it still holds,
+            # so the row stays right after another member of the pack has finished.
+            worker["current_trial_id"] = claim.trial_id
+        session.execute(update(WorkerRow).where(WorkerRow.name == claim.worker).values(worker))
         return owned
 
 
@@ -159,7 +162,15 @@ def finish(
         session.execute(
             update(WorkerRow)
             .where(WorkerRow.name == claim.worker)
-            .values(trials_done=WorkerRow.trials_done + 1, current_trial_id=None, last_seen_at=now)
+            .values(
+                trials_done=WorkerRow.trials_done + 1,
+                # Cleared only when it names this slot: a packed worker's other members run on.
+                current_trial_id=case(
+                    (WorkerRow.current_trial_id == claim.trial_id, None),
+                    else_=WorkerRow.current_trial_id,
+                ),
+                last_seen_at=now,
+            )
         )
     return True
 

@@ -56,6 +56,9 @@ LOCAL_WORKERS = 2
 # Faults per round besides the one PostgreSQL restart. Worker kills never hit a slot twice,
 # so with a possible reap during the restart no slot uses up its MAX_ATTEMPTS = 3.
 FAULTS = 4
+# How long a worker kill waits for a worker running a slot no kill hit yet (packs finish
+# together, so every worker may be between slots at the moment the kill is due).
+FRESH_SLOT_WAIT_S = 5.0
 CHAOS_ENV = {
     "SWEEPDOC_WORKER_POLL_INTERVAL_S": "0.2",
     "SWEEPDOC_WORKER_HEARTBEAT_INTERVAL_S": "0.5",
@@ -82,7 +85,7 @@ class Chaos:
     threads: int
     rng: random.Random = field(default_factory=random.Random)
     external: subprocess.Popen[bytes] | None = None
-    killed_slots: set[int] = field(default_factory=set)
+    killed_slots: frozenset[int] = frozenset()
     faults: list[str] = field(default_factory=list)
     restarts: int = 0  # external workers started
     started: float = 0.0  # when the round's faults began (monotonic)
@@ -95,7 +98,7 @@ class Chaos:
 
     def begin_round(self, seed: int) -> None:
         self.rng = random.Random(seed)
-        self.killed_slots.clear()
+        self.killed_slots = frozenset()
         self.faults.clear()
         self.postgres_restarts = 0
 
@@ -110,21 +113,25 @@ class Chaos:
             )
 
     def kill_a_worker(self) -> None:
-        """kill -9 of a live worker that runs a slot no earlier kill hit (any live one if
-        none runs such a slot)."""
-        rows = _retry(lambda: _worker_rows(self.db))
-        live = [(pid, slot) for pid, slot in rows if pid is not None and pid_alive(pid)]
-        fresh = [(pid, slot) for pid, slot in live if slot is not None]
-        fresh = [(pid, slot) for pid, slot in fresh if slot not in self.killed_slots]
-        pool = fresh or [(pid, slot) for pid, slot in live if slot is None]
+        """kill -9 of a live worker that runs slots no earlier kill hit (any live one if none
+        does within a few seconds). A worker's slots are the queue's RUNNING rows it holds, a
+        pack's members included."""
+        pool: list[tuple[int, frozenset[int]]] = []
+        deadline = time.monotonic() + FRESH_SLOT_WAIT_S
+        while True:
+            live = [(pid, s) for pid, s in _retry(lambda: _worker_slots(self.db)) if pid_alive(pid)]
+            pool = [(pid, s) for pid, s in live if s and not s & self.killed_slots]
+            if pool or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)  # between two slots, or a reap pending: wait for the next claim
+        pool = pool or [(pid, s) for pid, s in live if not s]
         if not pool:  # every live worker runs a slot already hit: the server instead
             self.kill_the_server()
             return
-        pid, slot = self.rng.choice(sorted(pool, key=lambda p: p[0]))
-        if slot is not None:
-            self.killed_slots.add(slot)
+        pid, slots = self.rng.choice(sorted(pool, key=lambda p: p[0]))
+        self.killed_slots |= slots
         os.kill(pid, signal.SIGKILL)
-        self.faults.append(f"{self._clock()} kill -9 worker pid {pid} (slot {slot})")
+        self.faults.append(f"{self._clock()} kill -9 worker pid {pid} (slots {sorted(slots)})")
         if self.external is not None and pid == self.external.pid:
             self.external.wait()
             self.start_external_worker()  # a lost machine replaced; local ones are restarted
@@ -193,12 +200,22 @@ def _wait(check: Any, what: str, timeout_s: float = 120.0) -> None:
     wait_until(lambda: _retry(check), what, timeout_s=timeout_s, poll_s=0.1)
 
 
-def _worker_rows(db: Database) -> list[tuple[int | None, int | None]]:
+def _worker_slots(db: Database) -> list[tuple[int, frozenset[int]]]:
+    """Each registered worker's pid and the slots it runs (RUNNING in the queue)."""
     with db.session() as session:
-        return [
-            (pid, slot)
-            for pid, slot in session.execute(select(WorkerRow.pid, WorkerRow.current_trial_id))
-        ]
+        workers = {
+            name: pid
+            for name, pid in session.execute(select(WorkerRow.name, WorkerRow.pid))
+            if pid is not None
+        }
+        running = session.execute(
+            select(TrialRow.worker, TrialRow.id).where(TrialRow.state == TrialState.RUNNING)
+        ).all()
+    slots: dict[str, set[int]] = {name: set() for name in workers}
+    for name, trial_id in running:
+        if name in slots:
+            slots[name].add(trial_id)
+    return [(workers[name], frozenset(ids)) for name, ids in slots.items()]
 
 
 def _epochs_stored(db: Database, study_id: int) -> int:

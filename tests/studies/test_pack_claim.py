@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from studies import queue, store
-from studies.db import Database, TrialRow, TrialState, utcnow
+from studies.db import Database, TrialRow, TrialState, WorkerRow, utcnow
 from studies.spec import parse_spec
 from tests.studies.conftest import tiny_spec
 
@@ -130,3 +130,25 @@ def test_claiming_no_more_members_claims_nothing(db: Database, tmp_path: Path, c
     first = queue.claim_next(db, worker="a", device="cpu")
     assert first is not None
     assert queue.claim_more(db, first, count, device="cpu", stale_after_s=30.0) == []
+
+
+def _current_trial(db: Database, worker: str) -> int | None:
+    with db.session() as session:
+        return session.scalar(select(WorkerRow.current_trial_id).where(WorkerRow.name == worker))
+
+
+def test_a_packed_workers_row_names_a_slot_it_still_runs(db: Database, tmp_path: Path) -> None:
+    """The worker row names one running slot; when a pack's member finishes, the row must not
+    say idle while the other members train on (it did: finishing one cleared it)."""
+    _submit(db, tmp_path, max_parallel=len(GRID))
+    queue.touch_worker(db, name="w", host="h", pid=1, device="cpu", current_trial_id=None)
+    first, second = _claim_pack(db, "w", 2)
+
+    assert queue.beat(db, first) and queue.beat(db, second)
+    assert _current_trial(db, "w") == second.trial_id
+    assert queue.finish(db, first, state=TrialState.COMPLETE)
+    assert _current_trial(db, "w") == second.trial_id  # another member's end leaves it
+
+    assert queue.beat(db, second)
+    assert queue.finish(db, second, state=TrialState.COMPLETE)
+    assert _current_trial(db, "w") is None  # the slot it named ended: idle
