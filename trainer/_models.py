@@ -1,13 +1,12 @@
-"""CNN builders: architecture as data, norms and activations injected, one init routine.
+"""sweepdoc's models: its own CNN builders (architecture as data, norms and activations
+injected), the one init routine, and ``build_model``, which also wraps models built elsewhere.
 
-All three architectures share the same parts and the same contract: a ``Network`` with
-``features`` (the backbone, ends in (N, F) features) and ``head`` (a single
-``nn.Linear(F, num_classes)``), so fine-tuning can swap the head and the health
-statistics can find the first and the last layer.
-
-Other models come in under the same contract: torchvision's (``torchvision:<name>``,
-trainer._torchvision splits off their classifier as the head) and plugins'
-(``plugin:<name>``, a :class:`PluginNetwork` around whatever module the plugin builds).
+Every model meets one contract: a ``Network`` with ``features`` (the backbone, ends in (N, F)
+features) and ``head`` (a single ``nn.Linear(F, num_classes)``), so fine-tuning can swap the
+head and the health statistics can find the first and the last layer. The parts and the
+contract live in trainer._layers; torchvision's (``torchvision:<name>``) and plugins'
+(``plugin:<name>``) models come in through trainer._external_models. The rest of the trainer
+imports the model API from here (``__all__``).
 """
 
 from __future__ import annotations
@@ -16,64 +15,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
 from trainer._config import FinetuneStrategy, ModelConfig
 from trainer._errors import ConfigError
-from trainer._plugins import PluginError, PluginKind, load_plugin, plugin_name
+from trainer._external_models import (
+    PluginNetwork,
+    build_plugin_model,
+    build_torchvision_network,
+)
+from trainer._layers import LEAKY_SLOPE, BasicBlock, Network, conv_bn_act, make_activation
+from trainer._plugins import plugin_name
 from trainer._torchvision_names import TORCHVISION_PREFIX
 
-# Slope of leaky_relu: torch's default, also used for its Kaiming gain.
-LEAKY_SLOPE = 0.01
+__all__ = [
+    "BUILDERS",
+    "Network",
+    "PluginNetwork",
+    "apply_finetune",
+    "build_model",
+    "first_layer",
+    "initialize",
+]
+
 # Side of the pooled grid in front of the simple model's head.
 SIMPLE_GRID = 2
-
-
-def make_norm(kind: str, channels: int) -> nn.Module:
-    """batch: per channel over (N, H, W); layer: per sample over (C, H, W), i.e.
-    GroupNorm with a single group (with a per-channel affine, like BatchNorm's);
-    none: identity."""
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    if kind == "layer":
-        return nn.GroupNorm(1, channels)
-    return nn.Identity()
-
-
-def make_activation(kind: str) -> nn.Module:
-    """A fresh module per use, so forward hooks see each layer separately."""
-    if kind == "relu":
-        return nn.ReLU(inplace=True)
-    if kind == "gelu":
-        return nn.GELU()
-    if kind == "sigmoid":
-        return nn.Sigmoid()
-    if kind == "tanh":
-        return nn.Tanh()
-    return nn.LeakyReLU(LEAKY_SLOPE, inplace=True)
-
-
-def conv_bn_act(cin: int, cout: int, cfg: ModelConfig, stride: int = 1) -> list[nn.Module]:
-    # A conv followed by a norm does not need a bias: the norm's β replaces it.
-    conv = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=cfg.norm == "none")
-    return [conv, make_norm(cfg.norm, cout), make_activation(cfg.activation)]
-
-
-class Network(nn.Module):
-    """``features`` → (N, F), then dropout and the linear ``head``."""
-
-    def __init__(self, features: nn.Module, feature_dim: int, num_classes: int, dropout: float):
-        super().__init__()
-        self.features = features
-        # nn.Dropout is inverted dropout: it scales the kept units by 1/(1-p) during
-        # training, so evaluation needs no rescaling (the seed's "inverted dropout").
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(feature_dim, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        logits: Tensor = self.head(self.dropout(self.features(x)))  # (N, num_classes)
-        return logits
 
 
 def _pooled_stages(
@@ -124,32 +90,6 @@ def build_vgg(in_channels: int, image_size: int, num_classes: int, cfg: ModelCon
         make_activation(cfg.activation),
     )
     return Network(features, hidden, num_classes, cfg.dropout)
-
-
-class BasicBlock(nn.Module):
-    """ResNet basic block: two 3×3 conv-norm layers plus a shortcut, activation after the
-    sum (He et al. 2016); a 1×1 strided projection when the shape changes."""
-
-    def __init__(self, cin: int, cout: int, stride: int, cfg: ModelConfig):
-        super().__init__()
-        bias = cfg.norm == "none"
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=bias)
-        self.norm1 = make_norm(cfg.norm, cout)
-        self.act1 = make_activation(cfg.activation)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=bias)
-        self.norm2 = make_norm(cfg.norm, cout)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride=stride, bias=bias), make_norm(cfg.norm, cout)
-            )
-        self.act2 = make_activation(cfg.activation)
-
-    def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.act1(self.norm1(self.conv1(x)))
-        out = self.norm2(self.conv2(out))
-        out = self.act2(out + self.shortcut(x))
-        return out
 
 
 def build_resnet(in_channels: int, image_size: int, num_classes: int, cfg: ModelConfig) -> Network:
@@ -203,125 +143,6 @@ def build_model(
     model = BUILDERS[cfg.arch](in_channels, image_size, num_classes, cfg)
     initialize(model, cfg)
     return model
-
-
-def build_torchvision_network(
-    cfg: ModelConfig,
-    *,
-    in_channels: int,
-    image_size: int,
-    num_classes: int,
-    data_dir: Path | None,
-    load_weights_file: bool,
-) -> Network:
-    """A torchvision model as a ``Network``: its classifier is the head, the rest the
-    features (trainer._torchvision), torchvision's own initialisation kept."""
-    from trainer._torchvision import torchvision_parts  # torchvision loads for its models only
-
-    features, head = torchvision_parts(
-        cfg,
-        in_channels=in_channels,
-        num_classes=num_classes,
-        data_dir=data_dir,
-        load_weights_file=load_weights_file,
-    )
-    network = Network(features, head.in_features, num_classes, cfg.dropout)
-    network.head = head
-    check_takes(
-        network,
-        label=cfg.arch,
-        in_channels=in_channels,
-        image_size=image_size,
-        num_classes=num_classes,
-    )
-    return network
-
-
-class PluginNetwork(Network):
-    """A plugin's module under the ``Network`` contract.
-
-    The module maps images to logits by itself, so it runs whole as ``features``, with no
-    dropout or head of the trainer's own. ``head`` names its last layer with weights (in
-    registration order), which the gradient statistics report as the last layer; it is
-    deliberately not registered as a submodule of this wrapper: it already is one, inside
-    ``features``, and registering it twice would store its weights twice in checkpoints.
-    A plugin's classifier cannot be swapped (fine-tuning to other classes, linear probes).
-    """
-
-    def __init__(self, module: nn.Module, *, origin: str, num_classes: int):
-        nn.Module.__init__(self)  # not Network's: it would build a head of its own
-        self.features = module
-        self.dropout = nn.Dropout(0.0)
-        layers = [m for m in module.modules() if any(True for _ in m.parameters(recurse=False))]
-        if not layers:
-            raise PluginError(f"model plugin {origin} built a model without parameters")
-        object.__setattr__(self, "head", layers[-1])
-        self.origin = origin
-        self.num_classes = num_classes
-
-    def forward(self, x: Tensor) -> Tensor:
-        logits: Tensor = self.features(x)  # (N, num_classes)
-        return logits
-
-
-def build_plugin_model(
-    name: str, cfg: ModelConfig, *, in_channels: int, image_size: int, num_classes: int
-) -> Network:
-    """The model plugin *name* builds for *cfg*, checked to give one logit per class."""
-    plugin = load_plugin(PluginKind.MODEL, name)
-    origin = plugin.entry.origin
-    try:
-        module = plugin.obj.build(cfg, num_classes, in_channels)
-    except Exception as exc:  # third-party code: report it by the plugin's name
-        raise PluginError(
-            f"model plugin {origin} failed to build its model: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not isinstance(module, nn.Module):
-        raise PluginError(
-            f"model plugin {origin}: build() must return a torch nn.Module, got "
-            f"{type(module).__name__}"
-        )
-    network = PluginNetwork(module, origin=origin, num_classes=num_classes)
-    check_takes(
-        network,
-        label=f"model plugin {origin}",
-        in_channels=in_channels,
-        image_size=image_size,
-        num_classes=num_classes,
-    )
-    return network
-
-
-# Images of the trial forward pass of a model built elsewhere.
-_PROBE_BATCH = 2
-
-
-def check_takes(
-    network: Network, *, label: str, in_channels: int, image_size: int, num_classes: int
-) -> None:
-    """One forward pass on blank images of the dataset's size, in eval mode: a model built
-    elsewhere (torchvision, a plugin; *label* names it) that cannot take them, or that does
-    not answer one logit per class, fails here, named, instead of in the first training
-    step."""
-    probe = torch.zeros(_PROBE_BATCH, in_channels, image_size, image_size)  # (2, C, H, W)
-    network.eval()
-    try:
-        with torch.no_grad():
-            logits = network(probe)
-    except (RuntimeError, ValueError, AssertionError, TypeError) as exc:
-        raise ConfigError(
-            f"arch: {label} cannot take {in_channels}×{image_size}×{image_size} images: "
-            f"{type(exc).__name__}: {exc}; pick another model or larger images "
-            "(an image folder's data.image_size)"
-        ) from exc
-    finally:
-        network.train()
-    shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
-    if shape != (_PROBE_BATCH, num_classes):
-        raise ConfigError(
-            f"arch: {label} must answer (batch, {num_classes}) logits, one per class, "
-            f"got {shape} for a batch of {_PROBE_BATCH}"
-        )
 
 
 KaimingNonlinearity = Literal["relu", "leaky_relu", "sigmoid", "tanh"]
@@ -407,4 +228,3 @@ def apply_finetune(model: Network, strategy: FinetuneStrategy, num_classes: int)
     if strategy is FinetuneStrategy.LINEAR_PROBE:
         for parameter in model.features.parameters():
             parameter.requires_grad_(False)
-

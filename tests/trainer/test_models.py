@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from trainer import ModelConfig
-from trainer._models import build_model, first_layer, initialize, make_norm
+from trainer._layers import make_norm
+from trainer._models import build_model, first_layer, initialize
 
 ARCHS = ("simple", "vgg", "resnet")
 NORMS = ("batch", "layer", "none")

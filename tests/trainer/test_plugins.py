@@ -26,7 +26,8 @@ from trainer import (
     load_checkpoint,
     train,
 )
-from trainer._models import PluginNetwork, build_model, check_takes, first_layer
+from trainer._external_models import check_takes
+from trainer._models import PluginNetwork, build_model, first_layer
 
 
 def plugin_config(*, val_per_class: int = 0, epochs: int = 3, **optim: object) -> RunConfig:
