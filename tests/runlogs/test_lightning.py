@@ -11,39 +11,31 @@ from studies.runlogs import IgnoreReason, read_csv, read_tensorboard
 
 pl = pytest.importorskip("pytorch_lightning", reason="pytorch-lightning (dev extras) is absent")
 
+import torch  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from tests.lightning_classifier import LoggingClassifier  # noqa: E402
+
 EPOCHS = 3
+
+
+class Classifier(LoggingClassifier):
+    """A linear classifier of two classes of 4-d points."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Linear(4, 2)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.5)
 
 
 def _train(root: Path) -> tuple[Path, Path]:
     """A tiny classifier trained for EPOCHS epochs, logged to CSV and TensorBoard at once."""
-    import torch
-    from torch.utils.data import DataLoader, TensorDataset
-
     torch.manual_seed(0)
     torch.set_num_threads(1)
     x = torch.randn(64, 4)
     y = (x[:, 0] > 0).long()
-
-    class Classifier(pl.LightningModule):  # type: ignore[misc,name-defined]
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = torch.nn.Linear(4, 2)
-
-        def training_step(self, batch: list[torch.Tensor], index: int) -> torch.Tensor:
-            inputs, labels = batch
-            loss = torch.nn.functional.cross_entropy(self.net(inputs), labels)
-            self.log("train_loss", loss, on_step=True, on_epoch=True)
-            return loss
-
-        def validation_step(self, batch: list[torch.Tensor], index: int) -> None:
-            inputs, labels = batch
-            logits = self.net(inputs)
-            self.log("val_loss", torch.nn.functional.cross_entropy(logits, labels))
-            self.log("val_acc", (logits.argmax(1) == labels).float().mean())
-
-        def configure_optimizers(self) -> torch.optim.Optimizer:
-            return torch.optim.SGD(self.parameters(), lr=0.5)
-
     loader = DataLoader(TensorDataset(x, y), batch_size=8)
     csv_logger = pl.loggers.CSVLogger(str(root / "csv"))
     tb_logger = pl.loggers.TensorBoardLogger(str(root / "tb"))
@@ -70,13 +62,17 @@ def test_a_real_lightning_run_reads_the_same_from_csv_and_tensorboard(tmp_path: 
         assert log.mapping.epochs == EPOCHS
         sources = {m.curve: m.source for m in log.mapping.mapped}
         assert sources == {
-            "train_loss": "train_loss_epoch", "val_loss": "val_loss", "val_acc": "val_acc"
+            "train_loss": "train_loss_epoch",
+            "train_acc": "train_acc_epoch",
+            "val_loss": "val_loss",
+            "val_acc": "val_acc",
         }
         ignored = {i.source: i.reason for i in log.mapping.ignored}
         assert ignored["train_loss_step"] == IgnoreReason.SUPERSEDED
+        assert ignored["train_acc_step"] == IgnoreReason.SUPERSEDED
         assert ignored["epoch"] == IgnoreReason.INDEX
     # Two loggers, two formats, one run: the same values (TensorBoard stores float32).
-    for curve in ("train_loss", "val_loss", "val_acc"):
+    for curve in ("train_loss", "train_acc", "val_loss", "val_acc"):
         assert getattr(from_tb.curves, curve) == pytest.approx(
             getattr(from_csv.curves, curve), rel=1e-6
         )

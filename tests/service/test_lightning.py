@@ -20,6 +20,7 @@ from tests.service.serve_process import ServeProcess
 pl = pytest.importorskip("pytorch_lightning", reason="pytorch-lightning (dev extras) is absent")
 
 from service.lightning_callback import SweepdocCallback, flat_params  # noqa: E402
+from tests.lightning_classifier import LoggingClassifier  # noqa: E402
 
 MAX_EPOCHS = 8
 
@@ -37,7 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         yield process
 
 
-class Blobs(pl.LightningModule):  # type: ignore[misc,name-defined]
+class Blobs(LoggingClassifier):
     """A small MLP classifying four Gaussian blobs; it logs as Lightning users do."""
 
     def __init__(self, lr: float, width: int = 32) -> None:
@@ -46,20 +47,6 @@ class Blobs(pl.LightningModule):  # type: ignore[misc,name-defined]
         self.net = torch.nn.Sequential(
             torch.nn.Linear(8, width), torch.nn.ReLU(), torch.nn.Linear(width, 4)
         )
-
-    def training_step(self, batch: list[torch.Tensor], index: int) -> torch.Tensor:
-        inputs, labels = batch
-        logits = self.net(inputs)
-        loss = torch.nn.functional.cross_entropy(logits, labels)
-        self.log("train_loss", loss, on_step=True, on_epoch=True)
-        self.log("train_acc", (logits.argmax(1) == labels).float().mean(), on_epoch=True)
-        return loss
-
-    def validation_step(self, batch: list[torch.Tensor], index: int) -> None:
-        inputs, labels = batch
-        logits = self.net(inputs)
-        self.log("val_loss", torch.nn.functional.cross_entropy(logits, labels))
-        self.log("val_acc", (logits.argmax(1) == labels).float().mean())
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=self.hparams["lr"], momentum=0.9)
