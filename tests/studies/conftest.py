@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ import pytest
 from studies import optuna_bridge, queue
 from studies.db import Database
 from studies.optuna_bridge import close_storages
+from studies.recorder import EpochRecorder
 from studies.schema_setup import create_schema
+from trainer import EpochRecord, History, RunStatus
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -76,3 +79,28 @@ def start_claimed_trial(db: Database, claim: queue.Claim) -> dict[str, object]:
         db, claim, params=params, optuna_trial_id=trial._trial_id, optuna_trial_number=trial.number
     )
     return params
+
+
+def record_completed_run(
+    db: Database, claim: queue.Claim, records: list[EpochRecord], *, data_dir: Path
+) -> EpochRecorder:
+    """What the worker's recorder makes of *claim*'s slot trained to completion with
+    *records* (on the digits' facts: 10 classes, 1×8×8 images, 240 training and 60
+    validation): every epoch recorded, the run diagnosed; the recorder."""
+    recorder = EpochRecorder(
+        db, claim, stop=threading.Event(), lost=threading.Event(), outage_grace_s=1.0
+    )
+    history = History(
+        config=claim.spec.to_run_config({"lr": 0.1}, data_dir=data_dir, device="cpu"),
+        num_classes=10,
+        input_shape=(1, 8, 8),
+        train_size=240,
+        val_size=60,
+        mean=[0.5],
+        std=[0.2],
+        device="cpu",
+        records=records,
+        status=RunStatus.COMPLETED,
+    )
+    recorder.record_unseen(history)
+    return recorder

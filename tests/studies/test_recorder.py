@@ -5,7 +5,6 @@ best trial as the diagnoser's context, and whether anything is left to run."""
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,8 @@ from studies.db import Database, TrialState
 from studies.recorder import EpochRecorder
 from studies.results import RunFacts, TrialSummary, summarize
 from studies.spec import Objective, parse_spec
-from tests.studies.conftest import tiny_spec
-from trainer import EpochRecord, History, RunStatus
+from tests.studies.conftest import record_completed_run, tiny_spec
+from trainer import EpochRecord
 
 NAN, INF = math.nan, math.inf
 FACTS = RunFacts(num_classes=10, train_size=240, val_size=60, input_shape=[1, 8, 8], device="cpu")
@@ -92,22 +91,6 @@ def test_a_run_without_a_finite_epoch_has_no_best_and_no_objective() -> None:
 # -- the recorder and the queue on a real database --------------------------------------
 
 
-def _history(claim: queue.Claim, tmp_path: Path, records: list[dict[str, Any]]) -> History:
-    config = claim.spec.to_run_config({"lr": 0.1}, data_dir=tmp_path, device="cpu")
-    return History(
-        config=config,
-        num_classes=10,
-        input_shape=(1, 8, 8),
-        train_size=240,
-        val_size=60,
-        mean=[0.5],
-        std=[0.2],
-        device="cpu",
-        records=[EpochRecord(**r) for r in records],
-        status=RunStatus.COMPLETED,
-    )
-
-
 def _finish_with(db: Database, *, state: TrialState, val_acc: float, val_loss: float) -> None:
     claim = queue.claim_next(db, worker="other", device="cpu")
     assert claim is not None
@@ -120,15 +103,13 @@ def _finish_with(db: Database, *, state: TrialState, val_acc: float, val_loss: f
 def _recorder(db: Database, tmp_path: Path, *, val_acc: float, val_loss: float) -> EpochRecorder:
     claim = queue.claim_next(db, worker="mine", device="cpu")
     assert claim is not None
-    recorder = EpochRecorder(
-        db, claim, stop=threading.Event(), lost=threading.Event(), outage_grace_s=1.0
-    )
     records = [
         _record(1, val_acc=val_acc / 2, val_loss=2.0),
         _record(2, val_acc=val_acc, val_loss=val_loss),
     ]
-    recorder.record_unseen(_history(claim, tmp_path, records))
-    return recorder
+    return record_completed_run(
+        db, claim, [EpochRecord(**r) for r in records], data_dir=tmp_path
+    )
 
 
 def _submit(db: Database, tmp_path: Path, **spec: Any) -> int:

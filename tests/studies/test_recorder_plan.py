@@ -5,7 +5,6 @@ scheduled step, is judged as unfinished. Real queue, real SQLite file."""
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ from studies.db import Database
 from studies.diagnosis import Label
 from studies.recorder import EpochRecorder
 from studies.spec import parse_spec
-from tests.studies.conftest import tiny_spec
-from trainer import EpochRecord, History, RunStatus
+from tests.studies.conftest import record_completed_run, tiny_spec
+from trainer import EpochRecord
 
 
 def _records(epochs: int) -> list[EpochRecord]:
@@ -44,23 +43,7 @@ def _recorded(db: Database, tmp_path: Path, train: dict[str, Any], epochs: int) 
     store.submit_study(db, parse_spec(tiny_spec(train=train)), artifacts_dir=tmp_path)
     claim = queue.claim_next(db, worker="mine", device="cpu")
     assert claim is not None
-    recorder = EpochRecorder(
-        db, claim, stop=threading.Event(), lost=threading.Event(), outage_grace_s=1.0
-    )
-    history = History(
-        config=claim.spec.to_run_config({"lr": 0.1}, data_dir=tmp_path, device="cpu"),
-        num_classes=10,
-        input_shape=(1, 8, 8),
-        train_size=240,
-        val_size=60,
-        mean=[0.5],
-        std=[0.2],
-        device="cpu",
-        records=_records(epochs),
-        status=RunStatus.COMPLETED,
-    )
-    recorder.record_unseen(history)
-    return recorder
+    return record_completed_run(db, claim, _records(epochs), data_dir=tmp_path)
 
 
 def test_a_trial_stopped_before_its_planned_end_is_judged_with_its_plan(
