@@ -14,7 +14,7 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator, model_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-from studies.db import PoolOptions
+from studies.db import DEFAULT_STALE_AFTER_S, PoolOptions
 from studies.spec import MAX_EPOCHS, MAX_TRIALS, SpecLimits
 
 # A shorter token can be guessed over the network; 32 url-safe bytes is the suggested one.
@@ -177,7 +177,7 @@ class Settings(BaseSettings):
         description="Seconds between two heartbeats of a busy worker.",
     )
     worker_stale_after_s: PositiveSeconds = Field(
-        default=30.0,
+        default=DEFAULT_STALE_AFTER_S,
         description=(
             "Seconds without a heartbeat after which this process's workers count as dead: "
             "each claimed trial stores its worker's value, and every reaper (other workers, "
