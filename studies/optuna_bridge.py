@@ -54,7 +54,8 @@ def optuna_storage(url: str) -> RDBStorage:
     # until it times out. So Optuna creates its tables on an unpooled engine, closed at once,
     # and the pooled storage skips that work; the schema check runs one connection at a time.
     RDBStorage(
-        url, engine_kwargs=engine_kwargs(url, role="optuna", pooled=False),
+        url,
+        engine_kwargs=engine_kwargs(url, role="optuna", pooled=False),
         skip_compatibility_check=True,
     ).engine.dispose()
     storage = RDBStorage(
@@ -170,6 +171,12 @@ def start_trial(
         trial = study.ask()
     chosen = {name: trial._suggest(name, dist) for name, dist in distributions(spec).items()}
     return trial, chosen
+
+
+def storage_trial_id(trial: optuna.Trial) -> int:
+    """The storage id of a trial ``start_trial`` started. ``optuna.Trial`` keeps it private;
+    asking the storage for it by number costs two round trips per trial."""
+    return int(trial._trial_id)
 
 
 def fail_trial(url: str, trial_id: int | None) -> None:

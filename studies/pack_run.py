@@ -12,6 +12,10 @@ away) is frozen and leaves the pack while the others go on; its result is stored
 pack ends. A member that cannot join (its config differs, or it resumes an earlier
 attempt's epochs) trains alone after the pack, as every slot did before packing.
 
+Pruning: each member is judged at each epoch as if the members before it in the pack had
+run first (``studies.pack_pruning``); a pruned member leaves the pack, which the trainer
+rebuilds without it, so the others no longer pay for its compute.
+
 Each packed member writes its own best checkpoint and epoch state, in the unpacked formats:
 a pack killed mid-run is reaped slot by slot, and each slot's next attempt resumes from its
 state (``studies.resume``), alone, since a pack starts all its members at epoch 0.
@@ -23,13 +27,19 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import optuna
 from sqlalchemy.exc import DBAPIError
 
-from studies import queue, resume
+from studies import optuna_bridge, pack_pruning, queue, resume
 from studies.recorder import retry_transient
 from studies.trial_run import TrialRun, WorkerContext
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
+    from trainer import EpochRecord, History, Stop
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +53,17 @@ class PackRun:
     def __init__(self, context: WorkerContext, claims: Sequence[queue.Claim]) -> None:
         self.context = context
         self.members = [TrialRun(context, claim) for claim in claims]
+        self._study: optuna.Study | None = None
+
+    def study(self) -> optuna.Study:
+        """The slots' Optuna study (one study per pack: the claims share it), loaded once:
+        every member's trial is started, reported and told through this one object."""
+        if self._study is None:
+            claim = self.members[0].claim
+            self._study = optuna_bridge.load_study(
+                self.context.db.url, claim.optuna_study_name, claim.spec
+            )
+        return self._study
 
     def fail(self, exc: BaseException) -> None:
         """An unexpected error after training fails the members not finished yet (the
@@ -52,7 +73,7 @@ class PackRun:
 
     def run(self) -> None:
         """Start every member, train them with the heartbeat beating, store each result."""
-        started = [member for member in self.members if member.start()]
+        started = [member for member in self.members if member.start(self.study)]
         if not started:
             return
         self.context.touch(started[0].claim.trial_id)
@@ -92,10 +113,14 @@ def _train_packed(members: list[TrialRun]) -> None:
     for member in members:
         others = [i for i in ids if i != member.claim.trial_id]
         _mark_packed(member, others)
+    ledger = _PackLedger(members)
+    study = members[0].study  # the pack's one study (PackRun.study)
+    own_pruner = study.pruner
+    study.pruner = pack_pruning.pack_aware(own_pruner, ledger.earlier)
     try:
         histories = train_packed(
             [member.config for member in members],
-            on_epoch=lambda index, record, history: members[index].on_epoch(record, history),
+            on_epoch=ledger.on_epoch,
             # Each member's best epoch, by the study's objective (studies.checkpoints).
             checkpoint_paths=[member.checkpoint_path for member in members],
             # Each member's own epoch state: a reaped member's next attempt resumes alone.
@@ -109,8 +134,43 @@ def _train_packed(members: list[TrialRun]) -> None:
         for member in members:
             member.training_failed(exc)
         return
+    finally:
+        study.pruner = own_pruner  # members that train alone after the pack: the plain rule
     for member, history in zip(members, histories, strict=True):
         member.conclude(history)
+
+
+class _PackLedger:
+    """Which members of a pack are still training: the pack's per-epoch callback, and the
+    earlier members each member is judged against (``studies.pack_pruning``)."""
+
+    def __init__(self, members: list[TrialRun]) -> None:
+        self.members = members
+        self.training = [True] * len(members)
+        self.positions = {member.trial.number: i for i, member in enumerate(members)}
+
+    def on_epoch(self, index: int, record: EpochRecord, history: History) -> Stop | None:
+        from trainer import RunStatus
+
+        stop = self.members[index].on_epoch(record, history)
+        # Pruned, diverged, cancelled, handed back or lost: no longer a trial to be judged
+        # against (run alone, it would not have ended COMPLETE).
+        if stop is not None or history.status is not RunStatus.RUNNING:
+            self.training[index] = False
+        return stop
+
+    def earlier(self, number: int) -> list[FrozenTrial]:
+        """The members before the one with Optuna trial *number* still training, as the
+        pruner's reference trials (their values up to this epoch)."""
+        position = self.positions.get(number, 0)
+        references = (
+            pack_pruning.reference_trial(member.recorder.reported())
+            for member, training in zip(
+                self.members[:position], self.training[:position], strict=True
+            )
+            if training
+        )
+        return [trial for trial in references if trial is not None]
 
 
 def _mark_packed(member: TrialRun, others: list[int]) -> None:

@@ -112,6 +112,12 @@ class EpochRecorder:
             return Stop(RunStatus.STOPPED, "worker shutting down")
         return None
 
+    def reported(self) -> dict[int, float]:
+        """The objective's value at each epoch so far (Optuna was told the finite ones):
+        what a pack's later members are judged against (``studies.pack_pruning``)."""
+        objective = self.claim.spec.objective.value  # "val_acc" or "val_loss"
+        return {int(plain["epoch"]): float(plain[objective]) for plain in self.records}
+
     def continue_from(self, trial: optuna.Trial, records: list[dict[str, Any]]) -> None:
         """Adopt the epochs an earlier attempt stored, which this attempt resumes after
         (``studies.resume``): they count in the curves and summary, and are reported to this

@@ -114,9 +114,10 @@ class TrialRun:
             if failed and self.optuna_trial_id is not None:
                 optuna_bridge.fail_trial(self.db.url, self.optuna_trial_id)
 
-    def start(self) -> bool:
-        """Start the Optuna trial and record the attempt; False when the slot cannot run
-        (its failure recorded, or the slot taken away meanwhile)."""
+    def start(self, load_study: Callable[[], optuna.Study]) -> bool:
+        """Start the Optuna trial (in the study *load_study* gives: a pack shares one) and
+        record the attempt; False when the slot cannot run (its failure recorded, or the
+        slot taken away meanwhile)."""
         claim = self.claim
         # A transient database error while starting is retried for the slot's grace, as
         # the per-epoch writes are; past it the error propagates and the worker abandons
@@ -124,7 +125,7 @@ class TrialRun:
         grace_s = self.context.stale_after_s
         try:
             self.study, self.trial, self.params, optuna_trial_id = retry_transient(
-                self._start_optuna_trial, grace_s=grace_s
+                lambda: self._start_optuna_trial(load_study()), grace_s=grace_s
             )
         except (DBAPIError, optuna.exceptions.StorageInternalError):
             raise
@@ -157,19 +158,20 @@ class TrialRun:
         )
         return True
 
-    def _start_optuna_trial(self) -> tuple[optuna.Study, optuna.Trial, dict[str, Any], int]:
+    def _start_optuna_trial(
+        self, study: optuna.Study
+    ) -> tuple[optuna.Study, optuna.Trial, dict[str, Any], int]:
         """The slot's Optuna trial, started, with its parameters and storage id; safe to run
         again after a transient error (a sampled slot's abandoned try stays RUNNING until
         the reconciler fails it)."""
         claim = self.claim
-        study = optuna_bridge.load_study(self.db.url, claim.optuna_study_name, self.spec)
         trial, params = optuna_bridge.start_trial(
             study,
             self.spec,
             enqueued_trial_id=claim.enqueued_optuna_trial_id,
             params=claim.params,
         )
-        trial_id = _optuna_trial_id(self.db.url, claim.optuna_study_name, trial)
+        trial_id = optuna_bridge.storage_trial_id(trial)
         self.optuna_trial_id = trial_id  # known from here on, for the failure paths
         trial.set_user_attr(optuna_bridge.ATTR_SWEEPDOC_TRIAL, claim.trial_id)
         trial.set_user_attr(optuna_bridge.ATTR_ATTEMPT, claim.attempt)
@@ -352,14 +354,6 @@ class TrialRun:
 
     def _still_ours(self) -> bool:
         return not self.lost.is_set() and self.beat()
-
-
-def _optuna_trial_id(url: str, study_name: str, trial: optuna.Trial) -> int:
-    """The Optuna trial's storage id (``optuna.Trial`` keeps it private), from its number
-    through the storage's public API."""
-    storage = optuna_bridge.optuna_storage(url)
-    study_id = storage.get_study_id_from_name(study_name)
-    return storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
 
 
 def error_text(exc: BaseException, data_dir: Path) -> str:
