@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -74,7 +74,25 @@ M = TypeVar("M", bound=BaseModel)
 _MAX_RETRY_WAIT_S = 30.0
 
 
-class SweepdocClient:
+class WithBlock:
+    """``with`` support: leaving the block calls ``_leave`` (told whether the block raised)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._leave(failed=exc_type is not None)
+
+    def _leave(self, *, failed: bool) -> None:
+        raise NotImplementedError
+
+
+class SweepdocClient(WithBlock):
     """A typed client of one sweepdoc server (``base_url``, e.g. ``http://127.0.0.1:8000``)."""
 
     def __init__(
@@ -90,19 +108,11 @@ class SweepdocClient:
         self.retries = retries
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, headers=headers)
 
-    def __enter__(self) -> SweepdocClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
         self._http.close()
+
+    def _leave(self, *, failed: bool) -> None:
+        self.close()
 
     # -- HTTP --------------------------------------------------------------------------
 
@@ -334,10 +344,11 @@ class SweepdocClient:
         )
         return self._post(RunPublic, "/v1/runs", body)
 
-    def log_epoch(self, run_id: int, epoch: EpochLog) -> Verdict:
+    def log_epoch(self, run_id: int, epoch: EpochLog, *, retry: bool = True) -> Verdict:
         """Log one finished epoch; the verdict says continue or stop (and why). Retried when
-        the answer is lost: the server stores an epoch once and answers a resend the same."""
-        return self._post(Verdict, f"/v1/runs/{run_id}/epochs", epoch, retry=True)
+        the answer is lost (*retry* False: one try): the server stores an epoch once and
+        answers a resend the same."""
+        return self._post(Verdict, f"/v1/runs/{run_id}/epochs", epoch, retry=retry)
 
     def finish_run(self, run_id: int) -> RunPublic:
         """End the run with its full diagnosis (safe to repeat)."""
@@ -354,6 +365,11 @@ class SweepdocClient:
         if project is not None:
             params["project"] = project
         return self._get(Page[RunPublic], "/v1/runs", **params)
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run with its epochs and its Optuna trial (`DELETE /v1/runs/{id}`);
+        ``NotFound`` once it is gone."""
+        self._request("DELETE", f"/v1/runs/{run_id}")
 
     def run_diagnosis(self, run_id: int) -> Diagnosis:
         """The run's diagnosis (provisional while it runs), the shape of a trial's."""

@@ -54,6 +54,12 @@ class ApiError(Exception):
         self.code = code
         self.errors = list(errors or [])
 
+    @property
+    def transient(self) -> bool:
+        """The server is away or failing, not refusing this request: nothing answered, a
+        5xx, or a 429. The same request may succeed later; a 4xx refusal never will."""
+        return self.status_code is None or self.status_code >= 500 or self.status_code == 429
+
 
 class ServerUnreachable(ApiError):
     """No sweepdoc server answers at the URL."""

@@ -27,17 +27,16 @@ import logging
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Unpack
 
 try:  # the standalone package first; the unified `lightning` package has the same API
     import pytorch_lightning as pl
 except ImportError:  # pragma: no cover - depends on what the user installed
     import lightning.pytorch as pl  # type: ignore[no-redef]
 
-from service.tracking import Tracker
+from service.tracking import PendingEpoch, Tracker, TrackerOptions
 from studies.runlogs._names import choose
 from studies.runs import EPOCH_KEYS, Verdict
-from studies.spec import Objective
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +47,11 @@ class SweepdocCallback(pl.Callback):
     """Log each epoch to the sweepdoc server at *url* (default SWEEPDOC_URL) as a run of
     *project*; stop training when the server says stop.
 
-    *run*: the run's name (default: the module's class and the start time); *params*: its
-    hyperparameters (default: the module's ``hparams``, flattened); *metric_map*: curve →
-    metric name, for names the rules do not recognise.
+    *run*: the run's name (default: the module's class and the start time); *metric_map*:
+    curve → metric name, for names the rules do not recognise; *options*: the tracker's
+    (``service.tracking.TrackerOptions``: token, params (default: the module's ``hparams``,
+    flattened), num_classes, objective, strict, max_pending). The server away does not stop
+    training unless ``strict=True``: see ``service.tracking``.
     """
 
     def __init__(
@@ -59,36 +60,30 @@ class SweepdocCallback(pl.Callback):
         *,
         url: str | None = None,
         run: str | None = None,
-        token: str | None = None,
-        params: Mapping[str, Any] | None = None,
-        num_classes: int | None = None,
-        objective: Objective = Objective.VAL_ACC,
         metric_map: Mapping[str, str] | None = None,
+        **options: Unpack[TrackerOptions],
     ) -> None:
         super().__init__()
         self.project = project
         self.url = url
         self.run_name = run
-        self.token = token
-        self.params = dict(params) if params is not None else None
-        self.num_classes = num_classes
-        self.objective = objective
         self.metric_map = dict(metric_map or {})
+        self.options = options
         self.tracker: Tracker | None = None
-        self.verdicts: list[Verdict] = []
+        self.verdicts: list[Verdict | PendingEpoch] = []
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero or self.tracker is not None:
             return
         started = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        options = self.options.copy()
+        if options.get("params") is None:
+            options["params"] = flat_params(pl_module.hparams)
         self.tracker = Tracker(
             self.url,
             self.project,
             self.run_name or f"{type(pl_module).__name__}-{started}",
-            token=self.token,
-            params=self.params if self.params is not None else flat_params(pl_module.hparams),
-            num_classes=self.num_classes,
-            objective=self.objective,
+            **options,
         )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -97,7 +92,7 @@ class SweepdocCallback(pl.Callback):
             verdict = self.tracker.log_epoch(trainer.current_epoch + 1, **self._curves(trainer))
             self.verdicts.append(verdict)
             if verdict.stop:
-                log.warning("sweepdoc run %d: %s", self.tracker.run_id, verdict.reason)
+                log.warning("sweepdoc run %s: %s", self.tracker.run_id, verdict.reason)
                 stop = True
         # Every process must stop together; only global zero heard the server.
         if trainer.strategy.reduce_boolean_decision(stop, all=False):

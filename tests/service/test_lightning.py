@@ -1,10 +1,12 @@
 """A real PyTorch Lightning `Trainer` with `SweepdocCallback` against a real `serve`: an
 absurd learning rate diverges, the server says stop and training stops; a sane one runs to
-its last epoch and is finished (pytorch-lightning is in the dev extras)."""
+its last epoch and is finished; a server stopped and restarted mid-fit costs the training
+nothing (pytorch-lightning is in the dev extras)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -65,9 +67,16 @@ def blobs() -> tuple[DataLoader[Any], DataLoader[Any]]:
 def fit(server: ServeProcess, *, lr: float, run: str) -> tuple[Any, SweepdocCallback]:
     torch.manual_seed(0)
     callback = SweepdocCallback("lightning-blobs", url=server.url, run=run, num_classes=4)
-    trainer = pl.Trainer(
-        max_epochs=MAX_EPOCHS,
-        callbacks=[callback],
+    trainer = cpu_trainer(MAX_EPOCHS, [callback])
+    trainer.fit(Blobs(lr=lr), *blobs())
+    return trainer, callback
+
+
+def cpu_trainer(max_epochs: int, callbacks: list[Any]) -> Any:
+    """A quiet one-CPU Lightning trainer with *callbacks*."""
+    return pl.Trainer(
+        max_epochs=max_epochs,
+        callbacks=callbacks,
         logger=False,
         accelerator="cpu",
         devices=1,
@@ -75,8 +84,6 @@ def fit(server: ServeProcess, *, lr: float, run: str) -> tuple[Any, SweepdocCall
         enable_model_summary=False,
         enable_checkpointing=False,
     )
-    trainer.fit(Blobs(lr=lr), *blobs())
-    return trainer, callback
 
 
 def optuna_trial(server: ServeProcess, number: int) -> optuna.trial.FrozenTrial:
@@ -117,3 +124,35 @@ def test_a_sane_lightning_run_is_logged_every_epoch_and_finished(server: ServePr
 def test_nested_hyperparameters_are_flattened_with_dots() -> None:
     hparams = {"optim": {"lr": 0.1, "betas": (0.9, 0.99)}, "arch": "mlp", "dropout": None}
     assert flat_params(hparams) == {"optim.lr": 0.1, "optim.betas": "(0.9, 0.99)", "arch": "mlp"}
+
+
+class Outage(pl.Callback):  # type: ignore[misc,name-defined]
+    """Stops the real server after epoch *down_after* and starts it again after *up_after*
+    (listed before SweepdocCallback, so it acts before that epoch is posted)."""
+
+    def __init__(self, server: ServeProcess, *, down_after: int, up_after: int) -> None:
+        self.server, self.down_after, self.up_after = server, down_after, up_after
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        epoch = trainer.current_epoch + 1
+        if epoch == self.down_after + 1:
+            assert self.server.stop() == 0
+        if epoch == self.up_after + 1:
+            self.server.restart()
+
+
+def test_a_lightning_run_trains_on_through_a_server_outage(tmp_path: Path) -> None:
+    with api_server(tmp_path) as server:
+        torch.manual_seed(0)
+        callback = SweepdocCallback(
+            "lightning-outage", url=server.url, run="outage", num_classes=4
+        )
+        trainer = cpu_trainer(6, [Outage(server, down_after=2, up_after=4), callback])
+        trainer.fit(Blobs(lr=0.05), *blobs())
+
+        assert trainer.current_epoch == 6  # every epoch trained, none stopped by the outage
+        kinds = [type(v).__name__ for v in callback.verdicts]
+        assert kinds == ["Verdict", "Verdict", "PendingEpoch", "PendingEpoch", "Verdict", "Verdict"]
+        assert callback.tracker is not None and callback.tracker.run is not None
+        run = callback.tracker.run
+        assert run.state == "complete" and run.epochs_done == 6

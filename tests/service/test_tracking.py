@@ -1,20 +1,25 @@
 """A hand-written PyTorch loop with `Tracker` against a real `serve`: a sane learning rate
-runs to the end and is finished with its diagnosis; an absurd one is told to stop."""
+runs to the end and is finished with its diagnosis; an absurd one is told to stop; a server
+stopped and restarted mid-run costs the loop nothing (its epochs are resent in order), and
+what could not be sent is said at the end."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import optuna
 import pytest
 import torch
 from optuna.trial import TrialState as OptunaState
 
-from service.client import Conflict, InvalidRequest, SweepdocClient
-from service.tracking import Tracker
+from service.client import Conflict, InvalidRequest, ServerUnreachable, SweepdocClient
+from service.tracking import PendingEpoch, Tracker
 from studies.diagnosis import Label
-from tests.service.runs_serve import api_server
-from tests.service.serve_process import ServeProcess
+from studies.runs import Verdict
+from tests.service.runs_serve import FAST_LOOP_ENV, api_server
+from tests.service.serve_process import ServeProcess, serving
 
 EPOCHS = 6
 
@@ -104,3 +109,89 @@ def test_the_tracker_sends_nan_as_nonfinite_and_refusals_name_the_field(
         verdict = tracker.log_epoch(2, train_loss=float("nan"), val_loss=1.2, val_acc=0.4)
         assert verdict.stop and verdict.diagnosis is not None
         assert client.run(tracker.run_id).curves["train_loss"] == [1.3, None]
+
+
+def blob_epoch(epoch: int) -> dict[str, float]:
+    """A plausible epoch of a loop that learns (no divergence for the live check to see)."""
+    return {"train_loss": 1.4 / epoch, "val_loss": 1.5 / epoch, "val_acc": 0.2 + 0.1 * epoch}
+
+
+def test_a_server_stopped_and_restarted_mid_run_costs_the_loop_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The loop goes on while `serve` is down; what it logged meanwhile reaches the server,
+    in order, once it is back; one warning when it went away."""
+    caplog.set_level(logging.WARNING, logger="service.tracking")
+    with api_server(tmp_path) as server:
+        with Tracker(server.url, "outage", "r", num_classes=4) as tracker:
+            for epoch in (1, 2):
+                assert isinstance(tracker.log_epoch(epoch, **blob_epoch(epoch)), Verdict)
+            assert server.stop() == 0
+            for epoch in (3, 4, 5):
+                answer = tracker.log_epoch(epoch, **blob_epoch(epoch))
+                assert isinstance(answer, PendingEpoch) and not answer.stop
+                assert "wait for the server" in answer.reason
+            assert tracker.pending == [3, 4, 5]
+            unavailable = [r for r in caplog.records if "unavailable" in r.getMessage()]
+            assert len(unavailable) == 1  # warned once, not once per epoch
+            server.restart()
+            verdict = tracker.log_epoch(6, **blob_epoch(6))
+            assert isinstance(verdict, Verdict) and verdict.epoch == 6
+            assert tracker.pending == [] and tracker.unsent == []
+        assert tracker.run is not None and tracker.run.state == "complete"
+        with SweepdocClient(server.url) as client:
+            stored = client.run(tracker.run.id)
+        assert stored.epochs_done == 6
+        assert stored.curves["val_acc"] == pytest.approx([blob_epoch(e)["val_acc"] for e in
+                                                          range(1, 7)])
+        assert any("answers again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_server_away_from_the_start_gets_the_run_once_it_answers(tmp_path: Path) -> None:
+    """No server at all when the loop starts: the run is created when it first answers."""
+    server = ServeProcess(
+        tmp_path, database_url=f"sqlite:///{tmp_path / 'sweepdoc.db'}", workers=0,
+        env_overrides=FAST_LOOP_ENV,
+    )
+    tracker = Tracker(server.url, "late-server", "r")
+    assert tracker.run is None and tracker.run_id is None
+    assert isinstance(tracker.log_epoch(1, **blob_epoch(1)), PendingEpoch)
+    with serving(server, workers=0):
+        assert isinstance(tracker.log_epoch(2, **blob_epoch(2)), Verdict)
+        finished = tracker.finish()
+        assert finished is not None and finished.epochs_done == 2
+        tracker.close()
+
+
+def test_a_full_buffer_and_a_server_still_away_at_the_end_are_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="service.tracking")
+    with api_server(tmp_path) as server:
+        tracker = Tracker(server.url, "lossy", "r", max_pending=2)
+        assert isinstance(tracker.log_epoch(1, **blob_epoch(1)), Verdict)
+        server.stop()
+        answers = [tracker.log_epoch(epoch, **blob_epoch(epoch)) for epoch in (2, 3, 4, 5)]
+        assert tracker.pending == [2, 3] and tracker.unsent == [4, 5]
+        assert "never sent: more than max_pending=2" in answers[2].reason
+        assert tracker.finish() is None  # the server cannot be told
+        tracker.close()
+    assert tracker.unsent == [2, 3, 4, 5]
+    (report,) = [r.getMessage() for r in caplog.records if "never reached" in r.getMessage()]
+    assert f"run {tracker.run_id}: epochs 2-5 never reached it" in report
+    assert "the run was not finished" in report
+
+
+def test_strict_mode_raises_when_the_server_is_away(tmp_path: Path) -> None:
+    with api_server(tmp_path) as server:
+        tracker = Tracker(server.url, "strict", "r", strict=True)
+        tracker.log_epoch(1, **blob_epoch(1))
+        server.stop()
+        with pytest.raises(ServerUnreachable):
+            tracker.log_epoch(2, **blob_epoch(2))
+        tracker.close()
+
+
+def test_an_unknown_tracker_option_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match="unknown options: retries"):
+        Tracker("http://127.0.0.1:9", "p", "r", retries=3)  # type: ignore[call-arg]
