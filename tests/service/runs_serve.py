@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.service.serve_process import ServeProcess, serving
+from tests.service.serve_process import ServeProcess, sqlite_server
 
 # A fast loop posts many epochs a second; the default write limit (120/minute) is for people.
 FAST_LOOP_ENV = {"SWEEPDOC_WRITE_RATE_LIMIT": "100000/minute"}
@@ -16,11 +16,5 @@ FAST_LOOP_ENV = {"SWEEPDOC_WRITE_RATE_LIMIT": "100000/minute"}
 @contextmanager
 def api_server(home: Path, **env: str) -> Iterator[ServeProcess]:
     """`serve --workers 0` on a SQLite file under *home*, with *env* set."""
-    process = ServeProcess(
-        home,
-        database_url=f"sqlite:///{home / 'sweepdoc.db'}",
-        workers=0,
-        env_overrides={**FAST_LOOP_ENV, **env},
-    )
-    with serving(process, workers=0):
+    with sqlite_server(home, workers=0, env={**FAST_LOOP_ENV, **env}) as process:
         yield process

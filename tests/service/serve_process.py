@@ -217,3 +217,18 @@ def serving(process: ServeProcess, *, workers: int) -> Iterator[ServeProcess]:
         for pid in process.worker_pids:
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@contextmanager
+def sqlite_server(
+    home: Path, *, workers: int, env: dict[str, str] | None = None
+) -> Iterator[ServeProcess]:
+    """`serve` on a SQLite file under *home* with *workers* local workers, each started and
+    announced in /readyz before the body runs (*env* on top of FAST_WORKER_ENV)."""
+    process = ServeProcess(
+        home, database_url=f"sqlite:///{home / 'sweepdoc.db'}", workers=workers, env_overrides=env
+    )
+    with serving(process, workers=workers):
+        if workers:
+            process.wait_for_workers(workers)
+        yield process

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from service.api import create_app
 from service.settings import Settings
-from tests.service.serve_process import ServeProcess, serving
+from tests.service.serve_process import ServeProcess, sqlite_server
 
 TOKEN = "plugin-test-token-0123456789"
 PLUGIN_SPEC: dict[str, Any] = {
@@ -148,10 +148,7 @@ def test_the_stored_spec_holds_the_options_with_their_defaults(api: TestClient) 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    home = tmp_path_factory.mktemp("serve-plugins")
-    process = ServeProcess(home, database_url=f"sqlite:///{home / 'sweepdoc.db'}", workers=1)
-    with serving(process, workers=1):
-        process.wait_for_workers(1)
+    with sqlite_server(tmp_path_factory.mktemp("serve-plugins"), workers=1) as process:
         yield process
 
 

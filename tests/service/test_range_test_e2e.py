@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.factory import tiny_spec
-from tests.service.serve_process import ServeProcess, serving
+from tests.service.serve_process import ServeProcess, sqlite_server
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LR_LOW, LR_HIGH = 1e-5, 3.0
@@ -32,10 +32,7 @@ def range_spec(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    home = tmp_path_factory.mktemp("serve-range")
-    process = ServeProcess(home, database_url=f"sqlite:///{home / 'sweepdoc.db'}", workers=1)
-    with serving(process, workers=1):
-        process.wait_for_workers(1)
+    with sqlite_server(tmp_path_factory.mktemp("serve-range"), workers=1) as process:
         yield process
 
 
