@@ -11,11 +11,13 @@ import optuna
 import pytest
 
 from studies import optuna_bridge, queue
-from studies.db import Database
+from studies.db import Database, TrialState
+from studies.diagnosis import Curves, diagnose_run
 from studies.optuna_bridge import close_storages
 from studies.recorder import EpochRecorder
+from studies.results import TrialSummary
 from studies.schema_setup import create_schema
-from trainer import EpochRecord, History, RunStatus
+from trainer import EpochRecord, History, RunStatus, curves_json
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -104,3 +106,25 @@ def record_completed_run(
     )
     recorder.record_unseen(history)
     return recorder
+
+
+def finish_diagnosed(
+    db: Database,
+    claim: queue.Claim,
+    records: list[dict[str, Any]],
+    *,
+    state: TrialState,
+    summary: TrialSummary,
+) -> None:
+    """Finish *claim*'s slot in *state* with the real diagnosis of *records* (10 classes),
+    stored as the recorder stores it: label, confidence and the whole diagnosis."""
+    diagnosis = diagnose_run(Curves.model_validate(curves_json(records, 10)))
+    assert queue.finish(
+        db,
+        claim,
+        state=state,
+        label=diagnosis.label,
+        confidence=diagnosis.confidence,
+        diagnosis=diagnosis.model_dump(),
+        summary=summary,
+    )

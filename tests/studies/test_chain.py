@@ -16,12 +16,16 @@ import pytest
 
 from studies import chain, followup, queue, store
 from studies.db import Database, StudyRow, StudyStatus, TrialState
-from studies.diagnosis import Curves, Label, LrLabels, LrWindow, StudySummary, diagnose_run
+from studies.diagnosis import Label, LrLabels, LrWindow, StudySummary
 from studies.errors import ConflictError
 from studies.results import TrialSummary
 from studies.spec import SpecLimits, StudySpec
-from tests.studies.conftest import optuna_trials, start_claimed_trial, tiny_spec
-from trainer import curves_json
+from tests.studies.conftest import (
+    finish_diagnosed,
+    optuna_trials,
+    start_claimed_trial,
+    tiny_spec,
+)
 
 # A run that overfits (train loss keeps falling, val loss turns up after epoch 5) and one
 # that is healthy (both losses level off together); the real diagnoser labels them so.
@@ -111,21 +115,12 @@ def play(db: Database, study_id: int, curves: dict[str, list[float]]) -> None:
         best_val_loss=min(curves["val_loss"]),
         objective_value=best,
     )
-    diagnosis = diagnose_run(Curves.model_validate(curves_json(records, 10)))
     while (claim := queue.claim_next(db, worker="w", device="cpu")) is not None:
         assert claim.study_id == study_id
         start_claimed_trial(db, claim)
         for record in records:
             assert queue.record_epoch(db, claim, record, summary=summary).owned
-        assert queue.finish(
-            db,
-            claim,
-            state=TrialState.COMPLETE,
-            label=diagnosis.label,
-            confidence=diagnosis.confidence,
-            diagnosis=diagnosis.model_dump(),
-            summary=summary,
-        )
+        finish_diagnosed(db, claim, records, state=TrialState.COMPLETE, summary=summary)
 
 
 def row(db: Database, study_id: int) -> StudyRow:

@@ -18,12 +18,10 @@ from sqlalchemy.exc import DataError, StatementError
 
 from studies import optuna_bridge, queue, store
 from studies.db import Database, StudyStatus, TrialState, utcnow
-from studies.diagnosis import Curves, diagnose_run
 from studies.errors import ConflictError, NotFoundError, QueueFullError
 from studies.results import TrialSummary
 from studies.spec import MAX_NAME_CHARS, parse_spec
-from tests.studies.conftest import start_claimed_trial, tiny_spec
-from trainer import curves_json
+from tests.studies.conftest import finish_diagnosed, start_claimed_trial, tiny_spec
 
 
 def _an_hour_later() -> datetime:
@@ -384,16 +382,8 @@ def run_outcomes(db: Database, study_id: int, outcomes: list[Outcome]) -> None:
         if not records:
             assert queue.finish(db, claim, state=outcome.state, error="raised before epoch 1")
             continue
-        diagnosis = diagnose_run(Curves.model_validate(curves_json(records, 10)))
-        assert queue.finish(
-            db,
-            claim,
-            state=outcome.state,
-            label=diagnosis.label,
-            confidence=diagnosis.confidence,
-            diagnosis=diagnosis.model_dump(),
-            summary=_summary(records, maximize=maximize),
-        )
+        summary = _summary(records, maximize=maximize)
+        finish_diagnosed(db, claim, records, state=outcome.state, summary=summary)
 
 
 RISING = (0.3, 0.6, 0.75)  # the first epochs of every run that is not diverged
