@@ -5,9 +5,11 @@ A run belongs to a project; each project is an Optuna study (``runs:<project>``)
 run one of its trials, so the dashboard shows runs beside sweepdoc's own studies, and a
 run's diagnosis has the shape of a trial's. ``_schemas`` (the wire shapes), ``_store``
 (create, read, list, finish, diagnose), ``_epochs`` (one epoch: stored once, live check,
-verdict), ``_optuna`` (the Optuna side, every write repeatable).
+verdict), ``_optuna`` (the Optuna side, every write repeatable), ``_delete`` (a run, its
+epochs and its Optuna trial).
 """
 
+from studies.runs._delete import delete_run
 from studies.runs._epochs import RunInputError, log_epoch
 from studies.runs._optuna import study_name
 from studies.runs._schemas import (
@@ -31,6 +33,7 @@ __all__ = [
     "RunPublic",
     "Verdict",
     "create_run",
+    "delete_run",
     "finish_run",
     "get_run",
     "list_runs",

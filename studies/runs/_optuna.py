@@ -26,6 +26,12 @@ from studies.spec import Objective
 
 ATTR_RUN_ID = "sweepdoc_run_id"
 ATTR_RUN_NAME = "run"
+# The user attributes sweepdoc writes on a run's trial, which a text parameter (stored as a
+# user attribute too) must not overwrite; ``sweepdoc_`` is kept for sweepdoc's own.
+RESERVED_ATTRS = frozenset(
+    {ATTR_RUN_ID, ATTR_RUN_NAME, optuna_bridge.ATTR_LABEL, optuna_bridge.ATTR_CONFIDENCE}
+)
+RESERVED_ATTR_PREFIX = "sweepdoc_"
 _DIRECTION = {"maximize": StudyDirection.MAXIMIZE, "minimize": StudyDirection.MINIMIZE}
 
 

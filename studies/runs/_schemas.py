@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Final
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -27,6 +28,7 @@ from pydantic import (
 
 from studies.db import RunState
 from studies.diagnosis import MAX_CURVE_EPOCHS, Diagnosis, Label
+from studies.runs._optuna import RESERVED_ATTR_PREFIX, RESERVED_ATTRS
 from studies.schemas import JsonFloat, JsonObject
 from studies.spec import Objective
 from trainer._curves import METRIC_KEYS
@@ -46,7 +48,23 @@ RunName = Annotated[
     # Printable text: a name shown in the dashboard and in logs must not carry control bytes.
     StringConstraints(pattern=r"^[^\x00-\x1f\x7f]+$", min_length=1, max_length=120),
 ]
-ParamName = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]+$", max_length=100)]
+
+
+def _not_reserved(name: str) -> str:
+    # A text parameter is an Optuna user attribute: it must not overwrite sweepdoc's own.
+    if name in RESERVED_ATTRS or name.startswith(RESERVED_ATTR_PREFIX):
+        raise ValueError(
+            f"{name!r} is one of sweepdoc's own Optuna attributes "
+            f"({', '.join(sorted(RESERVED_ATTRS))}, {RESERVED_ATTR_PREFIX}…): rename the parameter"
+        )
+    return name
+
+
+ParamName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[^\x00-\x1f\x7f]+$", max_length=100),
+    AfterValidator(_not_reserved),
+]
 
 
 def _param_value(value: Any) -> Any:

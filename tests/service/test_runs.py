@@ -12,6 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState as OptunaState
 
+from service.client import NotFound, SweepdocClient
 from studies.diagnosis import Curves, Diagnosis, Label, diagnose_run
 from tests.service.runs_serve import api_server
 from tests.service.serve_process import ServeProcess
@@ -191,8 +192,14 @@ def test_the_first_epoch_must_log_the_objective(server: ServeProcess) -> None:
         ({"project": "p", "name": "r", "num_classes": 1}, "num_classes"),
         ({"project": "p", "name": "r", "objective": "accuracy"}, "objective"),
         ({"project": "p", "name": "r", "colour": "red"}, "colour"),
+        ({"project": "p", "name": "r", "params": {"label": "mine"}}, "params.label"),
+        ({"project": "p", "name": "r", "params": {"run": 3}}, "params.run"),
+        ({"project": "p", "name": "r", "params": {"sweepdoc_x": 1}}, "params.sweepdoc_x"),
     ],
-    ids=["project", "name", "nested-param", "inf-param", "num-classes", "objective", "unknown"],
+    ids=[
+        "project", "name", "nested-param", "inf-param", "num-classes", "objective", "unknown",
+        "reserved-label", "reserved-run", "reserved-prefix",
+    ],
 )
 def test_a_bad_run_is_422_naming_the_field(
     server: ServeProcess, body: dict[str, Any], field: str
@@ -265,3 +272,41 @@ def test_runs_are_listed_newest_first_with_paging(server: ServeProcess) -> None:
     ids = [new_run(server, project=project, name=f"r{i}")["id"] for i in range(3)]
     page = server.get("/v1/runs", params={"project": project, "offset": 1, "limit": 1})
     assert page["count"] == 3 and [r["id"] for r in page["data"]] == [ids[1]]
+
+
+def test_deleting_a_run_removes_it_its_epochs_and_its_optuna_trial(server: ServeProcess) -> None:
+    """The project's later trials move down one number, as Optuna numbers without gaps (a
+    new run after a deletion must not get an existing number); a second DELETE is 404."""
+    first = new_run(server, params={"lr": 0.1})
+    project = first["project"]
+    doomed = new_run(server, project=project, name="doomed", params={"lr": 1.0})
+    last = new_run(server, project=project, name="last", params={"lr": 0.01})
+    for run in (first, doomed, last):
+        log(server, run["id"], HEALTHY[:2])
+    assert finish(server, doomed["id"]).status_code == 200  # a note on its trial, too
+    before = optuna.load_study(study_name=f"runs:{project}", storage=server.database_url)
+    (doomed_trial,) = [t for t in before.trials if t.user_attrs["run"] == "doomed"]
+    note = f"dashboard:{doomed_trial._trial_id}:"  # optuna_dashboard's note keys
+    assert any(key.startswith(note) for key in study_system_attrs(before))
+
+    with SweepdocClient(server.url) as client:
+        client.delete_run(doomed["id"])
+        with pytest.raises(NotFound):
+            client.delete_run(doomed["id"])
+        assert server.http.get(f"/v1/runs/{doomed['id']}").status_code == 404
+        assert post_epoch(server, doomed["id"], 3, **HEALTHY[2]).status_code == 404
+        assert client.run(last["id"]).optuna_trial_number == 1  # was 2
+        after = new_run(server, project=project, name="after")
+        assert after["optuna_trial_number"] == 2
+
+    study = optuna.load_study(study_name=f"runs:{project}", storage=server.database_url)
+    assert [(t.number, t.user_attrs["run"]) for t in study.trials] == [
+        (0, "run"), (1, "last"), (2, "after")
+    ]
+    assert all(t.user_attrs.get("sweepdoc_run_id") != doomed["id"] for t in study.trials)
+    assert not [key for key in study_system_attrs(study) if key.startswith(note)]
+
+
+def study_system_attrs(study: optuna.Study) -> dict[str, Any]:
+    """Where optuna-dashboard keeps trial notes (Optuna 5 has no public reader)."""
+    return dict(study._storage.get_study_system_attrs(study._study_id))

@@ -139,6 +139,7 @@ V1_AUTHORIZED_STATUS = {
     ("POST", "/v1/runs/1/epochs"): 422,  # no body
     ("POST", "/v1/runs/1/finish"): 404,
     ("GET", "/v1/runs/1/diagnosis"): 404,
+    ("DELETE", "/v1/runs/1"): 404,
 }
 # The same for the dashboard's pages and files (study 1 exists; artifact x does not).
 DASHBOARD_AUTHORIZED_STATUS = {

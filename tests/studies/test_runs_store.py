@@ -1,6 +1,6 @@
 """External runs in the store, on SQLite and PostgreSQL: an epoch sent by many clients at
 once is stored once and answered alike; a run's diagnosis is held to its project's best run
-as a trial's is held to its study's best trial."""
+as a trial's is held to its study's best trial; deleting a run keeps Optuna's numbering."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from studies import runs
 from studies.db import Database, RunEpochRow
-from studies.errors import ConflictError
+from studies.errors import ConflictError, NotFoundError
+from tests.studies.conftest import optuna_trials
 
 EPOCHS = [
     {"train_loss": 2.0 - 0.3 * i, "val_loss": 2.1 - 0.3 * i, "val_acc": 0.3 + 0.1 * i}
@@ -84,3 +85,25 @@ def test_a_stopped_run_takes_no_more_epochs(db: Database) -> None:
     assert verdict.stop and verdict.state == "stopped"
     with pytest.raises(ConflictError, match="takes no more epochs"):
         runs.log_epoch(db, run.id, runs.EpochLog(epoch=2, **EPOCHS[1]))
+
+
+def test_deleting_a_run_renumbers_the_projects_later_trials(db: Database) -> None:
+    """On both databases: the run, its epochs and its Optuna trial go in one transaction;
+    Optuna's numbers stay without gaps, so the next run's trial takes a number of its own."""
+    first, doomed, last = (start(db, "renumber") for _ in range(3))
+    for run in (first, doomed, last):
+        log(db, run.id, EPOCHS[:2])
+    runs.delete_run(db, doomed.id)
+    with pytest.raises(NotFoundError):
+        runs.delete_run(db, doomed.id)
+    with db.session() as session:
+        left = session.scalar(
+            select(func.count()).select_from(RunEpochRow).where(RunEpochRow.run_id == doomed.id)
+        )
+    assert left == 0
+    after = start(db, "renumber")
+    assert [runs.get_run(db, r.id).optuna_trial_number for r in (first, last, after)] == [0, 1, 2]
+    trials = optuna_trials(db.url, runs.study_name("renumber"))
+    assert [(t.number, t.user_attrs["sweepdoc_run_id"]) for t in trials] == [
+        (0, first.id), (1, last.id), (2, after.id)
+    ]

@@ -2,7 +2,8 @@
 
 `POST /v1/runs` starts a run, `POST /v1/runs/{id}/epochs` logs one epoch and answers
 `continue` or `stop` (the worker's live divergence check), `POST /v1/runs/{id}/finish` ends
-it with the full diagnosis; `GET` reads a run, the runs of a project, a run's diagnosis.
+it with the full diagnosis; `GET` reads a run, the runs of a project, a run's diagnosis;
+`DELETE /v1/runs/{id}` removes a run with its epochs and its Optuna trial.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ RUN_LINKS = {
         ("LogEpoch", "log_run_epoch"),
         ("FinishRun", "finish_run"),
         ("GetRunDiagnosis", "get_run_diagnosis"),
+        ("DeleteRun", "delete_run"),
     )
 }
 
@@ -133,6 +135,21 @@ def finish_run(run_id: RunId, database: DatabaseDep) -> runs.RunPublic:
     """End the run with its full diagnosis (its Optuna trial COMPLETE). Finishing an ended
     run (finished, or stopped by the live check) returns it as it is; 409 without epochs."""
     return runs.finish_run(database, run_id)
+
+
+@router.delete(
+    "/{run_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(404, 422, 503, *WRITE_ERRORS),
+    operation_id="delete_run",
+)
+def delete_run(run_id: RunId, database: DatabaseDep) -> Response:
+    """Delete a run, running or ended: its epochs and its Optuna trial go with it (the
+    project's later trials are renumbered, as Optuna numbers trials without gaps). A loop
+    still posting to it then gets 404; deleting it again is a 404 too."""
+    runs.delete_run(database, run_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(
