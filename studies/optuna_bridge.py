@@ -28,6 +28,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState as OptunaState
 
 from studies.db import engine_kwargs
+from studies.optuna_attrs import write_trial_attrs
 from studies.spec import Pruner, Sampler, StudySpec
 
 # The storages optuna_storage() made, so close_storages() can release their connections.
@@ -239,19 +240,14 @@ def annotate(
 ) -> None:
     """Write the diagnosis onto the Optuna trial (*storage_trial_id* its storage id): user
     attributes, a note, and the curves plot listed as an artifact whose file is rendered
-    when first opened (``studies.plots.LazyCurvesStore``)."""
-    for key, value in attrs.items():
-        trial.set_user_attr(key, value)
+    when first opened (``studies.plots.LazyCurvesStore``); one transaction
+    (``studies.optuna_attrs``)."""
+    user = dict(attrs)
     if label is not None:
-        trial.set_user_attr(ATTR_LABEL, label)
+        user[ATTR_LABEL] = label
     if confidence is not None:
-        trial.set_user_attr(ATTR_CONFIDENCE, round(confidence, 3))
-    if note is not None:
-        # Imported on first use: optuna_dashboard takes ~2.4 s to import, which every
-        # process importing this module (the API, the CLI) would otherwise pay.
-        from optuna_dashboard import save_note
-
-        save_note(trial, note)
+        user[ATTR_CONFIDENCE] = round(confidence, 3)
+    system: dict[str, Any] = {}
     if plot_artifact_id is not None:
         # What optuna.artifacts.upload_artifact records, without writing the file.
         meta = ArtifactMeta(
@@ -260,9 +256,8 @@ def annotate(
             mimetype="image/png",
             encoding=None,
         )
-        trial.storage.set_trial_system_attr(
-            storage_trial_id, ARTIFACTS_ATTR_PREFIX + plot_artifact_id, json.dumps(asdict(meta))
-        )
+        system[ARTIFACTS_ATTR_PREFIX + plot_artifact_id] = json.dumps(asdict(meta))
+    write_trial_attrs(trial, storage_trial_id=storage_trial_id, user=user, system=system, note=note)
 
 
 def tell(study: optuna.Study, trial: optuna.Trial, state: OptunaState, value: float | None) -> None:

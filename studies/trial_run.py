@@ -38,6 +38,7 @@ from sqlalchemy.exc import DBAPIError
 from studies import checkpoints, notes, optuna_bridge, plots, queue, resume
 from studies.db import Database, TrialState
 from studies.diagnosis import Diagnosis
+from studies.optuna_attrs import write_trial_attrs
 from studies.recorder import EpochRecorder, retry_transient
 from trainer._paths import relative_to_root
 
@@ -173,8 +174,14 @@ class TrialRun:
         )
         trial_id = optuna_bridge.storage_trial_id(trial)
         self.optuna_trial_id = trial_id  # known from here on, for the failure paths
-        trial.set_user_attr(optuna_bridge.ATTR_SWEEPDOC_TRIAL, claim.trial_id)
-        trial.set_user_attr(optuna_bridge.ATTR_ATTEMPT, claim.attempt)
+        write_trial_attrs(
+            trial,
+            storage_trial_id=trial_id,
+            user={
+                optuna_bridge.ATTR_SWEEPDOC_TRIAL: claim.trial_id,
+                optuna_bridge.ATTR_ATTEMPT: claim.attempt,
+            },
+        )
         return study, trial, params, trial_id
 
     def beat(self) -> bool:

@@ -36,7 +36,7 @@ from trainer._packed_check import can_pack
 from trainer._packed_epoch import EpochShape, EpochStats, Member, PackRun, evaluate, train_epoch
 from trainer._packed_models import Pack
 from trainer._packed_resume import check_resume_states, restore_members
-from trainer._packed_saves import save_member_best, save_member_epoch_state
+from trainer._packed_saves import as_unpacked, save_member_best, save_member_epoch_state
 from trainer._resume import ResumeState
 from trainer._schedule import lr_at
 
@@ -211,27 +211,29 @@ def _close_epoch(
     if history.status is RunStatus.DIVERGED:
         return True
     # After on_epoch, as in trainer.train: the epoch is recorded before its files are written.
-    if member.best_checkpoint is not None and is_best_epoch(history.records, callbacks.best_by):
-        save_member_best(
-            member.best_checkpoint,
-            pack=run.pack,
-            optimizer=run.optimizer,
-            position=position,
-            history=history,
-            data=data,
-        )
+    best = member.best_checkpoint is not None and is_best_epoch(history.records, callbacks.best_by)
+    if not best and member.epoch_state is None:
+        return _leaves(history, stop)
+    # The member out of the pack once for both writes (its weights and optimizer state
+    # sliced out and loaded into an unpacked network: the cost of a write, paid once).
+    unpacked = as_unpacked(run.pack, run.optimizer, position, history)
+    if best and member.best_checkpoint is not None:
+        save_member_best(member.best_checkpoint, member=unpacked, history=history, data=data)
     if member.epoch_state is not None:
         save_member_epoch_state(
             member.epoch_state,
-            pack=run.pack,
-            optimizer=run.optimizer,
-            position=position,
+            member=unpacked,
             history=history,
             step=run.step,
             generator=run.generator,
             device=run.device,
         )
-    if stop is not None:
-        history.status, history.stop_reason = stop.status, stop.reason
-        return True
-    return False
+    return _leaves(history, stop)
+
+
+def _leaves(history: History, stop: Stop | None) -> bool:
+    """Apply the callback's *stop*, if any, to the member's history; True when it stops."""
+    if stop is None:
+        return False
+    history.status, history.stop_reason = stop.status, stop.reason
+    return True

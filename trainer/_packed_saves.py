@@ -37,14 +37,13 @@ def as_unpacked(
 def save_member_best(
     path: Path,
     *,
-    pack: Pack,
-    optimizer: PackedOptimizer,
-    position: int,
+    member: tuple[Network, torch.optim.Optimizer],
     history: History,
     data: BatchSource,
 ) -> None:
-    """The member's best checkpoint after its last epoch (``trainer._checkpoint``)."""
-    model, like = as_unpacked(pack, optimizer, position, history)
+    """The member's best checkpoint after its last epoch (``trainer._checkpoint``);
+    *member* is ``as_unpacked``'s, taken once for both of an epoch's writes."""
+    model, like = member
     save_best(
         path,
         model=model,
@@ -58,9 +57,7 @@ def save_member_best(
 def save_member_epoch_state(
     path: Path,
     *,
-    pack: Pack,
-    optimizer: PackedOptimizer,
-    position: int,
+    member: tuple[Network, torch.optim.Optimizer],
     history: History,
     step: int,
     generator: torch.Generator,
@@ -69,7 +66,7 @@ def save_member_epoch_state(
     """The member's whole state after its last epoch (``trainer._resume``). The random
     streams are the pack's, which are the member's own: every member draws exactly what
     its unpacked run would."""
-    model, like = as_unpacked(pack, optimizer, position, history)
+    model, like = member
     state = capture_state(
         config=history.config,
         epoch=history.records[-1].epoch,

@@ -191,3 +191,27 @@ def test_the_memory_estimate_needs_an_image_folders_shape() -> None:
     assert estimate_pack_bytes(folder, 2, input_shape=(3, 64, 64), num_classes=37) > 0
     with pytest.raises(ConfigError, match="k: must be at least 1"):
         estimate_pack_bytes(folder, 0, input_shape=(3, 64, 64), num_classes=37)
+
+
+def test_members_that_leave_stop_costing_compute() -> None:
+    """A stopped member is sliced out of the fused network and its optimizer: the members
+    left train in a smaller network (fewer channels, fewer weights), not beside a frozen one."""
+    from trainer._models import first_layer
+    from trainer._packed_epoch import Member, PackRun
+    from trainer._packed_models import Pack
+
+    configs = [tiny_digits_config(lr=lr) for lr in (0.05, 0.02, 0.1)]
+    members = [Member(i, config, None, None) for i, config in enumerate(configs)]
+    network = build_model(configs[0].model, in_channels=1, image_size=8, num_classes=10)
+    run = PackRun.start(members, Pack.of([network] * 3), torch.device("cpu"))
+    weights = sum(p.numel() for p in run.pack.model.parameters())
+
+    run.without({1})
+
+    assert run.pack.k == 2 and run.optimizer.k == 2
+    assert [m.index for m in run.members] == [0, 2]
+    conv = first_layer(run.pack.model)
+    assert isinstance(conv, torch.nn.Conv2d) and conv.out_channels == 2 * 4  # width 4
+    assert sum(p.numel() for p in run.pack.model.parameters()) * 3 == weights * 2
+    assert run.optimizer.params == list(run.pack.model.parameters())
+    assert run.max_norm.shape == (2,)
