@@ -42,7 +42,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from studies import followup, store
-from studies.db import Database, StudyRow, TrialRow, TrialState
+from studies.db import ChainState, Database, StudyRow, TrialRow, TrialState
 from studies.diagnosis import Label, StudySummary
 from studies.errors import NotFoundError, QueueFullError, SpecError, StudiesError
 from studies.queue._sql import rowcount
@@ -248,7 +248,9 @@ def _stop(db: Database, study_id: int, reason: str) -> bool:
         return (
             rowcount(
                 session.execute(
-                    update(StudyRow).where(_undecided(study_id)).values(chain_reason=reason)
+                    update(StudyRow)
+                    .where(_undecided(study_id))
+                    .values(chain_reason=reason, chain_state=ChainState.DECIDED)
                 )
             )
             == 1
@@ -267,7 +269,9 @@ def _submit(
         claimed = session.execute(
             update(StudyRow)
             .where(_undecided(row.id))
-            .values(follow_up_id=child.id, chain_reason=reason)
+            .values(
+                follow_up_id=child.id, chain_reason=reason, chain_state=ChainState.DECIDED
+            )
         )
         if rowcount(claimed) != 1:
             raise _AlreadyDecided(f"study {row.id}'s next round was already decided")
@@ -333,20 +337,24 @@ def advance(db: Database, study_id: int, *, server: ChainServer) -> Outcome | No
 
 
 def advance_all(db: Database, *, server: ChainServer) -> list[Outcome]:
-    """``advance`` every undecided chain round (the reconciler's sweep: a worker that died
-    between finishing a study's last slot and deciding its next round is made good)."""
+    """``advance`` every round that can still advance: follow-up on, not decided, not
+    cancelled, every slot finished (the reconciler's sweep: a worker that died between
+    finishing a study's last slot and deciding its next round is made good). The indexed
+    ``chain_state`` keeps studies without follow-up, and decided ones, out of the read."""
+    open_slots = select(TrialRow.id).where(
+        TrialRow.study_id == StudyRow.id,
+        TrialRow.state.in_((TrialState.WAITING, TrialState.RUNNING)),
+    )
     with db.session() as session:
-        candidates = session.execute(
-            select(StudyRow.id, StudyRow.spec).where(
-                StudyRow.follow_up_id.is_(None),
-                StudyRow.chain_reason.is_(None),
+        candidates = session.scalars(
+            select(StudyRow.id).where(
+                StudyRow.chain_state == ChainState.OPEN,
                 StudyRow.cancel_requested.is_(False),
+                ~open_slots.exists(),
             )
         ).all()
     outcomes = []
-    for study_id, spec in candidates:
-        if stored_follow_up_rounds(spec) == 0:
-            continue
+    for study_id in candidates:
         outcome = advance(db, study_id, server=server)
         if outcome is not None:
             outcomes.append(outcome)

@@ -6,7 +6,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from studies import optuna_bridge, queue
-from studies.db import Database, StudyRow, StudyStatus, TrialRow, TrialState
+from studies.db import ChainState, Database, StudyRow, StudyStatus, TrialRow, TrialState
 from studies.errors import ConflictError
 from studies.queue._sql import rowcount
 from studies.results import Candidate, best_trial
@@ -161,7 +161,7 @@ def _stop_loop(db: Database, study: StudyRow, reason: str) -> bool:
                 StudyRow.follow_up_id.is_(None),
                 StudyRow.chain_reason.is_(None),
             )
-            .values(chain_reason=reason)
+            .values(chain_reason=reason, chain_state=ChainState.DECIDED)
         )
     return rowcount(result) == 1
 

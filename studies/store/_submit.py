@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from studies import checkpoints, optuna_bridge
-from studies.db import Database, StudyRow, TrialRow, TrialState, utcnow
+from studies.db import ChainState, Database, StudyRow, TrialRow, TrialState, utcnow
 from studies.errors import QueueFullError
 from studies.schemas import StudyPublic
 from studies.spec import Sampler, StudySpec
@@ -102,6 +102,7 @@ def submit_study(
                 trial_count=len(points),
                 cancel_requested=False,
                 created_at=utcnow(),
+                chain_state=ChainState.at_submit(spec.follow_up.max_rounds),
             )
             session.add(study)
             session.flush()

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from studies import chain, followup, queue, store
-from studies.db import Database, StudyRow, StudyStatus, TrialState
+from studies.db import ChainState, Database, StudyRow, StudyStatus, TrialRow, TrialState
 from studies.diagnosis import Label, LrLabels, LrWindow, StudySummary
 from studies.errors import ConflictError
 from studies.results import TrialSummary
@@ -458,3 +459,57 @@ def test_every_study_view_carries_its_place_in_the_chain(db: Database, tmp_path:
     )
     assert [r.id for r in store.study_chain(db, first).rounds] == [first]
     assert math.isclose(store.list_studies(db).data[0].round, 1)
+
+
+def test_the_sweep_takes_up_only_the_rounds_that_can_still_advance(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``chain_state`` is set at submit and at the decision; ``advance_all`` hands
+    ``advance`` only open rounds whose slots have all finished: never a study without
+    follow-up (undecided for ever), a decided one, a cancelled one or one still running."""
+    server = server_for(tmp_path)
+    off = submit(db, tmp_path, max_rounds=0)
+    play(db, off, OVERFITTING)
+    decided = submit(db, tmp_path)
+    play(db, decided, OVERFITTING)
+    assert chain.advance(db, decided, server=server) is not None
+    next_round = row(db, decided).follow_up_id  # open, its slots waiting
+    assert next_round is not None
+    cancelled = submit(db, tmp_path)
+    store.cancel_study(db, cancelled)
+    ready = submit(db, tmp_path)
+    assert queue.claim_next(db, worker="w", device="cpu") is not None  # next_round runs
+    assert {s: row(db, s).chain_state for s in (off, decided, next_round, cancelled, ready)} == {
+        off: ChainState.OFF,
+        decided: ChainState.DECIDED,
+        next_round: ChainState.OPEN,
+        cancelled: ChainState.DECIDED,
+        ready: ChainState.OPEN,
+    }
+    called: list[int] = []
+    real_advance = chain.advance
+
+    def recording(db: Database, study_id: int, *, server: chain.ChainServer) -> Any:
+        called.append(study_id)
+        return real_advance(db, study_id, server=server)
+
+    monkeypatch.setattr(chain, "advance", recording)
+    assert chain.advance_all(db, server=server) == []
+    assert called == []  # `ready` has waiting slots, `next_round` a running one
+    play_rest(db, ready)
+
+    [outcome] = chain.advance_all(db, server=server)
+
+    assert called == [ready] and outcome.study_id == ready
+    assert row(db, ready).chain_state is ChainState.DECIDED
+
+
+def play_rest(db: Database, study_id: int) -> None:
+    """Finish *study_id*'s waiting slots with OVERFITTING curves, leaving others' alone."""
+    with db.session() as session:
+        session.execute(
+            update(TrialRow)
+            .where(TrialRow.study_id != study_id, TrialRow.state == TrialState.WAITING)
+            .values(state=TrialState.FAILED)
+        )
+    play(db, study_id, OVERFITTING)

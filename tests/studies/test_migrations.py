@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
 from studies import migrations, store
 from studies.db import DEFAULT_STALE_AFTER_S, Base, Database
@@ -96,16 +96,21 @@ def test_an_empty_database_is_migrated_to_head(fresh_url: str) -> None:
     ]
 
 
+def _upgrade_to(conn: Connection, revision: str) -> None:
+    """Run sweepdoc's migrations on *conn* up to *revision* (an older schema than head)."""
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "studies" / "migrations"))
+    config.attributes["connection"] = conn
+    command.upgrade(config, revision)
+
+
 def _baseline_schema(url: str) -> None:
     """What sweepdoc's ``create_all`` made before it had migrations: the baseline revision's
     tables (by definition the same schema), without the version table."""
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            config = Config()
-            config.set_main_option("script_location", str(ROOT / "studies" / "migrations"))
-            config.attributes["connection"] = conn
-            command.upgrade(config, migrations.BASELINE)
+            _upgrade_to(conn, migrations.BASELINE)
             conn.execute(text(f"DROP TABLE {migrations.VERSION_TABLE}"))
     finally:
         engine.dispose()
@@ -276,5 +281,44 @@ def test_the_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
         "studies/migrations/script.py.mako",
         "studies/migrations/versions/r0001_baseline.py",
         "studies/migrations/versions/r0002_worker_deadline.py",
+        "studies/migrations/versions/r0005_chain_state.py",
     }
     assert expected <= names, sorted(n for n in names if "migrations" in n)
+
+
+def test_revision_0005_sets_the_chain_state_of_existing_studies(fresh_url: str) -> None:
+    """Studies made before 0005: without follow-up (off), follow-up on and undecided
+    (open), decided by a reason or a linked next round (decided)."""
+    engine = create_engine(fresh_url)
+    try:
+        with engine.begin() as conn:
+            _upgrade_to(conn, "0004")
+            rows = {
+                1: ({}, None, None),
+                2: ({"max_rounds": 2}, None, None),
+                3: ({"max_rounds": 2}, "Round 2 submitted: …", 4),
+                4: ({"max_rounds": 2}, "The loop is done.", None),
+                5: ({"max_rounds": 0}, None, None),
+            }
+            for study_id, (follow_up, reason, follow_up_id) in rows.items():
+                spec = parse_spec(tiny_spec(follow_up=follow_up)).model_dump_json()
+                conn.execute(
+                    text(
+                        "INSERT INTO sweepdoc_studies (id, name, optuna_study_name, spec,"
+                        " priority, max_parallel, trial_count, cancel_requested, created_at,"
+                        " round, chain_reason, follow_up_id) VALUES (:id, 's', :optuna, :spec,"
+                        " 0, 1, 2, false, '2026-11-01 10:00:00', 1, :reason, :follow_up_id)"
+                    ),
+                    {"id": study_id, "optuna": f"s{study_id}", "spec": spec,
+                     "reason": reason, "follow_up_id": follow_up_id},
+                )
+    finally:
+        engine.dispose()
+    db = Database(fresh_url)
+    try:
+        migrate_and_check_head(db)
+    finally:
+        db.dispose()
+    assert _rows(fresh_url, "SELECT id, chain_state FROM sweepdoc_studies ORDER BY id") == [
+        (1, "off"), (2, "open"), (3, "decided"), (4, "decided"), (5, "off")
+    ]
