@@ -44,6 +44,7 @@ from dataset import (  # noqa: E402
 
 from studies.diagnosis import Label, diagnose_run  # noqa: E402
 from studies.diagnosis._diverge import find_divergence  # noqa: E402
+from studies.diagnosis._forecast import GainBy  # noqa: E402
 from studies.diagnosis._measure import Measures, measure, measure_levels  # noqa: E402
 from studies.diagnosis._rules import material_acc_gain, material_loss_fall  # noqa: E402
 
@@ -147,6 +148,7 @@ def cross_validation(runs: list[dict[str, object]], k: int, *, errors: bool) -> 
                   f"balanced={_pct(report.balanced_accuracy)} "
                   f"healthy-false-alarms={_pct(report.healthy_false_alarms)} "
                   f"ece={report.ece:.3f}")
+            print("   recall: " + ", ".join(f"{t} {_pct(report.recall(t))}" for t in TRUE_LABELS))
         folds = fold_false_alarms(mine)
         print("   healthy false alarms per fold: "
               + ", ".join(f"{a}/{n}" for a, n in folds.values()))
@@ -213,10 +215,10 @@ def _slope_rule(m: Measures) -> bool:
 def _pieces(m: Measures) -> dict[str, bool]:
     """Each way of telling "still paying" from the rest, on one sample's measurements."""
     acc, loss = m.forecasts.val_acc, m.forecasts.val_loss
-    p_acc_h = acc.probability_of_gain(material_acc_gain(acc.now)) if acc else 0.0
-    p_acc = acc.probability_of_gain(material_acc_gain(acc.now), eventually=True) if acc else 0.0
+    p_acc_h = acc.probability_of_gain(material_acc_gain(acc)) if acc else 0.0
+    p_acc = acc.probability_of_gain(material_acc_gain(acc), by=GainBy.EVENTUALLY) if acc else 0.0
     p_loss = (
-        loss.probability_of_gain(material_loss_fall(loss), eventually=True) if loss else 0.0
+        loss.probability_of_gain(material_loss_fall(loss), by=GainBy.EVENTUALLY) if loss else 0.0
     )
     return {
         "slope rule (before issue 11)": _slope_rule(m),

@@ -1,6 +1,6 @@
 """The Evidence and Forecast of a diagnosis, read off the measurements (nothing recomputed)."""
 
-from studies.diagnosis._forecast import CurveForecast
+from studies.diagnosis._forecast import CurveForecast, GainBy
 from studies.diagnosis._measure import Levels, Measures
 from studies.diagnosis._plan import stage_of
 from studies.diagnosis._result import Forecast
@@ -67,6 +67,7 @@ def measured_evidence(m: Measures) -> dict[str, object]:
     loss = m.forecasts.val_loss
     return {
         "window": m.window,
+        "implied_epochs": m.implied_epochs,
         "gap_final": _round(None if m.gap is None else m.gap[-1]),
         "gap_at_best": _round(None if m.gap is None else m.gap[m.best_index]),
         "gap_trend": _round(m.gap_trend, 5),
@@ -102,8 +103,12 @@ def _forecast(metric: str, forecast: CurveForecast, margin: float) -> Forecast:
         high=round(forecast.high, 4),
         asymptote=round(forecast.asymptote, 4),
         material_gain=round(margin, 4),
+        best_so_far=round(forecast.best, 4),
         gain_probability=round(forecast.probability_of_gain(margin), 3),
-        eventual_gain_probability=round(forecast.probability_of_gain(margin, eventually=True), 3),
+        eventual_gain_probability=round(
+            forecast.probability_of_gain(margin, by=GainBy.EVENTUALLY), 3
+        ),
+        shown_gain_probability=round(forecast.probability_of_gain(margin, by=GainBy.SHOWN), 3),
         family=forecast.family.value,
     )
 
@@ -112,7 +117,7 @@ def forecast_of(m: Measures) -> Forecast | None:
     """The validation metric's forecast as reported: val accuracy, else val loss."""
     if m.forecasts.val_acc is not None:
         acc = m.forecasts.val_acc
-        return _forecast("val_acc", acc, material_acc_gain(acc.now))
+        return _forecast("val_acc", acc, material_acc_gain(acc))
     if m.forecasts.val_loss is not None:
         loss = m.forecasts.val_loss
         return _forecast("val_loss", loss, material_loss_fall(loss))

@@ -16,7 +16,8 @@ from statistics import median
 
 from studies.diagnosis._curves import Curves
 from studies.diagnosis._forecast import Bounds, CurveForecast, Direction, forecast
-from studies.diagnosis._plan import Ahead, ahead_of
+from studies.diagnosis._implied import implied_plan
+from studies.diagnosis._plan import Ahead, Plan, ahead_of
 from studies.diagnosis._schedule import Schedule, find_schedule
 from studies.diagnosis._stats import (
     argmax,
@@ -191,6 +192,7 @@ class Measures:
     plateau_epochs: int | None
     forecasts: Forecasts
     ahead: Ahead | None  # what the run's plan still holds (None: no plan, or none left)
+    implied_epochs: int | None  # the end a recorded LR decay implies, for a run with no plan
 
     @property
     def epochs(self) -> int:
@@ -225,10 +227,20 @@ def _loss_bounds(values: list[float]) -> Bounds:
     return Bounds(low=0.0) if min(values) >= 0.0 else Bounds()
 
 
+def default_horizon(plan: Plan | None, epochs: int) -> int:
+    """Where the forecast looks by default: the planned end of a run with epochs left, else
+    twice the epochs so far."""
+    if plan is not None and plan.epochs > epochs:
+        return plan.epochs
+    return 2 * epochs
+
+
 def measure(levels: Levels, *, horizon: int | None = None) -> Measures:
     """Every rule input from *levels* (a run with only finite losses and ≥ 3 epochs).
 
-    *horizon* (a 1-based epoch) is where the forecasts look; default twice the epochs so far.
+    *horizon* (a 1-based epoch) is where the forecasts look; default: the planned end of a
+    run with epochs left (its own plan, or the one its LR decay implies), else twice the
+    epochs so far.
     """
     schedule = find_schedule(levels.curves.lr)
     start = schedule.last_start
@@ -278,6 +290,10 @@ def measure(levels: Levels, *, horizon: int | None = None) -> Measures:
         span = max(val_loss.smooth) - min(val_loss.smooth)
         plateau = _plateau(val_loss, max(3 * val_loss.noise, 0.02 * span))
 
+    # Without a plan, a cosine or linear decay in the recorded LR implies one (_implied.py).
+    plan = levels.curves.plan or implied_plan(levels.curves.lr, schedule)
+    ahead = ahead_of(plan, levels.epochs)
+    fit_horizon = max(horizon or default_horizon(plan, levels.epochs), levels.epochs)
     return Measures(
         levels=levels,
         schedule=schedule,
@@ -294,6 +310,7 @@ def measure(levels: Levels, *, horizon: int | None = None) -> Measures:
         val_loss_rise_rel=rise_rel,
         val_acc_drop=acc_drop,
         plateau_epochs=plateau,
-        forecasts=Forecasts(levels, start, horizon or 2 * levels.epochs),
-        ahead=ahead_of(levels.curves.plan, levels.epochs),
+        forecasts=Forecasts(levels, start, fit_horizon),
+        ahead=ahead,
+        implied_epochs=None if levels.curves.plan is not None or plan is None else plan.epochs,
     )

@@ -30,6 +30,9 @@ GAP_LARGE_LOSS = 0.1
 GAP_LOSS_RATIO = 5.0
 # ... or an accuracy gap of at least this when the loss gap confirms it.
 GAP_LARGE_WITH_LOSS = 0.03
+# A validation loss falls "steadily" when Kendall's tau over the end window is at most minus
+# this (the rank correlation of a curve that falls in most pairs of epochs).
+STEADY_FALL_TAU = 0.6
 
 
 def _still_fitting(m: Measures, since: int) -> bool:
@@ -45,6 +48,20 @@ def _smoothed_noise(m: Measures, sigma: float) -> float:
     """NOISE_SIGMAS sigmas of the difference of two running medians of noise *sigma*
     (each ≈ 1.25σ/√width)."""
     return NOISE_SIGMAS * math.sqrt(2) * 1.25 * sigma / math.sqrt(smoothing_width(m.epochs))
+
+
+def _val_loss_still_falling(m: Measures) -> bool:
+    """The validation loss still falls epoch after epoch to a new low: validation has not got
+    worse, whatever a noisy accuracy dipped to. The loss averages over every example's
+    confidence, so it is the steadier witness of the two; a flat or jumpy loss says nothing
+    either way, and leaves the accuracy's drop to speak."""
+    if m.val_loss is None:
+        return False
+    smooth = m.val_loss.smooth
+    return (
+        m.val_loss.tau <= -STEADY_FALL_TAU
+        and smooth[-1] - min(smooth) <= _smoothed_noise(m, m.val_loss.noise)
+    )
 
 
 def overfitting(m: Measures) -> Verdict | None:
@@ -76,6 +93,7 @@ def overfitting(m: Measures) -> Verdict | None:
         and gap_growth is not None
         and gap_growth >= 2 * GAP_GROWTH_MIN
         and _still_fitting(m, m.best_index)
+        and not _val_loss_still_falling(m)
     ):
         return Verdict(
             Label.OVERFITTING,

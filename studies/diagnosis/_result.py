@@ -102,6 +102,12 @@ class Evidence(BaseModel):
     planned_epochs: int | None = Field(
         default=None, description="The plan's total epochs (null without a plan)."
     )
+    implied_epochs: int | None = Field(
+        default=None,
+        description="Without a plan: the total epochs the recorded `lr` curve implies, when it "
+        "decays as a cosine or linearly towards 0 (the run is then judged as in progress to "
+        "that end); null otherwise.",
+    )
     planned_lr_fall: float | None = Field(
         default=None,
         description="How many times lower the plan takes the learning rate in the epochs "
@@ -124,7 +130,15 @@ class Forecast(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     metric: str = Field(description="The curve forecast: val_acc, else val_loss.")
-    now: float = Field(description="The ensemble's fitted value at the last epoch.")
+    now: float = Field(
+        description="The forecast's level at the last epoch: the ensemble's fit, moved back to "
+        "the last epochs' own level when the fit lies on their hopeful side."
+    )
+    best_so_far: float | None = Field(
+        default=None,
+        description="The best the metric has shown so far (its 3-epoch running median): what "
+        "a gain is counted from, since only a better checkpoint is worth more epochs.",
+    )
     horizon_epochs: int = Field(
         description="The epoch forecast (default: twice the epochs so far)."
     )
@@ -137,13 +151,24 @@ class Forecast(BaseModel):
         "share of the loss's level)."
     )
     gain_probability: float = Field(
-        ge=0.0, le=1.0, description="Probability of at least material_gain by horizon_epochs."
+        ge=0.0,
+        le=1.0,
+        description="Probability that the forecast at horizon_epochs beats best_so_far by at "
+        "least material_gain.",
     )
     eventual_gain_probability: float = Field(
         ge=0.0,
         le=1.0,
-        description="Probability of at least material_gain by the time the curve levels off "
-        "(what the undertrained verdict is read from).",
+        description="... by the time the curve levels off (what the undertrained verdict is "
+        "read from for a finished run, or one without a plan).",
+    )
+    shown_gain_probability: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="... at the best epoch up to horizon_epochs, the run's own epoch-to-epoch "
+        "noise included (what the undertrained verdict is read from for a run with epochs left "
+        "in its plan, given or implied by its LR decay).",
     )
     family: str = Field(description="Learning-curve family with the most weight in the ensemble.")
 

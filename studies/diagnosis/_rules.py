@@ -23,7 +23,7 @@ and the fall ahead is reported beside it (docs/diagnoser.md, "Plans").
 from statistics import median
 
 from studies.diagnosis._diverge import loss_unstable
-from studies.diagnosis._forecast import CurveForecast
+from studies.diagnosis._forecast import CurveForecast, GainBy
 from studies.diagnosis._measure import Measures
 from studies.diagnosis._overfit import overfitting, overfitting_gap
 from studies.diagnosis._result import Label
@@ -67,14 +67,15 @@ UNDERFIT_STUDY_ERROR_RATIO = 2.0
 UNDERFIT_STUDY_ACC_MARGIN = 0.02
 
 
-def material_acc_gain(now: float) -> float:
-    """The accuracy gain worth more epochs at accuracy *now*."""
-    return max(MATERIAL_ACC_FLOOR, MATERIAL_ERROR_SHARE * (1.0 - now))
+def material_acc_gain(forecast: CurveForecast) -> float:
+    """The accuracy gain worth more epochs: a share of the error left at the best so far."""
+    return max(MATERIAL_ACC_FLOOR, MATERIAL_ERROR_SHARE * (1.0 - forecast.best))
 
 
 def material_loss_fall(forecast: CurveForecast) -> float:
-    """The loss fall worth more epochs: a share of its level (sign-aware: of its size)."""
-    return MATERIAL_LOSS_SHARE * abs(forecast.now)
+    """The loss fall worth more epochs: a share of the best level so far (sign-aware: of
+    its size)."""
+    return MATERIAL_LOSS_SHARE * abs(forecast.best)
 
 
 def _never_learned_smoothly(m: Measures) -> Verdict | None:
@@ -99,42 +100,54 @@ def _never_learned_smoothly(m: Measures) -> Verdict | None:
     )
 
 
-def _eventually(m: Measures) -> bool:
-    """Judge the eventual gain (no plan, or a finished one), not the gain by the planned end."""
-    return m.ahead is None
+def _paying(m: Measures) -> tuple[float | None, float | None]:
+    """The probability of a material gain on the best the run has shown so far, for the
+    validation accuracy and the validation loss (None: curve not forecast).
+
+    Against the best so far (3-epoch running median), not the fitted last epoch: a
+    practitioner keeps the best checkpoint, so only a better one is worth the epochs.
+    """
+    acc, loss = m.forecasts.val_acc, m.forecasts.val_loss
+    by = _judged_by(m)
+    p_acc = None if acc is None else acc.probability_of_gain(material_acc_gain(acc), by=by)
+    p_loss = None if loss is None else loss.probability_of_gain(material_loss_fall(loss), by=by)
+    return p_acc, p_loss
+
+
+def _judged_by(m: Measures) -> GainBy:
+    """What "more epochs pay" is read from.
+
+    A run in progress (epochs left in its plan, given or implied by its LR decay): what the
+    epochs up to the planned end will SHOW, noise included, as the rest of the run will. A
+    finished run, or one without a plan: the eventual gain of the mean curve (its asymptote),
+    noise left out. Those runs have no known end, and over an open-ended future a noisy but
+    settled curve would always show a better epoch somewhere by chance alone.
+    """
+    return GainBy.SHOWN if m.ahead is not None else GainBy.EVENTUALLY
 
 
 def _undertrained(m: Measures) -> Verdict | None:
     """More epochs will pay: the validation accuracy or loss is forecast to gain materially."""
     horizon = m.forecasts.horizon
     acc, loss = m.forecasts.val_acc, m.forecasts.val_loss
-    # Without a plan, "still paying" is judged on the eventual gain (the fitted asymptote):
-    # whether more epochs buy anything material at all. With epochs left in the plan the
-    # question is whether THOSE epochs pay: the gain by the planned end (the horizon).
-    eventually = _eventually(m)
-    p_acc = None
-    if acc is not None:
-        p_acc = acc.probability_of_gain(material_acc_gain(acc.now), eventually=eventually)
-    p_loss = None
-    if loss is not None:
-        p_loss = loss.probability_of_gain(material_loss_fall(loss), eventually=eventually)
+    # The horizon is the planned end of a run with epochs left (do THOSE epochs pay?), else
+    # the default 2 × epochs or the caller's horizon_epochs.
+    p_acc, p_loss = _paying(m)
     if p_acc is not None and acc is not None:
-        # Accuracy is what the user trains for: the loss's forecast can back it up (their
-        # mean) but not outvote it; a loss that still falls while accuracy is settled is
-        # mostly growing confidence on examples already right.
-        probability = p_acc if p_loss is None else max(p_acc, (p_acc + p_loss) / 2)
-        reason = (
-            f"validation accuracy is forecast to rise from {acc.now:.3f} to "
-            f"{acc.at_horizon:.3f} (90% interval {acc.low:.3f}–{acc.high:.3f}) by epoch "
-            f"{horizon}, levelling off near {acc.asymptote:.3f}"
-        )
+        # Either metric paying counts, as in the definition a user checks a run against
+        # (issue 11: validation accuracy up ≥ 3 points, or validation loss down ≥ 20%).
+        probability = p_acc if p_loss is None else max(p_acc, p_loss)
+        if p_loss is not None and loss is not None and p_loss > p_acc:
+            reason = _loss_reason(loss, horizon)
+        else:
+            reason = (
+                f"validation accuracy is forecast to rise from {acc.now:.3f} to "
+                f"{acc.at_horizon:.3f} (90% interval {acc.low:.3f}–{acc.high:.3f}) by epoch "
+                f"{horizon}, levelling off near {acc.asymptote:.3f}"
+            )
     elif p_loss is not None and loss is not None:
         probability = p_loss
-        reason = (
-            f"validation loss is forecast to fall from {loss.now:.3g} to "
-            f"{loss.at_horizon:.3g} ({loss.low:.3g}–{loss.high:.3g}) by epoch {horizon}, "
-            f"levelling off near {loss.asymptote:.3g}"
-        )
+        reason = _loss_reason(loss, horizon)
     else:
         return None
     if probability < UNDERTRAINED_PROBABILITY and loss is not None and _keeps_pace(m, loss):
@@ -153,6 +166,14 @@ def _undertrained(m: Measures) -> Verdict | None:
         return None
     return Verdict(
         Label.UNDERTRAINED, probability, reason + _fall_ahead(m) + ": more epochs will pay"
+    )
+
+
+def _loss_reason(loss: CurveForecast, horizon: int) -> str:
+    return (
+        f"validation loss is forecast to fall from {loss.now:.3g} to "
+        f"{loss.at_horizon:.3g} ({loss.low:.3g}–{loss.high:.3g}) by epoch {horizon}, "
+        f"levelling off near {loss.asymptote:.3g} (best so far {loss.best:.3g})"
     )
 
 
@@ -256,20 +277,7 @@ def _memorised(m: Measures) -> bool:
 
 def _healthy(m: Measures) -> Verdict:
     """Converged: the score is how surely more epochs would not pay."""
-    chances = [
-        f.probability_of_gain(margin, eventually=_eventually(m))
-        for f, margin in (
-            (
-                m.forecasts.val_acc,
-                None if m.forecasts.val_acc is None else material_acc_gain(m.forecasts.val_acc.now),
-            ),
-            (
-                m.forecasts.val_loss,
-                None if m.forecasts.val_loss is None else material_loss_fall(m.forecasts.val_loss),
-            ),
-        )
-        if f is not None and margin is not None
-    ]
+    chances = [p for p in _paying(m) if p is not None]
     return Verdict(
         Label.HEALTHY,
         1.0 - max(chances, default=0.25),

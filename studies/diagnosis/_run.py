@@ -90,15 +90,6 @@ def _diverged(levels: Levels, divergence: Divergence, facts: dict[str, object]) 
     return Judgement(levels, verdict, evidence)
 
 
-def default_horizon(curves: Curves) -> int:
-    """Where the forecast looks by default: the planned end of a run with epochs left, else
-    twice the epochs so far."""
-    plan = curves.plan
-    if plan is not None and plan.epochs > curves.epochs:
-        return plan.epochs
-    return 2 * curves.epochs
-
-
 def judge(
     curves: Curves,
     *,
@@ -120,8 +111,7 @@ def judge(
             f"only {curves.epochs} epoch(s) recorded; at least {MIN_EPOCHS} are needed",
         )
         return Judgement(levels, verdict, Evidence.model_validate(facts))
-    horizon = max(horizon_epochs or default_horizon(curves), curves.epochs)
-    m = measure(levels, horizon=horizon)
+    m = measure(levels, horizon=horizon_epochs)
     verdict = decide(m, study_best_val_acc)
     evidence = Evidence.model_validate(facts | measured_evidence(m))
     return Judgement(levels, verdict, evidence, forecast_of(m))
