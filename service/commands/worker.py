@@ -5,20 +5,25 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from service.settings import get_settings
-from studies.db import configure_pool
+from studies import optuna_bridge, queue
+from studies.db import Database, TrialRow, TrialState, configure_pool
 from studies.worker import WorkerOptions, run_worker
 from trainer import check_device as check_device_name
 
 logger = logging.getLogger("sweepdoc.worker")
 
 _PARENT_CHECK_S = 1.0
+# The exit status of a worker that did not stop within SWEEPDOC_SHUTDOWN_GRACE_S.
+EXIT_GRACE_EXPIRED = 3
 
 
 def _watch_parent(parent_pid: int, stop: threading.Event, drain: threading.Event) -> None:
@@ -33,6 +38,53 @@ def _watch_parent(parent_pid: int, stop: threading.Event, drain: threading.Event
             )
             drain.set()
             return
+
+
+def hand_back_held_slots(database_url: str, worker: str, *, reason: str) -> list[int]:
+    """Hand every slot *worker* still runs back to the queue (no retry spent), and fail
+    their Optuna trials, as a stop at the next epoch would; the slots' ids."""
+    db = Database(database_url)
+    try:
+        with db.session() as session:
+            held = session.execute(
+                select(TrialRow.id, TrialRow.optuna_trial_id).where(
+                    TrialRow.worker == worker, TrialRow.state == TrialState.RUNNING
+                )
+            ).all()
+        released = []
+        for trial_id, optuna_trial_id in held:
+            if queue.release(db, queue.load_claim(db, trial_id, worker), reason=reason):
+                optuna_bridge.fail_trial(db.url, optuna_trial_id)
+                released.append(trial_id)
+        return released
+    finally:
+        db.dispose()
+
+
+def enforce_grace(
+    stop: threading.Event, done: threading.Event, grace_s: float, on_expiry: Callable[[], None]
+) -> None:
+    """Once *stop* is set, give the worker *grace_s* to finish (*done*); past it, call
+    *on_expiry*. What `serve` does to its local workers (SWEEPDOC_SHUTDOWN_GRACE_S), for a
+    worker on its own: a Kubernetes pod, a systemd unit, a second machine."""
+    stop.wait()
+    if not done.wait(grace_s):
+        on_expiry()
+
+
+def _give_up(options: WorkerOptions, grace_s: float) -> None:
+    # The running epoch would outlast the grace (the kubelet's or the operator's SIGKILL
+    # would follow): hand the trial back now, so another worker resumes it at once from its
+    # last epoch instead of after a heartbeat timeout and with a retry spent.
+    reason = f"the worker did not stop within SWEEPDOC_SHUTDOWN_GRACE_S ({grace_s:g} s)"
+    try:
+        released = hand_back_held_slots(options.database_url, options.worker_name, reason=reason)
+    except Exception:
+        logger.exception("handing the running trial back failed; the reaper will")
+        released = []
+    logger.warning("%s: handed back trial(s) %s and exiting", reason, released)
+    logging.shutdown()
+    os._exit(EXIT_GRACE_EXPIRED)  # the training thread cannot be interrupted mid-epoch
 
 
 def check_device(device: str) -> None:
@@ -79,7 +131,9 @@ def worker(
     """Run trials from the queue in the database (SWEEPDOC_DATABASE_URL) until stopped.
 
     Ctrl-C or SIGTERM stops the running trial at its next epoch and hands it back to the
-    queue, where another worker picks it up.
+    queue, where another worker picks it up; an epoch that outlasts
+    SWEEPDOC_SHUTDOWN_GRACE_S is not waited for: the trial is handed back at once and the
+    worker exits with status 3.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     check_device(device)
@@ -115,6 +169,14 @@ def worker(
             name="parent-watch",
             daemon=True,
         ).start()
+    done = threading.Event()  # run_worker returned: the grace is no longer needed
+    grace_s = settings.shutdown_grace_s
+    threading.Thread(
+        target=enforce_grace,
+        args=(stop, done, grace_s, lambda: _give_up(options, grace_s)),
+        name="shutdown-grace",
+        daemon=True,
+    ).start()
     try:
         trials = run_worker(options, stop=stop, drain=drain)
     except OperationalError as exc:  # unreachable at start; later outages are retried
@@ -124,4 +186,6 @@ def worker(
             highlight=False,
         )
         raise typer.Exit(1) from None
+    finally:
+        done.set()
     logger.info("worker stopped after %d trial(s)", trials)
