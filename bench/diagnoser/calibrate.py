@@ -30,7 +30,7 @@ from dataset import Sample, load_runs, samples  # noqa: E402
 from sklearn.isotonic import IsotonicRegression  # noqa: E402
 
 from studies.diagnosis._calibration import CALIBRATION_FILE, Calibration  # noqa: E402
-from studies.diagnosis._plan import Stage, stage_of  # noqa: E402
+from studies.diagnosis._plan import Stage  # noqa: E402
 from studies.diagnosis._result import Label  # noqa: E402
 from studies.diagnosis._run import judge  # noqa: E402
 
@@ -67,9 +67,10 @@ class Outcome:
 
 def outcome(sample: Sample) -> Outcome:
     """Judge *sample* (labels come from the rules alone: the calibration never changes them)."""
-    verdict = judge(sample.curves).verdict
+    judgement = judge(sample.curves)
+    verdict = judgement.verdict
     return Outcome(
-        stage_of(sample.curves.plan, sample.curves.epochs),
+        judgement.stage,
         verdict.label,
         min(1.0, max(0.0, verdict.confidence)),
         verdict.label == sample.truth,

@@ -68,6 +68,7 @@ def measured_evidence(m: Measures) -> dict[str, object]:
     return {
         "window": m.window,
         "implied_epochs": m.implied_epochs,
+        "stage": m.stage,
         "gap_final": _round(None if m.gap is None else m.gap[-1]),
         "gap_at_best": _round(None if m.gap is None else m.gap[m.best_index]),
         "gap_trend": _round(m.gap_trend, 5),

@@ -17,7 +17,7 @@ from statistics import median
 from studies.diagnosis._curves import Curves
 from studies.diagnosis._forecast import Bounds, CurveForecast, Direction, forecast
 from studies.diagnosis._implied import implied_plan
-from studies.diagnosis._plan import Ahead, Plan, ahead_of
+from studies.diagnosis._plan import Ahead, Plan, Stage, ahead_of, stage_of
 from studies.diagnosis._schedule import Schedule, find_schedule
 from studies.diagnosis._stats import (
     argmax,
@@ -193,6 +193,18 @@ class Measures:
     forecasts: Forecasts
     ahead: Ahead | None  # what the run's plan still holds (None: no plan, or none left)
     implied_epochs: int | None  # the end a recorded LR decay implies, for a run with no plan
+
+    @property
+    def stage(self) -> Stage:
+        """Where the run stands: in its given plan; else, from its recorded LR, in progress
+        towards the end its decay implies, or finished once its LR is annealed (≤ 10% of its
+        peak: the schedule has run its course); else unknown. Confidence is calibrated per
+        stage."""
+        if self.levels.curves.plan is not None:
+            return stage_of(self.levels.curves.plan, self.levels.epochs)
+        if self.implied_epochs is not None:
+            return Stage.IN_PROGRESS
+        return Stage.FINISHED if self.schedule.annealed else Stage.UNKNOWN
 
     @property
     def epochs(self) -> int:

@@ -96,8 +96,10 @@ class Evidence(BaseModel):
     )
     stage: Stage | None = Field(
         default=None,
-        description="Where the run stands in its plan: finished, in_progress, or unknown (no "
-        "plan given); confidence is calibrated per stage.",
+        description="Where the run stands: in its plan when one is given (finished, "
+        "in_progress); without one, in_progress towards the end its recorded LR decay implies "
+        "(implied_epochs), finished once its recorded LR is annealed to 10% of its peak or "
+        "less, else unknown. Confidence is calibrated per stage.",
     )
     planned_epochs: int | None = Field(
         default=None, description="The plan's total epochs (null without a plan)."

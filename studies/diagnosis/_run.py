@@ -14,7 +14,7 @@ from studies.diagnosis._diverge import Divergence, find_divergence
 from studies.diagnosis._evidence import basic_evidence, forecast_of, measured_evidence
 from studies.diagnosis._findings import find_problems
 from studies.diagnosis._measure import Levels, measure, measure_levels
-from studies.diagnosis._plan import stage_of
+from studies.diagnosis._plan import Stage, stage_of
 from studies.diagnosis._result import Diagnosis, Evidence, Forecast, Label
 from studies.diagnosis._rules import decide
 from studies.diagnosis._stats import argmax, argmin
@@ -42,16 +42,18 @@ def _best_epoch(levels: Levels) -> int | None:
 
 
 def _finish(
-    levels: Levels, verdict: Verdict, evidence: Evidence, forecast: Forecast | None = None
+    levels: Levels,
+    verdict: Verdict,
+    evidence: Evidence,
+    stage: Stage,
+    forecast: Forecast | None = None,
 ) -> Diagnosis:
     findings = find_problems(levels, verdict.label)
     best_epoch = _best_epoch(levels)
     lr_values = [v for v in levels.curves.lr or () if v is not None]
     return Diagnosis(
         label=verdict.label,
-        confidence=calibrated(
-            verdict.label, verdict.confidence, stage_of(levels.curves.plan, levels.epochs)
-        ),
+        confidence=calibrated(verdict.label, verdict.confidence, stage),
         summary=f"{_SUMMARIES[verdict.label]}: {verdict.reason}.",
         evidence=evidence,
         findings=findings,
@@ -75,6 +77,7 @@ class Judgement:
     levels: Levels
     verdict: Verdict
     evidence: Evidence
+    stage: Stage  # what the confidence is calibrated on
     forecast: Forecast | None = None
 
 
@@ -87,7 +90,7 @@ def _diverged(levels: Levels, divergence: Divergence, facts: dict[str, object]) 
         }
     )
     verdict = Verdict(Label.DIVERGED, divergence.confidence, divergence.reason)
-    return Judgement(levels, verdict, evidence)
+    return Judgement(levels, verdict, evidence, stage_of(levels.curves.plan, levels.epochs))
 
 
 def judge(
@@ -110,11 +113,12 @@ def judge(
             1.0,
             f"only {curves.epochs} epoch(s) recorded; at least {MIN_EPOCHS} are needed",
         )
-        return Judgement(levels, verdict, Evidence.model_validate(facts))
+        stage = stage_of(curves.plan, curves.epochs)
+        return Judgement(levels, verdict, Evidence.model_validate(facts), stage)
     m = measure(levels, horizon=horizon_epochs)
     verdict = decide(m, study_best_val_acc)
     evidence = Evidence.model_validate(facts | measured_evidence(m))
-    return Judgement(levels, verdict, evidence, forecast_of(m))
+    return Judgement(levels, verdict, evidence, m.stage, forecast_of(m))
 
 
 def diagnose_run(
@@ -130,7 +134,7 @@ def diagnose_run(
     *horizon_epochs* is the epoch the forecast looks at (default: twice the epochs so far).
     """
     j = judge(curves, study_best_val_acc=study_best_val_acc, horizon_epochs=horizon_epochs)
-    return _finish(j.levels, j.verdict, j.evidence, j.forecast)
+    return _finish(j.levels, j.verdict, j.evidence, j.stage, j.forecast)
 
 
 def live_check(curves: Curves) -> Diagnosis | None:
@@ -145,4 +149,4 @@ def live_check(curves: Curves) -> Diagnosis | None:
     if divergence is None:
         return None
     j = _diverged(levels, divergence, basic_evidence(levels, None))
-    return _finish(j.levels, j.verdict, j.evidence)
+    return _finish(j.levels, j.verdict, j.evidence, j.stage)
