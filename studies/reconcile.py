@@ -13,7 +13,9 @@ them good, and is safe to run as often as wanted (``serve`` runs it periodically
 - an unfinished Optuna trial of a slot that finished (its worker wrote the result but never
   told Optuna) gets the slot's outcome: COMPLETE with the stored objective, PRUNED, FAIL;
 - a RUNNING Optuna trial that no slot's current attempt holds (a reaped or released
-  attempt's, a start abandoned after an error) is failed.
+  attempt's, a start abandoned after an error) is failed;
+- given the artifacts folder, the epoch states and running checkpoints of slots that are
+  finished or gone are deleted (``resume.sweep``; a worker killed mid-trial left them).
 
 Both of the last two wait first, so a worker's own write in flight is never overtaken: a
 finished slot is settled once its worker's grace has passed since it finished, an orphaned
@@ -26,6 +28,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
@@ -65,10 +68,20 @@ class _Slot:
     summary: TrialSummary | None
 
 
-def reconcile(db: Database, *, now: datetime | None = None) -> list[Reconciled]:
+def reconcile(
+    db: Database, *, now: datetime | None = None, artifacts_dir: Path | None = None
+) -> list[Reconciled]:
     """End cancelled studies' waiting slots, then close every Optuna trial the queue says
-    is over. *now* (default: this moment) may be set later to skip the waits (tests)."""
+    is over. *now* (default: this moment) may be set later to skip the waits (tests).
+    *artifacts_dir*: also delete the slot files there that nothing will continue
+    (``resume.sweep``), so a killed worker's do not wait for another trial's end."""
     now = now if now is not None else utcnow()
+    if artifacts_dir is not None:
+        from studies import resume  # imports the trainer (torch): only where files are swept
+
+        swept = resume.sweep(db, artifacts_dir)
+        if swept:
+            log.info("reconciler: deleted %d file(s) of finished or deleted trials", swept)
     with db.session() as session:
         ended = queue.end_waiting_if_cancelled(session)
         studies = session.execute(select(StudyRow.id, StudyRow.optuna_study_name)).all()

@@ -20,8 +20,9 @@ that ends the slot has every epoch as intermediate values (the dashboard shows o
 the earlier attempt's trial keeps its partial curve and is FAIL). The file is deleted when
 the slot finishes (any final state) and kept when it is handed back or taken away. A slot
 that ends without an attempt of its own finishing it (its study cancelled while it waited,
-its last retry reaped, its study deleted) leaves its file behind: ``sweep``, which each
-worker runs after every trial, deletes the files of slots that are finished or gone.
+its last retry reaped, its study deleted) leaves its file behind, and so does its running
+checkpoint (``studies.checkpoints``): ``sweep``, which each worker runs after every trial and
+the server's reconciler every period, deletes both for slots that are finished or gone.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from studies import queue
+from studies import checkpoints, queue
 from studies.db import Database, TrialRow, TrialState
 from trainer import RunConfig, TrainerError
 
@@ -138,8 +139,14 @@ def discard(path: Path) -> None:
 
 
 def sweep(db: Database, artifacts_dir: Path) -> int:
-    """Delete the epoch states of slots that are finished or no longer exist (nothing
-    will continue them); the number deleted. Waiting and running slots keep theirs."""
+    """Delete the slot files nothing will continue: the epoch states of slots that are
+    finished or no longer exist, and the running checkpoints nothing will keep
+    (``checkpoints.sweep_running``); the number deleted. Waiting and running slots keep
+    theirs."""
+    return _sweep_epoch_states(db, artifacts_dir) + checkpoints.sweep_running(db, artifacts_dir)
+
+
+def _sweep_epoch_states(db: Database, artifacts_dir: Path) -> int:
     files = {}
     for path in (artifacts_dir / RESUME_DIR).glob("*.pt"):
         if path.stem.isdigit():

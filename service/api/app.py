@@ -80,7 +80,9 @@ async def reconcile_forever(db: Database, guard: SchemaGuard, settings: Settings
         await asyncio.sleep(period)
         try:
             await anyio.to_thread.run_sync(guard.ensure)
-            await anyio.to_thread.run_sync(lambda: reconcile(db))
+            await anyio.to_thread.run_sync(
+                lambda: reconcile(db, artifacts_dir=settings.artifacts_dir)
+            )
             # Follow-up rounds a worker died before deciding (studies.chain).
             await anyio.to_thread.run_sync(lambda: chain.advance_all(db, server=chain_server))
         except Exception as exc:  # database down: try again next period, keep serving

@@ -29,7 +29,8 @@ Every checkpoint a trial does not get, or loses, leaves one warning on its row s
 with ``checkpoint `` (``TrialRow.warnings``, shown by the API); ``why_no_checkpoint``
 turns that, or the trial's state, into the reason a download gets with its 404.
 
-``_keep``: storing, retention, the cap, the sweeps and a deleted study's files;
+``_keep``: storing, retention, the cap, the sweeps (``sweep_running``: the running files of
+slots nothing will continue, a killed worker's included) and a deleted study's files;
 ``_lookup``: a stored checkpoint by trial (downloads), why a trial has none, and the
 ``trial:<id>`` form of ``train.init_from``.
 """
@@ -40,6 +41,7 @@ from studies.checkpoints._keep import (
     delete_study_checkpoints,
     keep_checkpoint,
     running_path,
+    sweep_running,
 )
 from studies.checkpoints._lookup import (
     StoredCheckpoint,
@@ -58,6 +60,7 @@ __all__ = [
     "init_from_file",
     "keep_checkpoint",
     "running_path",
+    "sweep_running",
     "trial_checkpoint",
     "why_no_checkpoint",
 ]

@@ -99,7 +99,7 @@ def keep_checkpoint(
     if warning is not None:
         _unlink(file)
         log.info("trial %s: %s", trial_id, warning)
-    _sweep_running(db, artifacts_dir)
+    sweep_running(db, artifacts_dir)
     return warning
 
 
@@ -241,14 +241,16 @@ def _sweep_study(session: Session, artifacts_dir: Path, study_id: int) -> None:
             _unlink(path)
 
 
-def _sweep_running(db: Database, artifacts_dir: Path) -> None:
+def sweep_running(db: Database, artifacts_dir: Path) -> int:
     """Delete the running checkpoints nothing will keep: those of slots that failed (an
-    error, or out of retries after their workers died), were pruned, or are gone. A waiting
-    slot's file is its next attempt's to continue; a complete slot's is its worker's to
-    keep right after the finish (deleting it here would race that keep)."""
+    error, or out of retries after their workers died), were pruned, or are gone; the
+    number deleted. A waiting slot's file is its next attempt's to continue; a complete
+    slot's is its worker's to keep right after the finish (deleting it here would race that
+    keep). Run after every keep, and with ``resume.sweep`` (each worker after each trial,
+    the server's reconciler), so a killed worker's file does not outlive its slot."""
     files = {int(p.stem): p for p in (artifacts_dir / RUNNING_DIR).glob("*.pt") if p.stem.isdigit()}
     if not files:
-        return
+        return 0
     with db.session() as session:
         wanted = set(
             session.scalars(
@@ -260,9 +262,10 @@ def _sweep_running(db: Database, artifacts_dir: Path) -> None:
                 )
             )
         )
-    for trial_id, path in files.items():
-        if trial_id not in wanted:
-            _unlink(path)
+    unwanted = [path for trial_id, path in files.items() if trial_id not in wanted]
+    for path in unwanted:
+        _unlink(path)
+    return len(unwanted)
 
 
 def delete_study_checkpoints(artifacts_dir: Path, study_id: int, trial_ids: list[int]) -> None:

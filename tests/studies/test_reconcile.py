@@ -1,7 +1,7 @@
 """Trials that never get stuck (issue 14, items 10 and 11), on a real database, no training:
 each slot is reaped by its own worker's grace; a slot put back after its study was cancelled
-ends; and the reconciler closes the Optuna trials whose write after the queue's commit was
-lost, so Optuna's states end equal to the queue's."""
+ends; the reconciler closes the Optuna trials whose write after the queue's commit was
+lost, so Optuna's states end equal to the queue's, and sweeps the files a killed worker left."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from optuna.trial import TrialState as OptunaState
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
-from studies import optuna_bridge, queue, store
+from studies import checkpoints, optuna_bridge, queue, resume, store
 from studies.db import Database, TrialRow, TrialState, utcnow
 from studies.reconcile import reconcile
 from studies.results import TrialSummary
@@ -176,3 +176,37 @@ def test_the_reconciler_ends_what_a_lost_cancellation_left_waiting(
     reconcile(db, now=_later())
 
     assert _optuna_states(db, study_id) == [OptunaState.PRUNED] * 2
+
+
+def test_a_killed_workers_slot_files_are_swept_once_its_slot_is_over(
+    db: Database, tmp_path: Path
+) -> None:
+    """A worker killed mid-trial leaves the slot's epoch state and running checkpoint; they
+    are the next attempt's while the slot waits, and swept (by each worker after a trial,
+    and by the reconciler each period) once its last retry was reaped."""
+    artifacts = tmp_path / "artifacts"
+    study_id = _submit(db, tmp_path, [0.1])
+    files: list[Path] = []
+    while (claim := queue.claim_next(db, worker="doomed", device="cpu")) is not None:
+        start_claimed_trial(db, claim)
+        # What the trainer wrote before the kill: the epoch state and the best epoch so far.
+        files = [
+            resume.epoch_state_path(artifacts, claim.trial_id),
+            checkpoints.running_path(artifacts, claim.trial_id),
+        ]
+        for path in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"written before the kill")
+        (reaped,) = queue.reap_stale(db, now=_later())
+        if reaped.requeued:
+            reconcile(db, artifacts_dir=artifacts)
+            assert all(path.exists() for path in files)  # the next attempt resumes from them
+    assert store.get_trial(db, claim_trial_id(db, study_id)).state is TrialState.FAILED
+
+    reconcile(db, artifacts_dir=artifacts)
+
+    assert [path for path in files if path.exists()] == []
+
+
+def claim_trial_id(db: Database, study_id: int) -> int:
+    return store.list_trials(db, study_id).data[0].id
