@@ -100,9 +100,13 @@ def _collapse(levels: Levels) -> tuple[float, str] | None:
     if chance is None or not accuracies or levels.epochs < COLLAPSE_WINDOW:
         return None
     scale = 1.0 - chance
-    # Every recent epoch of every accuracy at chance: a model whose validation accuracy is
-    # well above chance has learned, whatever dropout does to its training accuracy.
-    if any(max(acc[-COLLAPSE_WINDOW:]) > chance + CHANCE_MARGIN * scale for acc in accuracies):
+    # Every recent epoch at chance, read on the validation accuracy when there is one: it is
+    # measured on the model as the epoch leaves it, while the training accuracy averages the
+    # whole epoch and still holds what the model knew before a collapse within it (and a
+    # model whose validation accuracy is well above chance has learned, whatever dropout
+    # does to its training accuracy).
+    judged = [levels.val_acc] if levels.val_acc is not None else accuracies
+    if any(max(acc[-COLLAPSE_WINDOW:]) > chance + CHANCE_MARGIN * scale for acc in judged):
         return None
     recent_acc = median(accuracies[0][-COLLAPSE_WINDOW:])
     learned_before = any(
