@@ -160,8 +160,11 @@ def start_trial(
         # (only the slot's claim holder starts its enqueued trial, once per slot).
         if not started and storage.get_trial(enqueued_trial_id).state != OptunaState.RUNNING:
             raise RuntimeError(f"Optuna trial {enqueued_trial_id} was not WAITING")
-        # Let the study's trial cache learn the trial (ask() does the same when it pops one).
-        storage.get_all_trials(study._study_id, deepcopy=False, states=(OptunaState.RUNNING,))
+        # Let the study's trial cache learn the trial (ask() does the same when it pops one);
+        # a pack's members share one study, whose cache learnt the whole grid at the first.
+        known = getattr(storage, "_trial_id_to_study_id_and_number", None)
+        if known is None or enqueued_trial_id not in known:
+            storage.get_all_trials(study._study_id, deepcopy=False, states=(OptunaState.RUNNING,))
         trial = optuna.Trial(study, enqueued_trial_id)
     elif params is not None:
         template = optuna.trial.create_trial(
