@@ -25,8 +25,9 @@ are the run's: log the same ones every epoch. For PyTorch Lightning see
 The server going away never stops the training (unless ``strict=True``): when it cannot be
 reached, or answers 5xx or 429, the tracker logs one warning, answers ``PendingEpoch``
 (continue), keeps the epochs it could not send (``max_pending`` of them, the earliest) and
-sends them, in order, as soon as the server answers again (at the next epoch, or at
-``finish``); a run it could not even create is created then. ``finish`` says in a warning
+sends them, in order, once the server answers again (tried with a later epoch, 1 s after a
+failed try at first, the wait doubling to a minute, and at ``finish``); a run it could not
+even create is created then. ``finish`` says in a warning
 what never reached the server (``Tracker.unsent``). A refusal of what was sent (422 naming
 the field, 409, 401, 404) is the loop's to fix and is always raised.
 """
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +54,9 @@ T = TypeVar("T")
 
 # Epochs kept while the server is away; a loop that outruns it loses the later ones.
 DEFAULT_MAX_PENDING = 1000
+# Seconds between tries while the server is away: the first wait, doubled up to the longest.
+_FIRST_WAIT_S = 1.0
+_LONGEST_WAIT_S = 60.0
 
 
 class TrackerOptions(TypedDict, total=False):
@@ -126,6 +131,10 @@ class Tracker(WithBlock):
         self._pending: deque[EpochLog] = deque()
         self._logged = False
         self._away: str | None = None  # why the server cannot be reached, while it cannot
+        # While it is away it is asked again after a wait that doubles (a host that drops
+        # packets costs a whole request timeout per try, which the loop would wait for).
+        self._retry_after_s = _FIRST_WAIT_S
+        self._next_try_at = 0.0
         self.unsent: list[int] = []  # the epochs that will never reach the server
         self._unsent_why: str | None = None
         self._deliver(self._send_pending, retry=True)
@@ -175,8 +184,10 @@ class Tracker(WithBlock):
             self.unsent.append(epoch)
             return PendingEpoch(epoch, f"never sent: {self._unsent_why}")
         self._pending.append(body)
-        # While the server is away, one try per epoch: the loop is not held up by retries.
-        verdict = self._deliver(self._send_pending, retry=self._away is None)
+        verdict = None
+        if self._away is None or self.strict or time.monotonic() >= self._next_try_at:
+            # While the server is away, one try at a time: the loop is not held up by retries.
+            verdict = self._deliver(self._send_pending, retry=self._away is None)
         if verdict is None:
             return PendingEpoch(
                 epoch, f"{len(self._pending)} epoch(s) wait for the server ({self._away})"
@@ -260,11 +271,15 @@ class Tracker(WithBlock):
                     str(exc).splitlines()[0],
                     self.max_pending,
                 )
+            else:
+                self._retry_after_s = min(2 * self._retry_after_s, _LONGEST_WAIT_S)
             self._away = str(exc).splitlines()[0]
+            self._next_try_at = time.monotonic() + self._retry_after_s
             return None
         if self._away is not None:
             log.warning("sweepdoc server answers again: the epochs it missed were sent")
             self._away = None
+            self._retry_after_s = _FIRST_WAIT_S
         return answer
 
     def _give_up_pending(self, why: str) -> None:
