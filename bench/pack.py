@@ -9,9 +9,10 @@ HTTP with `max_pack: 1` (every trial alone, as before issue 15) and then with `m
 studies.packing, a rule these figures at width 32 helped set). Both include the per-trial
 overhead cuts (no curves PNG in the worker, decoded datasets cached per worker process).
 Reported: wall time from submission to the last trial's end, trials per minute, epochs
-trained (the median pruner may stop different trials: packed members are pruned against
-fewer finished trials), the best validation accuracy, and the packed/unpacked ratio of
-trials per minute.
+trained (packed members are pruned as if the members before them had run first,
+studies.pack_pruning, so both modes should train about the same epochs; they differ where an
+earlier member is pruned only later), the best validation accuracy, and the packed/unpacked
+ratio of trials per minute.
 
 Searches: the demo's 5-point grid (1e-1 … 1e-5) and a 20-trial random search over
 [1e-5, 1e-1] (log-uniform), the recipes of bench/optuna_compare.py (a simple CNN, Adam,

@@ -19,6 +19,7 @@ from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage
+from sqlalchemy import or_
 from sqlalchemy.orm import Session
 
 
@@ -80,20 +81,23 @@ def _save_note(session: Session, study_id: int, trial_id: int, body: str) -> Non
     # Imported on first use, as annotate does: optuna_dashboard takes seconds to import.
     from optuna_dashboard._note import note_str_key_prefix, note_ver_key, split_body
 
-    study = models.StudyModel.find_or_raise_by_id(study_id, session)
     attrs = models.StudySystemAttributeModel
     version_key, prefix = note_ver_key(trial_id), note_str_key_prefix(trial_id)
-    current = attrs.find_by_study_and_key(study, version_key, session)
+    # The note's rows so far (its version, its chunks), in one query.
+    rows = {
+        row.key: row
+        for row in session.query(attrs).filter(
+            attrs.study_id == study_id,
+            or_(attrs.key == version_key, attrs.key.startswith(prefix, autoescape=True)),
+        )
+    }
+    current = rows.get(version_key)
     version = (int(json.loads(str(current.value_json))) if current is not None else 0) + 1
     chunks = split_body(body, trial_id)
-    earlier = (
-        session.query(attrs)
-        .filter(attrs.study_id == study_id, attrs.key.startswith(prefix, autoescape=True))
-        .count()
-    )
+    earlier = sum(1 for key in rows if key.startswith(prefix))
     blanks = {f"{prefix}{i}": "" for i in range(len(chunks), earlier)}
     for key, value in {version_key: version, **chunks, **blanks}.items():
-        row = attrs.find_by_study_and_key(study, key, session)
+        row = rows.get(key)
         if row is None:
             session.add(attrs(study_id=study_id, key=key, value_json=json.dumps(value)))
         else:
