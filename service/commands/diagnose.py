@@ -137,11 +137,17 @@ def render(console: Console, diagnosis: Diagnosis, title: str | None = None) -> 
     lines = [heading, escape(diagnosis.summary)]
     forecast = diagnosis.forecast
     if forecast is not None:
+        # The probability the verdict was read from: a run with epochs left in its plan by the
+        # best epoch it will show, any other by where its curve levels off.
+        if forecast.shown_gain_probability is not None:
+            when, gain_probability = "shown by then", forecast.shown_gain_probability
+        else:
+            when, gain_probability = "once it levels off", forecast.eventual_gain_probability
         lines.append(
             f"[bold]forecast[/] {forecast.metric} {forecast.now:.4g} → {forecast.at_horizon:.4g} "
             f"(90%: {forecast.low:.4g}–{forecast.high:.4g}) by epoch {forecast.horizon_epochs}, "
-            f"levelling off near {forecast.asymptote:.4g}; P(gain ≥ {forecast.material_gain:.3g})"
-            f" = {forecast.gain_probability:.2f}"
+            f"levelling off near {forecast.asymptote:.4g}; P(gain ≥ {forecast.material_gain:.3g}"
+            f" {when}) = {gain_probability:.2f}"
         )
     rows = [
         (key, _number(value))

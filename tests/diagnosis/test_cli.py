@@ -156,3 +156,15 @@ def test_the_forecast_is_in_both_outputs(tmp_path: Path) -> None:
     assert data["forecast"]["horizon_epochs"] == 20
     readable = CliRunner().invoke(app, ["diagnose", str(path), "--horizon", "30"]).output
     assert "forecast" in readable and "by epoch 30" in readable
+
+
+def test_the_readable_forecast_gives_the_probability_the_verdict_reads(tmp_path: Path) -> None:
+    path = _write(tmp_path, factory.undertrained())
+    runner = CliRunner()
+    forecast = json.loads(runner.invoke(app, ["diagnose", str(path), "--json"]).stdout)["forecast"]
+    readable = " ".join(runner.invoke(app, ["diagnose", str(path)]).output.split())
+    if forecast["shown_gain_probability"] is not None:
+        expected = f"shown by then) = {forecast['shown_gain_probability']:.2f}"
+    else:
+        expected = f"once it levels off) = {forecast['eventual_gain_probability']:.2f}"
+    assert expected in readable
