@@ -228,6 +228,8 @@ def report(trial: optuna.Trial, value: float, epoch: int) -> bool:
     if not math.isfinite(value):
         return False  # a diverged epoch is the live check's business, not the pruner's
     trial.report(value, step=epoch)
+    if isinstance(trial.study.pruner, optuna.pruners.NopPruner):
+        return False  # spares should_prune's read of the whole trial, every epoch
     return trial.should_prune()
 
 

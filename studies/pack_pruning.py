@@ -58,33 +58,50 @@ def pack_aware(pruner: BasePruner, earlier: EarlierMembers) -> BasePruner:
 
 
 class PackPruner(BasePruner):
-    """A percentile-family pruner that also counts the pack's earlier members as finished."""
+    """A percentile-family pruner that also counts the pack's earlier members as finished.
+
+    The study's finished trials are read once per epoch for the whole pack, not once per
+    member: reading them makes Optuna's trial cache re-read every unfinished trial, the
+    pack's running members included, which cost K² trial reads an epoch. A trial another
+    worker finishes meanwhile counts from the next epoch on."""
 
     def __init__(self, pruner: PercentilePruner, earlier: EarlierMembers) -> None:
         self.pruner = pruner
         self.earlier = earlier
+        self._finished: tuple[int | None, list[FrozenTrial]] | None = None
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        step = trial.last_step
+        if self._finished is None or self._finished[0] != step:
+            self._finished = (step, study.get_trials(deepcopy=False, states=_COMPLETE))
         references = list(self.earlier(trial.number))
-        if not references:
-            return self.pruner.prune(study, trial)
-        return self.pruner.prune(_WithReferences(study, references), trial)
+        view = _WithReferences(study, finished=self._finished[1], references=references)
+        return self.pruner.prune(view, trial)
+
+
+_COMPLETE = (OptunaState.COMPLETE,)
 
 
 class _WithReferences(optuna.Study):
-    """*study* whose COMPLETE trials include *references* (what the pruner reads).
+    """*study* whose COMPLETE trials include *references*: what the pruner reads.
+    *finished* is the study's own COMPLETE trials, as read at this epoch.
 
     Optuna's Hyperband hands its bracket pruners a Study subclass the same way. This one
     shares the study's state instead of calling ``Study.__init__``, which would look the
     study up in the storage again at every epoch of every member."""
 
-    def __init__(self, study: optuna.Study, references: list[FrozenTrial]) -> None:
+    def __init__(
+        self, study: optuna.Study, *, finished: list[FrozenTrial], references: list[FrozenTrial]
+    ) -> None:
         self.__dict__.update(study.__dict__)
+        self._finished = finished
         self._references = references
 
     def get_trials(
         self, deepcopy: bool = True, states: Container[OptunaState] | None = None
     ) -> list[FrozenTrial]:
+        if states == _COMPLETE:  # what the percentile pruners ask for
+            return [*self._finished, *self._references]
         trials = super().get_trials(deepcopy=deepcopy, states=states)
         if states is None or OptunaState.COMPLETE in states:
             return [*trials, *self._references]
