@@ -8,9 +8,11 @@ thread beats every member's slot (and reaps dead peers meanwhile), and members w
 configs differ only in optimizer settings (``trainer.can_pack``, checked once their
 parameters are known) train as one fused model (``trainer.train_packed``), the same data
 batches for all. A member the callback stops (diverged, pruned, cancelled, the slot taken
-away) is frozen and leaves the pack while the others go on; its result is stored when the
-pack ends. A member that cannot join (its config differs, or it resumes an earlier
-attempt's epochs) trains alone after the pack, as every slot did before packing.
+away) is frozen and leaves the pack while the others go on; its result is stored as it
+leaves (its Optuna trial PRUNED, its slot finished and no longer counted against
+``max_parallel``), the others' when the pack ends. A member that cannot join (its config
+differs, or it resumes an earlier attempt's epochs) trains alone after the pack, as every
+slot did before packing.
 
 Pruning: each member is judged at each epoch as if the members before it in the pack had
 run first (``studies.pack_pruning``); a pruned member leaves the pack, which the trainer
@@ -121,6 +123,7 @@ def _train_packed(members: list[TrialRun]) -> None:
         histories = train_packed(
             [member.config for member in members],
             on_epoch=ledger.on_epoch,
+            on_leave=ledger.on_leave,
             # Each member's best epoch, by the study's objective (studies.checkpoints).
             checkpoint_paths=[member.checkpoint_path for member in members],
             # Each member's own epoch state: a reaped member's next attempt resumes alone.
@@ -130,23 +133,27 @@ def _train_packed(members: list[TrialRun]) -> None:
     except (DBAPIError, optuna.exceptions.StorageInternalError):
         raise  # the database stayed away: the worker abandons the slots to the reaper
     except Exception as exc:
-        # An error of the fused model (CUDA OOM, a bad batch) is every member's.
-        for member in members:
-            member.training_failed(exc)
+        # An error of the fused model (CUDA OOM, a bad batch) is every member's still in it.
+        for index, member in enumerate(members):
+            if index not in ledger.concluded:
+                member.training_failed(exc)
         return
     finally:
         study.pruner = own_pruner  # members that train alone after the pack: the plain rule
-    for member, history in zip(members, histories, strict=True):
-        member.conclude(history)
+    for index, (member, history) in enumerate(zip(members, histories, strict=True)):
+        if index not in ledger.concluded:
+            member.conclude(history)
 
 
 class _PackLedger:
-    """Which members of a pack are still training: the pack's per-epoch callback, and the
-    earlier members each member is judged against (``studies.pack_pruning``)."""
+    """Which members of a pack are still training: the pack's per-epoch and leaving
+    callbacks, and the earlier members each member is judged against
+    (``studies.pack_pruning``)."""
 
     def __init__(self, members: list[TrialRun]) -> None:
         self.members = members
         self.training = [True] * len(members)
+        self.concluded: set[int] = set()  # members whose result is stored
         self.positions = {member.trial.number: i for i, member in enumerate(members)}
 
     def on_epoch(self, index: int, record: EpochRecord, history: History) -> Stop | None:
@@ -158,6 +165,21 @@ class _PackLedger:
         if stop is not None or history.status is not RunStatus.RUNNING:
             self.training[index] = False
         return stop
+
+    def on_leave(self, index: int, history: History) -> None:
+        """Member *index* left the pack early: store its result now."""
+        self.training[index] = False
+        self.concluded.add(index)  # first: a failure while storing must not store it twice
+        member = self.members[index]
+        try:
+            member.conclude(history)
+        except (DBAPIError, optuna.exceptions.StorageInternalError):
+            raise  # the database stayed away: the worker abandons the slots to the reaper
+        except Exception as exc:
+            # A bug storing this member's result (its diagnosis, an Optuna write) fails it
+            # alone; the pack trains on.
+            log.exception("trial %s failed after training", member.claim.trial_id)
+            member.fail(exc)
 
     def earlier(self, number: int) -> list[FrozenTrial]:
         """The members before the one with Optuna trial *number* still training, as the

@@ -41,12 +41,14 @@ from trainer._resume import ResumeState
 from trainer._schedule import lr_at
 
 OnMemberEpoch = Callable[[int, EpochRecord, History], Stop | None]
+OnMemberLeave = Callable[[int, History], None]
 
 
 def train_packed(
     configs: Sequence[RunConfig],
     *,
     on_epoch: OnMemberEpoch | None = None,
+    on_leave: OnMemberLeave | None = None,
     checkpoint_paths: Sequence[Path | None] | None = None,
     epoch_state_paths: Sequence[Path | None] | None = None,
     resume_from: Sequence[ResumeState | None] | None = None,
@@ -64,6 +66,9 @@ def train_packed(
       index order); returning :class:`Stop` ends member i after that epoch (its weights
       no longer change; it leaves the pack) while the others go on;
     - a non-finite loss ends member i alone as ``diverged`` (the others are untouched);
+    - ``on_leave(i, history)`` runs once member i has left the pack early (stopped or
+      diverged), its files written and its history final, while the others go on (the
+      caller can store its result now rather than when the pack ends);
     - its best epoch's state (by ``best_by``) goes to ``checkpoint_paths[i]`` and, after every
       epoch but a diverged one, its whole state to ``epoch_state_paths[i]``, both in the
       unpacked formats (``load_checkpoint``; ``train(resume_from=load_resume_state(...))``
@@ -92,7 +97,8 @@ def train_packed(
     try:
         members = [Member(i, c, best_paths[i], state_paths[i]) for i, c in enumerate(configs)]
         states = check_resume_states(members, resume_from or [None] * k, device)
-        return _train_pack(members, data, device, _Callbacks(on_epoch, best_by), states)
+        callbacks = _Callbacks(on_epoch, on_leave, best_by)
+        return _train_pack(members, data, device, callbacks, states)
     finally:
         data.close()
 
@@ -110,6 +116,7 @@ class _Callbacks:
     """What the caller asked for at each member's epoch end."""
 
     on_epoch: OnMemberEpoch | None
+    on_leave: OnMemberLeave | None
     best_by: BestBy
 
 
@@ -159,6 +166,11 @@ def _train_pack(
             for position in range(run.pack.k)
             if _close_epoch(run, position, epoch, stats, data, callbacks)
         }
+        if callbacks.on_leave is not None:
+            for position in sorted(leaving):
+                member = run.members[position]
+                assert member.history is not None
+                callbacks.on_leave(member.index, member.history)
         if len(leaving) == run.pack.k:
             break
         if leaving:

@@ -171,6 +171,11 @@ def test_a_packed_study_prunes_the_members_its_unpacked_run_prunes(
         assert pruned.epochs_done == 2 and len(pruned.curves["val_acc"]) == 2
         assert pruned.label is not None  # diagnosed like any other trial
         assert len(pruned.packed_with or []) == len(GRID) - 1
+    # A pruned member's result is stored as it leaves the pack, not when the pack ends.
+    for lr in (0.01, 0.005):
+        for pruned_lr in (1e-5, 1e-6):
+            finished, ended = by_lr[pruned_lr].finished_at, by_lr[lr].finished_at
+            assert finished is not None and ended is not None and finished < ended
     # The same trials pruned at the same epochs as when each trained alone, in slot order.
     assert [(t.params, t.state, t.epochs_done) for t in packed] == [
         (t.params, t.state, t.epochs_done) for t in alone

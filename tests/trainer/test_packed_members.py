@@ -215,3 +215,27 @@ def test_members_that_leave_stop_costing_compute() -> None:
     assert sum(p.numel() for p in run.pack.model.parameters()) * 3 == weights * 2
     assert run.optimizer.params == list(run.pack.model.parameters())
     assert run.max_norm.shape == (2,)
+
+
+def test_a_member_that_leaves_is_handed_back_at_once_with_its_final_history() -> None:
+    configs = [tiny_digits_config(lr=lr, epochs=3) for lr in (0.05, 0.02, 0.1)]
+    events: list[tuple[str, int, int, RunStatus]] = []
+
+    def on_epoch(index: int, record: EpochRecord, history: History) -> Stop | None:
+        events.append(("epoch", index, record.epoch, history.status))
+        return Stop(reason="pruned at epoch 2") if (index, record.epoch) == (2, 2) else None
+
+    def on_leave(index: int, history: History) -> None:
+        events.append(("left", index, len(history.records), history.status))
+
+    packed = train_packed(configs, on_epoch=on_epoch, on_leave=on_leave)
+
+    running, stopped = RunStatus.RUNNING, RunStatus.STOPPED
+    assert events == [
+        ("epoch", 0, 1, running), ("epoch", 1, 1, running), ("epoch", 2, 1, running),
+        ("epoch", 0, 2, running), ("epoch", 1, 2, running), ("epoch", 2, 2, running),
+        ("left", 2, 2, stopped),  # before the others' next epoch; they finish in the pack
+        ("epoch", 0, 3, running), ("epoch", 1, 3, running),
+    ]  # fmt: skip
+    assert packed[2].stop_reason == "pruned at epoch 2"
+    assert [h.status for h in packed] == [RunStatus.COMPLETED, RunStatus.COMPLETED, stopped]
