@@ -110,6 +110,9 @@ def test_four_workers_run_every_grid_point_exactly_once_and_optuna_agrees(
 def _four_workers_exactly_once(db: Database, workers: Workers, tmp_path: Path) -> None:
     grid = [0.2, 0.1, 0.05, 0.02, 0.01, 0.005]
     spec = parse_spec(tiny_spec(search={"grid": grid}, max_parallel=4))
+    # All four polling before the study exists, so they race for its slots: a worker still
+    # warming up (importing torch, seconds on a busy machine) would find the study done.
+    wait_until(lambda: store.readiness(db).workers_seen == 4, "four workers polling")
     study = store.submit_study(db, spec, artifacts_dir=tmp_path / "artifacts")
     wait_until(
         lambda: (
@@ -119,7 +122,6 @@ def _four_workers_exactly_once(db: Database, workers: Workers, tmp_path: Path) -
         "the study to finish",
         timeout_s=120,
     )
-    assert store.readiness(db).workers_seen == 4
     # SIGTERM: idle workers exit cleanly.
     assert workers.terminate() == [0, 0, 0, 0], workers.logs()
 
