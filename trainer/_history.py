@@ -51,7 +51,15 @@ class EpochRecord:
     grad_norm_first: float  # same, first convolution only (0 when frozen)
     grad_norm_last: float  # same, the linear head only
     dead_relu_fraction: float | None  # ReLU channels silent on a whole val batch; None w/o ReLU
-    nonfinite: bool  # any loss or gradient norm above was NaN/inf
+    # Any loss or gradient norm above NaN/inf: derived from them here (both training loops
+    # build records), kept as given when a stored record is read back.
+    nonfinite: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.nonfinite is None:
+            losses = (self.train_loss, self.val_loss)
+            norms = (self.grad_norm, self.grad_norm_first, self.grad_norm_last)
+            object.__setattr__(self, "nonfinite", not all(map(math.isfinite, losses + norms)))
 
 
 @dataclass

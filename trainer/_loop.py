@@ -293,9 +293,6 @@ def _train_on(
             grad_norm_first=grad_first,
             grad_norm_last=grad_last,
             dead_relu_fraction=dead,
-            nonfinite=not all(
-                math.isfinite(v) for v in (train_loss, val_loss, grad_norm, grad_first, grad_last)
-            ),
         )
         history.add_epoch(record, blew_up=blew_up)
         stop = on_epoch(record, history) if on_epoch is not None else None

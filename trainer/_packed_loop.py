@@ -214,9 +214,6 @@ def _close_epoch(
         grad_norm_first=grad_first,
         grad_norm_last=grad_last,
         dead_relu_fraction=dead,
-        nonfinite=not all(
-            math.isfinite(v) for v in (train_loss, val_loss, grad_norm, grad_first, grad_last)
-        ),
     )
     history.add_epoch(record, blew_up=stats.blew_up[position])
     stop = callbacks.on_epoch(member.index, record, history) if callbacks.on_epoch else None
