@@ -20,7 +20,14 @@ from studies.diagnosis import Curves, Diagnosis, live_check
 from studies.errors import ConflictError, StudiesError
 from studies.runs import _optuna
 from studies.runs._schemas import Action, EpochLog, Verdict
-from studies.runs._store import epoch_values, run_curves, run_row, run_summary, sync_ending
+from studies.runs._store import (
+    epoch_values,
+    optuna_writes,
+    run_curves,
+    run_row,
+    run_summary,
+    sync_ending,
+)
 from trainer import finite_or_none
 
 
@@ -42,7 +49,8 @@ def log_epoch(db: Database, run_id: int, body: EpochLog) -> Verdict:
         # The same epoch sent twice at once: the other request stored it; answer as a resend.
         row, stored = _store_epoch(db, run_id, body)
     objective = stored.values.get(row.objective.value)
-    _optuna.report(db.url, row.optuna_trial_id, stored.epoch, objective)
+    with optuna_writes(db, run_id):
+        _optuna.report(db.url, row.optuna_trial_id, stored.epoch, objective)
     sync_ending(db, row)  # a stop ends the run: its Optuna trial too (repeated on resend)
     stopped = stored.stop_reason is not None
     return Verdict(

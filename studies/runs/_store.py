@@ -8,7 +8,10 @@ repeated call repeats the Optuna writes, so a lost one is made good by the clien
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,6 +28,8 @@ from studies.schemas import Page, from_row
 from studies.spec import Objective
 from trainer import finite_or_none
 from trainer._curves import METRIC_KEYS
+
+log = logging.getLogger(__name__)
 
 
 def create_run(db: Database, body: RunCreate) -> RunPublic:
@@ -187,20 +192,35 @@ def _project_best_val_acc(session: Session, row: RunRow) -> float | None:
     return best[1].best_val_acc if best is not None else None
 
 
+@contextlib.contextmanager
+def optuna_writes(db: Database, run_id: int) -> Iterator[None]:
+    """The Optuna writes a request makes after committing to the run's row. A DELETE of the
+    run in between removes its Optuna trial, and Optuna answers KeyError: the request then
+    answers 404, as every later one to the deleted run does. A trial gone while its run
+    stays (its project's Optuna study deleted by hand) loses only the dashboard's copy."""
+    try:
+        yield
+    except KeyError:
+        with db.session() as session:
+            run_row(session, run_id)  # NotFoundError once the run is deleted
+        log.warning("run %s: its Optuna trial is gone; the dashboard misses its results", run_id)
+
+
 def sync_ending(db: Database, row: RunRow) -> None:
     """Write an ended run's verdict to its Optuna trial and close it (no-op once closed)."""
     if row.state is RunState.RUNNING or row.diagnosis is None:
         return
-    _optuna.end_trial(
-        db.url,
-        row.optuna_trial_id,
-        project=row.project,
-        diagnosis=Diagnosis.model_validate(row.diagnosis),
-        params=row.params,
-        stopped=row.state is RunState.STOPPED,
-        stop_reason=row.stop_reason,
-        objective_value=row.summary.objective_value if row.summary is not None else None,
-    )
+    with optuna_writes(db, row.id):
+        _optuna.end_trial(
+            db.url,
+            row.optuna_trial_id,
+            project=row.project,
+            diagnosis=Diagnosis.model_validate(row.diagnosis),
+            params=row.params,
+            stopped=row.state is RunState.STOPPED,
+            stop_reason=row.stop_reason,
+            objective_value=row.summary.objective_value if row.summary is not None else None,
+        )
 
 
 def run_diagnosis(db: Database, run_id: int) -> Diagnosis:

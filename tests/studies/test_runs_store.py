@@ -4,15 +4,17 @@ as a trial's is held to its study's best trial; deleting a run keeps Optuna's nu
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from studies import runs
-from studies.db import Database, RunEpochRow
+from studies import optuna_bridge, runs
+from studies.db import Database, RunEpochRow, RunState
 from studies.errors import ConflictError, NotFoundError
+from studies.runs._store import optuna_writes, run_row, sync_ending
 from tests.studies.conftest import optuna_trials
 
 EPOCHS = [
@@ -107,3 +109,24 @@ def test_deleting_a_run_renumbers_the_projects_later_trials(db: Database) -> Non
     assert [(t.number, t.user_attrs["sweepdoc_run_id"]) for t in trials] == [
         (0, first.id), (1, last.id), (2, after.id)
     ]
+
+
+def test_an_epoch_whose_run_is_deleted_meanwhile_answers_not_found(db: Database) -> None:
+    """A request holds the run's row (its epoch committed) when a DELETE of the run removes
+    the run and its Optuna trial, before the request's Optuna writes: those find no trial.
+    The request must answer 404 like any later one, not fail with Optuna's KeyError (a 500
+    that schemathesis' two concurrent workers once hit)."""
+    run = start(db, "race")
+    stopped = log(db, run.id, [{"train_loss": math.nan, "val_loss": math.nan, "val_acc": math.nan}])
+    assert stopped[0].state is RunState.STOPPED
+    with db.session() as session:
+        held = run_row(session, run.id)  # what the racing request loaded
+
+    runs.delete_run(db, run.id)
+
+    with pytest.raises(NotFoundError):
+        sync_ending(db, held)
+    with pytest.raises(NotFoundError), optuna_writes(db, run.id):
+        optuna_bridge.optuna_storage(db.url).set_trial_intermediate_value(
+            held.optuna_trial_id, 2, 0.5
+        )
