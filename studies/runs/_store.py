@@ -59,7 +59,8 @@ def create_run(db: Database, body: RunCreate) -> RunPublic:
     except BaseException:
         optuna_bridge.fail_trial(db.url, trial_id)  # no run owns it: never leave it RUNNING
         raise
-    _optuna.mark_run(db.url, trial_id, row.id)
+    with optuna_writes(db, row.id):  # a DELETE guessing the new id may come first
+        _optuna.mark_run(db.url, trial_id, row.id)
     return run_public(row)
 
 
