@@ -3,8 +3,6 @@
 A database created that way is stamped at this revision (see studies/migrations), so this
 migration must stay exactly what ``Base.metadata.create_all`` made at the time.
 
-Revision ID: 0001
-Revises:
 Create Date: 2026-11-27
 """
 
@@ -15,8 +13,6 @@ from alembic import op
 
 revision = "0001"
 down_revision: str | None = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -5,8 +5,6 @@ so a worker configured with a longer grace had its live trials reaped by a serve
 default. The claiming worker now writes its grace into the slot and every reaper judges the
 slot by it. Existing rows get the old default (30 s), what every process assumed until now.
 
-Revision ID: 0002
-Revises: 0001
 Create Date: 2026-12-01
 """
 
@@ -17,8 +15,6 @@ from alembic import op
 
 revision = "0002"
 down_revision: str | None = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -8,8 +8,6 @@ of ``warnings`` that did not fail the trial, ``packed_with`` (issue 15) and ``lr
 range test's curve and suggestion). Every new column is nullable or has a server default,
 so rows written by earlier versions stay valid.
 
-Revision ID: 0003
-Revises: 0002
 Create Date: 2026-12-01
 """
 
@@ -20,8 +18,6 @@ from alembic import op
 
 revision = "0003"
 down_revision: str | None = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

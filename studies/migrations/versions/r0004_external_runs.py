@@ -4,8 +4,6 @@ Two new tables: ``sweepdoc_runs`` (one run of a user's loop, an Optuna trial of 
 project's Optuna study) and ``sweepdoc_run_epochs`` (its epochs, one row each, with the
 verdict each was answered with). No existing table changes.
 
-Revision ID: 0004
-Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -16,8 +14,6 @@ from alembic import op
 
 revision = "0004"
 down_revision: str | None = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

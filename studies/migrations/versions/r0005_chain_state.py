@@ -8,8 +8,6 @@ the open rounds only. Existing rows: ``decided`` when a next round was linked or
 written, ``open`` when their spec asks for follow-up rounds, else ``off`` (the server
 default, also what the column holds for a row inserted without it).
 
-Revision ID: 0005
-Revises: 0004
 Create Date: 2026-12-01
 """
 
@@ -23,8 +21,6 @@ from alembic import op
 
 revision = "0005"
 down_revision: str | None = "0004"
-branch_labels = None
-depends_on = None
 
 _STUDIES = sa.table(
     "sweepdoc_studies",
