@@ -1,4 +1,5 @@
-"""The image tasks of the labeled set's second wave, each written once as an ImageFolder tree.
+"""The image tasks of the labeled set's second and third waves, each written once as an ImageFolder
+tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
 every task below is made from real images without touching the trainer:
@@ -10,6 +11,11 @@ every task below is made from real images without touching the trainer:
 - ``noisy25``: a quarter of ALL labels (training and validation) replaced by another class,
   as in a dataset labeled carelessly: the best possible validation accuracy is about 0.75,
   so a model that reaches it has converged, not underfit.
+
+The third wave (wave3.py) adds tasks no earlier run trained on: ``digits7`` (digits 0–6,
+7 classes), ``mnist59`` (MNIST 5–9: the other half of the digits, 5 classes), ``mnist3``
+(MNIST 2, 5 and 7, read at their full 28×28) and ``noisy15m`` (all ten MNIST digits with 15 %
+of all labels replaced: a second noise ceiling, near 0.85, on another source and level).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -70,6 +76,11 @@ TASKS = {
         Task("noisy25", "digits", tuple(range(10)), noise=0.25),
         Task("mnist2", "mnist", (4, 9), limit=1600),
         Task("mnist5", "mnist", (0, 1, 2, 3, 4), limit=2000),
+        # third wave
+        Task("digits7", "digits", tuple(range(7))),
+        Task("mnist59", "mnist", (5, 6, 7, 8, 9), limit=2000),
+        Task("mnist3", "mnist", (2, 5, 7), limit=1200),
+        Task("noisy15m", "mnist", tuple(range(10)), noise=0.15, limit=2500),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,

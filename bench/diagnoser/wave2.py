@@ -14,9 +14,10 @@ stage) → underfitting; a learning rate far too low → undertrained; a learnin
 high → diverged.
 
 Each family (recipe) is trained with seeds 0 and 1; seed 1 is also shown with sum-reduced
-losses (dataset.py). ``heldout`` is decided per family here, before any run of the wave
+losses (dataset.py). ``heldout`` was decided per family here, before any run of the wave
 existed: about half of the families of every label, mixing schedules, tasks and fine-tuning
-on both sides.
+on both sides. That was the split before wave 3 (kept as ``split_before_wave3``); since wave 3
+every run of this wave is in the training half (recipe.py).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def second_wave() -> list[Run]:
                 data=data, model=parts.get("model", {}),
                 optim={**parts["optim"], "seed": seed},
                 task=None if task == "digits" else task, pretrained=pretrained,
-                heldout=heldout, sum_view=seed == SUM_VIEW_SEED,
+                wave=2, formerly_heldout=heldout, sum_view=seed == SUM_VIEW_SEED,
             ))
 
     simple32 = {"arch": "simple", "width": 32}

@@ -1,0 +1,249 @@
+"""The third wave of the labeled set: the held-out half (recipe.py), in recipes nothing saw.
+
+Waves 1 and 2 were read, diagnosed and tuned on; wave 3 was made afterwards, without running
+the diagnoser on it, in 29 families (recipes) that each differ from EVERY earlier family in
+at least one way the method could have fitted: four new tasks (tasks.py: digits 0–6,
+MNIST 5–9, MNIST 2/5/7 at full 28×28, MNIST with 15 % of all labels noisy), training sets
+of 60, 100, 150 and 800 images, batches of 16 and 256, SGD without momentum, Nesterov,
+AdamW, label smoothing, gradient clipping, tanh / GELU / leaky-ReLU activations, layer norm,
+three stages, deeper stages, step decays of other sizes and factors (×0.3 every 25, ×0.5
+every 10 or 20), warm-ups of 2–8 epochs, 20–180 epochs, and fine-tuning a checkpoint onto
+OTHER classes than it was trained on (MNIST 0–4 → 5–9). Each family's line below says what
+is new in it.
+
+Every label is true by construction, as in the earlier waves:
+
+- healthy: a sensible recipe trained to convergence (a decayed schedule, or a long run);
+- overfitting: a big unregularised model on a tiny subset, or memorised label noise (a
+  validation loss that rises after its minimum while the training loss keeps falling);
+- underfitting: a model that cannot fit its own training set (one to four channels in one
+  stage, or a weight decay so strong it pins the weights near zero);
+- undertrained: a learning rate far too low (a smooth, slow descent from log K, still
+  paying when the run ends);
+- diverged: a learning rate far too high: the run never leaves chance (never learned),
+  collapses after a warm-up, or its loss turns non-finite.
+
+Each family is trained with seeds 0 and 1; seed 1 is also shown with sum-reduced losses
+(dataset.py). The whole wave is the held-out half; its construction was checked on the
+curves and on dataset.py's cut truths only (docs/diagnoser.md, "third wave").
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # recipe.py and tasks.py beside this file
+
+from recipe import Run  # noqa: E402
+from tasks import TASKS  # noqa: E402
+
+WAVE = 3
+SEEDS = (0, 1)
+SUM_VIEW_SEED = 1
+MNIST_SIZE = 14  # MNIST tasks are downsampled to 14×14, as in the earlier waves...
+FULL_SIZE_TASKS = {"mnist3": 28}  # ...except this one, read at MNIST's own 28×28
+TRANSFER = "mnist5"  # wave2.PRETRAINED: trained on MNIST 0–4, tuned here on 5–9
+
+
+def third_wave() -> list[Run]:
+    runs: list[Run] = []
+
+    def add(label: str, task: str, name: str, how: str, *, pretrained: str | None = None,
+            **parts: dict[str, Any]) -> None:
+        data = dict(parts.get("data", {}))
+        source = "digits"
+        if task != "digits":  # a tree of tasks.py; flips change a digit's class, never flip
+            data.setdefault("augment", "crop")
+            source = TASKS[task].source
+            how = f"{TASKS[task].describe}: {how}"
+            if source == "mnist":
+                data["image_size"] = FULL_SIZE_TASKS.get(task, MNIST_SIZE)
+        for seed in SEEDS:
+            runs.append(Run(
+                f"{task}-{label}-{name}-s{seed}", label, source, how,
+                data=data, model=parts.get("model", {}),
+                optim={**parts["optim"], "seed": seed},
+                task=None if task == "digits" else task, pretrained=pretrained,
+                wave=WAVE, sum_view=seed == SUM_VIEW_SEED,
+            ))
+
+    raw = {"augment": "none"}  # nothing regularises: no augmentation
+
+    # ---- healthy: sensible recipes trained to convergence -------------------------------
+    add("healthy", "mnist59", "step-nesterov-deep",
+        "simple w16 depth 2, SGD Nesterov lr 0.05, step decay ×0.3 every 25 epochs, 75 epochs "
+        "(new: task, depth, Nesterov, step size and factor)",
+        model={"arch": "simple", "width": 16, "depth": 2},
+        optim={"lr": 0.05, "nesterov": True, "schedule": "step", "step_size": 25,
+               "step_gamma": 0.3, "epochs": 75})
+    add("healthy", "mnist3", "warmup-cosine-adamw-b16",
+        "simple w16, AdamW lr 2e-3 wd 0.05 batch 16, 2 warm-up epochs, cosine, 25 epochs "
+        "(new: 3 classes at 28×28, batch 16, a 2-epoch warm-up)",
+        model={"arch": "simple", "width": 16},
+        optim={"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "batch_size": 16,
+               "warmup_epochs": 2, "schedule": "cosine", "epochs": 25})
+    add("healthy", "digits7", "cosine-resnet-nomomentum-b16",
+        "resnet w8 depth 1, SGD without momentum lr 0.1 batch 16, cosine, 35 epochs "
+        "(new: 7 classes, plain SGD, batch 16)",
+        model={"arch": "resnet", "width": 8, "depth": 1},
+        optim={"lr": 0.1, "momentum": 0.0, "batch_size": 16, "schedule": "cosine",
+               "epochs": 35})
+    add("healthy", "digits", "smooth-vgg-b256-180",
+        "vgg w8, SGD lr 0.2 batch 256, label smoothing 0.1, cosine, 180 epochs "
+        "(new: batch 256, label smoothing lifts the loss floor, 180 epochs)",
+        model={"arch": "vgg", "width": 8},
+        optim={"lr": 0.2, "batch_size": 256, "label_smoothing": 0.1, "schedule": "cosine",
+               "epochs": 180})
+    add("healthy", "noisy15m", "step-gelu-adam",
+        "simple w16 GELU, dropout 0.3, Adam lr 1e-3, step decay ×0.5 every 10 epochs, "
+        "40 epochs (new: a 15 % noise ceiling on MNIST, GELU, ×0.5 steps)",
+        model={"arch": "simple", "width": 16, "activation": "gelu", "dropout": 0.3},
+        optim={"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "schedule": "step",
+               "step_size": 10, "step_gamma": 0.5, "epochs": 40})
+    add("healthy", "mnist59", "transfer-full-nesterov",
+        "fine-tune all layers of the MNIST 0–4 checkpoint on 5–9, SGD Nesterov lr 0.01 "
+        "batch 32, cosine, 25 epochs (new: a checkpoint tuned onto other classes)",
+        pretrained=TRANSFER,
+        optim={"lr": 0.01, "nesterov": True, "batch_size": 32, "schedule": "cosine",
+               "epochs": 25, "finetune": "full"})
+    add("healthy", "digits", "tanh-3stage-clip-const",
+        "30 % of the digits for validation, simple w24 3 stages tanh, SGD momentum 0.5 "
+        "lr 0.05, gradient clipping at 1, constant LR, 70 epochs (new: split, tanh, "
+        "3 stages, clipping, momentum 0.5)",
+        data={"val_fraction": 0.3},
+        model={"arch": "simple", "width": 24, "stages": 3, "activation": "tanh"},
+        optim={"lr": 0.05, "momentum": 0.5, "grad_clip": 1.0, "epochs": 70})
+
+    # ---- overfitting: tiny subsets and big unregularised models, or memorised noise -----
+    add("overfitting", "mnist59", "tiny150-adamw-b16",
+        "150 training images, simple w64 depth 2, AdamW lr 1e-3 wd 0 batch 16, no aug, "
+        "constant LR, 80 epochs (new: task, subset size, depth, AdamW, batch 16)",
+        data={"train_subset": 150, **raw}, model={"arch": "simple", "width": 64, "depth": 2},
+        optim={"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 16,
+               "epochs": 80})
+    add("overfitting", "mnist3", "noise30-step-nesterov",
+        "30 % label noise, resnet w8, SGD Nesterov lr 0.05 batch 32, no aug/wd, step decay "
+        "×0.1 every 35 epochs, 70 epochs (new: 28×28, 3 classes, Nesterov, step size)",
+        data={"label_noise": 0.3, **raw}, model={"arch": "resnet", "width": 8},
+        optim={"lr": 0.05, "nesterov": True, "weight_decay": 0.0, "batch_size": 32,
+               "schedule": "step", "step_size": 35, "epochs": 70})
+    add("overfitting", "digits7", "noise35-vgg-nomomentum-b16",
+        "35 % label noise, vgg w32, SGD without momentum lr 0.05 batch 16, no aug/wd, "
+        "constant LR, 120 epochs (new: 7 classes, plain SGD, batch 16, noise level)",
+        data={"label_noise": 0.35, **raw}, model={"arch": "vgg", "width": 32},
+        optim={"lr": 0.05, "momentum": 0.0, "weight_decay": 0.0, "batch_size": 16,
+               "epochs": 120})
+    add("overfitting", "noisy15m", "memorise800-adam-b32",
+        "800 training images, simple w48, Adam lr 1e-3 batch 32, no aug/wd, constant LR, "
+        "80 epochs (memorises the noisy labels and falls below the ceiling it first reached; "
+        "new: the 15 % ceiling, 800 images)",
+        data={"train_subset": 800, **raw}, model={"arch": "simple", "width": 48},
+        optim={"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 32,
+               "epochs": 80})
+    add("overfitting", "mnist59", "transfer-tiny100-adam",
+        "fine-tune all layers of the MNIST 0–4 checkpoint on 100 images of 5–9, Adam lr 1e-3 "
+        "batch 16, no aug/wd, constant LR, 60 epochs (new: transfer to other classes)",
+        pretrained=TRANSFER, data={"train_subset": 100, **raw},
+        optim={"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 16,
+               "epochs": 60, "finetune": "full"})
+    add("overfitting", "digits", "tiny60-warmup-resnet-adamw",
+        "60 training images, resnet w32 depth 1, AdamW lr 3e-3 wd 0 batch 16, no aug, "
+        "8 warm-up epochs, constant LR, 100 epochs (new: 60 images, an 8-epoch warm-up)",
+        data={"train_subset": 60, **raw}, model={"arch": "resnet", "width": 32, "depth": 1},
+        optim={"optimizer": "adamw", "lr": 3e-3, "weight_decay": 0.0, "batch_size": 16,
+               "warmup_epochs": 8, "epochs": 100})
+
+    # ---- underfitting: the model cannot fit its own training set -------------------------
+    add("underfitting", "mnist59", "width1-gelu-b256",
+        "simple w1 GELU, 1 stage, SGD Nesterov lr 0.05 batch 256, cosine, 60 epochs "
+        "(new: task, GELU, Nesterov, batch 256)",
+        model={"arch": "simple", "width": 1, "stages": 1, "activation": "gelu"},
+        optim={"lr": 0.05, "nesterov": True, "batch_size": 256, "schedule": "cosine",
+               "epochs": 60})
+    add("underfitting", "digits7", "strong-wd-step",
+        "simple w4, 1 stage, SGD lr 0.05 with weight decay 0.05 (100× the usual), step decay "
+        "×0.5 every 20 epochs, 80 epochs (new: underfit by weight decay, 7 classes)",
+        model={"arch": "simple", "width": 4, "stages": 1},
+        optim={"lr": 0.05, "weight_decay": 0.05, "schedule": "step", "step_size": 20,
+               "step_gamma": 0.5, "epochs": 80})
+    add("underfitting", "noisy15m", "width1-warmup-adamw-b16",
+        "simple w1, 1 stage, AdamW lr 1e-2 batch 16, 3 warm-up epochs, constant LR, 35 epochs "
+        "(below the 15 % noise ceiling; new: task, AdamW, batch 16, 35 epochs)",
+        model={"arch": "simple", "width": 1, "stages": 1},
+        optim={"optimizer": "adamw", "lr": 1e-2, "weight_decay": 0.0, "batch_size": 16,
+               "warmup_epochs": 3, "epochs": 35})
+    add("underfitting", "mnist3", "width1-dropout-nomomentum",
+        "simple w1, 1 stage, dropout 0.5, SGD without momentum lr 0.1, cosine, 40 epochs "
+        "(new: 28×28, 3 classes, plain SGD)",
+        model={"arch": "simple", "width": 1, "stages": 1, "dropout": 0.5},
+        optim={"lr": 0.1, "momentum": 0.0, "schedule": "cosine", "epochs": 40})
+    add("underfitting", "digits", "width2-dropout-smooth-b256-180",
+        "simple w2, 1 stage, dropout 0.6, label smoothing 0.2, Adam lr 3e-3 batch 256, "
+        "constant LR, 180 epochs (new: batch 256, label smoothing, 180 epochs)",
+        model={"arch": "simple", "width": 2, "stages": 1, "dropout": 0.6},
+        optim={"optimizer": "adam", "lr": 3e-3, "weight_decay": 0.0, "batch_size": 256,
+               "label_smoothing": 0.2, "epochs": 180})
+
+    # ---- undertrained: a learning rate far too low (a slow, smooth descent from log K) ---
+    add("undertrained", "mnist59", "lowlr-nomomentum",
+        "simple w16, SGD without momentum lr 1e-3 (far too low), constant LR, 35 epochs "
+        "(new: task, plain SGD, 35 epochs)",
+        model={"arch": "simple", "width": 16},
+        optim={"lr": 1e-3, "momentum": 0.0, "epochs": 35})
+    add("undertrained", "mnist3", "lowlr-adamw-b16",
+        "simple w16, AdamW lr 2e-5 (far too low) batch 16, constant LR, 25 epochs "
+        "(new: 28×28, 3 classes, AdamW, batch 16)",
+        model={"arch": "simple", "width": 16},
+        optim={"optimizer": "adamw", "lr": 2e-5, "batch_size": 16, "epochs": 25})
+    add("undertrained", "digits7", "lowlr-nesterov-b256-180",
+        "vgg w8, SGD Nesterov lr 3e-4 (far too low) batch 256, constant LR, 180 epochs "
+        "(new: 7 classes, Nesterov, batch 256, 180 epochs)",
+        model={"arch": "vgg", "width": 8},
+        optim={"lr": 3e-4, "nesterov": True, "batch_size": 256, "epochs": 180})
+    add("undertrained", "noisy15m", "lowlr-warmup-sgd",
+        "simple w16, SGD lr 1e-4 (far too low), 5 warm-up epochs, constant LR, 60 epochs "
+        "(new: the 15 % ceiling task, a warm-up to a too-low LR)",
+        model={"arch": "simple", "width": 16},
+        optim={"lr": 1e-4, "warmup_epochs": 5, "epochs": 60})
+    add("undertrained", "mnist59", "transfer-probe-lowlr",
+        "linear probe on the MNIST 0–4 checkpoint for 5–9, SGD lr 1e-4 (far too low), "
+        "constant LR, 30 epochs (new: a new head learned too slowly on transferred features)",
+        pretrained=TRANSFER,
+        optim={"lr": 1e-4, "epochs": 30, "finetune": "linear-probe"})
+
+    # ---- diverged: a learning rate far too high ------------------------------------------
+    add("diverged", "mnist59", "neverlearned-nesterov",
+        "simple w16 with batch norm, SGD Nesterov lr 4: never leaves chance, 25 epochs "
+        "(new: task, Nesterov, 25 epochs)",
+        model={"arch": "simple", "width": 16},
+        optim={"lr": 4.0, "nesterov": True, "epochs": 25})
+    add("diverged", "mnist3", "adamw-high-b16",
+        "simple w16, AdamW lr 0.5 batch 16, 20 epochs (new: 28×28, 3 classes, AdamW, "
+        "batch 16)",
+        model={"arch": "simple", "width": 16},
+        optim={"optimizer": "adamw", "lr": 0.5, "batch_size": 16, "epochs": 20})
+    add("diverged", "digits7", "warmup-collapse-leaky",
+        "simple w16 leaky ReLU without normalization, SGD warm-up to lr 3 over 4 epochs: "
+        "learns first, then collapses as the LR climbs, 25 epochs (new: 7 classes, leaky "
+        "ReLU, a 4-epoch warm-up to lr 3)",
+        model={"arch": "simple", "width": 16, "norm": "none", "activation": "leaky_relu"},
+        optim={"lr": 3.0, "warmup_epochs": 4, "epochs": 25})
+    add("diverged", "noisy15m", "layernorm-nomomentum-b256",
+        "simple w16 with layer norm, SGD without momentum lr 20 batch 256, 20 epochs "
+        "(new: the 15 % ceiling task, layer norm, plain SGD, batch 256)",
+        model={"arch": "simple", "width": 16, "norm": "layer"},
+        optim={"lr": 20.0, "momentum": 0.0, "batch_size": 256, "epochs": 20})
+    add("diverged", "digits", "nonorm-vgg-nesterov-b16",
+        "vgg w8 without normalization, SGD Nesterov lr 0.5 batch 16, 20 epochs "
+        "(new: VGG without norm, Nesterov, batch 16)",
+        model={"arch": "vgg", "width": 8, "norm": "none"},
+        optim={"lr": 0.5, "nesterov": True, "batch_size": 16, "epochs": 20})
+    add("diverged", "mnist59", "transfer-sgd-high",
+        "fine-tune all layers of the MNIST 0–4 checkpoint on 5–9 with SGD lr 5, 20 epochs "
+        "(new: a transfer run blown up)",
+        pretrained=TRANSFER,
+        optim={"lr": 5.0, "epochs": 20, "finetune": "full"})
+    return runs
