@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from service.api.deps import DatabaseDep
 from service.api.errors import WRITE_ERRORS, error_responses
 from service.api.json_body import JsonBody
+from service.api.openapi import id_links
 from studies import runs
 from studies.diagnosis import Diagnosis
 from studies.schemas import Page
@@ -28,18 +29,18 @@ RunId = Annotated[int, Path(ge=1, le=2**31 - 1, description="sweepdoc's id of th
 CREATE_BODY = JsonBody(runs.RunCreate)
 EPOCH_BODY = JsonBody(runs.EpochLog)
 
-# OpenAPI links: where a new run's id leads (clients and schemathesis follow them).
-_RUN_ID = {"run_id": "$response.body#/id"}
-RUN_LINKS = {
-    name: {"operationId": operation, "parameters": _RUN_ID}
-    for name, operation in (
-        ("GetRun", "get_run"),
-        ("LogEpoch", "log_run_epoch"),
-        ("FinishRun", "finish_run"),
-        ("GetRunDiagnosis", "get_run_diagnosis"),
-        ("DeleteRun", "delete_run"),
-    )
-}
+# Where a new run's id leads.
+RUN_LINKS = id_links(
+    "run_id",
+    "$response.body#/id",
+    {
+        "GetRun": "get_run",
+        "LogEpoch": "log_run_epoch",
+        "FinishRun": "finish_run",
+        "GetRunDiagnosis": "get_run_diagnosis",
+        "DeleteRun": "delete_run",
+    },
+)
 
 
 @contextmanager

@@ -3,13 +3,14 @@ LR plot."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from service.api.deps import DatabaseDep, SettingsDep, SpecLimitsDep, StudyId
 from service.api.errors import WRITE_ERRORS, error_responses
 from service.api.json_body import JsonBody
+from service.api.openapi import id_links, png, png_route
 from studies import store
 from studies.db import StudyStatus
 from studies.diagnosis import StudySummary
@@ -18,29 +19,24 @@ from studies.spec import StudySpec, check_submission
 
 router = APIRouter(prefix="/v1/studies", tags=["studies"])
 
-PNG: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/png": {}}, "description": "A PNG image"}
-}
-
 # The spec is parsed and validated in a worker thread (see json_body.py).
 SPEC_BODY = JsonBody(StudySpec)
 
 
-# OpenAPI links: where the id of the study just created leads (clients, and schemathesis's
-# stateful phase, follow them to the study's real pages instead of guessing ids).
-_STUDY_ID = {"study_id": "$response.body#/id"}
-STUDY_LINKS = {
-    name: {"operationId": operation, "parameters": _STUDY_ID}
-    for name, operation in (
-        ("GetStudy", "get_study"),
-        ("ListTrials", "list_study_trials"),
-        ("GetDiagnosis", "get_study_diagnosis"),
-        ("GetLrPlot", "get_study_lr_plot"),
-        ("GetChain", "get_study_chain"),
-        ("CancelStudy", "cancel_study"),
-        ("DeleteStudy", "delete_study"),
-    )
-}
+# Where the id of the study just created leads.
+STUDY_LINKS = id_links(
+    "study_id",
+    "$response.body#/id",
+    {
+        "GetStudy": "get_study",
+        "ListTrials": "list_study_trials",
+        "GetDiagnosis": "get_study_diagnosis",
+        "GetLrPlot": "get_study_lr_plot",
+        "GetChain": "get_study_chain",
+        "CancelStudy": "cancel_study",
+        "DeleteStudy": "delete_study",
+    },
+)
 
 
 @router.post(
@@ -162,24 +158,14 @@ def get_study_diagnosis(
     return store.study_diagnosis(database, study_id, limits=limits)
 
 
-@router.get(
-    "/{study_id}/lr.png",
-    response_class=Response,
-    responses={**PNG, **error_responses(404, 422, 503)},
-    operation_id="get_study_lr_plot",
-)
+@png_route(router, "/{study_id}/lr.png", operation_id="get_study_lr_plot")
 def get_study_lr_plot(study_id: StudyId, database: DatabaseDep) -> Response:
     """Validation accuracy against learning rate, points colored by label."""
-    return Response(store.study_lr_png(database, study_id), media_type="image/png")
+    return png(store.study_lr_png(database, study_id))
 
 
-@router.get(
-    "/{study_id}/lr_range.png",
-    response_class=Response,
-    responses={**PNG, **error_responses(404, 422, 503)},
-    operation_id="get_study_lr_range_plot",
-)
+@png_route(router, "/{study_id}/lr_range.png", operation_id="get_study_lr_range_plot")
 def get_study_lr_range_plot(study_id: StudyId, database: DatabaseDep) -> Response:
     """An LR range test's loss against learning rate, the suggested rate marked; 404 when
     the study is not a range test (search.sampler range_test) or its test has not run."""
-    return Response(store.study_lr_range_png(database, study_id), media_type="image/png")
+    return png(store.study_lr_range_png(database, study_id))

@@ -10,15 +10,13 @@ from fastapi.responses import FileResponse
 
 from service.api.deps import DatabaseDep, SettingsDep, StudyId, TrialId
 from service.api.errors import error_responses
+from service.api.openapi import id_links, png, png_route
 from studies import store
 from studies.diagnosis import Diagnosis
 from studies.schemas import Page, TrialDetail, TrialPublic
 
 router = APIRouter(prefix="/v1", tags=["trials"])
 
-PNG: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/png": {}}, "description": "A PNG image"}
-}
 CHECKPOINT: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"application/octet-stream": {}},
@@ -31,15 +29,15 @@ CHECKPOINT: dict[int | str, dict[str, Any]] = {
 # OpenAPI links: a listed trial's id leads to its pages (the first trial's, for tools such
 # as schemathesis's stateful phase that follow links to reach real ids). Not its checkpoint:
 # a listed trial has none until it completes (a 404 a link-follower takes for a bug).
-_TRIAL_ID = {"trial_id": "$response.body#/data/0/id"}
-TRIAL_LINKS = {
-    name: {"operationId": operation, "parameters": _TRIAL_ID}
-    for name, operation in (
-        ("GetTrial", "get_trial"),
-        ("GetTrialDiagnosis", "get_trial_diagnosis"),
-        ("GetCurvesPlot", "get_trial_curves_plot"),
-    )
-}
+TRIAL_LINKS = id_links(
+    "trial_id",
+    "$response.body#/data/0/id",
+    {
+        "GetTrial": "get_trial",
+        "GetTrialDiagnosis": "get_trial_diagnosis",
+        "GetCurvesPlot": "get_trial_curves_plot",
+    },
+)
 
 
 @router.get(
@@ -79,15 +77,10 @@ def get_trial_diagnosis(trial_id: TrialId, database: DatabaseDep) -> Diagnosis:
     return store.trial_diagnosis(database, trial_id)
 
 
-@router.get(
-    "/trials/{trial_id}/curves.png",
-    response_class=Response,
-    responses={**PNG, **error_responses(404, 422, 503)},
-    operation_id="get_trial_curves_plot",
-)
+@png_route(router, "/trials/{trial_id}/curves.png", operation_id="get_trial_curves_plot")
 def get_trial_curves_plot(trial_id: TrialId, database: DatabaseDep) -> Response:
     """Train/val loss and accuracy per epoch, best epoch marked, label in the title."""
-    return Response(store.trial_curves_png(database, trial_id), media_type="image/png")
+    return png(store.trial_curves_png(database, trial_id))
 
 
 @router.get(
