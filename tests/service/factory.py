@@ -1,8 +1,21 @@
-"""Tiny study specs for service tests: digits, a small model, few epochs, so trials take seconds."""
+"""Tiny study specs for service tests: digits, a small model, few epochs, so trials take seconds;
+and request cases both the in-process app and a served one are checked with."""
 
 from __future__ import annotations
 
 from typing import Any
+
+# A method each path does not take, and the ``Allow`` its 405 names: the in-process app
+# (tests/service/test_api.py) and a served one (test_schemathesis.py) answer them alike.
+METHODS_NOT_ALLOWED = [
+    ("TRACE", "/v1/studies", "GET, POST"),
+    ("PUT", "/v1/studies", "GET, POST"),
+    ("PATCH", "/v1/studies/1", "GET, DELETE"),
+    ("GET", "/v1/studies/1/cancel", "POST"),
+    ("DELETE", "/v1/trials/1", "GET"),
+    ("TRACE", "/healthz", "GET"),
+    ("POST", "/readyz", "GET"),
+]
 
 
 def tiny_spec(

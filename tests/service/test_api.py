@@ -14,7 +14,12 @@ from sqlalchemy import text
 from service.api import create_app
 from service.settings import Settings
 from studies.db import Database, TrialState
-from tests.service.factory import diverged_curves, healthy_curves, tiny_spec
+from tests.service.factory import (
+    METHODS_NOT_ALLOWED,
+    diverged_curves,
+    healthy_curves,
+    tiny_spec,
+)
 from tests.studies.test_store import BEST_TRIAL_GRID, BEST_TRIAL_STUDIES, Outcome, run_outcomes
 
 STUDY_KEYS = {"id", "name", "status", "spec", "counts", "best_trial", "progress", "created_at",
@@ -406,16 +411,7 @@ def test_the_follow_up_study_stays_within_this_servers_limits(tmp_path: Any) -> 
         submit(api, summary["followup_spec"])  # accepted as is
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "allow"),
-    [
-        ("TRACE", "/v1/studies", "GET, POST"),
-        ("PUT", "/v1/studies", "GET, POST"),
-        ("PATCH", "/v1/studies/1", "GET, DELETE"),
-        ("GET", "/v1/studies/1/cancel", "POST"),
-        ("DELETE", "/v1/trials/1", "GET"),
-    ],
-)
+@pytest.mark.parametrize(("method", "path", "allow"), METHODS_NOT_ALLOWED)
 def test_a_method_the_path_does_not_take_is_405_with_allow(
     api: TestClient, method: str, path: str, allow: str
 ) -> None:

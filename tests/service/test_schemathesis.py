@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.factory import tiny_spec
+from tests.service.factory import METHODS_NOT_ALLOWED, tiny_spec
 from tests.service.serve_process import ServeProcess, run_cli, serving
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -152,15 +152,7 @@ def test_a_body_that_is_not_utf8_is_422_invalid_request(server: ServeProcess, bo
         assert "not valid JSON" in response.json()["message"]
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "allow"),
-    [
-        ("TRACE", "/v1/studies", "GET, POST"),
-        ("PUT", "/v1/studies", "GET, POST"),
-        ("TRACE", "/healthz", "GET"),
-        ("POST", "/readyz", "GET"),
-    ],
-)
+@pytest.mark.parametrize(("method", "path", "allow"), METHODS_NOT_ALLOWED)
 def test_a_method_the_api_lacks_is_405_with_allow_even_without_json(
     server: ServeProcess, method: str, path: str, allow: str
 ) -> None:
