@@ -1,5 +1,5 @@
 """What routes declare to OpenAPI beyond their models, written once for every router: the
-PNG plot routes, and the links from a created resource's id to its pages."""
+operation ids, the PNG plot routes, and the links from a created resource's id to its pages."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Response
+from fastapi.routing import APIRoute
 
 from service.api.errors import error_responses
 
@@ -18,14 +19,18 @@ _PNG: dict[int | str, dict[str, Any]] = {
 }
 
 
-def png_route(router: APIRouter, path: str, *, operation_id: str) -> Callable[[_Handler], _Handler]:
+def handler_name(route: APIRoute) -> str:
+    """A route's OpenAPI operation id: its handler's name (``get_study``), the name the
+    links below and generated clients call it by. A router passes this as its
+    ``generate_unique_id_function`` instead of spelling each id again."""
+    return route.name
+
+
+def png_route(router: APIRouter, path: str) -> Callable[[_Handler], _Handler]:
     """``@router.get`` of a plot: a PNG image, or the error body of a missing or malformed id
     (404, 422) or an unreachable database (503). The handler returns ``png(...)``."""
     return router.get(
-        path,
-        response_class=Response,
-        responses={**_PNG, **error_responses(404, 422, 503)},
-        operation_id=operation_id,
+        path, response_class=Response, responses={**_PNG, **error_responses(404, 422, 503)}
     )
 
 

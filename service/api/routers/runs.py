@@ -18,12 +18,12 @@ from fastapi.exceptions import RequestValidationError
 from service.api.deps import DatabaseDep
 from service.api.errors import WRITE_ERRORS, error_responses
 from service.api.json_body import JsonBody
-from service.api.openapi import id_links
+from service.api.openapi import handler_name, id_links
 from studies import runs
 from studies.diagnosis import Diagnosis
 from studies.schemas import Page
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/v1/runs", tags=["runs"], generate_unique_id_function=handler_name)
 
 RunId = Annotated[int, Path(ge=1, le=2**31 - 1, description="sweepdoc's id of the run.")]
 CREATE_BODY = JsonBody(runs.RunCreate)
@@ -63,7 +63,6 @@ def _epoch_refused_as_422() -> Iterator[None]:
         **error_responses(409, 422, 503, *WRITE_ERRORS),
     },
     openapi_extra=CREATE_BODY.openapi,
-    operation_id="create_run",
 )
 def create_run(
     body: Annotated[runs.RunCreate, Depends(CREATE_BODY)],
@@ -83,7 +82,6 @@ def create_run(
     "",
     response_model=Page[runs.RunPublic],
     responses=error_responses(422, 503),
-    operation_id="list_runs",
 )
 def list_runs(
     database: DatabaseDep,
@@ -99,7 +97,6 @@ def list_runs(
     "/{run_id}",
     response_model=runs.RunDetail,
     responses=error_responses(404, 422, 503),
-    operation_id="get_run",
 )
 def get_run(run_id: RunId, database: DatabaseDep) -> runs.RunDetail:
     """One run: state, parameters, curves (null for non-finite values), its diagnosis."""
@@ -111,7 +108,6 @@ def get_run(run_id: RunId, database: DatabaseDep) -> runs.RunDetail:
     response_model=runs.Verdict,
     responses=error_responses(404, 409, 422, 503, *WRITE_ERRORS),
     openapi_extra=EPOCH_BODY.openapi,
-    operation_id="log_run_epoch",
 )
 def log_run_epoch(
     run_id: RunId,
@@ -130,7 +126,6 @@ def log_run_epoch(
     "/{run_id}/finish",
     response_model=runs.RunPublic,
     responses=error_responses(404, 409, 422, 503, *WRITE_ERRORS),
-    operation_id="finish_run",
 )
 def finish_run(run_id: RunId, database: DatabaseDep) -> runs.RunPublic:
     """End the run with its full diagnosis (its Optuna trial COMPLETE). Finishing an ended
@@ -143,7 +138,6 @@ def finish_run(run_id: RunId, database: DatabaseDep) -> runs.RunPublic:
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=error_responses(404, 422, 503, *WRITE_ERRORS),
-    operation_id="delete_run",
 )
 def delete_run(run_id: RunId, database: DatabaseDep) -> Response:
     """Delete a run, running or ended: its epochs and its Optuna trial go with it (the
@@ -157,7 +151,6 @@ def delete_run(run_id: RunId, database: DatabaseDep) -> Response:
     "/{run_id}/diagnosis",
     response_model=Diagnosis,
     responses=error_responses(404, 409, 422, 503),
-    operation_id="get_run_diagnosis",
 )
 def get_run_diagnosis(run_id: RunId, database: DatabaseDep) -> Diagnosis:
     """The run's diagnosis, the shape of a trial's: final once it ended, provisional (its

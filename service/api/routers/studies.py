@@ -10,14 +10,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from service.api.deps import DatabaseDep, SettingsDep, SpecLimitsDep, StudyId
 from service.api.errors import WRITE_ERRORS, error_responses
 from service.api.json_body import JsonBody
-from service.api.openapi import id_links, png, png_route
+from service.api.openapi import handler_name, id_links, png, png_route
 from studies import store
 from studies.db import StudyStatus
 from studies.diagnosis import StudySummary
 from studies.schemas import Chain, Page, StudyPublic
 from studies.spec import StudySpec, check_submission
 
-router = APIRouter(prefix="/v1/studies", tags=["studies"])
+router = APIRouter(prefix="/v1/studies", tags=["studies"], generate_unique_id_function=handler_name)
 
 # The spec is parsed and validated in a worker thread (see json_body.py).
 SPEC_BODY = JsonBody(StudySpec)
@@ -48,7 +48,6 @@ STUDY_LINKS = id_links(
         **error_responses(422, 503, *WRITE_ERRORS),
     },
     openapi_extra=SPEC_BODY.openapi,
-    operation_id="create_study",
 )
 def create_study(
     spec: Annotated[StudySpec, Depends(SPEC_BODY)],
@@ -79,7 +78,6 @@ def create_study(
     "",
     response_model=Page[StudyPublic],
     responses=error_responses(422, 503),
-    operation_id="list_studies",
 )
 def list_studies(
     database: DatabaseDep,
@@ -95,7 +93,6 @@ def list_studies(
     "/{study_id}",
     response_model=StudyPublic,
     responses=error_responses(404, 422, 503),
-    operation_id="get_study",
 )
 def get_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
     """One study: status, counts per trial state, best trial, progress."""
@@ -106,7 +103,6 @@ def get_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
     "/{study_id}/chain",
     response_model=Chain,
     responses=error_responses(404, 422, 503),
-    operation_id="get_study_chain",
 )
 def get_study_chain(study_id: StudyId, database: DatabaseDep) -> Chain:
     """The follow-up chain this study belongs to (`follow_up.max_rounds`), first round to
@@ -120,7 +116,6 @@ def get_study_chain(study_id: StudyId, database: DatabaseDep) -> Chain:
     "/{study_id}/cancel",
     response_model=StudyPublic,
     responses=error_responses(404, 409, 422, 503, *WRITE_ERRORS),
-    operation_id="cancel_study",
 )
 def cancel_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
     """Cancel a study: queued trials never start, running ones stop at their next epoch;
@@ -134,7 +129,6 @@ def cancel_study(study_id: StudyId, database: DatabaseDep) -> StudyPublic:
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     responses=error_responses(404, 409, 422, 503, *WRITE_ERRORS),
-    operation_id="delete_study",
 )
 def delete_study(study_id: StudyId, database: DatabaseDep, settings: SettingsDep) -> Response:
     """Delete a finished or cancelled study: its trials, epochs, attempts, its Optuna study
@@ -148,7 +142,6 @@ def delete_study(study_id: StudyId, database: DatabaseDep, settings: SettingsDep
     "/{study_id}/diagnosis",
     response_model=StudySummary,
     responses=error_responses(404, 422, 503),
-    operation_id="get_study_diagnosis",
 )
 def get_study_diagnosis(
     study_id: StudyId, database: DatabaseDep, limits: SpecLimitsDep
@@ -158,13 +151,13 @@ def get_study_diagnosis(
     return store.study_diagnosis(database, study_id, limits=limits)
 
 
-@png_route(router, "/{study_id}/lr.png", operation_id="get_study_lr_plot")
+@png_route(router, "/{study_id}/lr.png")
 def get_study_lr_plot(study_id: StudyId, database: DatabaseDep) -> Response:
     """Validation accuracy against learning rate, points colored by label."""
     return png(store.study_lr_png(database, study_id))
 
 
-@png_route(router, "/{study_id}/lr_range.png", operation_id="get_study_lr_range_plot")
+@png_route(router, "/{study_id}/lr_range.png")
 def get_study_lr_range_plot(study_id: StudyId, database: DatabaseDep) -> Response:
     """An LR range test's loss against learning rate, the suggested rate marked; 404 when
     the study is not a range test (search.sampler range_test) or its test has not run."""

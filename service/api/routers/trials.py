@@ -10,12 +10,12 @@ from fastapi.responses import FileResponse
 
 from service.api.deps import DatabaseDep, SettingsDep, StudyId, TrialId
 from service.api.errors import error_responses
-from service.api.openapi import id_links, png, png_route
+from service.api.openapi import handler_name, id_links, png, png_route
 from studies import store
 from studies.diagnosis import Diagnosis
 from studies.schemas import Page, TrialDetail, TrialPublic
 
-router = APIRouter(prefix="/v1", tags=["trials"])
+router = APIRouter(prefix="/v1", tags=["trials"], generate_unique_id_function=handler_name)
 
 CHECKPOINT: dict[int | str, dict[str, Any]] = {
     200: {
@@ -47,7 +47,6 @@ TRIAL_LINKS = id_links(
         200: {"description": "The study's trials", "links": TRIAL_LINKS},
         **error_responses(404, 422, 503),
     },
-    operation_id="list_study_trials",
 )
 def list_study_trials(study_id: StudyId, database: DatabaseDep) -> Page[TrialPublic]:
     """Every trial of a study, in trial-number order."""
@@ -58,7 +57,6 @@ def list_study_trials(study_id: StudyId, database: DatabaseDep) -> Page[TrialPub
     "/trials/{trial_id}",
     response_model=TrialDetail,
     responses=error_responses(404, 422, 503),
-    operation_id="get_trial",
 )
 def get_trial(trial_id: TrialId, database: DatabaseDep, settings: SettingsDep) -> TrialDetail:
     """Params, state, worker, device, timings, error text (paths relative to the data root)
@@ -70,14 +68,13 @@ def get_trial(trial_id: TrialId, database: DatabaseDep, settings: SettingsDep) -
     "/trials/{trial_id}/diagnosis",
     response_model=Diagnosis,
     responses=error_responses(404, 409, 422, 503),
-    operation_id="get_trial_diagnosis",
 )
 def get_trial_diagnosis(trial_id: TrialId, database: DatabaseDep) -> Diagnosis:
     """The label of the trial's curves, with evidence and recommended next steps."""
     return store.trial_diagnosis(database, trial_id)
 
 
-@png_route(router, "/trials/{trial_id}/curves.png", operation_id="get_trial_curves_plot")
+@png_route(router, "/trials/{trial_id}/curves.png")
 def get_trial_curves_plot(trial_id: TrialId, database: DatabaseDep) -> Response:
     """Train/val loss and accuracy per epoch, best epoch marked, label in the title."""
     return png(store.trial_curves_png(database, trial_id))
@@ -87,7 +84,6 @@ def get_trial_curves_plot(trial_id: TrialId, database: DatabaseDep) -> Response:
     "/trials/{trial_id}/checkpoint",
     response_class=FileResponse,
     responses={**CHECKPOINT, **error_responses(404, 422, 503)},
-    operation_id="get_trial_checkpoint",
 )
 def get_trial_checkpoint(
     trial_id: TrialId, database: DatabaseDep, settings: SettingsDep
