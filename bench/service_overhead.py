@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))  # the serve harness lives under tests/, the minim
 
 import torch  # noqa: E402
 
-from bench._common import default_mnist_dir, write_result  # noqa: E402
+from bench._common import add_recipe_options, default_mnist_dir, write_result  # noqa: E402
 from bench._mnist import export_mnist  # noqa: E402
 from bench.train_overhead import minimal_loop  # noqa: E402
 from studies.spec import StudySpec  # noqa: E402
@@ -132,13 +132,8 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="digits", choices=["digits", "mnist"])
-    parser.add_argument("--arch", default="vgg", choices=["simple", "vgg", "resnet"])
-    parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64)
+    add_recipe_options(parser, arch="vgg", epochs=10, threads=2)  # threads: on both sides
     parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads on both sides")
     parser.add_argument(
         "--mnist-source", type=Path, default=default_mnist_dir(),
         help="MNIST 10k IDX folder (default: $SWEEPDOC_BENCH_MNIST, else ../shared/data/mnist-10k)",

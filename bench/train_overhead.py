@@ -19,14 +19,28 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
+import sys
 import time
+from pathlib import Path
 
-import torch
-from torch import nn
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from trainer import DataConfig, EpochRecord, History, ModelConfig, OptimConfig, RunConfig, train
-from trainer._data import prepare_data
-from trainer._models import build_model
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from bench._common import add_recipe_options  # noqa: E402
+from trainer import (  # noqa: E402
+    DataConfig,
+    EpochRecord,
+    History,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    train,
+)
+from trainer._data import prepare_data  # noqa: E402
+from trainer._models import build_model  # noqa: E402
 
 Timings = list[tuple[float, float]]  # per epoch: (wall seconds, CPU seconds)
 
@@ -85,12 +99,7 @@ def trainer_loop(config: RunConfig) -> Timings:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="simple", choices=["simple", "vgg", "resnet"])
-    parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=1)
+    add_recipe_options(parser, arch="simple", epochs=6, threads=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
