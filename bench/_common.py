@@ -1,12 +1,10 @@
-"""What every benchmark script shares: the machine it ran on, the options of a timed training
-recipe, percentiles, and one JSON
+"""What every benchmark script shares: the machine it ran on, percentiles, and one JSON
 envelope per result file in bench/results/ (docs/benchmarks.md is written from those files
 by bench/report.py, so a number in the docs always has a file and a command behind it).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -32,20 +30,6 @@ def default_mnist_dir() -> Path:
     MNIST offers an option (``--mnist-source``/``--mnist``) whose default is this."""
     configured = os.environ.get(MNIST_ENV_VAR)
     return Path(configured) if configured else MNIST_DEFAULT_DIR
-
-
-def add_recipe_options(
-    parser: argparse.ArgumentParser, *, arch: str, epochs: int, threads: int
-) -> None:
-    """The options of the model a timing benchmark trains, and how often and on how many
-    threads: --arch, --width, --epochs, --batch-size, --repeats, --threads (defaults as
-    given, else width 32, batches of 64, 3 repeats)."""
-    parser.add_argument("--arch", default=arch, choices=["simple", "vgg", "resnet"])
-    parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=threads, help="torch threads")
 
 
 def machine() -> dict[str, Any]:

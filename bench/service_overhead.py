@@ -51,9 +51,9 @@ sys.path.insert(0, str(ROOT))  # the serve harness lives under tests/, the minim
 
 import torch  # noqa: E402
 
-from bench._common import add_recipe_options, default_mnist_dir, write_result  # noqa: E402
+from bench._common import default_mnist_dir, write_result  # noqa: E402
 from bench._mnist import export_mnist  # noqa: E402
-from bench.train_overhead import minimal_loop  # noqa: E402
+from bench.train_overhead import add_recipe_options, minimal_loop  # noqa: E402
 from studies.spec import StudySpec  # noqa: E402
 from tests.service.serve_process import ServeProcess, serving  # noqa: E402
 

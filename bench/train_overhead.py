@@ -19,28 +19,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import torch
+from torch import nn
 
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from bench._common import add_recipe_options  # noqa: E402
-from trainer import (  # noqa: E402
-    DataConfig,
-    EpochRecord,
-    History,
-    ModelConfig,
-    OptimConfig,
-    RunConfig,
-    train,
-)
-from trainer._data import prepare_data  # noqa: E402
-from trainer._models import build_model  # noqa: E402
+from trainer import DataConfig, EpochRecord, History, ModelConfig, OptimConfig, RunConfig, train
+from trainer._data import prepare_data
+from trainer._models import build_model
 
 Timings = list[tuple[float, float]]  # per epoch: (wall seconds, CPU seconds)
 
@@ -95,6 +81,20 @@ def trainer_loop(config: RunConfig) -> Timings:
     train(config, on_epoch=on_epoch)
     bounds = [start, *marks]
     return [(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(bounds)]
+
+
+def add_recipe_options(
+    parser: argparse.ArgumentParser, *, arch: str, epochs: int, threads: int
+) -> None:
+    """The options of the recipe an overhead benchmark times (this one and
+    bench/service_overhead.py): --arch, --width, --epochs, --batch-size, --repeats, --threads
+    (defaults as given, else width 32, batches of 64, 3 repeats)."""
+    parser.add_argument("--arch", default=arch, choices=["simple", "vgg", "resnet"])
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=threads, help="torch threads")
 
 
 def main() -> None:
