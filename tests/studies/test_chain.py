@@ -124,6 +124,13 @@ def play(db: Database, study_id: int, curves: dict[str, list[float]]) -> None:
         finish_diagnosed(db, claim, records, state=TrialState.COMPLETE, summary=summary)
 
 
+def overfit_round(db: Database, tmp_path: Path, *, max_rounds: int = 2) -> int:
+    """A submitted round 1 whose every trial overfitted (played to the end): the id."""
+    first = submit(db, tmp_path, max_rounds=max_rounds)
+    play(db, first, OVERFITTING)
+    return first
+
+
 def row(db: Database, study_id: int) -> StudyRow:
     return store.study_row(db, study_id)
 
@@ -304,8 +311,7 @@ def test_a_round_without_gain_ends_the_chain_and_the_reconciler_finds_it(
     db: Database, tmp_path: Path
 ) -> None:
     server = server_for(tmp_path)
-    first = submit(db, tmp_path)
-    play(db, first, OVERFITTING)
+    first = overfit_round(db, tmp_path)
     outcome = chain.advance_all(db, server=server)  # as after a worker died before deciding
     assert [o.study_id for o in outcome] == [first]
     second = row(db, first).follow_up_id
@@ -334,8 +340,7 @@ def test_a_follow_up_over_the_servers_trial_limit_stops_the_loop_with_the_reason
     db: Database, tmp_path: Path
 ) -> None:
     # The regularizing move searches 3 weight decays: more trials than this server allows.
-    first = submit(db, tmp_path)
-    play(db, first, OVERFITTING)
+    first = overfit_round(db, tmp_path)
     outcome = chain.advance(db, first, server=server_for(tmp_path, max_trials=2))
     assert outcome is not None and outcome.follow_up_id is None
     reason = row(db, first).chain_reason
@@ -365,16 +370,14 @@ def test_a_range_test_as_round_1_is_followed_by_a_grid_around_its_suggestion(
 
 
 def test_a_chain_with_max_rounds_0_is_left_alone(db: Database, tmp_path: Path) -> None:
-    first = submit(db, tmp_path, max_rounds=0)
-    play(db, first, OVERFITTING)
+    first = overfit_round(db, tmp_path, max_rounds=0)
     assert chain.advance(db, first, server=server_for(tmp_path)) is None
     assert chain.advance_all(db, server=server_for(tmp_path)) == []
     assert row(db, first).chain_reason is None and row(db, first).follow_up_id is None
 
 
 def test_racing_callers_submit_the_next_round_exactly_once(db: Database, tmp_path: Path) -> None:
-    first = submit(db, tmp_path)
-    play(db, first, OVERFITTING)
+    first = overfit_round(db, tmp_path)
     callers = 4
     start = threading.Barrier(callers)
     outcomes: list[chain.Outcome | None] = []
@@ -413,8 +416,7 @@ def test_cancelling_a_round_cancels_the_rounds_after_it_and_stops_the_loop(
     db: Database, tmp_path: Path
 ) -> None:
     server = server_for(tmp_path)
-    first = submit(db, tmp_path)
-    play(db, first, OVERFITTING)
+    first = overfit_round(db, tmp_path)
     outcome = chain.advance(db, first, server=server)
     assert outcome is not None and outcome.follow_up_id is not None
     second = outcome.follow_up_id
