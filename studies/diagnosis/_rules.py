@@ -27,14 +27,15 @@ from studies.diagnosis._forecast import CurveForecast, GainBy
 from studies.diagnosis._measure import Measures
 from studies.diagnosis._overfit import overfitting, overfitting_gap
 from studies.diagnosis._result import Label
-from studies.diagnosis._stats import grade
+from studies.diagnosis._stats import grade, trend_p_value
 from studies.diagnosis._verdict import Verdict
 
 # Undertrained: the forecast (studies/diagnosis/_forecast.py) says more epochs buy a material
 # gain with high probability. Material: for validation accuracy, a tenth of the remaining
 # error (at least one point), the gain a practitioner would train for; for validation loss, a
 # fifth of its level. The verdict goes to the likelier outcome: undertrained when the gain is
-# more likely than not (the calibrated confidence then says how likely).
+# more likely than not — strictly: an even split of the bootstrap is no evidence either way
+# (the calibrated confidence then says how likely).
 MATERIAL_ERROR_SHARE = 0.1
 MATERIAL_ACC_FLOOR = 0.01
 MATERIAL_LOSS_SHARE = 0.2
@@ -57,8 +58,9 @@ UNDERFIT_TRAIN_LEVEL = 2 / 3
 # "Not flat": the training curve's forecast gain over the horizon keeps at least this share
 # of the pace it has had so far (gain per epoch ahead over gain per epoch behind).
 STILL_IMPROVING_PACE = 0.5
-# ... or its accuracy rose steadily (Kendall's tau at least this) over the end window.
-STEADY_RISE_TAU = 0.6
+# ... or its accuracy rose steadily over the end window: an order this rare by chance
+# (one-sided Mann–Kendall p-value; three noisy epochs rise in order one time in six).
+STEADY_TREND_P = 0.05
 PLATEAU_MIN_EPOCHS = 3
 PLATEAU_MIN_FRACTION = 0.2
 UNDERFIT_GAP_MAX = 0.05
@@ -126,13 +128,18 @@ def _judged_by(m: Measures) -> GainBy:
     return GainBy.SHOWN if m.ahead is not None else GainBy.EVENTUALLY
 
 
-def _undertrained(m: Measures) -> Verdict | None:
-    """More epochs will pay: the validation accuracy or loss is forecast to gain materially."""
+def _undertrained(m: Measures, *, accuracy_only: bool = False) -> Verdict | None:
+    """More epochs will pay: the validation accuracy or loss is forecast to gain materially
+    (*accuracy_only*: the accuracy, where a falling loss is no evidence)."""
     horizon = m.forecasts.horizon
     acc, loss = m.forecasts.val_acc, m.forecasts.val_loss
     # The horizon is the planned end of a run with epochs left (do THOSE epochs pay?), else
     # the default 2 × epochs or the caller's horizon_epochs.
     p_acc, p_loss = _paying(m)
+    if accuracy_only:
+        if acc is None:
+            return None
+        loss = p_loss = None
     if p_acc is not None and acc is not None:
         # Either metric paying counts, as in the definition a user checks a run against
         # (issue 11: validation accuracy up ≥ 3 points, or validation loss down ≥ 20%).
@@ -150,15 +157,16 @@ def _undertrained(m: Measures) -> Verdict | None:
         reason = _loss_reason(loss, horizon)
     else:
         return None
-    if probability < UNDERTRAINED_PROBABILITY and loss is not None and _keeps_pace(m, loss):
+    paying = probability > UNDERTRAINED_PROBABILITY
+    if not paying and loss is not None and _keeps_pace(m, loss):
         # A loss falling at an undiminished pace (a learning rate far too low) is still
         # paying, even where the accuracy forecast, fitted to few noisy points, bends early.
-        probability = UNDERTRAINED_PROBABILITY
+        paying, probability = True, max(probability, UNDERTRAINED_PROBABILITY)
         reason = (
             f"validation loss keeps falling at {loss.pace:.0%} of its pace so far (forecast "
             f"{loss.now:.3g} → {loss.at_horizon:.3g} by epoch {horizon})"
         )
-    if probability < UNDERTRAINED_PROBABILITY:
+    if not paying:
         return None
     if m.schedule.annealed:
         # The forecast extends the run as it was going, but its learning rate is spent: the
@@ -201,17 +209,34 @@ def _training_still_improving(m: Measures) -> bool:
     Pace, not size: a learning rate far too low moves the training loss slowly but at an
     undiminished pace, while a model that cannot fit the task saturates however long it runs.
     """
+    if m.schedule.annealed:
+        # The learning rate is spent: the last epochs' rise was the annealing's, and more
+        # epochs at ~0 LR cannot keep it up.
+        return False
     acc = m.train_acc
     # Rising epoch after epoch over the end window, well beyond its noise: the saturating
     # families cannot bend upwards, so a slow start's acceleration is read off the trend.
     if (
         acc is not None
-        and acc.tau >= STEADY_RISE_TAU
+        and trend_p_value(acc.raw[-m.window :], rising=True) <= STEADY_TREND_P
         and acc.slope * m.window >= max(MATERIAL_ACC_FLOOR, 2 * acc.noise)
     ):
         return True
     train = m.forecasts.train_loss or m.forecasts.train_acc
     return train is not None and _keeps_pace(m, train)
+
+
+def _validation_still_improving(m: Measures) -> bool:
+    """The validation loss keeps its pace, or is forecast to fall materially more likely
+    than not: a model still learning the task, however slowly (a learning rate far too
+    low), not one that cannot fit it — that model's validation loss saturates with its
+    training curve. The loss, not the accuracy: it averages every example's confidence and
+    is the steadier witness of a weak model's slow progress."""
+    loss = m.forecasts.val_loss
+    if loss is None:
+        return False
+    p_loss = loss.probability_of_gain(material_loss_fall(loss), by=_judged_by(m))
+    return p_loss > UNDERTRAINED_PROBABILITY or _keeps_pace(m, loss)
 
 
 def _train_level(m: Measures) -> tuple[float, str] | None:
@@ -253,7 +278,7 @@ def _underfitting(m: Measures, study_best_val_acc: float | None) -> Verdict | No
             )
         return None
     level = _train_level(m)
-    if level is None or _training_still_improving(m):
+    if level is None or _training_still_improving(m) or _validation_still_improving(m):
         return None
     fitted, described = level
     if fitted >= UNDERFIT_TRAIN_LEVEL:
@@ -294,8 +319,10 @@ def decide(m: Measures, study_best_val_acc: float | None) -> Verdict:
         verdict = _undertrained(m)
     verdict = verdict or _underfitting(m, study_best_val_acc)
     if verdict is None and _memorised(m):
-        # A training set fitted to the last example leaves validation little to gain from
-        # more epochs: a gap is the verdict, whatever the validation forecast says.
-        verdict = overfitting_gap(m)
+        # A training set fitted to the last example: a gap is the verdict unless the
+        # validation ACCURACY is still forecast to close it. Its validation loss is no
+        # evidence here: once every training example is fitted, that loss keeps falling as
+        # the model grows confident on the validation examples it already gets right.
+        verdict = _undertrained(m, accuracy_only=True) or overfitting_gap(m)
     verdict = verdict or _undertrained(m) or overfitting_gap(m)
     return verdict or _healthy(m)

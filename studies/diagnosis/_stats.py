@@ -74,6 +74,24 @@ def kendall_tau(values: Sequence[float]) -> float:
     return total / pairs if pairs else 0.0
 
 
+def trend_p_value(values: Sequence[float], *, rising: bool) -> float:
+    """One-sided Mann–Kendall p-value: how likely so steady a rise (or fall) is by chance.
+
+    Kendall's tau alone does not say how much a few points can show: three noisy epochs are
+    in rising order one time in six. The normal approximation of the statistic S (variance
+    n(n−1)(2n+5)/18, continuity-corrected) makes a trend count only where its order would be
+    rare by chance, whatever the window's length.
+    """
+    points, _ = _thinned(values)
+    n = len(points)
+    if n < 3:
+        return 1.0
+    s = kendall_tau(points) * n * (n - 1) / 2
+    s = s if rising else -s
+    z = (s - 1.0) / math.sqrt(n * (n - 1) * (2 * n + 5) / 18.0)
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
 def noise_sigma(values: Sequence[float]) -> float:
     """Epoch-to-epoch noise: MAD of second differences, scaled to one point's sigma."""
     if len(values) < 3:

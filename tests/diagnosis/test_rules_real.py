@@ -1,0 +1,59 @@
+"""Rule changes of the fifth session, each pinned on the real run of the labeled set whose
+verdict it changed (bench/diagnoser/runs; every case below was labeled otherwise before)."""
+
+import json
+from typing import Any
+
+import pytest
+
+from studies.diagnosis import Curves, Label, diagnose_run
+from studies.diagnosis._stats import trend_p_value
+from tests.diagnosis.bench_modules import BENCH_DIAGNOSER, load_bench_module
+
+dataset = load_bench_module("dataset")
+
+
+def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
+    run: dict[str, Any] = json.loads((BENCH_DIAGNOSER / "runs" / f"{run_id}.json").read_text())
+    data = dict(run["curves"])
+    if plan:
+        data["plan"] = dataset.plan_of(run).model_dump()
+    curves = Curves.model_validate(data)
+    return curves if epochs is None else curves.prefix(epochs)
+
+
+@pytest.mark.parametrize(
+    ("run_id", "epochs", "plan", "label"),
+    [
+        # Fine-tuning at a learning rate far too low: the training accuracy sits near 0.43,
+        # but the validation loss keeps falling at its pace — still learning, not a model
+        # that cannot fit its training set.
+        ("rot40-undertrained-finetune-lowlr-sgd-s1", None, True, Label.UNDERTRAINED),
+        # The last step segment of a capacity-starved run: its train accuracy "rose" over a
+        # 3-epoch window, an order noise makes one time in six — no steady rise.
+        ("digits-underfitting-width2-dropout-step-s1", 70, True, Label.UNDERFITTING),
+        # A cosine run annealed to ~0: its last epochs' rise was the annealing's.
+        ("digits-underfitting-dropout-w4-s2", None, False, Label.UNDERFITTING),
+        # An even split of the bootstrap (32 of 64 replicates) is no evidence of a gain.
+        ("mnist5-healthy-finetune-full-adam-s1", 8, True, Label.HEALTHY),
+        # 100 images memorised by epoch 8 while validation accuracy is still forecast to climb
+        # (it rose 14 points later): the gap is closing, not a verdict yet.
+        ("digits-overfitting-tiny-vgg-adam-s1", 8, False, Label.UNDERTRAINED),
+        # ... and the same run finished: memorised with a gap the accuracy no longer closes.
+        ("digits-overfitting-tiny-vgg-adam-s1", None, False, Label.OVERFITTING),
+    ],
+)
+def test_real_runs_get_the_label_their_rest_bears_out(
+    run_id: str, epochs: int | None, plan: bool, label: Label
+) -> None:
+    diagnosis = diagnose_run(_curves(run_id, epochs, plan=plan))
+    assert diagnosis.label is label, diagnosis.summary
+
+
+def test_a_trend_counts_only_where_its_order_is_rare_by_chance() -> None:
+    # Three points in order happen one time in six by chance: never significant.
+    assert trend_p_value([0.30, 0.31, 0.33], rising=True) > 0.05
+    assert trend_p_value([0.30, 0.31, 0.33, 0.34, 0.36, 0.37], rising=True) < 0.01
+    # One-sided: a steady fall is no evidence of a rise.
+    assert trend_p_value([0.37, 0.36, 0.34, 0.33, 0.31, 0.30], rising=True) > 0.99
+    assert trend_p_value([0.37, 0.36, 0.34, 0.33, 0.31, 0.30], rising=False) < 0.01
