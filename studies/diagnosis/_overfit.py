@@ -22,6 +22,9 @@ GAP_GROWTH_MIN = 0.01
 ACC_DROP_MIN = 0.015
 # A val loss rise or val accuracy drop must exceed this many sigmas of its smoothed noise.
 NOISE_SIGMAS = 1.0
+# The rise is sustained: the minimum lies at least this many epochs before the last one, so
+# that more than one epoch since has been worse (the labeled set's "passed its best").
+SUSTAINED_EPOCHS = 2
 # High variance: converged with a train/val accuracy gap of at least this (and at least the
 # train error itself, i.e. val error ≥ twice train error); for losses only, val − train loss
 # of at least GAP_LARGE_LOSS and val ≥ GAP_LOSS_RATIO × train.
@@ -76,6 +79,7 @@ def overfitting(m: Measures) -> Verdict | None:
         needed = RISE_REL_MIN if confirmed else RISE_REL_ALONE
         if (
             rise >= needed
+            and lowest <= m.epochs - 1 - SUSTAINED_EPOCHS
             and m.val_loss_rise > _smoothed_noise(m, m.val_loss.noise)
             and (_still_fitting(m, lowest))
         ):

@@ -34,6 +34,9 @@ def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
         ("digits-underfitting-width2-dropout-step-s1", 70, True, Label.UNDERFITTING),
         # A cosine run annealed to ~0: its last epochs' rise was the annealing's.
         ("digits-underfitting-dropout-w4-s2", None, False, Label.UNDERFITTING),
+        # Three epochs, the last one's validation loss a little above the second's: a rise
+        # no later epoch has confirmed yet is not overfitting (its accuracy rose 32 points).
+        ("digits-underfitting-dropout-w8-s3", 3, True, Label.UNDERTRAINED),
         # An even split of the bootstrap (32 of 64 replicates) is no evidence of a gain.
         ("mnist5-healthy-finetune-full-adam-s1", 8, True, Label.HEALTHY),
         # 100 images memorised by epoch 8 while validation accuracy is still forecast to climb
