@@ -152,18 +152,21 @@ def third_wave() -> list[Run]:
         data={"train_subset": 800, **raw}, model={"arch": "simple", "width": 48},
         optim={"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 32,
                "epochs": 80})
-    add("overfitting", "mnist59", "transfer-tiny100-noise30-adam",
-        "fine-tune all layers of the MNIST 0–4 checkpoint on 100 images of 5–9, 30 % of them "
-        "mislabeled, Adam lr 1e-3 batch 16, no aug/wd, constant LR, 150 epochs (new: "
+    # (First tried with Adam lr 1e-3 and 30 % noise, for 60 and then 150 epochs: training
+    # accuracy 100 % but the validation loss flat at its minimum, as with Adam at 3e-3.)
+    add("overfitting", "mnist59", "transfer-tiny100-noise40-sgd",
+        "fine-tune all layers of the MNIST 0–4 checkpoint on 100 images of 5–9, 40 % of them "
+        "mislabeled, SGD lr 0.05 batch 16, no aug/wd, constant LR, 150 epochs (new: "
         "transfer to other classes)",
-        pretrained=TRANSFER, data={"train_subset": 100, "label_noise": 0.3, **raw},
-        optim={"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 16,
-               "epochs": 150, "finetune": "full"})
-    add("overfitting", "digits", "tiny60-noise30-warmup-resnet-adamw",
-        "60 training images, 30 % label noise, resnet w32 depth 1, AdamW lr 3e-3 wd 0 "
+        pretrained=TRANSFER, data={"train_subset": 100, "label_noise": 0.4, **raw},
+        optim={"lr": 0.05, "weight_decay": 0.0, "batch_size": 16, "epochs": 150,
+               "finetune": "full"})
+    # (First tried with 30 % noise: its validation loss rose only 9-20 % of its drop.)
+    add("overfitting", "digits", "tiny60-noise40-warmup-resnet-adamw",
+        "60 training images, 40 % label noise, resnet w32 depth 1, AdamW lr 3e-3 wd 0 "
         "batch 16, no aug, 8 warm-up epochs, constant LR, 100 epochs (new: 60 images, an "
         "8-epoch warm-up)",
-        data={"train_subset": 60, "label_noise": 0.3, **raw},
+        data={"train_subset": 60, "label_noise": 0.4, **raw},
         model={"arch": "resnet", "width": 32, "depth": 1},
         optim={"optimizer": "adamw", "lr": 3e-3, "weight_decay": 0.0, "batch_size": 16,
                "warmup_epochs": 8, "epochs": 100})
@@ -226,11 +229,13 @@ def third_wave() -> list[Run]:
         "(new: the 15 % ceiling task, a warm-up to a too-low LR)",
         model={"arch": "simple", "width": 16},
         optim={"lr": 1e-4, "warmup_epochs": 5, "epochs": 60})
+    # (First tried at lr 1e-4: it had reached 80 % and was flattening, 1-4 points over the
+    # last quarter, not clearly still paying.)
     add("undertrained", "mnist59", "transfer-probe-lowlr",
-        "linear probe on the MNIST 0–4 checkpoint for 5–9, SGD lr 1e-4 (far too low), "
+        "linear probe on the MNIST 0–4 checkpoint for 5–9, SGD lr 3e-5 (far too low), "
         "constant LR, 30 epochs (new: a new head learned too slowly on transferred features)",
         pretrained=TRANSFER,
-        optim={"lr": 1e-4, "epochs": 30, "finetune": "linear-probe"})
+        optim={"lr": 3e-5, "epochs": 30, "finetune": "linear-probe"})
 
     # ---- diverged: a learning rate far too high ------------------------------------------
     add("diverged", "mnist59", "neverlearned-nesterov",
