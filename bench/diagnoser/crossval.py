@@ -1,10 +1,12 @@
 """Leave-family-out cross-validation within the TRAINING half of the labeled set.
 
-The held-out half is split from the training half by recipe family (recipe.py): its numbers
-measure how the diagnoser does on recipes nothing was fitted on. Choosing a method by the
-training half's own numbers (resubstitution) measures the opposite, so every method choice is
-made here instead: the training half's families are dealt into K folds (sorted by name, dealt
-in turn, so each fold holds every kind of family); for each fold the confidence calibration
+The held-out half (wave 3) is split from the training half (waves 1–2) by wave (recipe.py),
+and every wave-3 family differs from the earlier ones: its numbers measure how the diagnoser
+does on recipes nothing was fitted on. Choosing a method by the training half's own numbers
+(resubstitution) measures the opposite, so every method choice is made here instead: the
+training half's families (the recorded recipe of a second-wave run, the id less its seed for
+a first-wave one: dataset.family_of) are dealt into K folds (sorted by name, dealt in turn, so
+each fold holds every kind of family); for each fold the confidence calibration
 is fitted (calibrate.fit) on the OTHER folds' samples, with and without plans as
 calibrate.py does, and the fold's samples are scored with it. The pooled verdicts give the
 accuracy, balanced accuracy, healthy false alarms and ECE; the per-fold false alarms show

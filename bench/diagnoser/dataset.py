@@ -2,8 +2,8 @@
 true label.
 
 What is true of a run is decided here, once, for every consumer (evaluate.py, the calibration
-and the tests). How the runs are made: generate.py (wave1.py, wave2.py); how they are split:
-recipe.py (first wave by a hash of the run id, second wave by family).
+and the tests). How the runs are made: generate.py (wave1.py, wave2.py, wave3.py); how they
+are split: recipe.py (by wave: waves 1–2 are the training half, wave 3 the held-out half).
 
 Ground truth:
 
@@ -89,7 +89,7 @@ class Sample:
     whole: bool
     truth: Label
     curves: Curves
-    family: str = ""  # the recipe without its seed (the second wave is split by family)
+    family: str = ""  # the recipe without its seed (cross-validation folds by family)
     reduction: Reduction = Reduction.MEAN
 
     @property
@@ -103,7 +103,7 @@ def load_runs(directory: Path = RUNS_DIR) -> list[dict[str, Any]]:
 
 
 def family_of(run: dict[str, Any]) -> str:
-    """A run's recipe: recorded by the second wave, the id less its seed for the first."""
+    """A run's recipe: recorded since the second wave, the id less its seed for the first."""
     return str(run.get("family") or run["id"].rsplit("-s", 1)[0])
 
 

@@ -1,9 +1,12 @@
-"""The diagnoser on the held-out half of the labeled set of REAL training runs.
+"""The labeled set of REAL training runs, and the diagnoser on its held-out half.
 
-bench/diagnoser holds ≥ 170 real runs in two waves whose label is true by construction, plus
-cuts of them labeled by what the rest of each run shows (bench/diagnoser/dataset.py says how).
-The thresholds were tuned on the training half only; this guards the held-out numbers
-reported in docs/diagnoser.md against regressions. It is an accuracy test, not a timing one.
+bench/diagnoser holds ≥ 240 real runs in three waves whose label is true by construction,
+plus cuts of them labeled by what the rest of each run shows (bench/diagnoser/dataset.py says
+how). Waves 1–2 are the training (development) half, wave 3 the held-out half (recipe.py):
+recipes nothing was tuned on. The tests named ``heldout`` run the diagnoser on the held-out
+half and guard its numbers in docs/diagnoser.md against regressions; a session developing
+the method deselects them (``-k "not heldout"``) so that the held-out half is evaluated once,
+at the end. They are accuracy tests, not timing ones.
 """
 
 from types import ModuleType
@@ -13,6 +16,9 @@ import pytest
 
 from studies.diagnosis import Curves, live_check
 from tests.diagnosis.bench_modules import load_bench_module
+
+LABELS = {"healthy", "overfitting", "underfitting", "undertrained", "diverged"}
+HELDOUT_WAVE = 3
 
 # The worker passes each run's plan (epochs, schedule); a CSV's user has none: both are judged.
 with_and_without_plans = pytest.mark.parametrize(
@@ -41,14 +47,24 @@ def _misjudged(report: Any) -> list[str]:
     return [f"{s.name}: {s.truth} -> {p}" for s, p, _ in report.errors]
 
 
-def test_the_set_is_big_and_varied(
-    runs: list[dict[str, Any]], heldout: list[dict[str, Any]]
-) -> None:
-    labels = {"healthy", "overfitting", "underfitting", "undertrained", "diverged"}
-    assert len(runs) >= 170
+def _settings(run: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """What a run's recipe sets, as (section, key, value): its task, checkpoint and config
+    (the seed and the learning rate's exact value left out: neither makes a recipe new)."""
+    config = run["config"]
+    out = {("task", "task", str(run.get("task"))), ("pretrained", "pretrained",
+                                                str(config.get("pretrained")))}
+    for section in ("data", "model", "optim"):
+        out |= {(section, key, repr(value)) for key, value in config[section].items()
+                if key not in ("seed", "lr")}
+    return out
+
+
+def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
+    assert len(runs) >= 240
     assert {r["dataset"] for r in runs} == {"digits", "mnist"}
-    assert {r["label"] for r in runs} == labels
-    second = [r for r in runs if r.get("wave") == 2]
+    assert {r["label"] for r in runs} == LABELS
+    assert {r["wave"] for r in runs} == {1, 2, 3}
+    second = [r for r in runs if r["wave"] == 2]
     assert len(second) >= 70
     optims = [r["config"]["optim"] for r in runs]
 
@@ -57,44 +73,68 @@ def test_the_set_is_big_and_varied(
     step = {r["label"] for r in runs if r["config"]["optim"].get("schedule") == "step"}
     assert {"healthy", "overfitting", "underfitting"} <= step
     assert sum(o.get("warmup_epochs", 0) > 0 for o in optims) >= 8
-    finetuned = [r for r in second if r["config"]["pretrained"]]
-    assert {r["label"] for r in finetuned} == labels - {"underfitting"}
+    finetuned = [r for r in runs if r["wave"] > 1 and r["config"]["pretrained"]]
+    assert {r["label"] for r in finetuned} == LABELS - {"underfitting"}
     assert {r["config"]["optim"]["finetune"] for r in finetuned} == {"full", "linear-probe"}
 
-    # 2-, 5-, 10- and 40-class tasks, and a task whose labels are noisy in validation too.
-    assert {r["curves"]["num_classes"] for r in runs} == {2, 5, 10, 40}
-    for classes in (2, 5, 40):
+    # 2-, 3-, 5-, 7-, 10- and 40-class tasks, and tasks whose labels are noisy in validation.
+    assert {r["curves"]["num_classes"] for r in runs} == {2, 3, 5, 7, 10, 40}
+    for classes in (2, 3, 5, 7, 40):
         assert len({r["label"] for r in runs if r["curves"]["num_classes"] == classes}) >= 4
-    assert {r["label"] for r in second if r["task"] == "noisy25"} == labels
+    for ceiling in ("noisy25", "noisy15m"):
+        assert {r["label"] for r in runs if r.get("task") == ceiling} == LABELS
 
     # Long runs: 100-300 epochs, of several labels and schedules.
     long_runs = [r for r in runs if len(r["curves"]["val_acc"]) >= 100]
     assert len(long_runs) >= 20
     assert max(len(r["curves"]["val_acc"]) for r in runs) >= 250
-    assert {r["label"] for r in long_runs} >= labels - {"diverged"}
+    assert {r["label"] for r in long_runs} >= LABELS - {"diverged"}
 
     # Sum-reduced views: a real multiple of the mean losses, for every label, in both halves.
     summed = [r for r in runs if r.get("sum_reduced_scale")]
-    assert len(summed) >= 30
-    assert {r["label"] for r in summed} == labels
-    assert {r["split"] for r in summed} == {"train", "heldout"}
+    assert len(summed) >= 60
+    for side in ("train", "heldout"):
+        assert {r["label"] for r in summed if r["split"] == side} == LABELS
     assert all(r["sum_reduced_scale"] == r["config"]["optim"].get("batch_size", 64)
                for r in summed)
 
-    # Held out: a third of the first wave by id; half the second wave by family (a family's
-    # seeds all on one side), every label on both sides, in both waves.
-    assert 0.3 <= len(heldout) / len(runs) <= 0.5
-    assert {r["label"] for r in heldout} == labels
-    sides: dict[str, set[str]] = {}
-    for run in second:
-        assert run["split_by"] == "family"
-        sides.setdefault(run["family"], set()).add(run["split"])
-    assert all(len(side) == 1 for side in sides.values()), sides
-    assert len(sides) >= 35
-    heldout_families = [f for f, side in sides.items() if side == {"heldout"}]
-    assert 0.4 <= len(heldout_families) / len(sides) <= 0.6
-    assert {r["label"] for r in second if r["split"] == "heldout"} == labels
-    assert {r["label"] for r in second if r["split"] == "train"} == labels
+
+def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str, Any]]) -> None:
+    # Waves 1-2 (both sides of their former split, kept for the record) are the training
+    # half; wave 3, which nobody diagnosed while developing, is the held-out half.
+    assert all(r["split_by"] == "wave" for r in runs)
+    assert heldout == [r for r in runs if r["wave"] == HELDOUT_WAVE]
+    earlier = [r for r in runs if r["wave"] < HELDOUT_WAVE]
+    assert all(r["split"] == "train" for r in earlier)
+    assert {r["split_before_wave3"] for r in earlier} == {"train", "heldout"}
+    assert all("split_before_wave3" not in r for r in heldout)
+
+    # The held-out half: ≥ 25 families, each with seeds 0 and 1, ≥ 4 families of every label.
+    families: dict[str, list[dict[str, Any]]] = {}
+    for run in heldout:
+        families.setdefault(run["family"], []).append(run)
+    assert len(families) >= 25
+    assert all(sorted(r["config"]["optim"]["seed"] for r in members) == [0, 1]
+               for members in families.values())
+    for label in LABELS:
+        assert sum(members[0]["label"] == label for members in families.values()) >= 4, label
+
+    # Every held-out family sets something (a task, a batch size, an optimizer, a schedule
+    # step, an epoch count, a layer) that no training run sets: new recipes, not new seeds.
+    seen = set().union(*(_settings(r) for r in earlier))
+    old_families = {r.get("family") or r["id"].rsplit("-s", 1)[0] for r in earlier}
+    for family, members in families.items():
+        assert family not in old_families
+        assert _settings(members[0]) - seen, f"{family} sets nothing new"
+    optims = [r["config"]["optim"] for r in heldout]
+    assert {o.get("batch_size", 64) for o in optims} >= {16, 64, 256}
+    assert {o.get("optimizer", "sgd") for o in optims} == {"sgd", "adam", "adamw"}
+    assert any(o.get("nesterov") for o in optims) and any(o.get("momentum") == 0 for o in optims)
+    assert {o.get("schedule", "none") for o in optims} == {"none", "cosine", "step"}
+    assert {r["label"] for r in heldout if r["config"]["pretrained"]} >= LABELS - {
+        "underfitting"
+    }
+    assert max(len(r["curves"]["val_acc"]) for r in heldout) >= 180
 
 
 @with_and_without_plans
@@ -111,14 +151,10 @@ def test_heldout_whole_runs_meet_the_targets(
         assert report.ece <= 0.05
 
 
-# Regression floors, not issue 11's target. The balanced-accuracy target (whole runs + cuts
-# >= 0.92) is NOT met on this held-out half (docs/diagnoser.md, fourth session): 0.897 with
-# the runs' plans (what the worker passes), 0.881 without (a CSV's user); healthy false alarms
-# 4.5% with plans and 5.7% without (target <= 3% not met: fine-tunes whose validation loss
-# the forecast still sees falling). The third session's method scored 0.878 / 0.869 and 1.1% /
-# 5.7%. The second wave (recipes held out by family, cuts labeled by the rest of the run, LR
-# steps after the cut) is a harder set than the first, whose floor was 0.90. These guard the
-# measured levels until the method reaches the target.
+# Regression floors, not issue 11's target. PENDING: the held-out half is now wave 3, not yet
+# evaluated; these are the former held-out half's floors (0.897 / 0.881 balanced accuracy and
+# 4.5% / 5.7% healthy false alarms measured on it, fourth session), kept until the single
+# evaluation of wave 3 sets them to its measured levels (docs/diagnoser.md).
 HELDOUT_BALANCED_FLOOR = {True: 0.89, False: 0.875}
 HELDOUT_FALSE_ALARM_CEILING = {True: 0.05, False: 0.06}
 
@@ -163,11 +199,18 @@ def _blown_up(losses: list[float | None]) -> int | None:
     return None
 
 
-def test_live_check_on_every_prefix_of_every_real_run(runs: list[dict[str, Any]]) -> None:
+# The live check is part of the diagnoser: on the held-out half it runs with the other
+# held-out tests (deselected with them while developing).
+@pytest.mark.parametrize("half", ["train", "heldout"])
+def test_live_check_on_every_prefix_of_every_real_run(
+    runs: list[dict[str, Any]], half: str
+) -> None:
     # The worker asks after every epoch: runs that did not diverge must never be stopped, and
     # a diverged run must be stopped in the epoch its loss blows up (non-finite, or risen ten
     # times its own scale above its start), or at the latest once it sits at chance level.
-    for run in runs:
+    selected = [r for r in runs if r["split"] == half]
+    assert selected
+    for run in selected:
         curves = Curves.model_validate(run["curves"])
         stop = _first_live_stop(curves)
         if run["label"] != "diverged":
