@@ -33,6 +33,15 @@ def select_members(tensor: Tensor, k: int, keep: Tensor) -> Tensor:
     return picked.reshape(len(keep) * rows, *tensor.shape[1:]).clone()
 
 
+class ChannelsLastConv2d(nn.Conv2d):
+    """A convolution whose output is channels-last, so the layers after it keep that
+    layout (``trainer._packed_models`` says why: the packed network's first convolution
+    on a CPU). Same parameters and values as ``nn.Conv2d``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x).contiguous(memory_format=torch.channels_last)
+
+
 class PackedLinear(nn.Module):
     """K linear layers ``(in → out)`` as one ``baddbmm``: (K, N, in) → (K, N, out).
 

@@ -22,6 +22,13 @@ from trainer import (
 
 # Wall-clock fields: a packed member shares its pack's time, so these differ by design.
 TIMING_FIELDS = ("seconds", "images_per_s")
+# Gradient norms of convolutions followed by BatchNorm are sums with heavy cancellation,
+# which carry a rounding difference in the weights far: the unpacked trainer alone moves
+# the first layer's by up to 6e-4 (relative) between one and two CPU threads. The packed
+# network's channels-last maps on a CPU (trainer._packed_models; another summation order
+# in BatchNorm) move them by up to 1.4e-2 here (vgg, SGD at rate 0.1), while every loss
+# stays within 1e-4 and every accuracy equal.
+RELATIVE_TOLERANCE = {"grad_norm": 2e-2, "grad_norm_first": 2e-2, "grad_norm_last": 2e-2}
 
 
 def tiny_digits_config(
@@ -53,7 +60,8 @@ def assert_same_curves(packed: History, alone: History) -> None:
             elif isinstance(value, float) and math.isnan(value):
                 assert math.isnan(other), f"epoch {want.epoch} {name}: {other} vs NaN"
             else:
-                assert other == pytest.approx(value, rel=1e-4, abs=1e-6), (
+                rel = RELATIVE_TOLERANCE.get(name, 1e-4)
+                assert other == pytest.approx(value, rel=rel, abs=1e-6), (
                     f"epoch {want.epoch} {name}: packed {other} vs alone {value}"
                 )
 

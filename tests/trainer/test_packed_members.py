@@ -239,3 +239,31 @@ def test_a_member_that_leaves_is_handed_back_at_once_with_its_final_history() ->
     ]  # fmt: skip
     assert packed[2].stop_reason == "pruned at epoch 2"
     assert [h.status for h in packed] == [RunStatus.COMPLETED, RunStatus.COMPLETED, stopped]
+
+
+def test_a_packed_network_on_a_cpu_keeps_channels_last_maps_and_plain_members() -> None:
+    """On a CPU the packed feature maps are channels-last from the first convolution on
+    (the fast layout there), a smaller pack too; the members' weights stay plain tensors
+    that load into the unpacked network."""
+    from trainer._packed_models import Pack
+
+    config = tiny_digits_config(model={"arch": "vgg"})
+    network = build_model(config.model, in_channels=1, image_size=8, num_classes=10)
+    pack = Pack.of([network] * 3)
+    maps: list[torch.Tensor] = []
+    for packed in (pack, pack.keep([0, 2])):
+        maps.clear()
+        hooks = [
+            m.register_forward_hook(lambda _m, _i, out: maps.append(out))
+            for m in packed.model.features.modules()
+            if isinstance(m, torch.nn.BatchNorm2d | torch.nn.MaxPool2d)
+        ]
+        logits = packed.model(torch.randn(5, 1, 8, 8))
+        for hook in hooks:
+            hook.remove()
+        assert logits.shape == (packed.k, 5, 10)
+        assert maps and all(m.is_contiguous(memory_format=torch.channels_last) for m in maps)
+        assert all(p.is_contiguous() for p in packed.model.parameters())
+    build_model(config.model, in_channels=1, image_size=8, num_classes=10).load_state_dict(
+        pack.member_state(1)
+    )
