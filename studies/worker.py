@@ -38,6 +38,9 @@ from trainer import DeviceName
 
 log = logging.getLogger(__name__)
 
+# How often an idle worker reads ``queue.work_marker`` between two claim rounds.
+_WAKE_CHECK_S = 0.1
+
 
 class WorkerOptions(BaseModel):
     """How one worker process runs; the service builds it from its settings and flags."""
@@ -228,11 +231,12 @@ class _Worker:
             try:
                 self.touch(None)
                 self.reap()
+                marker = queue.work_marker(self.db)  # before the claim: no change missed
                 claims = self._claim()
                 if not claims:
                     if self.options.exit_when_idle and not queue.has_open_slots(self.db):
                         break
-                    self.stop.wait(self.options.poll_interval_s)
+                    self._wait_for_work(marker)
                     continue
             except DBAPIError as exc:
                 # The database may be restarting: wait and retry rather than exit.
@@ -256,6 +260,19 @@ class _Worker:
             chain.advance_after_slot(self.db, claims[0].study_id, server=self.chain_server)
             self._ran += len(claims)
         return self._ran
+
+    def _wait_for_work(self, marker: tuple[int, int, int]) -> None:
+        """Sleep up to ``poll_interval_s`` after an empty claim, or until the queue's
+        *marker* changes (checked every ``_WAKE_CHECK_S``, one read): a study submitted to
+        an idle worker starts at once, not up to a poll interval later. An idle queue costs
+        reads only; the claim round's writes (alive mark, reaping) wait for a change or the
+        poll interval."""
+        deadline = time.monotonic() + self.options.poll_interval_s
+        while (left := deadline - time.monotonic()) > 0:
+            if self.stop.wait(min(_WAKE_CHECK_S, left)):
+                return
+            if queue.work_marker(self.db) != marker:
+                return
 
     def _claim(self) -> list[queue.Claim]:
         """The next waiting slot, and as many more of its study as this worker packs with

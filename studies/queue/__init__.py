@@ -38,7 +38,7 @@ One module per concern, all under the discipline above:
   ``continue_epochs``);
 - ``_studies``: cancellation (``cancel``; ``end_waiting_if_cancelled`` for slots put back
   after it), a study's derived status, and the reads the worker needs
-  (``has_open_slots``, ``complete_summaries``);
+  (``has_open_slots``, ``work_marker``, ``complete_summaries``);
 - ``_workers``: the workers' own rows (``touch_worker``), which readiness counts.
 """
 
@@ -62,6 +62,7 @@ from studies.queue._studies import (
     end_waiting_if_cancelled,
     has_open_slots,
     study_status,
+    work_marker,
 )
 from studies.queue._workers import touch_worker
 
@@ -92,4 +93,5 @@ __all__ = [
     "study_status",
     "touch_worker",
     "try_claim",
+    "work_marker",
 ]

@@ -93,6 +93,22 @@ def has_open_slots(db: Database) -> bool:
     return bool(open_slots)
 
 
+def work_marker(db: Database) -> tuple[int, int, int]:
+    """What changes whenever a claim may newly succeed: the newest slot's id (a study or a
+    follow-up round submitted) and the counts of waiting and running slots (a slot put back,
+    or one finishing under ``max_parallel``). One indexed read: an idle worker compares it
+    often, where a claim round writes (``studies.worker``)."""
+    with db.session() as session:
+        newest, waiting, running = session.execute(
+            select(
+                func.max(TrialRow.id),
+                func.count(TrialRow.id).filter(TrialRow.state == TrialState.WAITING),
+                func.count(TrialRow.id).filter(TrialRow.state == TrialState.RUNNING),
+            )
+        ).one()
+    return int(newest or 0), int(waiting), int(running)
+
+
 @dataclass(frozen=True)
 class CompleteTrial:
     """A complete slot of a study, as the choice of its best trial needs it."""
