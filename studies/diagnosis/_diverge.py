@@ -21,7 +21,7 @@ import numpy as np
 
 from studies.diagnosis._curves import Curves
 from studies.diagnosis._measure import Levels
-from studies.diagnosis._stats import grade, kendall_tau, noise_sigma
+from studies.diagnosis._stats import grade, kendall_tau, noise_sigma, trend_p_value
 
 # A loss that climbs this many times the run's own scale above its start has exploded: no
 # healthy run's epoch-mean loss climbs an order of magnitude above where it began.
@@ -38,6 +38,11 @@ STUCK_MIN_EPOCHS = 4
 UNSTABLE_LOSS = 1.5
 UNSTABLE_NOISE = 0.005
 STEADY_FALL = 0.6
+# A flat loss above log(K) (no descent rare by chance) counts as stuck only after this many
+# epochs: fewer points cannot show a slow descent at all (three in order: one time in six).
+FLAT_MIN_EPOCHS = 8
+# ... and only above log(K) by more than this many sigmas of its epoch-to-epoch noise.
+FLAT_ABOVE_NOISE = 3.0
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,9 @@ def _nonfinite_epochs(curves: Curves) -> list[int]:
     return sorted(bad)
 
 
-def _exploded_epoch(values: list[float | None] | None, chance_loss: float | None) -> int | None:
-    """The first epoch whose loss rose EXPLODE_FACTOR times the run's own scale above its start.
+def _exploded(values: list[float | None] | None, chance_loss: float | None) -> np.ndarray:
+    """Per epoch: whether the loss rose EXPLODE_FACTOR times the run's own scale above its
+    start (all False without a first loss).
 
     The scale is the larger of the first loss's size and how far the loss has fallen so far,
     so a loss that started at 0.001 or at -5 is judged on its own terms; for a per-sample
@@ -70,7 +76,7 @@ def _exploded_epoch(values: list[float | None] | None, chance_loss: float | None
     it tell which (a run that then never learns is caught as such, see _collapse).
     """
     if not values or values[0] is None:
-        return None
+        return np.zeros(len(values or ()), dtype=bool)
     first = values[0]
     # Vectorised: the live check runs this after every epoch of runs up to 1,000 epochs long.
     losses = np.array([math.nan if v is None else v for v in values])
@@ -80,8 +86,27 @@ def _exploded_epoch(values: list[float | None] | None, chance_loss: float | None
         base = max(first, chance_loss) if chance_loss is not None else first
         exploded = (losses - base >= (EXPLODE_FACTOR - 1) * scale) & (scale > 0)
     exploded[0] = False  # nothing before the first epoch to explode from
-    hits = np.flatnonzero(exploded)
+    return exploded
+
+
+def _first(epochs: np.ndarray) -> int | None:
+    hits = np.flatnonzero(epochs)
     return int(hits[0]) + 1 if hits.size else None
+
+
+def _exploded_epoch(curves: Curves, chance_loss: float | None) -> int | None:
+    """The first epoch of an explosion: of the training loss; of the validation loss only
+    when there is no training loss or it stayed exploded for two epochs running. One bad
+    evaluation (a validation loss 17× up for an epoch while the training loss stays near 0,
+    then back) is a transient of an over-confident model, not a run that blew up; one that
+    lasts is caught an epoch later, within the live check's one-epoch promise."""
+    train = _exploded(curves.train_loss, chance_loss)
+    if train.any():
+        return _first(train)
+    val = _exploded(curves.val_loss, chance_loss)
+    if curves.train_loss is None:
+        return _first(val)
+    return _first(val[1:] & val[:-1])
 
 
 def loss_unstable(losses: list[float], reference: float) -> bool:
@@ -92,6 +117,24 @@ def loss_unstable(losses: list[float], reference: float) -> bool:
         return True
     steady_fall = kendall_tau(losses[1:]) <= -STEADY_FALL
     return not steady_fall and noise_sigma(losses) >= UNSTABLE_NOISE * abs(reference)
+
+
+def _stuck_above_uniform(losses: list[float], log_k: float | None) -> bool:
+    """Long enough to show a descent, none shows, and the loss sits above log(K) beyond its
+    noise: a network the learning rate damaged (dead units, saturated outputs) is worse than
+    a uniform guess and stays there, however smooth. A learning rate far too low sits AT
+    log(K) (an untrained network's near-uniform guess) or moves down from it epoch after
+    epoch, however slowly — an order rare by chance. Only for a per-sample cross-entropy,
+    where log(K) is known; the first epoch is left out: it averages the untrained start."""
+    if log_k is None or len(losses) < FLAT_MIN_EPOCHS:
+        return False
+    later = losses[1:]
+    above = median(later) - log_k
+    return (
+        above > FLAT_ABOVE_NOISE * noise_sigma(later)
+        and above > 0.0
+        and trend_p_value(later, rising=False) > 0.05
+    )
 
 
 def _collapse(levels: Levels) -> tuple[float, str] | None:
@@ -131,14 +174,19 @@ def _collapse(levels: Levels) -> tuple[float, str] | None:
             # noise needs STUCK_MIN_EPOCHS epochs to be told from a slow start.
             blown_up = max(losses) >= UNSTABLE_LOSS * chance_loss
             if not blown_up and (
-                levels.epochs < STUCK_MIN_EPOCHS or not loss_unstable(losses, chance_loss)
+                levels.epochs < STUCK_MIN_EPOCHS
+                or not (
+                    loss_unstable(losses, chance_loss)
+                    or _stuck_above_uniform(losses, levels.chance_loss)
+                )
             ):
                 return None
             return 0.7 + 0.25 * grade(declining, -0.5, 0.3), (
                 f"never learned: accuracy at chance level ({recent_acc:.3f} vs "
-                f"1/{levels.curves.num_classes}) with a noisy loss of {recent_loss:.3f} ≥ "
-                f"log({levels.curves.num_classes}) = {chance_loss:.3f}; the learning rate is "
-                "far too high, or the data or labels are broken"
+                f"1/{levels.curves.num_classes}) with a loss of {recent_loss:.3f} ≥ "
+                f"log({levels.curves.num_classes}) = {chance_loss:.3f} that is noisy or not "
+                "coming down; the learning rate is far too high, or the data or labels are "
+                "broken"
             )
         confidence = 0.7 + 0.25 * max(float(learned_before), grade(declining, -0.5, 0.3))
         return confidence, (
@@ -161,9 +209,7 @@ def find_divergence(levels: Levels) -> Divergence | None:
     curves = levels.curves
     nonfinite = _nonfinite_epochs(curves)
     chance_loss = levels.chance_loss
-    exploded = _exploded_epoch(curves.train_loss, chance_loss) or _exploded_epoch(
-        curves.val_loss, chance_loss
-    )
+    exploded = _exploded_epoch(curves, chance_loss)
     if nonfinite:
         train_bad = curves.train_loss is not None and None in curves.train_loss
         which = "training" if train_bad else "validation"

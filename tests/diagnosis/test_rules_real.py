@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from studies.diagnosis import Curves, Label, diagnose_run
+from studies.diagnosis import Curves, Label, diagnose_run, live_check
 from studies.diagnosis._stats import trend_p_value
 from tests.diagnosis.bench_modules import BENCH_DIAGNOSER, load_bench_module
 
@@ -44,6 +44,14 @@ def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
         ("digits-overfitting-tiny-vgg-adam-s1", 8, False, Label.UNDERTRAINED),
         # ... and the same run finished: memorised with a gap the accuracy no longer closes.
         ("digits-overfitting-tiny-vgg-adam-s1", None, False, Label.OVERFITTING),
+        # Wave 3 (held out, first seen at its evaluation): VGG without normalization at
+        # Nesterov 0.5 — a network the LR killed, its loss flat at 2.35 above log 10 = 2.303
+        # with no descent. Never learned, however smooth ...
+        ("digits-diverged-nonorm-vgg-nesterov-b16-s0", None, True, Label.DIVERGED),
+        ("digits-diverged-nonorm-vgg-nesterov-b16-s0", 8, True, Label.DIVERGED),
+        # ... and label noise memorised with batches of 16: one evaluation's validation loss
+        # 17x up (epoch 33) while the training loss stays near 0, back the next epoch.
+        ("digits7-overfitting-noise35-vgg-nomomentum-b16-s0", None, True, Label.OVERFITTING),
     ],
 )
 def test_real_runs_get_the_label_their_rest_bears_out(
@@ -60,3 +68,20 @@ def test_a_trend_counts_only_where_its_order_is_rare_by_chance() -> None:
     # One-sided: a steady fall is no evidence of a rise.
     assert trend_p_value([0.37, 0.36, 0.34, 0.33, 0.31, 0.30], rising=True) > 0.99
     assert trend_p_value([0.37, 0.36, 0.34, 0.33, 0.31, 0.30], rising=False) < 0.01
+
+
+def test_a_flat_loss_at_log_k_is_slow_not_dead() -> None:
+    # A first-wave run at Adam 1e-5, logged to 4 digits: its loss reads 2.301 for 10 epochs,
+    # AT log 10 (an untrained net's uniform guess), not above it — never stopped, undertrained.
+    curves = _curves("digits-undertrained-lowlr-resnet-adam-s1", None, plan=False)
+    assert all(live_check(curves.prefix(t)) is None for t in range(1, curves.epochs + 1))
+    assert diagnose_run(curves).label is Label.UNDERTRAINED
+
+
+def test_one_exploded_validation_epoch_is_a_transient_two_are_divergence() -> None:
+    curves = _curves("digits7-overfitting-noise35-vgg-nomomentum-b16-s0", None, plan=False)
+    assert live_check(curves.prefix(33)) is None  # the spike epoch: not yet
+    data = curves.prefix(34).model_dump()
+    data["val_loss"][-1] = data["val_loss"][-2]  # the spike lasts a second epoch
+    verdict = live_check(Curves.model_validate(data))
+    assert verdict is not None and verdict.evidence.exploded_epoch == 33
