@@ -61,6 +61,10 @@ STILL_IMPROVING_PACE = 0.5
 # ... or its accuracy rose steadily over the end window: an order this rare by chance
 # (one-sided Mann–Kendall p-value; three noisy epochs rise in order one time in six).
 STEADY_TREND_P = 0.05
+# A loss "accelerates" only over a segment this long (two halves of ≥ 4 epochs), by a
+# second-half fall beyond this many sigmas of its noise.
+ACCELERATING_MIN_EPOCHS = 8
+PACE_NOISE_SIGMAS = 3.0
 PLATEAU_MIN_EPOCHS = 3
 PLATEAU_MIN_FRACTION = 0.2
 UNDERFIT_GAP_MAX = 0.05
@@ -158,7 +162,17 @@ def _undertrained(m: Measures, *, accuracy_only: bool = False) -> Verdict | None
     else:
         return None
     paying = probability > UNDERTRAINED_PROBABILITY
-    if not paying and loss is not None and _keeps_pace(m, loss):
+    if not paying and loss is not None and _accelerating(m) and m.val_loss is not None:
+        # Falling faster than it did: a run speeding up, which no saturating family can
+        # forecast (a learning rate far too low finding its way off a plateau).
+        paying, probability = True, max(probability, UNDERTRAINED_PROBABILITY)
+        smooth, half = m.val_loss.smooth, m.epochs // 2
+        reason = (
+            f"validation loss is falling faster than before ({smooth[half]:.3g} → "
+            f"{smooth[-1]:.3g} over the last {m.epochs - half} epochs, {smooth[0]:.3g} → "
+            f"{smooth[half]:.3g} over the {half} before): the run is speeding up, not settling"
+        )
+    elif not paying and loss is not None and _keeps_pace(m, loss):
         # A loss falling at an undiminished pace (a learning rate far too low) is still
         # paying, even where the accuracy forecast, fitted to few noisy points, bends early.
         paying, probability = True, max(probability, UNDERTRAINED_PROBABILITY)
@@ -194,6 +208,23 @@ def _fall_ahead(m: Measures) -> str:
     return (
         f", and the plan still lowers the learning rate {min(ahead.lr_fall, 1e3):.0f}× over its "
         f"{ahead.epochs_left} remaining epochs (of {ahead.planned_epochs})"
+    )
+
+
+def _accelerating(m: Measures) -> bool:
+    """The validation loss falls faster in the second half of the segment than in the first,
+    beyond its noise, and steadily (an order rare by chance): a run escaping a plateau — a
+    learning rate far too low, speeding up as it finds its way. Every saturating family
+    bends the other way, so their forecast cannot be trusted here."""
+    loss = m.val_loss
+    if loss is None or m.epochs < ACCELERATING_MIN_EPOCHS:
+        return False
+    smooth, half = loss.smooth, m.epochs // 2
+    early, late = smooth[0] - smooth[half], smooth[half] - smooth[-1]
+    return (
+        late > early > 0.0
+        and late > PACE_NOISE_SIGMAS * loss.noise
+        and trend_p_value(loss.raw[half:], rising=False) <= STEADY_TREND_P
     )
 
 
@@ -236,7 +267,7 @@ def _validation_still_improving(m: Measures) -> bool:
     if loss is None:
         return False
     p_loss = loss.probability_of_gain(material_loss_fall(loss), by=_judged_by(m))
-    return p_loss > UNDERTRAINED_PROBABILITY or _keeps_pace(m, loss)
+    return p_loss > UNDERTRAINED_PROBABILITY or _keeps_pace(m, loss) or _accelerating(m)
 
 
 def _train_level(m: Measures) -> tuple[float, str] | None:

@@ -52,6 +52,10 @@ def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
         # ... and label noise memorised with batches of 16: one evaluation's validation loss
         # 17x up (epoch 33) while the training loss stays near 0, back the next epoch.
         ("digits7-overfitting-noise35-vgg-nomomentum-b16-s0", None, True, Label.OVERFITTING),
+        # ... and Nesterov 3e-4 for 180 epochs: a loss speeding up off log 7 (1.95 → 1.89 over
+        # the first 90 epochs, 1.89 → 1.75 over the last 90), which every saturating family
+        # bends into a plateau.
+        ("digits7-undertrained-lowlr-nesterov-b256-180-s0", None, False, Label.UNDERTRAINED),
     ],
 )
 def test_real_runs_get_the_label_their_rest_bears_out(
