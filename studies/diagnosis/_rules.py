@@ -216,14 +216,18 @@ def _accelerating(m: Measures) -> bool:
     beyond its noise, and steadily (an order rare by chance): a run escaping a plateau — a
     learning rate far too low, speeding up as it finds its way. Every saturating family
     bends the other way, so their forecast cannot be trusted here."""
-    loss = m.val_loss
-    if loss is None or m.epochs < ACCELERATING_MIN_EPOCHS:
+    loss, forecast = m.val_loss, m.forecasts.val_loss
+    if loss is None or forecast is None or m.epochs < ACCELERATING_MIN_EPOCHS:
         return False
     smooth, half = loss.smooth, m.epochs // 2
     early, late = smooth[0] - smooth[half], smooth[half] - smooth[-1]
+    # Material even at today's pace, with no further speed-up: the second half's rate carried
+    # on to the horizon clears the margin a forecast gain must.
+    ahead = late / (m.epochs - half) * (m.forecasts.horizon - m.levels.epochs)
     return (
         late > early > 0.0
         and late > PACE_NOISE_SIGMAS * loss.noise
+        and ahead >= material_loss_fall(forecast)
         and trend_p_value(loss.raw[half:], rising=False) <= STEADY_TREND_P
     )
 
