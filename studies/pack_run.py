@@ -56,6 +56,7 @@ class PackRun:
         self.context = context
         self.members = [TrialRun(context, claim) for claim in claims]
         self._study: optuna.Study | None = None
+        self._ledger: _PackLedger | None = None  # the pack training now, if any
 
     def study(self) -> optuna.Study:
         """The slots' Optuna study (one study per pack: the claims share it), loaded once:
@@ -79,7 +80,7 @@ class PackRun:
         if not started:
             return
         self.context.touch(started[0].claim.trial_id)
-        with _beating(self.context, started):
+        with _beating(self.context, started), self._judging():
             ready = [member for member in started if member.prepare()]
             alone = self._train_pack(ready)
             for member in alone:
@@ -103,11 +104,35 @@ class PackRun:
         if why_not is not None:
             log.info("trials %s train alone: %s", [m.claim.trial_id for m in fresh], why_not)
             return ready
-        _train_packed(fresh)
+        self._ledger = _PackLedger(fresh)
+        try:
+            _train_packed(fresh, self._ledger)
+        finally:
+            self._ledger = None  # members that train alone after the pack: none earlier
         return [member for member in ready if member not in fresh]
 
+    @contextlib.contextmanager
+    def _judging(self) -> Iterator[None]:
+        """While the slots train, the study's pruner judges each pack member also against
+        the members before it, and reads the study's finished trials only when the queue
+        finished one more COMPLETE (``studies.pack_pruning``; trials alone too)."""
+        study = self.study()
+        own_pruner = study.pruner
+        db, study_id = self.context.db, self.members[0].claim.study_id
+        study.pruner = pack_pruning.pack_aware(
+            own_pruner, self._earlier, complete_count=lambda: queue.count_complete(db, study_id)
+        )
+        try:
+            yield
+        finally:
+            study.pruner = own_pruner
 
-def _train_packed(members: list[TrialRun]) -> None:
+    def _earlier(self, number: int) -> list[FrozenTrial]:
+        """The pack's members before the one with Optuna trial *number*; none alone."""
+        return self._ledger.earlier(number) if self._ledger is not None else []
+
+
+def _train_packed(members: list[TrialRun], ledger: _PackLedger) -> None:
     from trainer import train_packed
 
     ids = [member.claim.trial_id for member in members]
@@ -115,10 +140,6 @@ def _train_packed(members: list[TrialRun]) -> None:
     for member in members:
         others = [i for i in ids if i != member.claim.trial_id]
         _mark_packed(member, others)
-    ledger = _PackLedger(members)
-    study = members[0].study  # the pack's one study (PackRun.study)
-    own_pruner = study.pruner
-    study.pruner = pack_pruning.pack_aware(own_pruner, ledger.earlier)
     try:
         histories = train_packed(
             [member.config for member in members],
@@ -138,8 +159,6 @@ def _train_packed(members: list[TrialRun]) -> None:
             if index not in ledger.concluded:
                 member.training_failed(exc)
         return
-    finally:
-        study.pruner = own_pruner  # members that train alone after the pack: the plain rule
     for index, (member, history) in enumerate(zip(members, histories, strict=True)):
         if index not in ledger.concluded:
             member.conclude(history)

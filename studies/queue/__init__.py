@@ -38,7 +38,7 @@ One module per concern, all under the discipline above:
   ``continue_epochs``);
 - ``_studies``: cancellation (``cancel``; ``end_waiting_if_cancelled`` for slots put back
   after it), a study's derived status, and the reads the worker needs
-  (``has_open_slots``, ``work_marker``, ``complete_summaries``);
+  (``has_open_slots``, ``work_marker``, ``complete_summaries``, ``count_complete``);
 - ``_workers``: the workers' own rows (``touch_worker``), which readiness counts.
 """
 
@@ -59,6 +59,7 @@ from studies.queue._studies import (
     CompleteTrial,
     cancel,
     complete_summaries,
+    count_complete,
     end_waiting_if_cancelled,
     has_open_slots,
     study_status,
@@ -79,6 +80,7 @@ __all__ = [
     "claim_next",
     "complete_summaries",
     "continue_epochs",
+    "count_complete",
     "end_waiting_if_cancelled",
     "finish",
     "has_open_slots",

@@ -93,6 +93,17 @@ def has_open_slots(db: Database) -> bool:
     return bool(open_slots)
 
 
+def count_complete(db: Database, study_id: int) -> int:
+    """How many of the study's slots finished COMPLETE (one indexed count)."""
+    with db.session() as session:
+        count = session.scalar(
+            select(func.count(TrialRow.id)).where(
+                TrialRow.state == TrialState.COMPLETE, TrialRow.study_id == study_id
+            )
+        )
+    return int(count or 0)
+
+
 def work_marker(db: Database) -> tuple[int, int, int]:
     """What changes whenever a claim may newly succeed: the newest slot's id (a study or a
     follow-up round submitted) and the counts of waiting and running slots (a slot put back,

@@ -190,3 +190,42 @@ def test_a_packed_study_prunes_the_members_its_unpacked_run_prunes(
         )
         assert frozen.state == expected
         assert sorted(frozen.intermediate_values) == list(range(1, trial.epochs_done + 1))
+
+
+def test_the_finished_trials_are_read_again_only_when_the_queue_finished_one_more() -> None:
+    """A trial alone (no earlier members) is judged by the same wrapper: Optuna's finished
+    trials are re-read when the queue's COMPLETE count moves, and a trial finished
+    meanwhile counts at once; while a tell lags behind the queue, once per epoch."""
+    study = _study(MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+    storage = study._storage
+    reads: list[int] = []
+    read_all = storage.get_all_trials
+
+    def counted(*args: Any, **kwargs: Any) -> list[optuna.trial.FrozenTrial]:
+        reads.append(1)
+        return read_all(*args, **kwargs)
+
+    storage.get_all_trials = counted  # type: ignore[method-assign]
+    queue_complete = [0]
+    study.pruner = pack_aware(
+        study.pruner, lambda number: [], complete_count=lambda: queue_complete[0]
+    )
+    judged = study.ask()
+
+    def verdict(step: int, value: float) -> bool:
+        reads.clear()
+        judged.report(value, step)
+        return bool(judged.should_prune())
+
+    assert verdict(1, 0.1) is False  # nothing finished: no median yet
+    assert verdict(2, 0.2) is False and not reads  # the count stood still: no read
+    ahead = study.ask()
+    for step, value in {1: 0.5, 2: 0.6, 3: 0.7, 4: 0.8, 5: 0.8, 6: 0.8}.items():
+        ahead.report(value, step)
+    study.tell(ahead, 0.8)
+    queue_complete[0] = 1  # the queue finished it first (then Optuna was told)
+    assert verdict(3, 0.3) is True and reads  # read again, and it counts at once
+    assert verdict(4, 0.3) is True and not reads
+    queue_complete[0] = 2  # a slot finished whose tell has not landed
+    assert verdict(5, 0.3) is True and reads
+    assert verdict(6, 0.3) is True and reads  # disagreeing counts: read at every epoch
