@@ -16,7 +16,9 @@ slot did before packing.
 
 Pruning: each member is judged at each epoch as if the members before it in the pack had
 run first (``studies.pack_pruning``); a pruned member leaves the pack, which the trainer
-rebuilds without it, so the others no longer pay for its compute.
+rebuilds without it, so the others no longer pay for its compute. Members that train alone
+are judged through the same wrapper (no earlier members), which reads the study's
+finished trials only when the queue finished one more COMPLETE.
 
 Each packed member writes its own best checkpoint and epoch state, in the unpacked formats:
 a pack killed mid-run is reaped slot by slot, and each slot's next attempt resumes from its
