@@ -29,12 +29,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # recipe.py and tasks.py beside this file
 
+from family import MNIST_SIZE, family_runs  # noqa: E402
 from recipe import Run  # noqa: E402
-from tasks import TASKS  # noqa: E402
-
-SEEDS = (0, 1)
-SUM_VIEW_SEED = 1
-MNIST_SIZE = 14  # MNIST tasks are downsampled to 14×14, as in the first wave
 
 # Checkpoints the fine-tuning families start from: one healthy run each, trained once, on
 # other MNIST images (tasks.py's pre- tasks) with the class count of the task it is tuned on.
@@ -61,23 +57,9 @@ def second_wave() -> list[Run]:
     runs: list[Run] = []
 
     def add(label: str, task: str, name: str, how: str, *, heldout: bool,
-            pretrained: str | None = None, **parts: dict[str, Any]) -> None:
-        data = dict(parts.get("data", {}))
-        source = "digits"
-        if task != "digits":  # a tree of tasks.py; flips change a digit's class, never flip
-            data.setdefault("augment", "crop")
-            source = TASKS[task].source
-            how = f"{TASKS[task].describe}: {how}"
-            if source == "mnist":
-                data["image_size"] = MNIST_SIZE
-        for seed in SEEDS:
-            runs.append(Run(
-                f"{task}-{label}-{name}-s{seed}", label, source, how,
-                data=data, model=parts.get("model", {}),
-                optim={**parts["optim"], "seed": seed},
-                task=None if task == "digits" else task, pretrained=pretrained,
-                wave=2, formerly_heldout=heldout, sum_view=seed == SUM_VIEW_SEED,
-            ))
+            pretrained: str | None = None, **parts: Any) -> None:
+        runs.extend(family_runs(2, label, task, name, how, pretrained=pretrained,
+                                formerly_heldout=heldout, **parts))
 
     simple32 = {"arch": "simple", "width": 32}
     starved = {"arch": "simple", "width": 1, "stages": 1}

@@ -44,14 +44,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # recipe.py and tasks.py beside this file
 
+from family import MNIST_SIZE, family_runs  # noqa: E402
 from recipe import Run  # noqa: E402
-from tasks import TASKS  # noqa: E402
 
 WAVE = 3
-SEEDS = (0, 1)
-SUM_VIEW_SEED = 1
-MNIST_SIZE = 14  # MNIST tasks are downsampled to 14×14, as in the earlier waves...
-FULL_SIZE_TASKS = {"mnist3": 28}  # ...except this one, read at MNIST's own 28×28
+FULL_SIZE_TASKS = {"mnist3": 28}  # read at MNIST's own 28×28; the other MNIST tasks at 14×14
 TRANSFER = "mnist5"  # wave2.PRETRAINED: trained on MNIST 0–4, tuned here on 5–9
 
 
@@ -59,23 +56,9 @@ def third_wave() -> list[Run]:
     runs: list[Run] = []
 
     def add(label: str, task: str, name: str, how: str, *, pretrained: str | None = None,
-            **parts: dict[str, Any]) -> None:
-        data = dict(parts.get("data", {}))
-        source = "digits"
-        if task != "digits":  # a tree of tasks.py; flips change a digit's class, never flip
-            data.setdefault("augment", "crop")
-            source = TASKS[task].source
-            how = f"{TASKS[task].describe}: {how}"
-            if source == "mnist":
-                data["image_size"] = FULL_SIZE_TASKS.get(task, MNIST_SIZE)
-        for seed in SEEDS:
-            runs.append(Run(
-                f"{task}-{label}-{name}-s{seed}", label, source, how,
-                data=data, model=parts.get("model", {}),
-                optim={**parts["optim"], "seed": seed},
-                task=None if task == "digits" else task, pretrained=pretrained,
-                wave=WAVE, sum_view=seed == SUM_VIEW_SEED,
-            ))
+            **parts: Any) -> None:
+        runs.extend(family_runs(WAVE, label, task, name, how, pretrained=pretrained,
+                                image_size=FULL_SIZE_TASKS.get(task, MNIST_SIZE), **parts))
 
     raw = {"augment": "none"}  # nothing regularises: no augmentation
 
