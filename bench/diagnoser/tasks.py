@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second and third waves, each written once as an ImageFolder
+"""The image tasks of the labeled set's second to fourth waves, each written once as an ImageFolder
 tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -16,6 +16,9 @@ The third wave (wave3.py) adds tasks no earlier run trained on: ``digits7`` (dig
 7 classes), ``mnist59`` (MNIST 5–9: the other half of the digits, 5 classes), ``mnist3``
 (MNIST 2, 5 and 7, read at their full 28×28) and ``noisy15m`` (all ten MNIST digits with 15 %
 of all labels replaced: a second noise ceiling, near 0.85, on another source and level).
+The fourth wave (wave4.py) adds four more: ``digits6`` (digits 4–9, 6 classes), ``mnist17``
+(MNIST 1 vs 7: a 2-class task of two look-alike digits), ``mnist4`` (MNIST 0, 3, 6 and 9,
+4 classes) and ``mnist8`` (MNIST 0–7, 8 classes).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -81,6 +84,11 @@ TASKS = {
         Task("mnist59", "mnist", (5, 6, 7, 8, 9), limit=2000),
         Task("mnist3", "mnist", (2, 5, 7), limit=1200),
         Task("noisy15m", "mnist", tuple(range(10)), noise=0.15, limit=2500),
+        # fourth wave
+        Task("digits6", "digits", (4, 5, 6, 7, 8, 9)),
+        Task("mnist17", "mnist", (1, 7), limit=1200),
+        Task("mnist4", "mnist", (0, 3, 6, 9), limit=1600),
+        Task("mnist8", "mnist", tuple(range(8)), limit=2000),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,
