@@ -30,6 +30,11 @@ from studies.diagnosis._stats import (
 
 MIN_SEGMENT = 3
 """The last LR segment is judged alone once it holds this many epochs (else the whole run)."""
+# A material accuracy gain, the margin more epochs must buy (_rules.py) and the movement a
+# plateau stays short of: a tenth of the error left, at least one point — the gain a
+# practitioner would train for.
+MATERIAL_ERROR_SHARE = 0.1
+MATERIAL_ACC_FLOOR = 0.01
 
 # A loss is on the per-sample cross-entropy scale (so log(num_classes) is its uniform guess)
 # when its median over the run is within this factor of log(K): a mean cross-entropy starts
@@ -49,6 +54,11 @@ def filled(values: list[float | None]) -> list[float]:
         last = value if value is not None else last
         out.append(last)
     return out
+
+
+def material_acc_gain_at(level: float) -> float:
+    """The accuracy gain worth more epochs at *level*: a share of the error left there."""
+    return max(MATERIAL_ACC_FLOOR, MATERIAL_ERROR_SHARE * (1.0 - level))
 
 
 def smoothing_width(epochs: int) -> int:
@@ -297,7 +307,11 @@ def measure(levels: Levels, *, horizon: int | None = None) -> Measures:
 
     plateau = None
     if val_acc is not None:
-        plateau = _plateau(val_acc, max(3 * val_acc.noise, 0.005))
+        # Flat: within its noise of the last epoch, or short of a material gain (the margin
+        # more epochs must buy): an annealed run's frozen tail has almost no noise, and a
+        # drift of half a point over 60 epochs is no progress.
+        tolerance = max(3 * val_acc.noise, material_acc_gain_at(val_acc.smooth[-1]))
+        plateau = _plateau(val_acc, tolerance)
     elif val_loss is not None:
         span = max(val_loss.smooth) - min(val_loss.smooth)
         plateau = _plateau(val_loss, max(3 * val_loss.noise, 0.02 * span))

@@ -24,7 +24,7 @@ from statistics import median
 
 from studies.diagnosis._diverge import loss_unstable
 from studies.diagnosis._forecast import CurveForecast, GainBy
-from studies.diagnosis._measure import Measures
+from studies.diagnosis._measure import MATERIAL_ACC_FLOOR, Measures, material_acc_gain_at
 from studies.diagnosis._overfit import overfitting, overfitting_gap
 from studies.diagnosis._result import Label
 from studies.diagnosis._stats import grade, trend_p_value
@@ -32,12 +32,10 @@ from studies.diagnosis._verdict import Verdict
 
 # Undertrained: the forecast (studies/diagnosis/_forecast.py) says more epochs buy a material
 # gain with high probability. Material: for validation accuracy, a tenth of the remaining
-# error (at least one point), the gain a practitioner would train for; for validation loss, a
-# fifth of its level. The verdict goes to the likelier outcome: undertrained when the gain is
+# error (at least one point: _measure.material_acc_gain_at); for validation loss, a fifth of
+# its level. The verdict goes to the likelier outcome: undertrained when the gain is
 # more likely than not — strictly: an even split of the bootstrap is no evidence either way
 # (the calibrated confidence then says how likely).
-MATERIAL_ERROR_SHARE = 0.1
-MATERIAL_ACC_FLOOR = 0.01
 MATERIAL_LOSS_SHARE = 0.2
 UNDERTRAINED_PROBABILITY = 0.5
 # A plan's LR fall still ahead is named in the undertrained verdict from this many times.
@@ -75,7 +73,7 @@ UNDERFIT_STUDY_ACC_MARGIN = 0.02
 
 def material_acc_gain(forecast: CurveForecast) -> float:
     """The accuracy gain worth more epochs: a share of the error left at the best so far."""
-    return max(MATERIAL_ACC_FLOOR, MATERIAL_ERROR_SHARE * (1.0 - forecast.best))
+    return material_acc_gain_at(forecast.best)
 
 
 def material_loss_fall(forecast: CurveForecast) -> float:

@@ -53,6 +53,11 @@ def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
         # ... and label noise memorised with batches of 16: one evaluation's validation loss
         # 17x up (epoch 33) while the training loss stays near 0, back the next epoch.
         ("digits7-overfitting-noise35-vgg-nomomentum-b16-s0", None, True, Label.OVERFITTING),
+        # Wave 4 (held out, first seen at its single evaluation): a 1-channel net on 8 MNIST
+        # classes, cosine over 150 epochs — its frozen, annealed tail has almost no noise, so
+        # a half-point drift over 60 epochs cut the "plateau" short; flat means short of a
+        # material gain.
+        ("mnist8-underfitting-width1-adamw-cosine-b128-150-s1", None, True, Label.UNDERFITTING),
         # ... and an underfit by weight decay 0.1 whose last step segment's loss went
         # 1.40 → 1.40 → 1.39: a "speed-up" no pace could make material by the horizon.
         ("digits7-underfitting-strong-wd-step-s1", None, True, Label.UNDERFITTING),
