@@ -13,6 +13,9 @@ trains alone, as before packing existed. ``auto``:
   against five separate ones is 1.7–1.9× faster at width 8, 1.1–2.0× at 16 and 0.9× (slower)
   at 32; bench/pack.py's whole 15-epoch grid at width 32 took longer packed than alone.
   Wider networks spend their time in the arithmetic itself, which packing does not shrink.
+  (Those figures predate the packed network's channels-last maps on a CPU, which made its
+  step up to twice as fast at these sizes; the rule stands until whole studies at width 32
+  and on 28×28 images are measured again, docs/benchmarks.md 2b.)
 
 A range test trains alone. The trainer has the last word (``trainer.can_pack``): a study
 whose configs cannot share one packed model (a plugin or torchvision network, ...) trains
