@@ -20,7 +20,7 @@ from trainer._checkpoint import Checkpoint, load_checkpoint
 from trainer._config import DataConfig, DeviceName
 from trainer._data import prepare_data
 from trainer._errors import ConfigError
-from trainer._loop import evaluate, resolve_device, uses_bf16
+from trainer._loop import CHANNELS_LAST, evaluate, resolve_device, uses_bf16
 from trainer._models import build_model
 
 
@@ -46,8 +46,7 @@ def evaluate_checkpoint(
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     config = ckpt.config if data is None else ckpt.config.model_copy(update={"data": data})
     torch_device = resolve_device(device)
-    cuda = torch_device.type == "cuda"
-    prepared = prepare_data(config.data, torch_device, channels_last=cuda)
+    prepared = prepare_data(config.data, torch_device, channels_last=CHANNELS_LAST)
     try:
         if prepared.input_shape != ckpt.input_shape or prepared.num_classes != ckpt.num_classes:
             raise ConfigError(
@@ -65,8 +64,8 @@ def evaluate_checkpoint(
         )
         model.load_state_dict(ckpt.model_state)
         model = model.to(torch_device)
-        if cuda:
-            model = model.to(memory_format=torch.channels_last)  # as trained there
+        if CHANNELS_LAST:
+            model = model.to(memory_format=torch.channels_last)  # as trained
         criterion = nn.CrossEntropyLoss(label_smoothing=config.optim.label_smoothing)
         val_loss, val_acc, _ = evaluate(
             model,

@@ -31,6 +31,12 @@ PROBE_IMAGES = 256
 # On CUDA, reading the loss on the host forces a synchronisation; check it every few
 # steps there (a blown-up run costs at most this many wasted steps). CPU checks each step.
 CUDA_FINITE_CHECK_EVERY = 16
+# Feature maps (and the weights' layout) are channels-last (NHWC) on every device: cuDNN's
+# fastest kernels want it, and torch's CPU kernels for convolutions, pooling and BatchNorm
+# walk one image plane at a time in NCHW — a digits-CNN step at width 16 took 1.6 ms NCHW and
+# 1.1 ms NHWC on one thread, 17 against 6.4 ms on 28x28 images (bench: simple, VGG and ResNet,
+# widths 16 and 32, 8x8 to 28x28: 1.2-2.6x faster everywhere).
+CHANNELS_LAST = True
 
 
 def resolve_device(name: str) -> torch.device:
@@ -144,7 +150,7 @@ def train(
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
     torch.manual_seed(o.seed)  # model init and dropout
 
-    data = prepare_data(config.data, device, channels_last=cuda)
+    data = prepare_data(config.data, device, channels_last=CHANNELS_LAST)
     try:
         return _train_on(
             config,
@@ -216,7 +222,7 @@ def build_network(
         model.load_state_dict(ckpt.model_state)
         apply_finetune(model, strategy, data.num_classes)
     model = model.to(device)
-    if device.type == "cuda":
+    if CHANNELS_LAST:
         model = model.to(memory_format=torch.channels_last)
     frozen_backbone = strategy is FinetuneStrategy.LINEAR_PROBE and ckpt is not None
     return config, model, frozen_backbone, finetune_note
@@ -341,7 +347,7 @@ def _train_epoch(run: _Run, data: BatchSource) -> tuple[float, float, int, float
     correct = torch.zeros((), device=run.device, dtype=torch.long)
     seen, lr = 0, o.lr
     batches = data.train_batches(
-        o.batch_size, run.generator, pad=run.pad, flip=run.flip, channels_last=run.cuda
+        o.batch_size, run.generator, pad=run.pad, flip=run.flip, channels_last=CHANNELS_LAST
     )
     for b, (xb, yb) in enumerate(batches):  # (B, C, H, W), (B,)
         lr = lr_at(run.step, steps_per_epoch=run.steps_per_epoch, cfg=o)

@@ -38,6 +38,7 @@ from trainer._curves import finite_or_none
 from trainer._data import prepare_data
 from trainer._errors import ConfigError
 from trainer._loop import (
+    CHANNELS_LAST,
     _make_optimizer,
     augmentation,
     build_network,
@@ -156,9 +157,8 @@ def range_test(
     _check_arguments(lr_low, lr_high, max_steps, diverge_factor, smoothing)
     o = config.optim
     device = resolve_device(o.device)
-    cuda = device.type == "cuda"
     torch.manual_seed(o.seed)  # model init and dropout, as in train
-    data = prepare_data(config.data, device, channels_last=cuda)
+    data = prepare_data(config.data, device, channels_last=CHANNELS_LAST)
     try:
         config, model, frozen_backbone, _ = build_network(config, data, device)
         steps_per_epoch = len(batch_bounds(data.train_size, o.batch_size))
@@ -178,7 +178,7 @@ def range_test(
         average, best = 0.0, math.inf
         while stopped is None and len(lrs) < steps:  # the batches cycle over epochs
             batches = data.train_batches(
-                o.batch_size, generator, pad=pad, flip=flip, channels_last=cuda
+                o.batch_size, generator, pad=pad, flip=flip, channels_last=CHANNELS_LAST
             )
             for xb, yb in batches:  # (B, C, H, W), (B,)
                 step = len(lrs)
