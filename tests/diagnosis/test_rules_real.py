@@ -107,3 +107,26 @@ def test_a_loss_speeding_up_is_undertrained_whatever_the_saturating_forecast(see
     diagnosis = diagnose_run(curves)
     assert diagnosis.label is Label.UNDERTRAINED
     assert "falling faster than before" in diagnosis.summary
+
+
+def test_the_demo_runs_slowest_rate_is_undertrained_even_against_the_study_best() -> None:
+    # `make demo`'s lr 1e-5 trial (digits, simple CNN, 20 epochs), rounded to 4 digits: its
+    # validation accuracy climbs 0.30 → 0.50 over the last 8 epochs. A plateau tolerance of a
+    # whole material gain (5 points at 50%) once read its last 4 epochs as flat, and the study
+    # context then called it underfitting "well below the study's best".
+    curves = Curves.model_validate(
+        {
+            "train_loss": [2.314, 2.302, 2.291, 2.281, 2.271, 2.263, 2.254, 2.245, 2.237, 2.229,
+                           2.221, 2.213, 2.206, 2.198, 2.19, 2.182, 2.175, 2.167, 2.159, 2.152],
+            "val_loss": [2.316, 2.304, 2.293, 2.283, 2.273, 2.264, 2.254, 2.245, 2.237, 2.228,
+                         2.219, 2.211, 2.202, 2.194, 2.185, 2.177, 2.168, 2.16, 2.151, 2.143],
+            "train_acc": [0.0833, 0.0883, 0.0917, 0.1067, 0.1267, 0.145, 0.1633, 0.1733, 0.1833,
+                          0.205, 0.24, 0.265, 0.3, 0.3217, 0.3583, 0.395, 0.415, 0.4383, 0.4617,
+                          0.4733],
+            "val_acc": [0.1028, 0.1, 0.1083, 0.1361, 0.1528, 0.1694, 0.2, 0.2028, 0.2083, 0.2333,
+                        0.25, 0.2722, 0.3028, 0.3472, 0.3694, 0.4111, 0.4306, 0.45, 0.475, 0.5],
+            "num_classes": 10,
+        }
+    )
+    diagnosis = diagnose_run(curves, study_best_val_acc=0.931)
+    assert diagnosis.label is Label.UNDERTRAINED, diagnosis.summary
