@@ -204,8 +204,9 @@ def test_kill_9_of_a_worker_mid_trial_fails_its_attempt_and_the_point_runs_again
         wait_until(reaped, "the dead worker's attempt to be failed", timeout_s=180)
     except AssertionError as exc:
         # Once in a CI run this timed out with no clue why: say what the survivor did.
-        survivors = [p.poll() for p in workers.procs if p.pid != victim_pid]
-        raise AssertionError(f"{exc}; survivors' exit codes {survivors}\n{workers.logs()}") from None
+        exit_codes = [p.poll() for p in workers.procs if p.pid != victim_pid]
+        message = f"{exc}; the survivors' exit codes {exit_codes}\n{workers.logs()}"
+        raise AssertionError(message) from None
     survivors = [p for p in workers.procs if p.pid != victim_pid]
     assert [p.wait(timeout=120) for p in survivors] == [0], workers.logs()
 
