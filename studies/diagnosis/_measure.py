@@ -30,9 +30,9 @@ from studies.diagnosis._stats import (
 
 MIN_SEGMENT = 3
 """The last LR segment is judged alone once it holds this many epochs (else the whole run)."""
-# A material accuracy gain, the margin more epochs must buy (_rules.py) and the movement a
-# plateau stays short of: a tenth of the error left, at least one point — the gain a
-# practitioner would train for.
+# A material accuracy gain, the margin more epochs must buy (_rules.py): a tenth of the error
+# left, at least one point — the gain a practitioner would train for. The floor is also the
+# movement a validation-accuracy plateau stays within.
 MATERIAL_ERROR_SHARE = 0.1
 MATERIAL_ACC_FLOOR = 0.01
 

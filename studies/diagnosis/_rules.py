@@ -23,7 +23,7 @@ and the fall ahead is reported beside it (docs/diagnoser.md, "Plans").
 from statistics import median
 
 from studies.diagnosis._diverge import loss_unstable
-from studies.diagnosis._forecast import CurveForecast, GainBy
+from studies.diagnosis._forecast import PACE_NOISE, CurveForecast, GainBy
 from studies.diagnosis._measure import MATERIAL_ACC_FLOOR, Measures, material_acc_gain_at
 from studies.diagnosis._overfit import overfitting, overfitting_gap
 from studies.diagnosis._result import Label
@@ -60,9 +60,8 @@ STILL_IMPROVING_PACE = 0.5
 # (one-sided Mann–Kendall p-value; three noisy epochs rise in order one time in six).
 STEADY_TREND_P = 0.05
 # A loss "accelerates" only over a segment this long (two halves of ≥ 4 epochs), by a
-# second-half fall beyond this many sigmas of its noise.
+# second-half fall beyond the noise a pace must clear (_forecast.PACE_NOISE sigmas).
 ACCELERATING_MIN_EPOCHS = 8
-PACE_NOISE_SIGMAS = 3.0
 PLATEAU_MIN_EPOCHS = 3
 PLATEAU_MIN_FRACTION = 0.2
 UNDERFIT_GAP_MAX = 0.05
@@ -224,7 +223,7 @@ def _accelerating(m: Measures) -> bool:
     ahead = late / (m.epochs - half) * (m.forecasts.horizon - m.levels.epochs)
     return (
         late > early > 0.0
-        and late > PACE_NOISE_SIGMAS * loss.noise
+        and late > PACE_NOISE * loss.noise
         and ahead >= material_loss_fall(forecast)
         and trend_p_value(loss.raw[half:], rising=False) <= STEADY_TREND_P
     )
