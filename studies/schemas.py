@@ -11,7 +11,7 @@ NaN (``trainer.finite_or_none``). The database keeps the real values (studies.co
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -60,6 +60,17 @@ def from_row(model: type[M], row: object, **derived: Any) -> M:
 def _summary_field(name: str) -> Any:
     """A field read from ``TrialRow.summary.<name>`` (the API's JSON has it at top level)."""
     return Field(default=None, validation_alias=AliasChoices(name, AliasPath("summary", name)))
+
+
+def api_path(collection: str, noun: str) -> Any:
+    """The read-only ``url`` of a resource: its path in the HTTP API, ``/v1/<collection>/<id>``
+    (one definition for studies, trials and runs). A computed field, so declared
+    ``url: ClassVar[str] = api_path(...)``: pydantic serializes it and never reads it as input."""
+
+    def url(self: Any) -> str:
+        return f"/v1/{collection}/{self.id}"
+
+    return computed_field(description=f"Path of this {noun} in the HTTP API.")(property(url))
 
 
 def _empty_if_none(value: Any) -> Any:
@@ -115,10 +126,7 @@ class StudyPublic(_Out):
         description="Why the next round was taken or the loop stopped here (null: undecided)."
     )
 
-    @computed_field(description="Path of this study in the HTTP API.")  # type: ignore[prop-decorator]
-    @property
-    def url(self) -> str:
-        return f"/v1/studies/{self.id}"
+    url: ClassVar[str] = api_path("studies", "study")
 
 
 class ChainRound(_Out):
@@ -158,10 +166,7 @@ class TrialPublic(_Out):
     attempt: int
     optuna_trial_number: int | None
 
-    @computed_field(description="Path of this trial in the HTTP API.")  # type: ignore[prop-decorator]
-    @property
-    def url(self) -> str:
-        return f"/v1/trials/{self.id}"
+    url: ClassVar[str] = api_path("trials", "trial")
 
 
 class AttemptPublic(_Out):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, ClassVar, Final
 
 from pydantic import (
     AfterValidator,
@@ -21,7 +21,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    computed_field,
     field_validator,
     model_validator,
 )
@@ -29,7 +28,7 @@ from pydantic import (
 from studies.db import RunState
 from studies.diagnosis import MAX_CURVE_EPOCHS, Diagnosis, Label
 from studies.runs._optuna import RESERVED_ATTR_PREFIX, RESERVED_ATTRS
-from studies.schemas import JsonFloat, JsonObject
+from studies.schemas import JsonFloat, JsonObject, api_path
 from studies.spec import Objective
 from trainer._curves import METRIC_KEYS
 
@@ -217,10 +216,7 @@ class RunPublic(BaseModel):
     optuna_study_name: str
     optuna_trial_number: int
 
-    @computed_field(description="Path of this run in the HTTP API.")  # type: ignore[prop-decorator]
-    @property
-    def url(self) -> str:
-        return f"/v1/runs/{self.id}"
+    url: ClassVar[str] = api_path("runs", "run")
 
 
 class RunDetail(RunPublic):
