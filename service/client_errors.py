@@ -2,8 +2,8 @@
 each carrying the server's error body (code, message, the rejected fields).
 
 ``ApiError`` (any error answer) → ``InvalidRequest`` (422: ``errors`` names each field),
-``NotFound`` (404), ``Conflict`` (409), ``Unauthorized`` (401), ``RateLimited`` (429, with
-``retry_after_s``), ``ServerBusy`` (503: the database is away, retry); ``ServerUnreachable``
+``NotFound`` (404), ``Conflict`` (409), ``Unauthorized`` (401), ``RateLimited`` (429: retry
+after ``retry_after_s``), ``ServerBusy`` (503: the database is away, retry); ``ServerUnreachable``
 when nothing answers at all. ``str(error)`` is the server's message, one line per rejected
 field, as the CLI prints it.
 """
@@ -38,7 +38,8 @@ class ApiError(Exception):
     """The server answered with an error (its own message is kept), or could not be reached.
 
     ``status_code`` (None when nothing answered), ``code`` (the API's machine-readable kind,
-    e.g. ``not_found``, ``invalid_request``), ``errors`` (the rejected fields).
+    e.g. ``not_found``, ``invalid_request``), ``errors`` (the rejected fields),
+    ``retry_after_s`` (the answer's ``Retry-After``: the server sends one with a 429).
     """
 
     def __init__(
@@ -48,11 +49,13 @@ class ApiError(Exception):
         status_code: int | None = None,
         code: str | None = None,
         errors: list[ErrorItem] | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.errors = list(errors or [])
+        self.retry_after_s = retry_after_s
 
     @property
     def transient(self) -> bool:
@@ -82,18 +85,8 @@ class Unauthorized(ApiError):
 
 
 class RateLimited(ApiError):
-    """429: this client's write rate, or the queue, is at its limit; retry later."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after_s: float | None = None,
-        code: str | None = None,
-        errors: list[ErrorItem] | None = None,
-    ) -> None:
-        super().__init__(message, status_code=429, code=code, errors=errors)
-        self.retry_after_s = retry_after_s
+    """429: this client's write rate, or the queue, is at its limit; retry after
+    ``retry_after_s``."""
 
 
 class ServerBusy(ApiError):
@@ -105,6 +98,7 @@ _BY_STATUS: dict[int, type[ApiError]] = {
     404: NotFound,
     409: Conflict,
     422: InvalidRequest,
+    429: RateLimited,
     503: ServerBusy,
 }
 
@@ -121,12 +115,14 @@ def error_from_response(response: httpx.Response) -> ApiError:
         # One line per rejected field reads better than the server's one-line summary.
         lines = [f"  {item.field}: {item.reason}" for item in body.errors]
         message = "\n".join([f"the server refused the request (HTTP {status}):", *lines])
-    if status == 429:
-        return RateLimited(
-            message, retry_after_s=retry_after_s(response), code=body.code, errors=body.errors
-        )
     kind = _BY_STATUS.get(status, ApiError)
-    return kind(message, status_code=status, code=body.code, errors=body.errors)
+    return kind(
+        message,
+        status_code=status,
+        code=body.code,
+        errors=body.errors,
+        retry_after_s=retry_after_s(response),
+    )
 
 
 def retry_after_s(response: httpx.Response) -> float | None:

@@ -6,19 +6,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from service.api.errors import ErrorItem as ServerErrorItem
 from service.client import (
+    ApiError,
     Conflict,
     ErrorItem,
     InvalidRequest,
     NotFound,
+    RateLimited,
+    ServerBusy,
     ServerUnreachable,
     SweepdocClient,
     Unauthorized,
     client_for,
 )
+from service.client_errors import error_from_response
 from service.settings import get_settings
 from studies.diagnosis import Curves, Diagnosis, diagnose_run
 from studies.runlogs import CurveMapping
@@ -47,6 +52,44 @@ def client(server: ServeProcess) -> Iterator[SweepdocClient]:
 def test_the_client_reads_its_error_items_as_the_server_writes_them() -> None:
     # The client does not import the server's modules (seconds); the shapes must agree.
     assert ErrorItem.model_fields.keys() == ServerErrorItem.model_fields.keys()
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (401, Unauthorized),
+        (404, NotFound),
+        (409, Conflict),
+        (422, InvalidRequest),
+        (429, RateLimited),
+        (503, ServerBusy),
+        (500, ApiError),
+    ],
+)
+def test_each_error_status_is_its_own_exception_with_the_answers_retry_after(
+    status: int, kind: type[ApiError]
+) -> None:
+    answer = httpx.Response(
+        status,
+        json={"code": "some_code", "message": "refused", "errors": []},
+        headers={"retry-after": "7"},
+        request=httpx.Request("POST", "http://sweepdoc.test/v1/studies"),
+    )
+    error = error_from_response(answer)
+    assert type(error) is kind
+    assert (error.status_code, error.code, str(error)) == (status, "some_code", "refused")
+    assert error.retry_after_s == 7.0
+    assert error.transient is (status in (429, 500, 503))
+
+
+def test_an_answer_without_retry_after_says_none() -> None:
+    answer = httpx.Response(
+        429,
+        json={"code": "rate_limited", "message": "slow down"},
+        request=httpx.Request("POST", "http://sweepdoc.test/v1/studies"),
+    )
+    error = error_from_response(answer)
+    assert isinstance(error, RateLimited) and error.retry_after_s is None
 
 
 def test_studies_and_trials_come_back_typed(client: SweepdocClient, tmp_path: Path) -> None:
