@@ -11,19 +11,16 @@ import pytest
 
 from service.api.errors import ErrorItem as ServerErrorItem
 from service.client import (
-    ApiError,
     Conflict,
     ErrorItem,
     InvalidRequest,
     NotFound,
-    RateLimited,
-    ServerBusy,
     ServerUnreachable,
     SweepdocClient,
     Unauthorized,
     client_for,
 )
-from service.client_errors import error_from_response
+from service.client_errors import ApiError, RateLimited, ServerBusy, error_from_response
 from service.settings import get_settings
 from studies.diagnosis import Curves, Diagnosis, diagnose_run
 from studies.runlogs import CurveMapping
