@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to fourth waves, each written once as an ImageFolder
+"""The image tasks of the labeled set's second to fifth waves, each written once as an ImageFolder
 tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -18,7 +18,10 @@ The third wave (wave3.py) adds tasks no earlier run trained on: ``digits7`` (dig
 of all labels replaced: a second noise ceiling, near 0.85, on another source and level).
 The fourth wave (wave4.py) adds four more: ``digits6`` (digits 4–9, 6 classes), ``mnist17``
 (MNIST 1 vs 7: a 2-class task of two look-alike digits), ``mnist4`` (MNIST 0, 3, 6 and 9,
-4 classes) and ``mnist8`` (MNIST 0–7, 8 classes).
+4 classes) and ``mnist8`` (MNIST 0–7, 8 classes). The fifth wave (wave5.py) adds
+``digitsodd`` (the odd digits, 5 classes), ``mnist9`` (MNIST 1–9, 9 classes: a class count no
+earlier task had), ``mnist35`` (MNIST 3 vs 5) and ``noisy10`` (the digits with 10 % of all
+labels replaced: a third noise ceiling, near 0.90).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -89,6 +92,11 @@ TASKS = {
         Task("mnist17", "mnist", (1, 7), limit=1200),
         Task("mnist4", "mnist", (0, 3, 6, 9), limit=1600),
         Task("mnist8", "mnist", tuple(range(8)), limit=2000),
+        # fifth wave
+        Task("digitsodd", "digits", (1, 3, 5, 7, 9)),
+        Task("mnist9", "mnist", tuple(range(1, 10)), limit=2000),
+        Task("mnist35", "mnist", (3, 5), limit=1200),
+        Task("noisy10", "digits", tuple(range(10)), noise=0.10),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,

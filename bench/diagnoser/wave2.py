@@ -29,7 +29,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # recipe.py and tasks.py beside this file
 
-from family import MNIST_SIZE, family_runs  # noqa: E402
+from family import MNIST_SIZE, RAW, Wave  # noqa: E402
 from recipe import Run  # noqa: E402
 
 # Checkpoints the fine-tuning families start from: one healthy run each, trained once, on
@@ -54,16 +54,14 @@ PRETRAINED = {
 
 
 def second_wave() -> list[Run]:
-    runs: list[Run] = []
+    wave = Wave(2)
 
-    def add(label: str, task: str, name: str, how: str, *, heldout: bool,
-            pretrained: str | None = None, **parts: Any) -> None:
-        runs.extend(family_runs(2, label, task, name, how, pretrained=pretrained,
-                                formerly_heldout=heldout, **parts))
+    def add(label: str, task: str, name: str, how: str, *, heldout: bool, **parts: Any) -> None:
+        wave.add(label, task, name, how, formerly_heldout=heldout, **parts)
 
     simple32 = {"arch": "simple", "width": 32}
     starved = {"arch": "simple", "width": 1, "stages": 1}
-    raw = {"augment": "none"}  # nothing regularises: no augmentation
+    raw = RAW
 
     # ---- healthy: sensible recipes trained to convergence -------------------------------
     add("healthy", "digits", "step-simple-sgd",
@@ -250,4 +248,4 @@ def second_wave() -> list[Run]:
     add("diverged", "noisy25", "adam-high",
         "simple w32, Adam lr 1.0, 20 epochs", heldout=False,
         model=simple32, optim={"optimizer": "adam", "lr": 1.0, "epochs": 20})
-    return runs
+    return wave.runs

@@ -41,12 +41,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # recipe.py and tasks.py beside this file
 
-from family import MNIST_SIZE, family_runs  # noqa: E402
+from family import RAW, Wave  # noqa: E402
 from recipe import Run  # noqa: E402
 
 WAVE = 3
@@ -55,14 +54,8 @@ TRANSFER = "mnist5"  # wave2.PRETRAINED: trained on MNIST 0–4, tuned here on 5
 
 
 def third_wave() -> list[Run]:
-    runs: list[Run] = []
-
-    def add(label: str, task: str, name: str, how: str, *, pretrained: str | None = None,
-            **parts: Any) -> None:
-        runs.extend(family_runs(WAVE, label, task, name, how, pretrained=pretrained,
-                                image_size=FULL_SIZE_TASKS.get(task, MNIST_SIZE), **parts))
-
-    raw = {"augment": "none"}  # nothing regularises: no augmentation
+    wave = Wave(WAVE, task_sizes=FULL_SIZE_TASKS)
+    add, raw = wave.add, RAW
 
     # ---- healthy: sensible recipes trained to convergence -------------------------------
     add("healthy", "mnist59", "step-nesterov-deep",
@@ -266,4 +259,4 @@ def third_wave() -> list[Run]:
         "(new: a transfer run blown up)",
         pretrained=TRANSFER,
         optim={"lr": 5.0, "epochs": 20, "finetune": "full"})
-    return runs
+    return wave.runs

@@ -41,12 +41,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # recipe.py and tasks.py beside this file
 
-from family import family_runs  # noqa: E402
+from family import RAW, Wave  # noqa: E402
 from recipe import Run  # noqa: E402
 
 WAVE = 4
@@ -57,14 +56,8 @@ TRANSFER_SIZE = 8  # the checkpoint's image size
 
 
 def fourth_wave() -> list[Run]:
-    runs: list[Run] = []
-
-    def add(label: str, task: str, name: str, how: str, *, pretrained: str | None = None,
-            size: int = SMALL_SIZE, **parts: Any) -> None:
-        runs.extend(family_runs(WAVE, label, task, name, how, pretrained=pretrained,
-                                image_size=size, **parts))
-
-    raw = {"augment": "none"}  # nothing regularises: no augmentation
+    wave = Wave(WAVE, image_size=SMALL_SIZE)
+    add, raw = wave.add, RAW
 
     # ---- healthy: sensible recipes trained to convergence -------------------------------
     add("healthy", "mnist17", "cosine-momentum08-b128",
@@ -251,4 +244,4 @@ def fourth_wave() -> list[Run]:
         "(new: 1 vs 7 at 10×10, a 4-epoch warm-up)",
         model={"arch": "simple", "width": 8, "norm": "none"},
         optim={"lr": 1.0, "warmup_epochs": 4, "epochs": 20})
-    return runs
+    return wave.runs
