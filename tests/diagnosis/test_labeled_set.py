@@ -1,14 +1,15 @@
 """The labeled set of REAL training runs, and the diagnoser on its held-out half.
 
-bench/diagnoser holds ≥ 290 real runs in four waves whose label is true by construction,
+bench/diagnoser holds ≥ 340 real runs in five waves whose label is true by construction,
 plus cuts of them labeled by what the rest of each run shows (bench/diagnoser/dataset.py says
-how). Waves 1–3 are the training (development) half, wave 4 the held-out half (recipe.py):
+how). Waves 1–4 are the training (development) half, wave 5 the held-out half (recipe.py):
 recipes nothing was tuned on. The tests named ``heldout`` run the diagnoser on the held-out
 half and guard its numbers in docs/diagnoser.md against regressions; a session developing
 the method deselects them (``-k "not heldout"``) so that the held-out half is evaluated once,
 at the end. They are accuracy tests, not timing ones.
 """
 
+import math
 from types import ModuleType
 from typing import Any
 
@@ -18,8 +19,8 @@ from studies.diagnosis import Curves, live_check
 from tests.diagnosis.bench_modules import load_bench_module
 
 LABELS = {"healthy", "overfitting", "underfitting", "undertrained", "diverged"}
-HELDOUT_WAVE = 4
-FORMER_HELDOUT_WAVE = 3  # held out from wave 3 until wave 4, then developed on
+HELDOUT_WAVE = 5
+WHOLE_WAVES_HELDOUT_FROM = 3  # from wave 3 on, each wave was held out whole until the next
 
 # The worker passes each run's plan (epochs, schedule); a CSV's user has none: both are judged.
 with_and_without_plans = pytest.mark.parametrize(
@@ -61,10 +62,10 @@ def _settings(run: dict[str, Any]) -> set[tuple[str, str, str]]:
 
 
 def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
-    assert len(runs) >= 290
+    assert len(runs) >= 340
     assert {r["dataset"] for r in runs} == {"digits", "mnist"}
     assert {r["label"] for r in runs} == LABELS
-    assert {r["wave"] for r in runs} == {1, 2, 3, 4}
+    assert {r["wave"] for r in runs} == {1, 2, 3, 4, 5}
     second = [r for r in runs if r["wave"] == 2]
     assert len(second) >= 70
     optims = [r["config"]["optim"] for r in runs]
@@ -79,10 +80,10 @@ def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
     assert {r["config"]["optim"]["finetune"] for r in finetuned} == {"full", "linear-probe"}
 
     # 2- to 10- and 40-class tasks, and tasks whose labels are noisy in validation.
-    assert {r["curves"]["num_classes"] for r in runs} == {2, 3, 4, 5, 6, 7, 8, 10, 40}
-    for classes in (2, 3, 4, 5, 6, 7, 8, 40):
+    assert {r["curves"]["num_classes"] for r in runs} == {2, 3, 4, 5, 6, 7, 8, 9, 10, 40}
+    for classes in (2, 3, 4, 5, 6, 7, 8, 9, 40):
         assert len({r["label"] for r in runs if r["curves"]["num_classes"] == classes}) >= 4
-    for ceiling in ("noisy25", "noisy15m"):
+    for ceiling in ("noisy25", "noisy15m", "noisy10"):
         assert {r["label"] for r in runs if r.get("task") == ceiling} == LABELS
 
     # Long runs: 100-300 epochs, of several labels and schedules.
@@ -101,21 +102,23 @@ def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
 
 
 def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str, Any]]) -> None:
-    # Waves 1-3 are the training half; wave 4, which nobody diagnosed while developing, is the
-    # held-out half. The earlier sides are kept for the record: waves 1-2 were split both ways
-    # before wave 3; wave 3 was the held-out half until wave 4.
+    # Waves 1-4 are the training half; wave 5, which nobody diagnosed while developing, is the
+    # held-out half. Each earlier held-out side is one recorded fact, the wave that replaced
+    # it: some runs of waves 1-2 (the first wave's hash, the second's families) until wave 3;
+    # from wave 3 on, each whole wave until the next.
     assert all(r["split_by"] == "wave" for r in runs)
     assert heldout == [r for r in runs if r["wave"] == HELDOUT_WAVE]
     earlier = [r for r in runs if r["wave"] < HELDOUT_WAVE]
     assert all(r["split"] == "train" for r in earlier)
-    former = [r for r in earlier if r["wave"] == FORMER_HELDOUT_WAVE]
-    first_two = [r for r in earlier if r["wave"] < FORMER_HELDOUT_WAVE]
-    assert len(former) >= 50
-    assert {r["split_before_wave3"] for r in first_two} == {"train", "heldout"}
-    assert all(r["split_before_wave4"] == "heldout" for r in former)
-    assert all("split_before_wave4" not in r for r in first_two)
-    assert all("split_before_wave3" not in r for r in former + heldout)
-    assert all("split_before_wave4" not in r for r in heldout)
+    for wave in (1, 2):
+        sides = {r.get("heldout_until_wave") for r in earlier if r["wave"] == wave}
+        assert sides == {WHOLE_WAVES_HELDOUT_FROM, None}, wave
+    for wave in range(WHOLE_WAVES_HELDOUT_FROM, HELDOUT_WAVE):
+        members = [r for r in earlier if r["wave"] == wave]
+        assert len(members) >= 50
+        assert all(r["heldout_until_wave"] == wave + 1 for r in members), wave
+    assert all("heldout_until_wave" not in r for r in heldout)
+    assert not any(key.startswith("split_before") for r in runs for key in r)
 
     # The held-out half: ≥ 25 families, each with seeds 0 and 1, ≥ 4 families of every label.
     families: dict[str, list[dict[str, Any]]] = {}
@@ -128,33 +131,52 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
         assert sum(members[0]["label"] == label for members in families.values()) >= 4, label
 
     # Every held-out family sets something (a task, an image size, a batch size, a momentum,
-    # a schedule step, an epoch count, a layer) that no training run sets, wave 3 included:
-    # new recipes, not new seeds.
+    # a schedule step, an epoch count, a layer) that no training run sets, waves 3-4
+    # included: new recipes, not new seeds.
     seen = set().union(*(_settings(r) for r in earlier))
     old_families = {r.get("family") or r["id"].rsplit("-s", 1)[0] for r in earlier}
     for family, members in families.items():
         assert family not in old_families
         assert _settings(members[0]) - seen, f"{family} sets nothing new"
 
-    # What wave 4 varies: batch sizes, momenta, image sizes and tasks no earlier wave used,
-    # every optimizer and schedule, fine-tuning of every label it can produce, long runs, and
-    # an overfitting family WITHOUT label noise (a tiny clean subset and a big model).
+    # What wave 5 varies: batch sizes, momenta, image sizes and tasks no earlier wave used,
+    # every optimizer and schedule, layer norm in runs of every label, fine-tuning of every
+    # label it can produce, short runs (cuts early) and 300-epoch ones, an overfitting family
+    # WITHOUT label noise, and both kinds of undertrained run: a slow descent from log K and
+    # a sensible run cut short while still improving fast.
     optims = [r["config"]["optim"] for r in heldout]
-    assert {o.get("batch_size", 64) for o in optims} >= {8, 64, 128}
+    models = [r["config"]["model"] for r in heldout]
+    assert {o.get("batch_size", 64) for o in optims} >= {24, 48, 512}
     assert {o.get("optimizer", "sgd") for o in optims} == {"sgd", "adam", "adamw"}
-    assert {o.get("momentum", 0.9) for o in optims} >= {0.8, 0.9, 0.95, 0.99}
+    assert {o.get("momentum", 0.9) for o in optims} >= {0.7, 0.85, 0.9}
     assert {o.get("schedule", "none") for o in optims} == {"none", "cosine", "step"}
-    assert {r["config"]["data"].get("image_size") for r in heldout} >= {8, 10, 20}
+    assert {r["config"]["data"].get("image_size") for r in heldout} >= {8, 12, 16}
     earlier_tasks = {r.get("task") for r in earlier}
     assert len({r.get("task") for r in heldout} - earlier_tasks) >= 4
-    assert {r["label"] for r in heldout if r["config"]["pretrained"]} >= LABELS - {
-        "underfitting"
+    assert {r["label"] for r, m in zip(heldout, models, strict=True)
+            if m.get("norm") == "layer"} == LABELS
+    assert {r["label"] for r in heldout if r["config"]["pretrained"]} >= {
+        "healthy", "overfitting", "diverged"
     }
-    assert max(len(r["curves"]["val_acc"]) for r in heldout) >= 200
+    lengths = {r["id"]: len(r["curves"]["val_acc"]) for r in heldout}
+    assert max(lengths.values()) >= 300
+    assert {r["label"] for r in heldout if lengths[r["id"]] <= 10} >= {
+        "healthy", "undertrained", "diverged"
+    }
     assert any(
         r["label"] == "overfitting" and not r["config"]["data"].get("label_noise")
         and "noisy" not in str(r.get("task"))
         for r in heldout
+    )
+    undertrained = [r["curves"] for r in heldout if r["label"] == "undertrained"]
+    assert any(  # cut short: at most 10 epochs, its loss still falling ≥ 10 % in two
+        len(c["val_loss"]) <= 10 and c["val_loss"][-1] <= 0.9 * c["val_loss"][-3]
+        for c in undertrained
+    )
+    assert any(  # a slow descent: ≥ 40 epochs from within 5 % of log K
+        len(c["val_loss"]) >= 40
+        and abs(c["val_loss"][0] / math.log(c["num_classes"]) - 1) <= 0.05
+        for c in undertrained
     )
 
 
