@@ -16,8 +16,8 @@ high → diverged.
 Each family (recipe) is trained with seeds 0 and 1; seed 1 is also shown with sum-reduced
 losses (dataset.py). ``heldout`` was decided per family here, before any run of the wave
 existed: about half of the families of every label, mixing schedules, tasks and fine-tuning
-on both sides. That was the split before wave 3 (kept as ``split_before_wave3``); since wave 3
-every run of this wave is in the training half (recipe.py).
+on both sides. That was the split before wave 3 (a held-out run keeps ``heldout_until_wave:
+3``); since wave 3 every run of this wave is in the training half (recipe.py).
 """
 
 from __future__ import annotations
