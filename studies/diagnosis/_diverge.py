@@ -20,7 +20,7 @@ from statistics import median
 import numpy as np
 
 from studies.diagnosis._curves import Curves
-from studies.diagnosis._measure import Levels
+from studies.diagnosis._measure import PER_SAMPLE_FACTOR, Levels
 from studies.diagnosis._stats import grade, kendall_tau, noise_sigma, trend_p_value
 
 # A loss that climbs this many times the run's own scale above its start has exploded: no
@@ -172,7 +172,9 @@ def _collapse(levels: Levels) -> tuple[float, str] | None:
             # far too low sits near log(C), smooth, falling or flat, and must not be stopped).
             # A loss once far above a uniform guess is a blow-up however short the run; mere
             # noise needs STUCK_MIN_EPOCHS epochs to be told from a slow start.
-            blown_up = max(losses) >= UNSTABLE_LOSS * chance_loss
+            blown_up = any(
+                max(loss) >= UNSTABLE_LOSS * chance_loss for loss in _judged_losses(levels)
+            )
             if not blown_up and (
                 levels.epochs < STUCK_MIN_EPOCHS
                 or not (
@@ -202,6 +204,25 @@ def _collapse(levels: Levels) -> tuple[float, str] | None:
         f"1/{levels.curves.num_classes}); the learning rate is far too high, or the data or "
         "labels are broken"
     )
+
+
+def _judged_losses(levels: Levels) -> list[list[float]]:
+    """The losses a blow-up is read from: the one the rules judge (training, else
+    validation), and the validation loss too where it is a per-sample cross-entropy like
+    the first (it came within PER_SAMPLE_FACTOR × log K at least once: a sum-reduced one
+    never does). A network whose outputs blew up
+    can still fit its training batches near log(K) while its validation loss sits hundreds
+    of times above it — no learning rate far too low does that."""
+    judged = [levels.loss] if levels.loss is not None else []
+    val, log_k = levels.val_loss, levels.chance_loss
+    if (
+        val is not None
+        and val is not levels.loss
+        and log_k is not None
+        and min(val) <= PER_SAMPLE_FACTOR * log_k
+    ):
+        judged.append(val)
+    return judged
 
 
 def find_divergence(levels: Levels) -> Divergence | None:

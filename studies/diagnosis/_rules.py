@@ -285,9 +285,22 @@ def _train_level(m: Measures) -> tuple[float, str] | None:
     return None
 
 
+def _plateau_needed(m: Measures) -> float:
+    """How long the validation curve must have been flat before a weak model is the verdict.
+
+    A share of the run: flat for a while, not a pause. But once the schedule has annealed
+    the learning rate away, its last epochs cannot move the curve whatever the model, and a
+    plateau as long as a share of the run would be asked of a curve that was still being
+    annealed down to its level: then PLATEAU_MIN_EPOCHS, and the training curve's own
+    flatness (_training_still_improving) decides.
+    """
+    if m.schedule.annealed:
+        return PLATEAU_MIN_EPOCHS
+    return max(PLATEAU_MIN_EPOCHS, PLATEAU_MIN_FRACTION * m.epochs)
+
+
 def _underfitting(m: Measures, study_best_val_acc: float | None) -> Verdict | None:
-    plateau = m.plateau_epochs or 0
-    if plateau < max(PLATEAU_MIN_EPOCHS, PLATEAU_MIN_FRACTION * m.epochs):
+    if (m.plateau_epochs or 0) < _plateau_needed(m):
         return None
     small_gap = m.gap is None or m.gap[-1] <= (
         UNDERFIT_GAP_MAX if m.train_acc is not None and m.val_acc is not None else 0.1
@@ -318,7 +331,8 @@ def _underfitting(m: Measures, study_best_val_acc: float | None) -> Verdict | No
     return Verdict(
         Label.UNDERFITTING,
         0.55 + 0.4 * grade(UNDERFIT_TRAIN_LEVEL - fitted, 0.0, UNDERFIT_TRAIN_LEVEL),
-        f"{described} plateaued for {plateau} epochs: the model cannot fit its own training set",
+        f"{described} plateaued for {m.plateau_epochs} epochs: the model cannot fit its own "
+        "training set",
     )
 
 

@@ -1,5 +1,6 @@
-"""Rule changes of the fifth session, each pinned on the real run of the labeled set whose
-verdict it changed (bench/diagnoser/runs; every case below was labeled otherwise before)."""
+"""Rule changes of the fifth and sixth sessions, each pinned on the real run of the labeled
+set whose verdict it changed (bench/diagnoser/runs; every case below was labeled otherwise
+before)."""
 
 import json
 import random
@@ -61,6 +62,15 @@ def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
         # ... and an underfit by weight decay 0.1 whose last step segment's loss went
         # 1.40 → 1.40 → 1.39: a "speed-up" no pace could make material by the horizon.
         ("digits7-underfitting-strong-wd-step-s1", None, True, Label.UNDERFITTING),
+        # Sixth session (training half, waves 1-4): a 1-channel net with dropout 0.4 on six
+        # classes, cosine to ~0 — flat for the last 10 of 60 epochs, which a still-annealing
+        # curve cannot be for a fifth of the run; annealed, the training curve's own
+        # flatness decides.
+        ("digits6-underfitting-width1-dropout04-adam-wd-cosine-s1", None, True,
+         Label.UNDERFITTING),
+        # ... and lr 5 on 40 classes: the validation loss 2234 at epoch 1 (600 x log 40)
+        # while the training loss sits near log K — a blow-up, not a learning rate too low.
+        ("rot40-diverged-neverlearned-resnet-sgd-s0", 6, True, Label.DIVERGED),
     ],
 )
 def test_real_runs_get_the_label_their_rest_bears_out(
