@@ -4,7 +4,8 @@ A worker claims one slot, or a pack of slots of one study (``queue.claim_more``,
 ``studies.packing``). Every slot is a member with a life of its own (``TrialRun``): its
 Optuna trial and attempt, its epoch rows, Optuna reports and pruning, the live divergence
 stop, cancel, diagnosis and result. Here they share what can be shared: one heartbeat
-thread beats every member's slot (and reaps dead peers meanwhile), and members whose
+thread beats every member's slot (and reaps dead peers meanwhile), one transaction per
+epoch stores every member's epoch row (``studies.recorder.store_epochs``), and members whose
 configs differ only in optimizer settings (``trainer.can_pack``, checked once their
 parameters are known) train as one fused model (``trainer.train_packed``), the same data
 batches for all. A member the callback stops (diverged, pruned, cancelled, the slot taken
@@ -37,13 +38,13 @@ import optuna
 from sqlalchemy.exc import DBAPIError
 
 from studies import optuna_bridge, pack_pruning, queue, resume
-from studies.recorder import retry_transient
+from studies.recorder import retry_transient, store_epochs
 from studies.trial_run import TrialRun, WorkerContext
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
-    from trainer import EpochRecord, History, Stop
+    from trainer import History, MemberEpoch, Stop
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +121,27 @@ class PackRun:
         finished one more COMPLETE (``studies.pack_pruning``; trials alone too)."""
         study = self.study()
         own_pruner = study.pruner
-        db, study_id = self.context.db, self.members[0].claim.study_id
         study.pruner = pack_pruning.pack_aware(
-            own_pruner, self._earlier, complete_count=lambda: queue.count_complete(db, study_id)
+            own_pruner, self._earlier, complete_count=self._complete_count
         )
         try:
             yield
         finally:
             study.pruner = own_pruner
+
+    def _complete_count(self) -> int:
+        """The study's COMPLETE slots, as counted with the latest epoch stored: each
+        member's epoch write counts them in its own transaction (``queue.record_epochs``),
+        and a member is judged right after its write. The largest count the members saw is
+        the latest (a study's COMPLETE slots only grow); a read of its own before any."""
+        seen = [
+            m.recorder.complete_in_study
+            for m in self.members
+            if m.recorder.complete_in_study is not None
+        ]
+        if seen:
+            return max(seen)
+        return queue.count_complete(self.context.db, self.members[0].claim.study_id)
 
     def _earlier(self, number: int) -> list[FrozenTrial]:
         """The pack's members before the one with Optuna trial *number*; none alone."""
@@ -145,7 +159,7 @@ def _train_packed(members: list[TrialRun], ledger: _PackLedger) -> None:
     try:
         histories = train_packed(
             [member.config for member in members],
-            on_epoch=ledger.on_epoch,
+            on_pack_epoch=ledger.on_pack_epoch,
             on_leave=ledger.on_leave,
             # Each member's best epoch, by the study's objective (studies.checkpoints).
             checkpoint_paths=[member.checkpoint_path for member in members],
@@ -177,15 +191,24 @@ class _PackLedger:
         self.concluded: set[int] = set()  # members whose result is stored
         self.positions = {member.trial.number: i for i, member in enumerate(members)}
 
-    def on_epoch(self, index: int, record: EpochRecord, history: History) -> Stop | None:
+    def on_pack_epoch(self, epochs: Sequence[MemberEpoch]) -> list[Stop | None]:
+        """The pack's epoch end: every member's epoch row in one transaction, then each
+        member, in pack order, judged on its own (``studies.recorder``)."""
         from trainer import RunStatus
 
-        stop = self.members[index].on_epoch(record, history)
-        # Pruned, diverged, cancelled, handed back or lost: no longer a trial to be judged
-        # against (run alone, it would not have ended COMPLETE).
-        if stop is not None or history.status is not RunStatus.RUNNING:
-            self.training[index] = False
-        return stop
+        members = [self.members[e.index] for e in epochs]
+        writes = [m.recorder.add(e.record, e.history) for m, e in zip(members, epochs, strict=True)]
+        acks = store_epochs([m.recorder for m in members], writes)
+        stops: list[Stop | None] = []
+        for member, epoch, ack in zip(members, epochs, acks, strict=True):
+            # In order: a member stopped here is no longer an earlier member of the next.
+            stop = member.recorder.judge(member.trial, ack)
+            # Pruned, diverged, cancelled, handed back or lost: no longer a trial to be
+            # judged against (run alone, it would not have ended COMPLETE).
+            if stop is not None or epoch.history.status is not RunStatus.RUNNING:
+                self.training[epoch.index] = False
+            stops.append(stop)
+        return stops
 
     def on_leave(self, index: int, history: History) -> None:
         """Member *index* left the pack early: store its result now."""

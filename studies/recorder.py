@@ -8,6 +8,12 @@ the worker's stop request are read. The store and the Optuna report are retried 
 database outage for as long as the slot's heartbeat grace lasts, so a short outage loses
 no epoch. Why the run stopped is kept in ``ending`` for the trial's lifecycle
 (``studies.trial_run``) to act on.
+
+A pack (``studies.pack_run``) splits that step in two for its members: each member
+``add``s its epoch, ``store_epochs`` stores all of them in one transaction (one SQLite
+commit per pack-epoch instead of one per member), then each member, in pack order,
+``judge``s its own (Optuna report and pruning, live check, cancel, stop): Optuna's public
+API has no write that spans trials, so its reports stay one per member.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import optuna
@@ -73,22 +79,36 @@ class EpochRecorder:
         self.records: list[dict[str, Any]] = []
         self.facts = RunFacts()
         self.ending = Ending()
+        # The study's COMPLETE slots as counted with this attempt's last stored epoch: the
+        # pruner's cue to read Optuna's finished trials again (``studies.pack_run``).
+        self.complete_in_study: int | None = None
 
     # -- per epoch ---------------------------------------------------------------------
 
     def on_epoch(self, trial: optuna.Trial, record: EpochRecord, history: History) -> Stop | None:
         """Store, report and check one finished epoch; a ``Stop`` ends the run after it."""
-        from trainer import RunStatus, Stop
+        write = self.add(record, history)
+        return self.judge(trial, store_epochs([self], [write])[0])
 
+    def add(self, record: EpochRecord, history: History) -> queue.EpochWrite:
+        """Take one finished epoch into the curves and summary; what to store for it (a
+        pack stores every member's epoch in one transaction: ``store_epochs``)."""
         self._learn_facts(history)
         plain = _plain(dataclasses.asdict(record))
         self.records.append(plain)
-        ack = self._retrying(
-            lambda: queue.record_epoch(self.db, self.claim, plain, summary=self.summary())
-        )
+        return queue.EpochWrite(self.claim, plain, self.summary())
+
+    def judge(self, trial: optuna.Trial, ack: queue.EpochAck) -> Stop | None:
+        """The epoch ``add`` took, once stored (*ack*): report it to Optuna (pruning), run
+        the live divergence check, read the cancel flag and the stop request; a ``Stop``
+        ends the run after it."""
+        from trainer import RunStatus, Stop
+
         if not ack.owned or self.lost.is_set():
             self.ending.lost = True
             return Stop(RunStatus.STOPPED, "the slot was taken away (heartbeat expired)")
+        self.complete_in_study = ack.complete_in_study
+        plain = self.records[-1]
         epoch = int(plain["epoch"])
         objective = plain[self.claim.spec.objective.value]  # "val_acc" or "val_loss"
         should_prune = self._retrying(lambda: optuna_bridge.report(trial, objective, epoch))
@@ -192,6 +212,18 @@ class EpochRecorder:
             candidate=lambda t: Candidate(t.number, True, t.summary.objective_value),
         )
         return best.summary.best_val_acc if best is not None else None
+
+
+def store_epochs(
+    recorders: Sequence[EpochRecorder], writes: Sequence[queue.EpochWrite]
+) -> list[queue.EpochAck]:
+    """Store one finished epoch of each of *recorders* (``EpochRecorder.add``'s *writes*, a
+    pack's members after one epoch) in ONE transaction, retried through a database outage
+    for as long as their slots' heartbeat grace lasts (the transaction is all or nothing,
+    so a retry never stores an epoch twice); one ack per write, for ``judge``."""
+    db = recorders[0].db
+    grace_s = min(recorder.outage_grace_s for recorder in recorders)
+    return retry_transient(lambda: queue.record_epochs(db, writes), grace_s=grace_s)
 
 
 def retry_transient(action: Callable[[], _T], *, grace_s: float) -> _T:

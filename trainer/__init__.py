@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from trainer._checkpoint import Checkpoint, checkpoint_epoch, load_checkpoint
     from trainer._evaluate import Evaluation, evaluate_checkpoint
     from trainer._loop import train, warm_up
-    from trainer._packed_loop import OnMemberEpoch, train_packed
+    from trainer._packed_loop import MemberEpoch, OnMemberEpoch, train_packed
     from trainer._packed_memory import estimate_pack_bytes
     from trainer._plugin_api import DatasetPlugin, ModelPlugin, PluginDataset
     from trainer._range_test import RangeTestResult, Suggestion, SuggestionRule, range_test
@@ -85,6 +85,7 @@ _LAZY = {
     "SuggestionRule": "trainer._range_test",
     "train_packed": "trainer._packed_loop",
     "OnMemberEpoch": "trainer._packed_loop",
+    "MemberEpoch": "trainer._packed_loop",
     "estimate_pack_bytes": "trainer._packed_memory",
 }
 
@@ -111,6 +112,7 @@ __all__ = [
     "FinetuneAdvice",
     "FinetuneStrategy",
     "History",
+    "MemberEpoch",
     "ModelConfig",
     "ModelPlugin",
     "OnMemberEpoch",

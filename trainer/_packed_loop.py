@@ -44,10 +44,24 @@ OnMemberEpoch = Callable[[int, EpochRecord, History], Stop | None]
 OnMemberLeave = Callable[[int, History], None]
 
 
+@dataclass(frozen=True)
+class MemberEpoch:
+    """One member's finished epoch, as ``on_pack_epoch`` is given it."""
+
+    index: int  # the member's position in the caller's configs
+    record: EpochRecord
+    history: History  # the record already added
+
+
+# The pack's epoch end: every member still in the pack, in index order; one answer each.
+OnPackEpoch = Callable[[Sequence[MemberEpoch]], Sequence[Stop | None]]
+
+
 def train_packed(
     configs: Sequence[RunConfig],
     *,
     on_epoch: OnMemberEpoch | None = None,
+    on_pack_epoch: OnPackEpoch | None = None,
     on_leave: OnMemberLeave | None = None,
     checkpoint_paths: Sequence[Path | None] | None = None,
     epoch_state_paths: Sequence[Path | None] | None = None,
@@ -65,6 +79,10 @@ def train_packed(
     - ``on_epoch(i, record, history)`` runs after each of member i's epochs (members in
       index order); returning :class:`Stop` ends member i after that epoch (its weights
       no longer change; it leaves the pack) while the others go on;
+    - or, instead, ``on_pack_epoch(epochs)`` runs once per epoch with every member still
+      in the pack (a :class:`MemberEpoch` each, index order, every record already added
+      to its history) and answers with one ``Stop`` or None per member: a caller that
+      stores the members' epochs together (one transaction per pack-epoch);
     - a non-finite loss ends member i alone as ``diverged`` (the others are untouched);
     - ``on_leave(i, history)`` runs once member i has left the pack early (stopped or
       diverged), its files written and its history final, while the others go on (the
@@ -85,6 +103,8 @@ def train_packed(
     """
     if why := can_pack(configs):
         raise ConfigError(f"cannot train these runs packed: {why}")
+    if on_epoch is not None and on_pack_epoch is not None:
+        raise ConfigError("on_epoch, on_pack_epoch: give one of them, not both")
     k = len(configs)
     best_paths = _per_member(checkpoint_paths, k, "checkpoint_paths")
     state_paths = _per_member(epoch_state_paths, k, "epoch_state_paths")
@@ -97,7 +117,7 @@ def train_packed(
     try:
         members = [Member(i, c, best_paths[i], state_paths[i]) for i, c in enumerate(configs)]
         states = check_resume_states(members, resume_from or [None] * k, device)
-        callbacks = _Callbacks(on_epoch, on_leave, best_by)
+        callbacks = _Callbacks(on_pack_epoch or _each_member(on_epoch), on_leave, best_by)
         return _train_pack(members, data, device, callbacks, states)
     finally:
         data.close()
@@ -115,9 +135,20 @@ def _per_member(paths: Sequence[Path | None] | None, k: int, name: str) -> list[
 class _Callbacks:
     """What the caller asked for at each member's epoch end."""
 
-    on_epoch: OnMemberEpoch | None
+    on_pack_epoch: OnPackEpoch
     on_leave: OnMemberLeave | None
     best_by: BestBy
+
+
+def _each_member(on_epoch: OnMemberEpoch | None) -> OnPackEpoch:
+    """The per-member callback as a pack-epoch one: called for each member in turn."""
+
+    def on_pack_epoch(epochs: Sequence[MemberEpoch]) -> list[Stop | None]:
+        if on_epoch is None:
+            return [None] * len(epochs)
+        return [on_epoch(e.index, e.record, e.history) for e in epochs]
+
+    return on_pack_epoch
 
 
 def _train_pack(
@@ -161,11 +192,7 @@ def _train_pack(
         stats.train_seconds = time.perf_counter() - start
         stats.val = evaluate(run, data, epoch_shape)
         stats.seconds = time.perf_counter() - start
-        leaving = {
-            position
-            for position in range(run.pack.k)
-            if _close_epoch(run, position, epoch, stats, data, callbacks)
-        }
+        leaving = _close_epoch(run, epoch, stats, data, callbacks)
         if callbacks.on_leave is not None:
             for position in sorted(leaving):
                 member = run.members[position]
@@ -183,15 +210,26 @@ def _train_pack(
 
 
 def _close_epoch(
-    run: PackRun,
-    position: int,
-    epoch: int,
-    stats: EpochStats,
-    data: BatchSource,
-    callbacks: _Callbacks,
-) -> bool:
-    """Record the member's epoch, save what it saves, ask its callback; True when it
-    leaves the pack (diverged or stopped; a member finishing its last epoch stays)."""
+    run: PackRun, epoch: int, stats: EpochStats, data: BatchSource, callbacks: _Callbacks
+) -> set[int]:
+    """Record every member's epoch, hand them to the caller at once, save what each saves;
+    the positions of the members that leave the pack (diverged or stopped; a member
+    finishing its last epoch stays)."""
+    epochs = [_add_record(run, position, epoch, stats) for position in range(run.pack.k)]
+    stops = list(callbacks.on_pack_epoch(epochs))
+    if len(stops) != len(epochs):
+        raise ConfigError(
+            f"on_pack_epoch: answered {len(stops)} stops for the pack's {len(epochs)} members"
+        )
+    return {
+        position
+        for position, stop in enumerate(stops)
+        if _save_member(run, position, stop, data, callbacks.best_by)
+    }
+
+
+def _add_record(run: PackRun, position: int, epoch: int, stats: EpochStats) -> MemberEpoch:
+    """The member's epoch record, added to its history."""
     member = run.members[position]
     history = member.history
     assert history is not None
@@ -216,11 +254,22 @@ def _close_epoch(
         dead_relu_fraction=dead,
     )
     history.add_epoch(record, blew_up=stats.blew_up[position])
-    stop = callbacks.on_epoch(member.index, record, history) if callbacks.on_epoch else None
+    return MemberEpoch(member.index, record, history)
+
+
+def _save_member(
+    run: PackRun, position: int, stop: Stop | None, data: BatchSource, best_by: BestBy
+) -> bool:
+    """Write the member's files for the epoch its caller has seen; True when it leaves the
+    pack (diverged, or *stop*)."""
+    member = run.members[position]
+    history = member.history
+    assert history is not None
     if history.status is RunStatus.DIVERGED:
         return True
-    # After on_epoch, as in trainer.train: the epoch is recorded before its files are written.
-    best = member.best_checkpoint is not None and is_best_epoch(history.records, callbacks.best_by)
+    # After the callback, as in trainer.train: the epoch is recorded before its files are
+    # written.
+    best = member.best_checkpoint is not None and is_best_epoch(history.records, best_by)
     if not best and member.epoch_state is None:
         return _leaves(history, stop)
     # The member out of the pack once for both writes (its weights and optimizer state

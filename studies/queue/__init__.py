@@ -31,8 +31,8 @@ One module per concern, all under the discipline above:
 - ``_claim``: a waiting slot becomes one worker's (``claim_next``, ``try_claim``; the rest
   of a pack: ``claim_more``);
 - ``_attempt``: what the worker holding a slot writes (``start_attempt``, ``mark_packed``,
-  ``beat``, ``record_epoch``, ``finish``, ``release``), each conditional on the slot still
-  being its;
+  ``beat``, ``record_epoch``, ``record_epochs`` for a pack's members at once, ``finish``,
+  ``release``), each conditional on the slot still being its;
 - ``_reaper``: dead workers' slots failed and re-queued (``reap_stale``);
 - ``_resume``: the epoch rows a resumed attempt continues (``latest_epochs``,
   ``continue_epochs``);
@@ -44,10 +44,12 @@ One module per concern, all under the discipline above:
 
 from studies.queue._attempt import (
     EpochAck,
+    EpochWrite,
     beat,
     finish,
     mark_packed,
     record_epoch,
+    record_epochs,
     record_lr_range,
     release,
     start_attempt,
@@ -72,6 +74,7 @@ __all__ = [
     "Claim",
     "CompleteTrial",
     "EpochAck",
+    "EpochWrite",
     "Reaped",
     "StoredEpochs",
     "beat",
@@ -89,6 +92,7 @@ __all__ = [
     "mark_packed",
     "reap_stale",
     "record_epoch",
+    "record_epochs",
     "record_lr_range",
     "release",
     "start_attempt",

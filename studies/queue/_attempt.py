@@ -10,11 +10,12 @@ lands. A False answer means exactly that, and the worker writes nothing more for
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from studies.db import (
@@ -103,27 +104,83 @@ def beat(db: Database, claim: Claim) -> bool:
 class EpochAck:
     owned: bool  # False: the slot was reaped; stop without telling Optuna
     cancel_requested: bool
+    # The study's slots finished COMPLETE, counted in the same transaction (the pruner's
+    # cue to read Optuna's finished trials again: ``studies.pack_pruning``); None when the
+    # slot was not owned.
+    complete_in_study: int | None = None
+
+
+@dataclass(frozen=True)
+class EpochWrite:
+    """One slot's finished epoch, as ``record_epochs`` stores it."""
+
+    claim: Claim
+    record: dict[str, Any]
+    summary: TrialSummary | None = None
 
 
 def record_epoch(
     db: Database, claim: Claim, record: dict[str, Any], *, summary: TrialSummary | None = None
 ) -> EpochAck:
     """Store one epoch (losslessly) and the running summary, and beat the heartbeat, in one
-    short transaction."""
-    epoch = int(record["epoch"])
+    short transaction (``record_epochs`` for one slot)."""
+    return record_epochs(db, [EpochWrite(claim, record, summary)])[0]
+
+
+def record_epochs(db: Database, writes: Sequence[EpochWrite]) -> list[EpochAck]:
+    """Store the finished epochs of several slots (a pack's members after one epoch), each
+    slot's running summary and heartbeat with it, in ONE transaction; one ack per write,
+    in order. Each write is conditional on its own slot (``_update_ours``): a slot taken
+    away is acked not owned and stores nothing, the others land. The study's cancel flag
+    and count of COMPLETE slots are read in the same transaction."""
+    acks: list[EpochAck] = []
     with db.session() as session:
-        values: dict[str, Any] = {"epochs_done": epoch, "heartbeat_at": utcnow()}
-        if summary is not None:
-            values["summary"] = summary
-        if not _update_ours(session, claim, **values):
-            return EpochAck(owned=False, cancel_requested=False)
-        session.add(
-            EpochRow(trial_id=claim.trial_id, attempt=claim.attempt, epoch=epoch, record=record)
-        )
-        cancelled = session.scalar(
-            select(StudyRow.cancel_requested).where(StudyRow.id == claim.study_id)
-        )
-    return EpochAck(owned=True, cancel_requested=bool(cancelled))
+        owned: list[bool] = []
+        rows: list[EpochRow] = []
+        for write in writes:
+            epoch = int(write.record["epoch"])
+            values: dict[str, Any] = {"epochs_done": epoch, "heartbeat_at": utcnow()}
+            if write.summary is not None:
+                values["summary"] = write.summary
+            mine = _update_ours(session, write.claim, **values)
+            owned.append(mine)
+            if mine:
+                rows.append(
+                    EpochRow(
+                        trial_id=write.claim.trial_id,
+                        attempt=write.claim.attempt,
+                        epoch=epoch,
+                        record=write.record,
+                    )
+                )
+        # Added after the updates: one flush inserts them all (each update would flush one).
+        session.add_all(rows)
+        studies = {w.claim.study_id for w, mine in zip(writes, owned, strict=True) if mine}
+        flags = _study_flags(session, studies)
+        for write, mine in zip(writes, owned, strict=True):
+            if not mine:
+                acks.append(EpochAck(owned=False, cancel_requested=False))
+                continue
+            cancelled, complete = flags[write.claim.study_id]
+            acks.append(
+                EpochAck(owned=True, cancel_requested=cancelled, complete_in_study=complete)
+            )
+    return acks
+
+
+def _study_flags(session: Session, study_ids: set[int]) -> dict[int, tuple[bool, int]]:
+    """Each study's (cancel requested, slots finished COMPLETE), in one query."""
+    if not study_ids:
+        return {}
+    complete = (
+        select(func.count(TrialRow.id))
+        .where(TrialRow.study_id == StudyRow.id, TrialRow.state == TrialState.COMPLETE)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(StudyRow.id, StudyRow.cancel_requested, complete).where(StudyRow.id.in_(study_ids))
+    )
+    return {study_id: (bool(cancelled), int(count)) for study_id, cancelled, count in rows}
 
 
 def finish(
