@@ -265,7 +265,9 @@ def _validation_still_improving(m: Measures) -> bool:
     training curve. The loss, not the accuracy: it averages every example's confidence and
     is the steadier witness of a weak model's slow progress."""
     loss = m.forecasts.val_loss
-    if loss is None:
+    if loss is None or m.schedule.annealed:
+        # Annealed: the forecast extends the run as it was going, but its learning rate is
+        # spent (as for the training curve above, and for _undertrained).
         return False
     p_loss = loss.probability_of_gain(material_loss_fall(loss), by=_judged_by(m))
     return p_loss > UNDERTRAINED_PROBABILITY or _keeps_pace(m, loss) or _accelerating(m)

@@ -71,6 +71,12 @@ def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
         # ... and lr 5 on 40 classes: the validation loss 2234 at epoch 1 (600 x log 40)
         # while the training loss sits near log K — a blow-up, not a learning rate too low.
         ("rot40-diverged-neverlearned-resnet-sgd-s0", 6, True, Label.DIVERGED),
+        # Wave 5 (held out, first seen at its single evaluation): a width-2 tanh net on five
+        # odd digits, step decay to lr 0.0027 — its validation loss "forecast to fall" is the
+        # run extended as it was going; annealed, no forecast keeps a weak model from its
+        # verdict.
+        ("digitsodd-underfitting-width2-tanh-momentum07-step-s1", None, True,
+         Label.UNDERFITTING),
     ],
 )
 def test_real_runs_get_the_label_their_rest_bears_out(
