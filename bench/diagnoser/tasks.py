@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to fifth waves, each written once as an ImageFolder
+"""The image tasks of the labeled set's second to sixth waves, each written once as an ImageFolder
 tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -21,7 +21,10 @@ The fourth wave (wave4.py) adds four more: ``digits6`` (digits 4–9, 6 classes)
 4 classes) and ``mnist8`` (MNIST 0–7, 8 classes). The fifth wave (wave5.py) adds
 ``digitsodd`` (the odd digits, 5 classes), ``mnist9`` (MNIST 1–9, 9 classes: a class count no
 earlier task had), ``mnist35`` (MNIST 3 vs 5) and ``noisy10`` (the digits with 10 % of all
-labels replaced: a third noise ceiling, near 0.90).
+labels replaced: a third noise ceiling, near 0.90). The sixth wave (wave6.py) adds
+``digitseven`` (the even digits, 5 classes), ``digits358`` (digits 3, 5 and 8: three
+look-alike classes), ``mnist6`` (MNIST 0, 2, 4, 5, 6 and 8) and ``noisy20m`` (all ten MNIST
+digits with 20 % of all labels replaced: a fourth noise ceiling, near 0.80).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -97,6 +100,11 @@ TASKS = {
         Task("mnist9", "mnist", tuple(range(1, 10)), limit=2000),
         Task("mnist35", "mnist", (3, 5), limit=1200),
         Task("noisy10", "digits", tuple(range(10)), noise=0.10),
+        # sixth wave
+        Task("digitseven", "digits", (0, 2, 4, 6, 8)),
+        Task("digits358", "digits", (3, 5, 8)),
+        Task("mnist6", "mnist", (0, 2, 4, 5, 6, 8), limit=1800),
+        Task("noisy20m", "mnist", tuple(range(10)), noise=0.20, limit=2000),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,
