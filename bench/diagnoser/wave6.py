@@ -33,8 +33,9 @@ curves and on dataset.py's cut truths only, never with the diagnoser (docs/diagn
 "Sixth wave"): healthy runs settled (accuracy within 1.5 points over their last quarter),
 overfitting runs' smoothed validation loss rising after its minimum (by 17–3,400 % of its
 drop) while the training accuracy reaches 100 %, underfitting runs' training accuracy flat
-and low (0.28–0.73), undertrained runs still paying at their end (a loss still falling 9–25 %
-over the last quarter, or up to 11 points of validation accuracy), diverged runs at chance
+and low (0.28–0.73), undertrained runs still paying at their end (cut short: validation
+loss still falling 12–25 % over the last quarter; slow descents from log K: 1.5–11 points of
+validation accuracy over the last quarter, the loss still falling), diverged runs at chance
 after their first epochs. Four recipes whose construction visibly failed were changed and
 regenerated before anything was evaluated; the comment above each says what failed. Kept as
 made, looked at and judged true: one healthy seed of the three-digit ResNet whose validation
