@@ -1,4 +1,5 @@
-"""The fifth wave of the labeled set: the held-out half (recipe.py), in recipes nothing saw.
+"""The fifth wave of the labeled set: the held-out half until wave 6 (recipe.py), in recipes
+nothing had seen.
 
 Waves 1–4 were read, diagnosed and tuned on (waves 3 and 4 were each held out once, then
 rules were fixed on their misses); wave 5 was made afterwards, without running the diagnoser
@@ -30,7 +31,8 @@ Every label is true by construction, as in the earlier waves:
   learns and collapses to chance as a warm-up raises the LR.
 
 Each family is trained with seeds 0 and 1; seed 1 is also shown with sum-reduced losses
-(dataset.py). The whole wave is the held-out half; its construction was checked on the
+(dataset.py). The whole wave was the held-out half until wave 6 (evaluated once, then its
+misses were read: now training data); its construction was checked on the
 curves and on dataset.py's cut truths only, never with the diagnoser (docs/diagnoser.md,
 "Fifth wave"): healthy runs settled (under 1.5 points and 10 % of validation loss over their
 last quarter), overfitting runs' smoothed validation loss rising after its minimum while the
