@@ -32,9 +32,9 @@ Every label is true by construction, as in the earlier waves:
 
 Each family is trained with seeds 0 and 1; seed 1 is also shown with sum-reduced losses
 (dataset.py). The whole wave was the held-out half until wave 6 (evaluated once, then its
-misses were read: now training data); its construction was checked on the
-curves and on dataset.py's cut truths only, never with the diagnoser (docs/diagnoser.md,
-"Fifth wave"): healthy runs settled (under 1.5 points and 10 % of validation loss over their
+misses were read: now training data); its construction was checked on the curves and on
+dataset.py's cut truths only, never with the diagnoser (docs/diagnoser.md, "Fifth wave"):
+healthy runs settled (under 1.5 points and 10 % of validation loss over their
 last quarter), overfitting runs' smoothed validation loss rising after its minimum while the
 training accuracy reaches 96–100 %, underfitting runs' training accuracy flat and low,
 undertrained runs still paying at their end (3.1–9.1 points of validation accuracy over
