@@ -9,7 +9,7 @@ check, the member's files and their fsync), and everything else from the first c
 the last finish. Reported: milliseconds per member-epoch for each part (the median over
 the runs), so a change to the per-epoch path shows as a before/after of those figures.
 
-    .venv/bin/python bench/pack_overhead.py [--repeats 3] [--width 16] [--epochs 15]
+    .venv/bin/python bench/pack_overhead.py [--repeats 3] [--width 16] [--epochs 15] [--json F]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
 import statistics
 import sys
 import tempfile
@@ -145,6 +146,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--json", type=Path, default=None, help="also write every run here")
     args = parser.parse_args()
     from trainer import warm_up
 
@@ -161,6 +163,8 @@ def main() -> None:
                     f"{run['member_epochs']} member-epochs",
                     flush=True,
                 )
+    if args.json is not None:
+        args.json.write_text(json.dumps(runs, indent=1))
     parts = list(dict.fromkeys([p for *_, p in _TIMED] + [_OUTER]))
     print(f"\nms per member-epoch (median of {args.repeats}), digits w{args.width} grid")
     print(f"{'part':32} " + " ".join(f"{mode:>10}" for mode in MODES))

@@ -138,15 +138,20 @@ def save_checkpoint(path: Path, payload: Checkpoint) -> None:
 
 
 def atomic_torch_save(path: Path, data: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary file beside *path*, flushed to disk, then renamed over
-    it (``os.replace`` is atomic): a reader, or a process killed mid-write, never leaves or
-    sees half a file. The temporary name is per process, so two writers never share one."""
+    """``torch.save`` to a temporary file beside *path*, then renamed over it (``os.replace``
+    is atomic): a reader, or a process killed mid-write, never leaves or sees half a file.
+    The temporary name is per process, so two writers never share one.
+
+    Not fsync'd: these files are written every epoch, and what reads them survives a process
+    crash with the page cache intact, as the database does (SQLite's ``synchronous=NORMAL``:
+    only an OS crash may lose the last writes). After an OS crash an epoch state behind its
+    epoch rows, ahead of them or unreadable means a resume from an earlier epoch or a fresh
+    start (``studies.resume``); a checkpoint the artifact store keeps is made durable there,
+    once, before its key is committed (``studies.checkpoints``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with tmp.open("wb") as handle:
         torch.save(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
     os.replace(tmp, path)
 
 

@@ -152,7 +152,9 @@ def _store(
         else:
             key = _stored_key(row.study_id, row.id)
             (artifacts_dir / key).parent.mkdir(parents=True, exist_ok=True)
-            # Moved before the commit, so a recorded key always names a file.
+            # Moved before the commit, so a recorded key always names a file, its data on
+            # disk (the trainer's per-epoch writes are not fsync'd: trainer._checkpoint).
+            _fsync(file)
             os.replace(file, artifacts_dir / key)
             target = session.get(TrialRow, row.id)
             assert target is not None  # read above; rows are deleted only with the study
@@ -218,6 +220,16 @@ def _warn(db: Database, trial_id: int, warning: str) -> str:
         _append_warning(session, trial_id, warning)
     log.warning("trial %s: %s", trial_id, warning)
     return warning
+
+
+def _fsync(path: Path) -> None:
+    """Flush *path*'s data to disk: an OS crash cannot leave a committed key naming a file
+    whose contents never reached it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _unlink(path: Path) -> None:
