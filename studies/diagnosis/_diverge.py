@@ -54,6 +54,12 @@ class Divergence:
     nonfinite_epochs: list[int]
     exploded_epoch: int | None
 
+    @property
+    def sudden(self) -> bool:
+        """A non-finite or exploded loss: seen in the epoch it happens (else a run that
+        never learned or collapsed to chance, which takes epochs to establish)."""
+        return bool(self.nonfinite_epochs) or self.exploded_epoch is not None
+
 
 def _nonfinite_epochs(curves: Curves) -> list[int]:
     # Unlike an accuracy, a null loss is never "not logged": the trainer writes a loss that

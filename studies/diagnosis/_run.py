@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from studies.diagnosis._advice import recommend
 from studies.diagnosis._calibration import calibrated
 from studies.diagnosis._curves import Curves
-from studies.diagnosis._diverge import Divergence, find_divergence
+from studies.diagnosis._diverge import STUCK_MIN_EPOCHS, Divergence, find_divergence
 from studies.diagnosis._evidence import basic_evidence, forecast_of, measured_evidence
 from studies.diagnosis._findings import find_problems
 from studies.diagnosis._measure import Levels, measure, measure_levels
@@ -147,6 +147,12 @@ def live_check(curves: Curves) -> Diagnosis | None:
     levels = measure_levels(curves)
     divergence = find_divergence(levels)
     if divergence is None:
+        return None
+    if not divergence.sudden and levels.epochs < STUCK_MIN_EPOCHS:
+        # Never learned, read off the first epochs: a diagnosis may say so, but a run is
+        # stopped only once it is established. Its first epoch's training loss averages the
+        # untrained network, which without normalization can start far above log(K) and
+        # still learn (wave 5: 3.69 against log 9 = 2.20, at chance for three epochs).
         return None
     j = _diverged(levels, divergence, basic_evidence(levels, None))
     return _finish(j.levels, j.verdict, j.evidence, j.stage)
