@@ -55,6 +55,18 @@ _TIMED = [
     ("trainer._loop", "save_resume_state", "epoch state"),
     ("os", "fsync", "  of which fsync"),
 ]
+# Paid once per trial (shown as ms per trial): its start, its end, and the pack's sharing.
+_PER_TRIAL = [
+    ("studies.trial_run.TrialRun", "start", "start: Optuna trial, attempt"),
+    ("studies.trial_run.TrialRun", "prepare", "prepare: config, resume plan"),
+    ("studies.pack_run", "_mark_packed", "packed_with written"),
+    ("studies.recorder.EpochRecorder", "diagnose", "end: diagnosis"),
+    ("studies.optuna_bridge", "annotate", "end: Optuna attributes"),
+    ("studies.queue", "finish", "end: queue finish"),
+    ("studies.optuna_bridge", "tell", "end: Optuna tell"),
+    ("studies.checkpoints", "keep_checkpoint", "end: checkpoint kept"),
+    ("studies.resume", "sweep", "after: slot files swept"),
+]
 _OUTER = "first claim → last finish"
 
 
@@ -87,9 +99,10 @@ def _timed(clock: _Clock) -> Iterator[None]:
     import importlib
 
     undo: list[tuple[Any, str, Any]] = []
-    for module_path, attribute, part in _TIMED:
-        if module_path == "optuna.trial.Trial":  # a class: its method, for every trial
-            owner: Any = importlib.import_module("optuna.trial").Trial
+    for module_path, attribute, part in _TIMED + _PER_TRIAL:
+        module_name, _, last = module_path.rpartition(".")
+        if last[:1].isupper():  # a class: its method, for every instance
+            owner: Any = getattr(importlib.import_module(module_name), last)
         else:
             owner = importlib.import_module(module_path)
         if not hasattr(owner, attribute):
@@ -138,7 +151,12 @@ def _one_run(home: Path, max_pack: int, width: int, epochs: int) -> dict[str, An
     member_epochs = sum(t.epochs_done for t in trials)
     seconds = dict(clock.seconds)
     seconds[_OUTER] = (max(ends) - min(starts)).total_seconds()
-    return {"member_epochs": member_epochs, "seconds": seconds, "calls": dict(clock.calls)}
+    return {
+        "member_epochs": member_epochs,
+        "trials": len(trials),
+        "seconds": seconds,
+        "calls": dict(clock.calls),
+    }
 
 
 def main() -> None:
@@ -183,6 +201,13 @@ def main() -> None:
             values.append(1000 * (s[_OUTER] - train) / r["member_epochs"])
         outside.append(f"{statistics.median(values):10.2f}")
     print(f"{'outside training (all)':32} " + " ".join(outside))
+    print(f"\nms per trial (median of {args.repeats})")
+    for part in dict.fromkeys(p for *_, p in _PER_TRIAL):
+        cells = []
+        for mode in MODES:
+            values = [1000 * r["seconds"].get(part, 0.0) / r["trials"] for r in runs[mode]]
+            cells.append(f"{statistics.median(values):10.2f}")
+        print(f"{part:32} " + " ".join(cells))
     counts = " ".join(
         f"{statistics.median(r['member_epochs'] for r in runs[m]):>10}" for m in MODES
     )
