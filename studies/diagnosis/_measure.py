@@ -35,6 +35,8 @@ MIN_SEGMENT = 3
 # movement a validation-accuracy plateau stays within.
 MATERIAL_ERROR_SHARE = 0.1
 MATERIAL_ACC_FLOOR = 0.01
+# Where a plateau is anchored: the median of this many last smoothed values (_plateau).
+PLATEAU_ANCHOR = 3
 
 # A loss is on the per-sample cross-entropy scale (so log(num_classes) is its uniform guess)
 # when its median over the run is within this factor of log(K): a mean cross-entropy starts
@@ -235,8 +237,11 @@ class Measures:
 
 
 def _plateau(series: Series, tolerance: float) -> int:
-    """Epochs, counted back from the end, whose smoothed value stays near the last one."""
-    final = series.smooth[-1]
+    """Epochs, counted back from the end, whose smoothed value stays near where the run
+    ends: the median of its last PLATEAU_ANCHOR smoothed values. Not the last one alone: on
+    a noisy curve that sits at one edge of the band as often as not, and a flat stretch
+    then ends at the first epoch on the other edge."""
+    final = median(series.smooth[-PLATEAU_ANCHOR:])
     count = 0
     for value in reversed(series.smooth):
         if abs(value - final) > tolerance:
