@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ class _EpochTransactions:
 @pytest.fixture
 def epoch_transactions() -> Iterator[_EpochTransactions]:
     probe = _EpochTransactions()
-    hooks = [
+    hooks: list[tuple[str, Callable[..., Any]]] = [
         ("before_cursor_execute", probe.statement),
         ("commit", probe.commit),
         ("rollback", probe.rollback),
