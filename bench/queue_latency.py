@@ -4,12 +4,14 @@ Starts a real `sweepdoc serve` (a SQLite file in a temporary SWEEPDOC_HOME, one 
 worker, loopback only) with the worker settings users get (service/settings.py defaults, not
 the test suite's fast polling), then POSTs one-trial studies (digits subset, a small CNN, one
 epoch; tests/service/factory.tiny_spec) one at a time: each is submitted only after the
-previous study finished, so the worker is idle, sleeping between polls of the queue. A
-random pause (uniform over one poll interval) before each submission spreads the submissions
-over the worker's poll phase. The first submission of each server is reported apart (a
-worker warms the trainer up before it first polls, so it should cost no more than the
-others; the row shows whether it does). The whole run
-is repeated with a shorter poll interval, so the table shows how much is the poll wait.
+previous study finished, so the worker is idle between claim rounds (it reads a one-row
+queue marker every 0.1 s and claims as soon as that changes, else at the next poll:
+studies.worker). A random pause (uniform over one poll interval) before each submission
+spreads the submissions over the worker's poll phase. The first submission of each server
+is reported apart (a worker warms the trainer up before it first polls, so it should cost
+no more than the others; the row shows whether it does). The whole run is repeated with a
+shorter poll interval, so the table shows how much is the poll wait (with the marker's
+wake-up, little of either).
 
 Timestamps, all from the same machine's clock (the client's time.time() and the server's
 UTC timestamps are comparable): the client's clock just before the POST; the study row's
