@@ -3,6 +3,7 @@ epoch state in the unpacked formats; and which runs may pack, and how much memor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from trainer import (
     ConfigError,
     EpochRecord,
     History,
+    MemberEpoch,
     RunConfig,
     RunStatus,
     Stop,
@@ -47,6 +49,35 @@ def test_a_stopped_member_leaves_and_the_others_go_on_as_alone() -> None:
     for index in (0, 2):
         assert packed[index].status is RunStatus.COMPLETED
         assert_same_curves(packed[index], train(configs[index]))
+
+
+def test_on_pack_epoch_sees_every_member_at_once_and_answers_for_each() -> None:
+    configs = [tiny_digits_config(lr=lr, epochs=3) for lr in (0.05, 0.02, 0.1)]
+    seen: list[list[tuple[int, int]]] = []
+
+    def on_pack_epoch(epochs: Sequence[MemberEpoch]) -> list[Stop | None]:
+        seen.append([(e.index, e.record.epoch) for e in epochs])
+        # Every member's record is in its history before the caller answers for any.
+        assert all(e.history.records[-1] == e.record for e in epochs)
+        return [Stop(reason="pruned at epoch 1") if e.index == 1 else None for e in epochs]
+
+    packed = train_packed(configs, on_pack_epoch=on_pack_epoch)
+    assert seen == [[(0, 1), (1, 1), (2, 1)], [(0, 2), (2, 2)], [(0, 3), (2, 3)]]
+    # The same runs as with the per-member callback: member 1 stopped after epoch 1.
+    per_member = train_packed(
+        configs, on_epoch=lambda i, r, h: Stop(reason="pruned at epoch 1") if i == 1 else None
+    )
+    for with_pack_epoch, with_member_epoch in zip(packed, per_member, strict=True):
+        assert with_pack_epoch.status is with_member_epoch.status
+        assert_same_curves(with_pack_epoch, with_member_epoch)
+
+
+def test_on_pack_epoch_must_answer_once_per_member_and_not_beside_on_epoch() -> None:
+    configs = [tiny_digits_config(lr=lr, epochs=1) for lr in (0.05, 0.02)]
+    with pytest.raises(ConfigError, match="on_epoch, on_pack_epoch"):
+        train_packed(configs, on_epoch=lambda i, r, h: None, on_pack_epoch=lambda e: [None] * 2)
+    with pytest.raises(ConfigError, match="answered 1 stops for the pack's 2 members"):
+        train_packed(configs, on_pack_epoch=lambda e: [None])
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
