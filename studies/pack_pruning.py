@@ -23,9 +23,9 @@ included, so pack members meet there as they are.
 A worker judges the trials it trains alone through the same wrapper, with no earlier
 members: for both, the study's finished trials are read from Optuna again only when the
 queue's count of COMPLETE slots moved (``complete_count``: ``studies.pack_run`` gives the
-count read in the member's own epoch write, ``queue.record_epochs``), not at every epoch (each read
-made Optuna's trial cache re-read every unfinished trial: ~4 ms an epoch for a trial alone,
-~8 ms for a pack of five on the digits).
+count read in the member's own epoch write, ``queue.record_epochs``), not at every epoch
+(each read made Optuna's trial cache re-read every unfinished trial: ~4 ms an epoch for a
+trial alone, ~8 ms for a pack of five on the digits).
 """
 
 from __future__ import annotations
