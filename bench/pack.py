@@ -5,8 +5,8 @@ through the real product, one after the other in one process tree, so load from 
 processes hits both alike: `sweepdoc serve` with ONE local CPU worker on a SQLite file and
 the shipped worker settings (bench/optuna_compare.run_sweepdoc), the study submitted over
 HTTP with `max_pack: 1` (every trial alone, as before issue 15) and then with `max_pack: 8`
-(packs of up to 8 at every width; the default `auto` packs on a CPU only up to width 16,
-studies.packing, a rule these figures at width 32 helped set). Both include the per-trial
+(packs of up to 8 at every width; the default `auto` packs on a CPU only up to width 16 on
+8×8 images, studies.packing, a rule these figures helped set). Both include the per-trial
 overhead cuts (no curves PNG in the worker, decoded datasets cached per worker process).
 Reported: wall time from submission to the last trial's end, trials per minute, epochs
 trained (packed members are pruned as if the members before them had run first,
@@ -58,8 +58,8 @@ from bench.optuna_compare import (  # noqa: E402
 )
 from studies.packing import CPU_AUTO_CAP  # noqa: E402
 
-# Packed: up to 8 members whatever the width (``auto`` packs on a CPU only up to width 16,
-# studies.packing; the comparison at width 32 is what set that rule).
+# Packed: up to 8 members whatever the width and image (``auto`` packs on a CPU only up to
+# width 16 on 8×8 images, studies.packing: these comparisons are what set that rule).
 MODES = {"unpacked": 1, "packed": CPU_AUTO_CAP}
 
 

@@ -193,7 +193,8 @@ class Settings(BaseSettings):
         description=(
             "Most trials of one study a worker trains as one packed model (issue 15); unset: "
             "as each study's max_pack says (auto: as many as fit on a GPU, on a CPU packs "
-            "of up to 8 for networks at most 16 channels wide); 1: never pack."
+            "of up to 8 for networks at most 16 channels wide on images of at most 8x8 "
+            "pixels); 1: never pack."
         ),
     )
     ready_worker_window_s: PositiveSeconds = Field(

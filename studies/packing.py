@@ -8,14 +8,14 @@ trains alone, as before packing existed. ``auto``:
   device memory, at most ``GPU_AUTO_CAP``: one small CNN leaves a GPU mostly idle, K of them
   fill it (HFTA reports up to 15× the throughput);
 - on a CPU, ``CPU_AUTO_CAP`` when the network's first stage is at most
-  ``CPU_MAX_PACKED_WIDTH`` channels wide, else 1. Measured on the 2-core development CPU for
-  five digits CNNs (bench/pack_step.py, simple arch, batch 64, one thread): one packed step
-  against five separate ones is 1.7–1.9× faster at width 8, 1.1–2.0× at 16 and 0.9× (slower)
-  at 32; bench/pack.py's whole 15-epoch grid at width 32 took longer packed than alone.
-  Wider networks spend their time in the arithmetic itself, which packing does not shrink.
-  (Those figures predate the packed network's channels-last maps on a CPU, which made its
-  step up to twice as fast at these sizes; the rule stands until whole studies at width 32
-  and on 28×28 images are measured again, docs/benchmarks.md 2b.)
+  ``CPU_MAX_PACKED_WIDTH`` channels wide and its images are known to be at most
+  ``CPU_MAX_PACKED_IMAGE`` pixels on a side, else 1: where it is measured faster. On the
+  2-core development CPU, both trainers channels-last (docs/benchmarks.md 2b, bench/pack.py
+  at 3cdd123): the digits (8×8) at width 16 train 1.3–1.8× the epochs a minute packed, at
+  width 32 1.1–1.3× (short of the gain the rule asks for); MNIST (28×28) is slower packed at
+  both widths (0.9–1.0× at 16, 0.5–0.65× at 32; one packed step per member 0.6–0.9× and
+  0.5–0.9× of a separate network's, worse the larger the pack), where the arithmetic, not
+  the per-operator overhead, is the time, and the fused maps outgrow the caches.
 
 A range test trains alone. The trainer has the last word (``trainer.can_pack``): a study
 whose configs cannot share one packed model (a plugin or torchvision network, ...) trains
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 GPU_AUTO_CAP = 16
 CPU_AUTO_CAP = 8
 CPU_MAX_PACKED_WIDTH = 16
+# Image side up to which packing is measured faster on a CPU (the digits' 8; MNIST's 28 is not).
+CPU_MAX_PACKED_IMAGE = 8
 # Share of the free GPU memory a pack may plan for (the rest: allocator slack, cuDNN).
 _GPU_MEMORY_SHARE = 0.8
 # Two learning rates standing for any two members when asking whether a study packs.
@@ -64,7 +66,11 @@ def pack_limit(spec: StudySpec, *, device: str, worker_max: int | None, data_dir
 
 def _auto_limit(config: RunConfig, device: str) -> int:
     if not device.startswith("cuda"):
-        return CPU_AUTO_CAP if config.model.width <= CPU_MAX_PACKED_WIDTH else 1
+        from trainer import known_image_side
+
+        side = known_image_side(config)
+        small = side is not None and side <= CPU_MAX_PACKED_IMAGE
+        return CPU_AUTO_CAP if small and config.model.width <= CPU_MAX_PACKED_WIDTH else 1
     import torch
 
     from trainer import estimate_pack_bytes

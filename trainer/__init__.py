@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from trainer._evaluate import Evaluation, evaluate_checkpoint
     from trainer._loop import train, warm_up
     from trainer._packed_loop import MemberEpoch, OnMemberEpoch, train_packed
-    from trainer._packed_memory import estimate_pack_bytes
+    from trainer._packed_memory import estimate_pack_bytes, known_image_side
     from trainer._plugin_api import DatasetPlugin, ModelPlugin, PluginDataset
     from trainer._range_test import RangeTestResult, Suggestion, SuggestionRule, range_test
     from trainer._resume import ResumeState, load_resume_state
@@ -87,6 +87,7 @@ _LAZY = {
     "OnMemberEpoch": "trainer._packed_loop",
     "MemberEpoch": "trainer._packed_loop",
     "estimate_pack_bytes": "trainer._packed_memory",
+    "known_image_side": "trainer._packed_memory",
 }
 
 __all__ = [
@@ -141,6 +142,7 @@ __all__ = [
     "evaluate_checkpoint",
     "finite_or_none",
     "json_safe",
+    "known_image_side",
     "load_checkpoint",
     "load_resume_state",
     "range_test",

@@ -62,6 +62,17 @@ def estimate_pack_bytes(
     return k * FLOAT_BYTES * (params * (1 + slots) + max(training, evaluation))
 
 
+def known_image_side(config: RunConfig) -> int | None:
+    """The smaller side of *config*'s images when it is known without reading the data (a
+    built-in dataset, an image folder resized to ``image_size``), else None."""
+    known = BUILTIN_SHAPES.get(config.data.dataset)
+    if known is not None:
+        return min(known[0][1:])
+    if config.data.dataset.startswith(IMAGEFOLDER_PREFIX):
+        return config.data.image_size
+    return None
+
+
 def _dataset_shape(
     config: RunConfig, input_shape: tuple[int, int, int] | None, num_classes: int | None
 ) -> tuple[tuple[int, int, int], int]:

@@ -134,6 +134,10 @@ def test_the_pack_size_follows_the_spec_the_worker_and_the_device(tmp_path: Path
 
     assert limit(max_pack="auto") == CPU_AUTO_CAP  # width 4: narrow enough to pay on a CPU
     assert limit(max_pack="auto", model={"width": 32}) == 1  # too wide: alone on a CPU
+    # 28×28 images: packing is measured slower on a CPU (docs/benchmarks.md 2b), so alone;
+    # an explicit max_pack still packs them.
+    assert limit(max_pack="auto", dataset="mnist", data={"train_subset": None}) == 1
+    assert limit(max_pack=4, dataset="mnist", data={"train_subset": None}) == 4
     assert limit(max_pack=3) == 3 and limit(max_pack=3, worker_max=2) == 2
     assert limit(max_pack="auto", worker_max=1) == 1
     assert limit(max_pack=4, model={"arch": "simple", "norm": "none"}) == 4
