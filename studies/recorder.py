@@ -106,7 +106,13 @@ class EpochRecorder:
 
         if not ack.owned or self.lost.is_set():
             self.ending.lost = True
-            return Stop(RunStatus.STOPPED, "the slot was taken away (heartbeat expired)")
+            # No files for this epoch: the trial's checkpoint and epoch-state paths are the
+            # new attempt's now.
+            return Stop(
+                RunStatus.STOPPED,
+                "the slot was taken away (heartbeat expired)",
+                discard_epoch=True,
+            )
         self.complete_in_study = ack.complete_in_study
         plain = self.records[-1]
         epoch = int(plain["epoch"])

@@ -29,6 +29,10 @@ class Stop:
 
     status: RunStatus = RunStatus.STOPPED
     reason: str = "stopped by the on-epoch callback"
+    # The epoch is not this run's to keep: write no files for it (no best checkpoint, no
+    # epoch state). A worker whose slot was taken away must not overwrite what the attempt
+    # that now owns the trial's paths has written.
+    discard_epoch: bool = False
 
     def __post_init__(self) -> None:
         if self.status is RunStatus.RUNNING:

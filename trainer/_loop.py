@@ -304,6 +304,9 @@ def _train_on(
         stop = on_epoch(record, history) if on_epoch is not None else None
         if history.status is RunStatus.DIVERGED:
             return history
+        if stop is not None and stop.discard_epoch:
+            history.status, history.stop_reason = stop.status, stop.reason
+            return history
         # After on_epoch, as the epoch state: the epoch is recorded before its files are
         # written. From the records, restored ones included: a resumed run keeps its best.
         if saves.best_checkpoint is not None and is_best_epoch(history.records, saves.best_by):

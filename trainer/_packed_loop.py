@@ -267,6 +267,8 @@ def _save_member(
     assert history is not None
     if history.status is RunStatus.DIVERGED:
         return True
+    if stop is not None and stop.discard_epoch:
+        return _leaves(history, stop)  # not its epoch to keep: no files (trainer.Stop)
     # After the callback, as in trainer.train: the epoch is recorded before its files are
     # written.
     best = member.best_checkpoint is not None and is_best_epoch(history.records, best_by)

@@ -298,3 +298,41 @@ def test_a_packed_network_on_a_cpu_keeps_channels_last_maps_and_plain_members() 
     build_model(config.model, in_channels=1, image_size=8, num_classes=10).load_state_dict(
         pack.member_state(1)
     )
+
+
+def _discard_at_two(record: EpochRecord) -> Stop | None:
+    # What a worker answers once its slot was taken away (studies.recorder): this epoch's
+    # files belong to the attempt that owns the trial now.
+    if record.epoch == 2:
+        return Stop(reason="the slot was taken away", discard_epoch=True)
+    return None
+
+
+def test_a_discarded_epoch_writes_no_files_alone_or_packed(tmp_path: Path) -> None:
+    # A learning rate that improves every epoch, so epoch 2 would be the best checkpoint.
+    configs = [tiny_digits_config(lr=lr, epochs=3) for lr in (0.05, 0.02)]
+    alone_state, alone_best = tmp_path / "alone.state", tmp_path / "alone.pt"
+    history = train(
+        configs[0],
+        on_epoch=lambda r, h: _discard_at_two(r),
+        epoch_state_path=alone_state,
+        checkpoint_path=alone_best,
+    )
+    assert [r.epoch for r in history.records] == [1, 2]
+    assert history.status is RunStatus.STOPPED
+    assert load_resume_state(alone_state).epoch == 1
+    assert load_checkpoint(alone_best).epoch == 1
+
+    states: list[Path | None] = [tmp_path / "m0.state", tmp_path / "m1.state"]
+    bests: list[Path | None] = [tmp_path / "m0.pt", tmp_path / "m1.pt"]
+    packed = train_packed(
+        configs,
+        on_epoch=lambda i, r, h: _discard_at_two(r) if i == 1 else None,
+        epoch_state_paths=states,
+        checkpoint_paths=bests,
+    )
+    assert [r.epoch for r in packed[1].records] == [1, 2]
+    assert load_resume_state(tmp_path / "m1.state").epoch == 1
+    assert load_checkpoint(tmp_path / "m1.pt").epoch == 1
+    # The member that kept its slot went on and wrote every epoch.
+    assert load_resume_state(tmp_path / "m0.state").epoch == 3
