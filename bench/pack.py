@@ -221,17 +221,16 @@ def _write(
 # --- --quick: one in-process worker, no server --------------------------------------------
 
 
-def _quick_run(tmp: Path, index: int, max_pack: Any, epochs: int) -> float:
-    """One 5-point grid study through a real worker in this process; trials per minute from
-    the first claim to the last finish (as stored)."""
+def grid_in_process(home: Path, recipe: Recipe, max_pack: Any) -> tuple[Any, Any, Any]:
+    """The 5-point grid study of *recipe* submitted to a new SQLite file under *home* (the
+    database, the study) and the options of one in-process worker that trains it and exits
+    when the queue is empty (no server, no poll wait worth the name)."""
     from studies import store
     from studies.db import Database
     from studies.schema_setup import create_schema
     from studies.spec import parse_spec
-    from studies.worker import WorkerOptions, run_worker
+    from studies.worker import WorkerOptions
 
-    recipe = replace(RECIPES["digits"], epochs=epochs)
-    home = tmp / f"run-{index}"
     home.mkdir()
     db = Database(f"sqlite:///{home / 'sweepdoc.db'}")
     create_schema(db)
@@ -243,6 +242,18 @@ def _quick_run(tmp: Path, index: int, max_pack: Any, epochs: int) -> float:
         artifacts_dir=home / "artifacts",
         exit_when_idle=True,
         poll_interval_s=0.05,
+    )
+    return db, study, options
+
+
+def _quick_run(tmp: Path, index: int, max_pack: Any, epochs: int) -> float:
+    """One 5-point grid study through a real worker in this process; trials per minute from
+    the first claim to the last finish (as stored)."""
+    from studies import store
+    from studies.worker import run_worker
+
+    db, study, options = grid_in_process(
+        tmp / f"run-{index}", replace(RECIPES["digits"], epochs=epochs), max_pack
     )
     run_worker(options)
     trials = [store.get_trial(db, t.id) for t in store.list_trials(db, study.id).data]

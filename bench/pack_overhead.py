@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.optuna_compare import RECIPES  # noqa: E402
-from bench.pack import MODES, _spec  # noqa: E402
+from bench.pack import MODES, grid_in_process  # noqa: E402
 
 # (module path, attribute, part name): what is timed. A part nested in another (the fsync in
 # a file write, Optuna's report inside the recorder) is shown on its own line and counted
@@ -119,27 +119,12 @@ def _timed(clock: _Clock) -> Iterator[None]:
 
 def _one_run(home: Path, max_pack: int, width: int, epochs: int) -> dict[str, Any]:
     from studies import store
-    from studies.db import Database
     from studies.optuna_bridge import close_storages
-    from studies.schema_setup import create_schema
-    from studies.spec import parse_spec
-    from studies.worker import WorkerOptions, run_worker
+    from studies.worker import run_worker
 
     base = RECIPES["digits"]
     recipe = replace(base, model={**base.model, "width": width}, epochs=epochs)
-    home.mkdir()
-    db = Database(f"sqlite:///{home / 'sweepdoc.db'}")
-    create_schema(db)
-    study = store.submit_study(
-        db, parse_spec(_spec(recipe, "grid", 5, "", max_pack)), artifacts_dir=home / "artifacts"
-    )
-    options = WorkerOptions(
-        database_url=db.url,
-        data_dir=home,
-        artifacts_dir=home / "artifacts",
-        exit_when_idle=True,
-        poll_interval_s=0.05,
-    )
+    db, study, options = grid_in_process(home, recipe, max_pack)
     clock = _Clock()
     with _timed(clock):
         run_worker(options)
