@@ -65,11 +65,19 @@ def estimate_pack_bytes(
 def known_image_side(config: RunConfig) -> int | None:
     """The smaller side of *config*'s images when it is known without reading the data (a
     built-in dataset, an image folder resized to ``image_size``), else None."""
+    shape = _known_input_shape(config)
+    return None if shape is None else min(shape[1:])
+
+
+def _known_input_shape(config: RunConfig) -> tuple[int, int, int] | None:
+    """*config*'s input shape when it is known without reading the data: a built-in
+    dataset's, or an image folder's resized to ``image_size`` (3 channels)."""
     known = BUILTIN_SHAPES.get(config.data.dataset)
     if known is not None:
-        return min(known[0][1:])
-    if config.data.dataset.startswith(IMAGEFOLDER_PREFIX):
-        return config.data.image_size
+        return known[0]
+    size = config.data.image_size
+    if config.data.dataset.startswith(IMAGEFOLDER_PREFIX) and size is not None:
+        return (3, size, size)
     return None
 
 
@@ -77,10 +85,7 @@ def _dataset_shape(
     config: RunConfig, input_shape: tuple[int, int, int] | None, num_classes: int | None
 ) -> tuple[tuple[int, int, int], int]:
     known = BUILTIN_SHAPES.get(config.data.dataset)
-    if known is None and config.data.dataset.startswith(IMAGEFOLDER_PREFIX):
-        size = config.data.image_size
-        known = ((3, size, size), num_classes or 0) if size is not None else None
-    shape = input_shape or (known[0] if known else None)
+    shape = input_shape or _known_input_shape(config)
     classes = num_classes or (known[1] if known else None)
     if shape is None or not classes:
         raise ConfigError(
