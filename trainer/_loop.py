@@ -304,21 +304,21 @@ def _train_on(
         stop = on_epoch(record, history) if on_epoch is not None else None
         if history.status is RunStatus.DIVERGED:
             return history
-        if stop is not None and stop.discard_epoch:
-            history.status, history.stop_reason = stop.status, stop.reason
-            return history
         # After on_epoch, as the epoch state: the epoch is recorded before its files are
-        # written. From the records, restored ones included: a resumed run keeps its best.
-        if saves.best_checkpoint is not None and is_best_epoch(history.records, saves.best_by):
+        # written — unless the callback says the epoch is not this run's to keep (Stop).
+        # From the records, restored ones included: a resumed run keeps its best.
+        keep = stop is None or not stop.discard_epoch
+        best_path = saves.best_checkpoint if keep else None
+        if best_path is not None and is_best_epoch(history.records, saves.best_by):
             save_best(
-                saves.best_checkpoint,
+                best_path,
                 model=model,
                 optimizer=run.optimizer,
                 config=run.config,
                 data=data,
                 record=record,
             )
-        if saves.epoch_state is not None:
+        if keep and saves.epoch_state is not None:
             state = capture_state(
                 config=requested,
                 epoch=epoch,
