@@ -216,9 +216,9 @@ def _judged_losses(levels: Levels) -> list[list[float]]:
     """The losses a blow-up is read from: the one the rules judge (training, else
     validation), and the validation loss too where it is a per-sample cross-entropy like
     the first (it came within PER_SAMPLE_FACTOR × log K at least once: a sum-reduced one
-    never does). A network whose outputs blew up
-    can still fit its training batches near log(K) while its validation loss sits hundreds
-    of times above it — no learning rate far too low does that."""
+    never does). A network whose outputs blew up can still fit its training batches near
+    log(K) while its validation loss sits hundreds of times above it — no learning rate far
+    too low does that."""
     judged = [levels.loss] if levels.loss is not None else []
     val, log_k = levels.val_loss, levels.chance_loss
     if (
