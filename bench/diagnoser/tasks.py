@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to sixth waves, each written once as an ImageFolder
+"""The image tasks of the labeled set's second to seventh waves, each written once as an ImageFolder
 tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -24,7 +24,11 @@ earlier task had), ``mnist35`` (MNIST 3 vs 5) and ``noisy10`` (the digits with 1
 labels replaced: a third noise ceiling, near 0.90). The sixth wave (wave6.py) adds
 ``digitseven`` (the even digits, 5 classes), ``digits358`` (digits 3, 5 and 8: three
 look-alike classes), ``mnist6`` (MNIST 0, 2, 4, 5, 6 and 8) and ``noisy20m`` (all ten MNIST
-digits with 20 % of all labels replaced: a fourth noise ceiling, near 0.80).
+digits with 20 % of all labels replaced: a fourth noise ceiling, near 0.80). The seventh wave
+(wave7.py) adds ``digits147`` (digits 1, 4 and 7), ``mnist27`` (MNIST 2 vs 7), ``mnist10``
+(all ten MNIST digits from the fresh images, clean: the task most practitioners start with)
+and ``noisy30`` (the digits with 30 % of all labels replaced: a fifth noise ceiling, near
+0.70).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -105,6 +109,11 @@ TASKS = {
         Task("digits358", "digits", (3, 5, 8)),
         Task("mnist6", "mnist", (0, 2, 4, 5, 6, 8), limit=1800),
         Task("noisy20m", "mnist", tuple(range(10)), noise=0.20, limit=2000),
+        # seventh wave
+        Task("digits147", "digits", (1, 4, 7)),
+        Task("mnist27", "mnist", (2, 7), limit=1600),
+        Task("mnist10", "mnist", tuple(range(10)), limit=2500),
+        Task("noisy30", "digits", tuple(range(10)), noise=0.30),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,
