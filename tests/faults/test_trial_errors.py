@@ -13,8 +13,8 @@ from studies.db import Database, StudyStatus, TrialState
 from studies.optuna_bridge import close_storages
 from studies.schema_setup import create_schema
 from studies.spec import parse_spec
-from studies.worker import WorkerOptions, run_worker
-from tests.studies.conftest import tiny_spec
+from studies.worker import run_worker
+from tests.studies.conftest import tiny_spec, worker_options
 
 _MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -58,14 +58,7 @@ def test_a_corrupt_dataset_file_fails_its_trial_alone_and_the_worker_goes_on(
     after = store.submit_study(
         db, parse_spec(tiny_spec(search={"grid": [0.05]})), artifacts_dir=tmp_path
     )
-    options = WorkerOptions(
-        database_url=db.url,
-        data_dir=data_dir,
-        artifacts_dir=tmp_path / "artifacts",
-        name="one",
-        poll_interval_s=0.1,
-        exit_when_idle=True,
-    )
+    options = worker_options(db, tmp_path, "one")
     try:
         assert run_worker(options) == 4  # one worker, every slot, in order, and it is still fine
 
@@ -109,15 +102,7 @@ def test_cuda_out_of_memory_fails_its_trial_alone_and_the_worker_goes_on(
     fits = store.submit_study(
         db, parse_spec(tiny_spec(search={"grid": [0.1]})), artifacts_dir=tmp_path
     )
-    options = WorkerOptions(
-        database_url=db.url,
-        device="cuda",
-        data_dir=tmp_path / "data",
-        artifacts_dir=tmp_path / "artifacts",
-        name="gpu",
-        poll_interval_s=0.1,
-        exit_when_idle=True,
-    )
+    options = worker_options(db, tmp_path, "gpu", device="cuda")
     try:
         assert run_worker(options) == 2
 

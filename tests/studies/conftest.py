@@ -17,6 +17,7 @@ from studies.optuna_bridge import close_storages
 from studies.recorder import EpochRecorder
 from studies.results import TrialSummary
 from studies.schema_setup import create_schema
+from studies.worker import WorkerOptions
 from trainer import EpochRecord, History, RunStatus, curves_json
 
 
@@ -59,6 +60,21 @@ def tiny_spec(**overrides: Any) -> dict[str, Any]:
         else:
             spec[key] = value
     return spec
+
+
+def worker_options(db: Database, tmp_path: Path, name: str, **overrides: Any) -> WorkerOptions:
+    """Options of a worker run in this process on *db*: data under ``tmp_path/data``, artifacts
+    under ``tmp_path/artifacts``, a 0.1 s poll, and an exit once no slot is left; *overrides*
+    set any other option (a device, a thread count, a checkpoint cap)."""
+    defaults: dict[str, Any] = {
+        "database_url": db.url,
+        "data_dir": tmp_path / "data",
+        "artifacts_dir": tmp_path / "artifacts",
+        "name": name,
+        "poll_interval_s": 0.1,
+        "exit_when_idle": True,
+    }
+    return WorkerOptions.model_validate(defaults | overrides)
 
 
 def optuna_trials(url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:

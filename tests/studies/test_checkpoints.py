@@ -18,8 +18,8 @@ from studies.db import Database, TrialState
 from studies.errors import NotFoundError, SpecError
 from studies.schemas import StudyPublic, TrialDetail
 from studies.spec import parse_spec
-from studies.worker import WorkerOptions, run_worker
-from tests.studies.conftest import tiny_spec
+from studies.worker import run_worker
+from tests.studies.conftest import tiny_spec, worker_options
 from trainer import load_checkpoint
 
 
@@ -29,16 +29,7 @@ def _one_thread() -> None:
 
 
 def _run(db: Database, tmp_path: Path, *, max_artifact_bytes: int | None = None) -> None:
-    options = WorkerOptions(
-        database_url=db.url,
-        data_dir=tmp_path / "data",
-        artifacts_dir=tmp_path / "artifacts",
-        name="inproc",
-        poll_interval_s=0.1,
-        exit_when_idle=True,
-        max_artifact_bytes=max_artifact_bytes,
-    )
-    run_worker(options)
+    run_worker(worker_options(db, tmp_path, "inproc", max_artifact_bytes=max_artifact_bytes))
 
 
 def _submit(db: Database, tmp_path: Path, **overrides: Any) -> StudyPublic:

@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 from studies import queue, store
 from studies.db import Database, TrialState, utcnow
 from studies.spec import parse_spec
-from studies.worker import WorkerOptions, run_worker
-from tests.studies.conftest import start_claimed_trial, tiny_spec
+from studies.worker import run_worker
+from tests.studies.conftest import start_claimed_trial, tiny_spec, worker_options
 
 GRID = [0.1, 0.05, 0.02]
 EPOCHS = 3
@@ -80,16 +80,8 @@ def _run(db: Database, tmp_path: Path, max_pack: int) -> list[Any]:
             max_parallel=len(GRID),
         )
     )
-    study = store.submit_study(db, spec, artifacts_dir=tmp_path / "artifacts")
-    options = WorkerOptions(
-        database_url=db.url,
-        data_dir=tmp_path / "data",
-        artifacts_dir=tmp_path / "artifacts",
-        name="packer",
-        poll_interval_s=0.2,
-        exit_when_idle=True,
-        torch_threads=1,
-    )
+    options = worker_options(db, tmp_path, "packer", torch_threads=1)
+    study = store.submit_study(db, spec, artifacts_dir=options.artifacts_dir)
     run_worker(options)
     return [store.get_trial(db, t.id) for t in store.list_trials(db, study.id).data]
 

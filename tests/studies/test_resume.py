@@ -22,9 +22,9 @@ from studies.db import Database, EpochRow, StudyStatus, TrialRow, TrialState, Wo
 from studies.resume import epoch_state_path, sweep
 from studies.schema_setup import create_schema
 from studies.spec import StudySpec, parse_spec
-from studies.worker import WorkerOptions, run_worker
+from studies.worker import run_worker
 from tests.service.serve_process import ServeProcess, serving
-from tests.studies.conftest import optuna_trials, tiny_spec
+from tests.studies.conftest import optuna_trials, tiny_spec, worker_options
 from tests.waiting import wait_until
 from trainer import METRIC_KEYS, train
 
@@ -112,19 +112,10 @@ def test_a_stopped_worker_hands_back_its_slot_and_the_next_one_resumes_it(
     db: Database, tmp_path: Path
 ) -> None:
     spec = _spec()
-    artifacts = tmp_path / "artifacts"
+    options = worker_options(db, tmp_path, "first", device="cpu", torch_threads=1)
+    artifacts = options.artifacts_dir
     study = store.submit_study(db, spec, artifacts_dir=artifacts)
     slot = store.list_trials(db, study.id).data[0].id
-    options = WorkerOptions(
-        database_url=db.url,
-        data_dir=tmp_path / "data",
-        artifacts_dir=artifacts,
-        device="cpu",
-        name="first",
-        poll_interval_s=0.1,
-        exit_when_idle=True,
-        torch_threads=1,
-    )
     stop = threading.Event()
     first = threading.Thread(target=run_worker, args=(options,), kwargs={"stop": stop})
     first.start()

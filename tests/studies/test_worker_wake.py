@@ -11,8 +11,8 @@ import torch
 from studies import queue, store
 from studies.db import Database, TrialState
 from studies.spec import parse_spec
-from studies.worker import WorkerOptions, run_worker
-from tests.studies.conftest import tiny_spec
+from studies.worker import run_worker
+from tests.studies.conftest import tiny_spec, worker_options
 
 # Far longer than the test may take: the study can only start early through the wake-up.
 POLL_INTERVAL_S = 3600.0
@@ -41,13 +41,8 @@ def test_an_idle_worker_starts_a_submitted_study_before_its_poll_interval_ends(
     db: Database, tmp_path: Path
 ) -> None:
     torch.set_num_threads(1)
-    options = WorkerOptions(
-        database_url=db.url,
-        data_dir=tmp_path / "data",
-        artifacts_dir=tmp_path / "artifacts",
-        name="idle",
-        poll_interval_s=POLL_INTERVAL_S,
-        exit_when_idle=False,
+    options = worker_options(
+        db, tmp_path, "idle", poll_interval_s=POLL_INTERVAL_S, exit_when_idle=False
     )
     stop = threading.Event()
     thread = threading.Thread(target=run_worker, args=(options,), kwargs={"stop": stop})
