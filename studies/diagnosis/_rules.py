@@ -1,7 +1,8 @@
 """The verdict on a finite run of ≥ 3 epochs, read from its measures (docs/diagnoser.md).
 
-In order, the first that fires wins: validation got worse while training kept fitting →
-overfitting; never left chance with a smooth loss → undertrained (LR far too low); with a
+In order, the first that fires wins: never left chance → judged by the loss alone, a smooth
+one undertrained (LR far too low), a jumpy one diverged (never learned); validation got worse
+while training kept fitting → overfitting; with a
 plan (``_plan.py``) and epochs left: the forecast says those epochs buy a material gain by
 the planned end → undertrained; the model cannot fit its own training set (or, with study
 context, sits far below the study's best) → underfitting; a memorised training set with a
@@ -81,8 +82,17 @@ def material_loss_fall(forecast: CurveForecast) -> float:
     return MATERIAL_LOSS_SHARE * abs(forecast.best)
 
 
-def _never_learned_smoothly(m: Measures) -> Verdict | None:
-    """At chance with a smooth loss near log(K): the learning rate is far too low."""
+def _never_learned(m: Measures) -> Verdict | None:
+    """A run whose accuracies never left chance is judged by its loss alone (issue 11, item
+    3): a smooth loss near log(K) is a slow start (a learning rate far too low:
+    undertrained); a loss that jumps around is a network that never learned (a learning rate
+    far too high, or broken data: diverged). Neither is a weak model (even a 1-channel net
+    clears chance) nor an overfitting one (nothing fitted), so this comes before both.
+
+    The live check's divergence (_diverge.py) already caught the clear cases; this catches
+    the rest once the judged curves are in, e.g. a loss that is not a per-sample
+    cross-entropy and whose first epoch blew up within itself (its own median, the stand-in
+    for log(K), then lies above the recent epochs)."""
     chance, chance_loss = m.chance_acc, m.chance_loss
     accuracies = m.levels.accuracies
     if chance is None or not accuracies:
@@ -91,10 +101,19 @@ def _never_learned_smoothly(m: Measures) -> Verdict | None:
     if any(max(acc) > ceiling for acc in accuracies):
         return None
     loss = m.levels.loss
-    if loss is not None:
-        reference = chance_loss if chance_loss is not None else median(loss)
-        if min(loss) < 0.9 * reference or loss_unstable(loss, reference):
-            return None
+    if loss is None:
+        return None
+    reference = chance_loss if chance_loss is not None else median(loss)
+    if loss_unstable(loss, reference):
+        return Verdict(
+            Label.DIVERGED,
+            0.7,
+            "never learned: accuracy at chance level throughout, with a loss that jumps "
+            "around instead of coming down; the learning rate is far too high, or the data "
+            "or labels are broken",
+        )
+    if min(loss) < 0.9 * reference:
+        return None
     return Verdict(
         Label.UNDERTRAINED,
         0.6,
@@ -360,7 +379,7 @@ def _healthy(m: Measures) -> Verdict:
 
 def decide(m: Measures, study_best_val_acc: float | None) -> Verdict:
     """The label of a finite run with at least 3 epochs."""
-    verdict = overfitting(m) or _never_learned_smoothly(m)
+    verdict = _never_learned(m) or overfitting(m)
     if verdict is None and m.ahead is not None:
         # With epochs left in the plan, whether THOSE epochs pay comes first: the level a
         # run in progress fits its training set to, and its gap, are not final yet.

@@ -1,4 +1,4 @@
-"""Rule changes of the fifth and sixth sessions, each pinned on the real run of the labeled
+"""Rule changes of the fifth to seventh sessions, each pinned on the real run of the labeled
 set whose verdict it changed (bench/diagnoser/runs; every case below was labeled otherwise
 before)."""
 
@@ -82,6 +82,18 @@ def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
         # of a flat, noisy band, and the plateau counted back from it ended too soon.
         ("noisy10-underfitting-width1-dropout02-b512-s1", 60, True, Label.UNDERFITTING),
         ("digits7-underfitting-strong-wd-step-s1", 60, True, Label.UNDERFITTING),
+        # Seventh session (wave 6, first seen at its single evaluation): accuracy at chance
+        # throughout (3 look-alike digits, lr far too high), a loss 3-10x log 3 that jumps
+        # around — a run that never left chance is judged by its loss alone, and a jumpy one
+        # never learned: not a weak model that plateaued ...
+        ("digits358-diverged-nonorm-momentum075-high-w5-s1", None, True, Label.DIVERGED),
+        # ... nor at four epochs, where the first epoch's loss (3e17, blown up within it)
+        # stretched its own median above the recent epochs.
+        ("digitseven-diverged-neverlearned-momentum06-w14-s1", 4, True, Label.DIVERGED),
+        # ... while a warm-up still at chance with a smooth loss is a slow start, not an
+        # overfit (40% label noise on 60 images, 6 epochs into the ramp).
+        ("digits-overfitting-tiny60-noise40-warmup-resnet-adamw-s1", 6, True,
+         Label.UNDERTRAINED),
     ],
 )
 def test_real_runs_get_the_label_their_rest_bears_out(
