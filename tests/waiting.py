@@ -1,7 +1,9 @@
-"""Waiting for something a real process does: poll a check until it answers or time runs out."""
+"""Waiting for something a real process does: poll a check until it answers or time runs out;
+run contenders in threads and wait for every one of them."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -24,3 +26,20 @@ def wait_until(
             return result
         time.sleep(poll_s)
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def run_in_threads(
+    target: Callable[[int], object], count: int, *, timeout_s: float = 120.0
+) -> None:
+    """Call ``target(0)`` … ``target(count - 1)`` each in a thread of its own, started together,
+    and wait for all of them; AssertionError when one is still running after *timeout_s*
+    (a hung contender fails the test instead of hanging it). Contenders that must start at
+    the same instant share a ``threading.Barrier`` of their own."""
+    threads = [threading.Thread(target=target, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout_s
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    hung = sum(thread.is_alive() for thread in threads)
+    assert not hung, f"{hung} of {count} threads still running after {timeout_s:g} s"

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from studies.db import Database, EpochRow
 from tests.service.factory import tiny_spec
 from tests.service.serve_process import ServeProcess, serving
+from tests.waiting import run_in_threads
 
 pytestmark = pytest.mark.slow
 
@@ -72,12 +73,7 @@ def test_four_workers_and_busy_clients_on_sqlite_lose_no_write(served: ServeProc
                         if response.status_code == 201:
                             study_ids.append(response.json()["id"])
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not any(t.is_alive() for t in threads), "a client thread hung"
+    run_in_threads(client, CLIENTS, timeout_s=300)
 
     statuses = Counter(status for _, status, _ in answers)
     print(f"\n{len(answers)} requests: {dict(statuses)}")

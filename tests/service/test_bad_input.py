@@ -20,6 +20,7 @@ from studies import queue
 from studies.db import Database, TrialState
 from studies.trial_run import error_text
 from tests.service.factory import tiny_spec
+from tests.waiting import run_in_threads
 from trainer import DatasetError, train
 
 MAX_EPOCHS = 50
@@ -343,11 +344,7 @@ def test_six_concurrent_submissions_against_a_limit_of_one_queue_exactly_one(
             start.wait(timeout=60)
             statuses.append(api.post("/v1/studies", json=tiny_spec(f"race-{index}")).status_code)
 
-        threads = [threading.Thread(target=submit, args=(i,)) for i in range(contenders)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
+        run_in_threads(submit, contenders)
         listed = api.get("/api/studies").json()["study_summaries"]
 
     assert sorted(statuses) == [201] + [429] * (contenders - 1)

@@ -27,6 +27,7 @@ from tests.studies.conftest import (
     start_claimed_trial,
     tiny_spec,
 )
+from tests.waiting import run_in_threads
 
 # A run that overfits (train loss keeps falling, val loss turns up after epoch 5) and one
 # that is healthy (both losses level off together); the real diagnoser labels them so.
@@ -383,7 +384,7 @@ def test_racing_callers_submit_the_next_round_exactly_once(db: Database, tmp_pat
     outcomes: list[chain.Outcome | None] = []
     errors: list[BaseException] = []
 
-    def call() -> None:
+    def call(_index: int) -> None:
         # Each caller its own engine, as a worker process and the server have.
         own = Database(db.url)
         try:
@@ -394,11 +395,7 @@ def test_racing_callers_submit_the_next_round_exactly_once(db: Database, tmp_pat
         finally:
             own.dispose()
 
-    threads = [threading.Thread(target=call) for _ in range(callers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(call, callers)
 
     assert errors == []
     won = [o for o in outcomes if o is not None]

@@ -16,6 +16,7 @@ from studies.db import Database, RunEpochRow, RunState
 from studies.errors import ConflictError, NotFoundError
 from studies.runs._store import optuna_writes, run_row, sync_ending
 from tests.studies.conftest import optuna_trials
+from tests.waiting import run_in_threads
 
 EPOCHS = [
     {"train_loss": 2.0 - 0.3 * i, "val_loss": 2.1 - 0.3 * i, "val_acc": 0.3 + 0.1 * i}
@@ -40,18 +41,14 @@ def test_one_epoch_sent_by_many_clients_at_once_is_stored_once(db: Database) -> 
     answers: list[runs.Verdict] = []
     errors: list[BaseException] = []
 
-    def send() -> None:
+    def send(_index: int) -> None:
         barrier.wait()
         try:
             answers.append(runs.log_epoch(db, run.id, runs.EpochLog(epoch=1, **EPOCHS[0])))
         except BaseException as exc:  # collected: the assertion below shows it
             errors.append(exc)
 
-    threads = [threading.Thread(target=send) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(send, 6)
 
     assert errors == []
     assert len(answers) == 6 and all(answer == answers[0] for answer in answers)

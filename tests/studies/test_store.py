@@ -22,6 +22,7 @@ from studies.errors import ConflictError, NotFoundError, QueueFullError
 from studies.results import TrialSummary
 from studies.spec import MAX_NAME_CHARS, parse_spec
 from tests.studies.conftest import finish_diagnosed, start_claimed_trial, tiny_spec
+from tests.waiting import run_in_threads
 
 
 def _an_hour_later() -> datetime:
@@ -106,7 +107,8 @@ def test_a_slot_is_claimed_once_even_when_claims_race(db: Database, tmp_path: Pa
     start = threading.Barrier(contenders)
     wins: dict[str, bool] = {}
 
-    def claim(name: str) -> None:
+    def claim(index: int) -> None:
+        name = f"w{index}"
         own = Database(db.url)
         try:
             start.wait(timeout=60)
@@ -114,11 +116,7 @@ def test_a_slot_is_claimed_once_even_when_claims_race(db: Database, tmp_path: Pa
         finally:
             own.dispose()
 
-    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(contenders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    run_in_threads(claim, contenders)
     assert len(wins) == contenders  # every contender got an answer, none raised
     (winner,) = [name for name, won in wins.items() if won]
     detail = store.get_trial(db, slot)
@@ -505,11 +503,7 @@ def test_the_queue_limit_holds_for_concurrent_submissions(db: Database, tmp_path
         finally:
             own.dispose()
 
-    threads = [threading.Thread(target=submit, args=(i,)) for i in range(contenders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    run_in_threads(submit, contenders)
     assert sorted(outcomes.values()) == ["queued"] + ["refused"] * (contenders - 1)
     listed = store.list_studies(db).data
     assert len(listed) == 1
