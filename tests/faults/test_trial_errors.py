@@ -15,13 +15,7 @@ from studies.schema_setup import create_schema
 from studies.spec import parse_spec
 from studies.worker import run_worker
 from tests.studies.conftest import tiny_spec, worker_options
-
-_MNIST_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
+from trainer._sources import _MNIST_FILES
 
 
 @pytest.fixture
