@@ -2,8 +2,8 @@
 true label.
 
 What is true of a run is decided here, once, for every consumer (evaluate.py, the calibration
-and the tests). How the runs are made: generate.py (wave1.py … wave6.py); how they are
-split: recipe.py (by wave: waves 1–5 are the training half, wave 6 the held-out half).
+and the tests). How the runs are made: generate.py (wave1.py … wave7.py); how they are
+split: recipe.py (by wave: waves 1–6 are the training half, wave 7 the held-out half).
 
 Ground truth:
 

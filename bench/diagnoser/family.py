@@ -1,5 +1,5 @@
 """One family (recipe) of the labeled set as its seeded runs: what every wave from the second on
-makes the same way (wave2.py … wave5.py), and ``Wave``, which collects one wave's families.
+makes the same way (wave2.py … wave7.py), and ``Wave``, which collects one wave's families.
 
 A family is one recipe trained with seeds 0 and 1; seed 1 is also shown with sum-reduced losses
 (dataset.py). A family on a tree of tasks.py reads it as ``imagefolder:<task>``: its source
