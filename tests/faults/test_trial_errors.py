@@ -52,7 +52,7 @@ def test_a_corrupt_dataset_file_fails_its_trial_alone_and_the_worker_goes_on(
     after = store.submit_study(
         db, parse_spec(tiny_spec(search={"grid": [0.05]})), artifacts_dir=tmp_path
     )
-    options = worker_options(db, tmp_path, "one")
+    options = worker_options(db.url, tmp_path, "one")
     try:
         assert run_worker(options) == 4  # one worker, every slot, in order, and it is still fine
 
@@ -96,7 +96,7 @@ def test_cuda_out_of_memory_fails_its_trial_alone_and_the_worker_goes_on(
     fits = store.submit_study(
         db, parse_spec(tiny_spec(search={"grid": [0.1]})), artifacts_dir=tmp_path
     )
-    options = worker_options(db, tmp_path, "gpu", device="cuda")
+    options = worker_options(db.url, tmp_path, "gpu", device="cuda")
     try:
         assert run_worker(options) == 2
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ from studies.optuna_bridge import close_storages
 from studies.recorder import EpochRecorder
 from studies.results import TrialSummary
 from studies.schema_setup import create_schema
-from studies.worker import WorkerOptions
+from studies.worker import WorkerOptions, run_worker
 from trainer import EpochRecord, History, RunStatus, curves_json
 
 
@@ -62,12 +65,12 @@ def tiny_spec(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
-def worker_options(db: Database, tmp_path: Path, name: str, **overrides: Any) -> WorkerOptions:
-    """Options of a worker run in this process on *db*: data under ``tmp_path/data``, artifacts
+def worker_options(database_url: str, tmp_path: Path, name: str, **overrides: Any) -> WorkerOptions:
+    """Options of a test's worker on *database_url*: data under ``tmp_path/data``, artifacts
     under ``tmp_path/artifacts``, a 0.1 s poll, and an exit once no slot is left; *overrides*
     set any other option (a device, a thread count, a checkpoint cap)."""
     defaults: dict[str, Any] = {
-        "database_url": db.url,
+        "database_url": database_url,
         "data_dir": tmp_path / "data",
         "artifacts_dir": tmp_path / "artifacts",
         "name": name,
@@ -75,6 +78,40 @@ def worker_options(db: Database, tmp_path: Path, name: str, **overrides: Any) ->
         "exit_when_idle": True,
     }
     return WorkerOptions.model_validate(defaults | overrides)
+
+
+@contextmanager
+def worker_thread(options: WorkerOptions) -> Iterator[threading.Thread]:
+    """``run_worker(options)`` in a thread while the block runs; when it ends, the worker is
+    asked to stop (what SIGTERM does: a running trial is handed back at its next epoch) and
+    waited for."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run_worker, args=(options,), kwargs={"stop": stop})
+    thread.start()
+    try:
+        yield thread
+    finally:
+        stop.set()
+        thread.join(120)
+
+
+# A worker process as ``sweepdoc worker`` runs one: run_worker in an interpreter of its own.
+_WORKER_MAIN = (
+    "import sys\n"
+    "from studies.worker import WorkerOptions, run_worker\n"
+    "run_worker(WorkerOptions.model_validate_json(sys.argv[1]))\n"
+)
+
+
+def start_worker_process(options: WorkerOptions, log_path: Path) -> subprocess.Popen[bytes]:
+    """A process that runs ``run_worker(options)`` (a test can kill it), its output in
+    *log_path*."""
+    with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-c", _WORKER_MAIN, options.model_dump_json()],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def optuna_trials(url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:

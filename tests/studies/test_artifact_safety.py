@@ -17,7 +17,7 @@ from studies.db import Database, TrialState
 from studies.plots import LazyCurvesStore, curves_artifact_id
 from studies.spec import parse_spec
 from studies.worker import WorkerOptions, run_worker
-from tests.studies.conftest import tiny_spec
+from tests.studies.conftest import tiny_spec, worker_options
 from trainer import TrainerError, load_checkpoint
 
 
@@ -43,16 +43,7 @@ class _RunsCodeOnLoad:
 
 
 def _options(db: Database, tmp_path: Path) -> WorkerOptions:
-    return WorkerOptions.model_validate(
-        {
-            "database_url": db.url,
-            "data_dir": tmp_path / "data",
-            "artifacts_dir": tmp_path / "artifacts",
-            "name": "safety",
-            "poll_interval_s": 0.1,
-            "exit_when_idle": True,
-        }
-    )
+    return worker_options(db.url, tmp_path, "safety")
 
 
 def _files(root: Path) -> set[str]:

@@ -29,7 +29,7 @@ def _one_thread() -> None:
 
 
 def _run(db: Database, tmp_path: Path, *, max_artifact_bytes: int | None = None) -> None:
-    run_worker(worker_options(db, tmp_path, "inproc", max_artifact_bytes=max_artifact_bytes))
+    run_worker(worker_options(db.url, tmp_path, "inproc", max_artifact_bytes=max_artifact_bytes))
 
 
 def _submit(db: Database, tmp_path: Path, **overrides: Any) -> StudyPublic:

@@ -80,7 +80,7 @@ def _run(db: Database, tmp_path: Path, max_pack: int) -> list[Any]:
             max_parallel=len(GRID),
         )
     )
-    options = worker_options(db, tmp_path, "packer", torch_threads=1)
+    options = worker_options(db.url, tmp_path, "packer", torch_threads=1)
     study = store.submit_study(db, spec, artifacts_dir=options.artifacts_dir)
     run_worker(options)
     return [store.get_trial(db, t.id) for t in store.list_trials(db, study.id).data]

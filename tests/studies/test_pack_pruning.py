@@ -17,8 +17,8 @@ from studies.db import Database, TrialState
 from studies.pack_pruning import PackPruner, pack_aware, reference_trial
 from studies.schemas import TrialDetail
 from studies.spec import parse_spec
-from studies.worker import WorkerOptions, run_worker
-from tests.studies.conftest import optuna_trials, tiny_spec
+from studies.worker import run_worker
+from tests.studies.conftest import optuna_trials, tiny_spec, worker_options
 
 Curve = dict[int, float]
 # Earlier members' objective values by epoch (maximized), then the judged member's.
@@ -140,16 +140,7 @@ def _run(db: Database, tmp_path: Path, max_pack: int) -> list[TrialDetail]:
         )
     )
     study = store.submit_study(db, spec, artifacts_dir=tmp_path / "artifacts")
-    options: dict[str, Any] = {
-        "database_url": db.url,
-        "data_dir": tmp_path / "data",
-        "artifacts_dir": tmp_path / "artifacts",
-        "name": f"worker-{max_pack}",
-        "poll_interval_s": 0.2,
-        "exit_when_idle": True,
-        "torch_threads": 1,
-    }
-    run_worker(WorkerOptions.model_validate(options))
+    run_worker(worker_options(db.url, tmp_path, f"worker-{max_pack}", torch_threads=1))
     trials = store.list_trials(db, study.id).data
     return [store.get_trial(db, t.id) for t in sorted(trials, key=lambda t: t.number)]
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,25 +20,14 @@ from studies.packing import CPU_AUTO_CAP, pack_limit
 from studies.schemas import TrialDetail
 from studies.spec import parse_spec
 from studies.worker import WorkerOptions, run_worker
-from tests.studies.conftest import optuna_trials, tiny_spec
+from tests.studies.conftest import optuna_trials, start_worker_process, tiny_spec, worker_options
 from tests.waiting import wait_until
 
 GRID = [0.1, 0.05, 0.02]
 
 
 def _options(db: Database, tmp_path: Path, **values: Any) -> WorkerOptions:
-    return WorkerOptions.model_validate(
-        {
-            "database_url": db.url,
-            "data_dir": tmp_path / "data",
-            "artifacts_dir": tmp_path / "artifacts",
-            "name": "packer",
-            "poll_interval_s": 0.2,
-            "exit_when_idle": True,
-            "torch_threads": 1,
-            **values,
-        }
-    )
+    return worker_options(db.url, tmp_path, "packer", torch_threads=1, **values)
 
 
 def _run_study(db: Database, tmp_path: Path, **overrides: Any) -> list[TrialDetail]:
@@ -159,13 +146,6 @@ def test_a_study_that_cannot_pack_trains_its_trials_alone(db: Database, tmp_path
     assert all(not t.packed_with for t in trials)
 
 
-_WORKER_MAIN = (
-    "import sys\n"
-    "from studies.worker import WorkerOptions, run_worker\n"
-    "run_worker(WorkerOptions.model_validate_json(sys.argv[1]))\n"
-)
-
-
 def test_kill_9_of_a_packed_worker_reaps_and_requeues_every_member(
     db: Database, tmp_path: Path
 ) -> None:
@@ -179,12 +159,7 @@ def test_kill_9_of_a_packed_worker_reaps_and_requeues_every_member(
     )
     study = store.submit_study(db, spec, artifacts_dir=tmp_path / "artifacts")
     options = _options(db, tmp_path, heartbeat_interval_s=0.5, stale_after_s=10.0)
-    with (tmp_path / "worker.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_MAIN, options.model_dump_json()],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_worker_process(options, tmp_path / "worker.log")
     try:
 
         def all_members_mid_run() -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from studies.schema_setup import create_schema
 from studies.spec import StudySpec, parse_spec
 from studies.worker import run_worker
 from tests.service.serve_process import ServeProcess, serving
-from tests.studies.conftest import optuna_trials, tiny_spec, worker_options
+from tests.studies.conftest import optuna_trials, tiny_spec, worker_options, worker_thread
 from tests.waiting import wait_until
 from trainer import METRIC_KEYS, train
 
@@ -112,20 +111,14 @@ def test_a_stopped_worker_hands_back_its_slot_and_the_next_one_resumes_it(
     db: Database, tmp_path: Path
 ) -> None:
     spec = _spec()
-    options = worker_options(db, tmp_path, "first", device="cpu", torch_threads=1)
+    options = worker_options(db.url, tmp_path, "first", device="cpu", torch_threads=1)
     artifacts = options.artifacts_dir
     study = store.submit_study(db, spec, artifacts_dir=artifacts)
     slot = store.list_trials(db, study.id).data[0].id
-    stop = threading.Event()
-    first = threading.Thread(target=run_worker, args=(options,), kwargs={"stop": stop})
-    first.start()
-    try:
+    with worker_thread(options):  # stopped at the end: it hands the slot back
         wait_until(
             lambda: store.get_trial(db, slot).epochs_done >= 3, "three epochs stored", timeout_s=180
         )
-    finally:
-        stop.set()  # what SIGTERM does: hand the slot back at the next epoch
-        first.join(120)
     released = store.get_trial(db, slot)
     assert released.state is TrialState.WAITING and released.attempt == 0
     before = _rows(db, slot)[1]

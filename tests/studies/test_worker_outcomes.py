@@ -5,7 +5,6 @@ request hands the running trial back to the queue."""
 from __future__ import annotations
 
 import collections
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from studies import optuna_bridge, queue, store
 from studies.db import Database, TrialState, utcnow
 from studies.spec import parse_spec
 from studies.worker import WorkerOptions, run_worker
-from tests.studies.conftest import optuna_trials, tiny_spec
+from tests.studies.conftest import optuna_trials, tiny_spec, worker_options, worker_thread
 
 
 @pytest.fixture(autouse=True)
@@ -27,17 +26,8 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _options(db: Database, tmp_path: Path, **overrides: object) -> WorkerOptions:
-    values: dict[str, object] = {
-        "database_url": db.url,
-        "data_dir": tmp_path / "data",
-        "artifacts_dir": tmp_path / "artifacts",
-        "name": "inproc",
-        "poll_interval_s": 0.1,
-        "exit_when_idle": True,
-        **overrides,
-    }
-    return WorkerOptions.model_validate(values)
+def _options(db: Database, tmp_path: Path, **overrides: Any) -> WorkerOptions:
+    return worker_options(db.url, tmp_path, "inproc", **overrides)
 
 
 def test_a_trial_that_raises_fails_alone_with_its_error_and_the_worker_goes_on(
@@ -89,20 +79,10 @@ def test_a_stop_request_hands_the_running_trial_back_without_using_a_retry(
     spec = tiny_spec(search={"grid": [0.05]}, train={"epochs": 200, "batch_size": 8})
     study = store.submit_study(db, parse_spec(spec), artifacts_dir=tmp_path)
     slot = store.list_trials(db, study.id).data[0].id
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=run_worker,
-        args=(_options(db, tmp_path, exit_when_idle=False),),
-        kwargs={"stop": stop},
-    )
-    thread.start()
-    try:
+    with worker_thread(_options(db, tmp_path, exit_when_idle=False)) as thread:
         while store.get_trial(db, slot).epochs_done < 1:
             thread.join(0.05)
             assert thread.is_alive()
-    finally:
-        stop.set()
-        thread.join(60)
     trial = store.get_trial(db, slot)
     assert trial.state is TrialState.WAITING and trial.attempt == 0 and trial.epochs_done == 0
     assert [a.error for a in trial.attempts] == [

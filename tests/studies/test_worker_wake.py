@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -11,8 +10,7 @@ import torch
 from studies import queue, store
 from studies.db import Database, TrialState
 from studies.spec import parse_spec
-from studies.worker import run_worker
-from tests.studies.conftest import tiny_spec, worker_options
+from tests.studies.conftest import tiny_spec, worker_options, worker_thread
 
 # Far longer than the test may take: the study can only start early through the wake-up.
 POLL_INTERVAL_S = 3600.0
@@ -42,12 +40,9 @@ def test_an_idle_worker_starts_a_submitted_study_before_its_poll_interval_ends(
 ) -> None:
     torch.set_num_threads(1)
     options = worker_options(
-        db, tmp_path, "idle", poll_interval_s=POLL_INTERVAL_S, exit_when_idle=False
+        db.url, tmp_path, "idle", poll_interval_s=POLL_INTERVAL_S, exit_when_idle=False
     )
-    stop = threading.Event()
-    thread = threading.Thread(target=run_worker, args=(options,), kwargs={"stop": stop})
-    thread.start()
-    try:
+    with worker_thread(options) as thread:
         while not store.readiness(db).workers_seen:  # alive, so claiming right after
             thread.join(0.05)
             assert thread.is_alive()
@@ -61,6 +56,3 @@ def test_an_idle_worker_starts_a_submitted_study_before_its_poll_interval_ends(
             assert time.monotonic() < deadline, "the idle worker never woke for the study"
             thread.join(0.05)
             assert thread.is_alive()
-    finally:
-        stop.set()
-        thread.join(60)

@@ -7,7 +7,6 @@ import collections
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,8 @@ from studies.db import Database, StudyStatus, TrialState, WorkerRow
 from studies.optuna_bridge import close_storages
 from studies.schema_setup import create_schema
 from studies.spec import parse_spec
-from studies.worker import WorkerOptions
-from tests.studies.conftest import optuna_trials, tiny_spec
+from tests.studies.conftest import optuna_trials, start_worker_process, tiny_spec, worker_options
 from tests.waiting import wait_until
-
-_WORKER_MAIN = (
-    "import sys\n"
-    "from studies.worker import WorkerOptions, run_worker\n"
-    "run_worker(WorkerOptions.model_validate_json(sys.argv[1]))\n"
-)
 
 
 class Workers:
@@ -45,26 +37,9 @@ class Workers:
     def start(self, count: int, **options: Any) -> None:
         for _ in range(count):
             name = f"w{len(self.procs)}"
-            values: dict[str, Any] = {
-                "database_url": self.url,
-                "data_dir": self.tmp_path / "data",
-                "artifacts_dir": self.tmp_path / "artifacts",
-                "name": name,
-                "poll_interval_s": 0.2,
-                "exit_when_idle": True,
-                "torch_threads": 1,
-                **options,
-            }
-            opts = WorkerOptions.model_validate(values)
-            # The child keeps its own copy of the file descriptor.
-            with (self.tmp_path / f"worker-{name}.log").open("wb") as log:
-                self.procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-c", _WORKER_MAIN, opts.model_dump_json()],
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
+            values = {"poll_interval_s": 0.2, "torch_threads": 1, **options}
+            opts = worker_options(self.url, self.tmp_path, name, **values)
+            self.procs.append(start_worker_process(opts, self.tmp_path / f"worker-{name}.log"))
 
     def wait(self, timeout: float = 120.0) -> list[int]:
         return [p.wait(timeout=timeout) for p in self.procs]
