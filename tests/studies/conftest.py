@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import optuna
 import pytest
@@ -40,6 +40,24 @@ def db(db_url: str) -> Iterator[Database]:
     yield database
     database.dispose()
     close_storages()
+
+
+class _Disposable(Protocol):
+    def dispose(self) -> None: ...
+
+
+DisposableT = TypeVar("DisposableT", bound=_Disposable)
+
+
+@contextmanager
+def disposed(resource: DisposableT) -> Iterator[DisposableT]:
+    """*resource* (a ``Database`` or an SQLAlchemy ``Engine``) for the block, disposed when it
+    ends (its pooled connections closed, as ``contextlib.closing`` closes a file): the next
+    step opens the file, or drops the database, without a connection left behind."""
+    try:
+        yield resource
+    finally:
+        resource.dispose()
 
 
 def tiny_spec(**overrides: Any) -> dict[str, Any]:

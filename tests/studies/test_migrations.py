@@ -20,7 +20,7 @@ from studies.db import DEFAULT_STALE_AFTER_S, Base, Database
 from studies.optuna_bridge import close_storages, optuna_storage
 from studies.schema_setup import create_schema
 from studies.spec import parse_spec
-from tests.studies.conftest import tiny_spec
+from tests.studies.conftest import disposed, tiny_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,20 +33,13 @@ def fresh_url(db_url: str) -> Iterator[str]:
 
 
 def _tables(url: str) -> set[str]:
-    engine = create_engine(url)
-    try:
+    with disposed(create_engine(url)) as engine:
         return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def _rows(url: str, sql: str) -> list[tuple[Any, ...]]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(sql))]
-    finally:
-        engine.dispose()
+    with disposed(create_engine(url)) as engine, engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(text(sql))]
 
 
 def _schema(engine: Engine) -> dict[str, Any]:
@@ -83,11 +76,8 @@ def migrate_and_check_head(db: Database) -> None:
 
 
 def test_an_empty_database_is_migrated_to_head(fresh_url: str) -> None:
-    db = Database(fresh_url)
-    try:
+    with disposed(Database(fresh_url)) as db:
         migrate_and_check_head(db)
-    finally:
-        db.dispose()
     tables = _tables(fresh_url)
     assert tables >= migrations.BASELINE_TABLES
     assert {migrations.VERSION_TABLE, "alembic_version", "studies", "trials"} <= tables
@@ -107,13 +97,9 @@ def _upgrade_to(conn: Connection, revision: str) -> None:
 def _baseline_schema(url: str) -> None:
     """What sweepdoc's ``create_all`` made before it had migrations: the baseline revision's
     tables (by definition the same schema), without the version table."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            _upgrade_to(conn, migrations.BASELINE)
-            conn.execute(text(f"DROP TABLE {migrations.VERSION_TABLE}"))
-    finally:
-        engine.dispose()
+    with disposed(create_engine(url)) as engine, engine.begin() as conn:
+        _upgrade_to(conn, migrations.BASELINE)
+        conn.execute(text(f"DROP TABLE {migrations.VERSION_TABLE}"))
 
 
 def test_the_migrations_make_what_create_all_makes(db_url: str, tmp_path: Path) -> None:
@@ -143,12 +129,9 @@ def test_optuna_keeps_its_own_alembic_version(fresh_url: str) -> None:
     optuna_before = _rows(fresh_url, "SELECT version_num FROM alembic_version")
     assert optuna_before and optuna_before[0][0] != migrations.head_revision()
 
-    db = Database(fresh_url)
-    try:
+    with disposed(Database(fresh_url)) as db:
         create_schema(db)
         create_schema(db)
-    finally:
-        db.dispose()
     assert _rows(fresh_url, "SELECT version_num FROM alembic_version") == optuna_before
     assert _rows(fresh_url, f"SELECT version_num FROM {migrations.VERSION_TABLE}") == [
         (migrations.head_revision(),)
@@ -164,31 +147,26 @@ def test_a_database_made_by_create_all_is_adopted_without_losing_rows(
     close_storages()
     # Rows as that sweepdoc wrote them, in the baseline's columns (today's models have more).
     spec = parse_spec(tiny_spec(search={"grid": [0.1, 0.01, 0.001]})).model_dump_json()
-    engine = create_engine(fresh_url)
-    try:
-        with engine.begin() as conn:
+    with disposed(create_engine(fresh_url)) as engine, engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sweepdoc_studies (id, name, optuna_study_name, spec, priority,"
+                " max_parallel, trial_count, cancel_requested, created_at) VALUES (1,"
+                " 'old', 'sweepdoc-1-old', :spec, 0, 1, 3, false, '2026-11-01 10:00:00')"
+            ),
+            {"spec": spec},
+        )
+        for number, lr in enumerate((0.1, 0.01, 0.001)):
             conn.execute(
                 text(
-                    "INSERT INTO sweepdoc_studies (id, name, optuna_study_name, spec, priority,"
-                    " max_parallel, trial_count, cancel_requested, created_at) VALUES (1,"
-                    " 'old', 'sweepdoc-1-old', :spec, 0, 1, 3, false, '2026-11-01 10:00:00')"
+                    "INSERT INTO sweepdoc_trials (study_id, number, state, params, attempt,"
+                    " epochs_done) VALUES (1, :number, 'waiting', :params, 0, 0)"
                 ),
-                {"spec": spec},
+                {"number": number, "params": f'{{"lr": {lr}}}'},
             )
-            for number, lr in enumerate((0.1, 0.01, 0.001)):
-                conn.execute(
-                    text(
-                        "INSERT INTO sweepdoc_trials (study_id, number, state, params, attempt,"
-                        " epochs_done) VALUES (1, :number, 'waiting', :params, 0, 0)"
-                    ),
-                    {"number": number, "params": f'{{"lr": {lr}}}'},
-                )
-    finally:
-        engine.dispose()
     assert migrations.VERSION_TABLE not in _tables(fresh_url)
 
-    db = Database(fresh_url)
-    try:
+    with disposed(Database(fresh_url)) as db:
         migrate_and_check_head(db)
         adopted = store.get_study(db, 1)
         assert adopted.name == "old" and adopted.trial_count == 3
@@ -199,20 +177,16 @@ def test_a_database_made_by_create_all_is_adopted_without_losing_rows(
         assert _rows(fresh_url, "SELECT DISTINCT stale_after_s FROM sweepdoc_trials") == [
             (DEFAULT_STALE_AFTER_S,)
         ]
-    finally:
-        db.dispose()
 
 
 def test_a_partial_sweepdoc_schema_is_refused_not_guessed_at(fresh_url: str) -> None:
-    engine = create_engine(fresh_url)
-    Base.metadata.tables["sweepdoc_studies"].create(engine)
-    engine.dispose()
-    db = Database(fresh_url)
-    try:
-        with pytest.raises(migrations.SchemaError, match="sweepdoc_trials"):
-            create_schema(db)
-    finally:
-        db.dispose()
+    with disposed(create_engine(fresh_url)) as engine:
+        Base.metadata.tables["sweepdoc_studies"].create(engine)
+    with (
+        disposed(Database(fresh_url)) as db,
+        pytest.raises(migrations.SchemaError, match="sweepdoc_trials"),
+    ):
+        create_schema(db)
     # Nothing was stamped or created: the transaction rolled back.
     assert _tables(fresh_url) == {"sweepdoc_studies"}
 
@@ -242,24 +216,17 @@ def test_four_processes_creating_the_schema_at_once(fresh_url: str) -> None:
         (migrations.head_revision(),)
     ]
     assert len(_rows(fresh_url, "SELECT version_num FROM alembic_version")) == 1
-    db = Database(fresh_url)
-    try:
-        with db.engine.connect() as conn:
-            assert migrations.model_differences(conn) == []
-    finally:
-        db.dispose()
+    with disposed(Database(fresh_url)) as db, db.engine.connect() as conn:
+        assert migrations.model_differences(conn) == []
 
 
 def test_model_differences_sees_a_model_change(fresh_url: str) -> None:
     """The in-step check above can fail: a column the migrations lack is reported."""
-    db = Database(fresh_url)
-    try:
+    with disposed(Database(fresh_url)) as db:
         create_schema(db)
         with db.engine.begin() as conn:
             conn.execute(text("ALTER TABLE sweepdoc_workers ADD COLUMN extra INTEGER"))
             diff = migrations.model_differences(conn)
-    finally:
-        db.dispose()
     # Only that column: Optuna's tables, which no model of sweepdoc's describes, are left out.
     assert [(d[0], d[2], d[3].name) for d in diff] == [
         ("remove_column", "sweepdoc_workers", "extra")
@@ -289,36 +256,29 @@ def test_the_migrations_ship_in_the_wheel(tmp_path: Path) -> None:
 def test_revision_0005_sets_the_chain_state_of_existing_studies(fresh_url: str) -> None:
     """Studies made before 0005: without follow-up (off), follow-up on and undecided
     (open), decided by a reason or a linked next round (decided)."""
-    engine = create_engine(fresh_url)
-    try:
-        with engine.begin() as conn:
-            _upgrade_to(conn, "0004")
-            rows = {
-                1: ({}, None, None),
-                2: ({"max_rounds": 2}, None, None),
-                3: ({"max_rounds": 2}, "Round 2 submitted: …", 4),
-                4: ({"max_rounds": 2}, "The loop is done.", None),
-                5: ({"max_rounds": 0}, None, None),
-            }
-            for study_id, (follow_up, reason, follow_up_id) in rows.items():
-                spec = parse_spec(tiny_spec(follow_up=follow_up)).model_dump_json()
-                conn.execute(
-                    text(
-                        "INSERT INTO sweepdoc_studies (id, name, optuna_study_name, spec,"
-                        " priority, max_parallel, trial_count, cancel_requested, created_at,"
-                        " round, chain_reason, follow_up_id) VALUES (:id, 's', :optuna, :spec,"
-                        " 0, 1, 2, false, '2026-11-01 10:00:00', 1, :reason, :follow_up_id)"
-                    ),
-                    {"id": study_id, "optuna": f"s{study_id}", "spec": spec,
-                     "reason": reason, "follow_up_id": follow_up_id},
-                )
-    finally:
-        engine.dispose()
-    db = Database(fresh_url)
-    try:
+    with disposed(create_engine(fresh_url)) as engine, engine.begin() as conn:
+        _upgrade_to(conn, "0004")
+        rows = {
+            1: ({}, None, None),
+            2: ({"max_rounds": 2}, None, None),
+            3: ({"max_rounds": 2}, "Round 2 submitted: …", 4),
+            4: ({"max_rounds": 2}, "The loop is done.", None),
+            5: ({"max_rounds": 0}, None, None),
+        }
+        for study_id, (follow_up, reason, follow_up_id) in rows.items():
+            spec = parse_spec(tiny_spec(follow_up=follow_up)).model_dump_json()
+            conn.execute(
+                text(
+                    "INSERT INTO sweepdoc_studies (id, name, optuna_study_name, spec,"
+                    " priority, max_parallel, trial_count, cancel_requested, created_at,"
+                    " round, chain_reason, follow_up_id) VALUES (:id, 's', :optuna, :spec,"
+                    " 0, 1, 2, false, '2026-11-01 10:00:00', 1, :reason, :follow_up_id)"
+                ),
+                {"id": study_id, "optuna": f"s{study_id}", "spec": spec,
+                 "reason": reason, "follow_up_id": follow_up_id},
+            )
+    with disposed(Database(fresh_url)) as db:
         migrate_and_check_head(db)
-    finally:
-        db.dispose()
     assert _rows(fresh_url, "SELECT id, chain_state FROM sweepdoc_studies ORDER BY id") == [
         (1, "off"), (2, "open"), (3, "decided"), (4, "decided"), (5, "off")
     ]
