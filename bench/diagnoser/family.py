@@ -1,5 +1,5 @@
 """One family (recipe) of the labeled set as its seeded runs: what every wave from the second on
-makes the same way (wave2.py … wave7.py), and ``Wave``, which collects one wave's families.
+makes the same way (a ``[[family]]`` of waves/wave2.toml … wave7.toml, read by wavefile.py).
 
 A family is one recipe trained with seeds 0 and 1; seed 1 is also shown with sum-reduced losses
 (dataset.py). A family on a tree of tasks.py reads it as ``imagefolder:<task>``: its source
@@ -11,7 +11,6 @@ size the wave gives.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ SEEDS = (0, 1)
 SUM_VIEW_SEED = 1
 MNIST_SIZE = 14  # MNIST tasks are downsampled to 14×14 unless a wave says otherwise
 BUILTIN_DIGITS = "digits"  # the task name of the built-in 8×8 digits (no tree of tasks.py)
-RAW = {"augment": "none"}  # nothing regularises: no augmentation (the overfitting recipes)
 
 
 def family_runs(
@@ -63,25 +61,3 @@ def family_runs(
         for seed in SEEDS
     ]
 
-
-@dataclass
-class Wave:
-    """One wave's families as they are added: ``add`` appends a recipe's seeded runs to ``runs``.
-
-    An MNIST task is read at *image_size* unless *task_sizes* names it or a family passes
-    ``size`` (the wave's own choice of image sizes).
-    """
-
-    number: int
-    image_size: int = MNIST_SIZE
-    task_sizes: dict[str, int] = field(default_factory=dict)
-    runs: list[Run] = field(default_factory=list)
-
-    def add(self, label: str, task: str, name: str, how: str, *, size: int | None = None,
-            pretrained: str | None = None, formerly_heldout: bool | None = None,
-            **parts: Any) -> None:
-        if size is None:
-            size = self.task_sizes.get(task, self.image_size)
-        self.runs.extend(family_runs(self.number, label, task, name, how, pretrained=pretrained,
-                                     image_size=size, formerly_heldout=formerly_heldout,
-                                     **parts))

@@ -1,23 +1,23 @@
 """Generate the diagnoser's labeled set: REAL training runs whose label is true by construction.
 
 Each run trains a real CNN with the project's trainer under conditions that make its label
-true (docs/diagnoser.md, "Accuracy, measured on real training runs"). Seven waves: wave1.py
-(107 runs: the digits and the first-wave MNIST tree, constant LR or cosine), wave2.py
-(schedules, warm-up, fine-tuning, 2/5/40-class tasks and a label-noise ceiling from
-tasks.py, runs of 100–300 epochs, the shapes the first diagnoser missed), wave3.py (new
-tasks, batch sizes, optimizers, schedules and fine-tuning variants; held out until wave 4),
-wave4.py (recipes new to all three; held out until wave 5), wave5.py (recipes new to all four;
-held out until wave 6), wave6.py (recipes new to all five; held out until wave 7) and
-wave7.py (the held-out half: recipes new to all six). Each
+true (docs/diagnoser.md, "Accuracy, measured on real training runs"). Seven waves, each a data
+file read by wavefile.py: waves/wave1.toml (107 runs: the digits and the first-wave MNIST tree,
+constant LR or cosine), wave2.toml (schedules, warm-up, fine-tuning, 2/5/40-class tasks and a
+label-noise ceiling from tasks.py, runs of 100–300 epochs, the shapes the first diagnoser
+missed), wave3.toml (new tasks, batch sizes, optimizers, schedules and fine-tuning variants;
+held out until wave 4), wave4.toml (recipes new to all three; held out until wave 5),
+wave5.toml (recipes new to all four; held out until wave 6), wave6.toml (recipes new to all
+five; held out until wave 7) and wave7.toml (the held-out half: recipes new to all six). Each
 family's seeded runs: family.py. How the set is split (by wave): recipe.py. What is true of a
 cut of a run: dataset.py.
 
 Every run is written to ``runs/<id>.json`` (compact, floats rounded to 5 significant
 digits) with the label, its family, how it was made, the config and its split. The script is
 resumable: a run whose JSON exists is skipped. Fine-tuning runs first train their checkpoint
-(wave2.PRETRAINED) once, under the data root.
+(waves/checkpoints.toml) once, under the data root.
 
-    .venv/bin/python bench/diagnoser/generate.py [--wave 1|2|3|4|5|6|7] [--dataset digits|mnist]
+    .venv/bin/python bench/diagnoser/generate.py [--wave N] [--dataset digits|mnist]
         [--only ID-PREFIX] [--mnist DIR] [--list] [--reverse] [--runs-dir DIR]
 """
 
@@ -36,13 +36,7 @@ sys.path.insert(0, str(HERE))  # and the modules beside this file
 
 from recipe import Run  # noqa: E402
 from tasks import DATA_ROOT, TASKS, export_task  # noqa: E402
-from wave1 import first_wave  # noqa: E402
-from wave2 import PRETRAINED, second_wave  # noqa: E402
-from wave3 import third_wave  # noqa: E402
-from wave4 import fourth_wave  # noqa: E402
-from wave5 import fifth_wave  # noqa: E402
-from wave6 import sixth_wave  # noqa: E402
-from wave7 import seventh_wave  # noqa: E402
+from wavefile import load_checkpoints, load_waves, wave_numbers  # noqa: E402
 
 from bench._common import default_mnist_dir  # noqa: E402
 from bench._mnist import export_mnist  # noqa: E402
@@ -53,8 +47,8 @@ MNIST_TRAIN, MNIST_VAL = 5000, 1000  # images written to train/ and val/ of that
 CHECKPOINTS = DATA_ROOT / "checkpoints"
 CURVE_KEYS = ("train_loss", "val_loss", "train_acc", "val_acc", "lr")
 
-RUNS = (first_wave() + second_wave() + third_wave() + fourth_wave() + fifth_wave()
-        + sixth_wave() + seventh_wave())
+RUNS = load_waves()
+PRETRAINED = load_checkpoints()
 _duplicates = {r.id for r in RUNS if sum(o.id == r.id for o in RUNS) > 1}
 assert not _duplicates, f"run ids must be unique, repeated: {sorted(_duplicates)}"
 
@@ -84,7 +78,7 @@ def _config(run: Run, mnist_source: Path, init_from: Path | None) -> Any:
 
 
 def checkpoint(name: str, mnist_source: Path) -> Path:
-    """The pretrained checkpoint *name* (wave2.PRETRAINED), trained on first use."""
+    """The pretrained checkpoint *name* (waves/checkpoints.toml), trained on first use."""
     from trainer import train
 
     path = CHECKPOINTS / f"{name}.pt"
@@ -133,7 +127,7 @@ def generate(run: Run, mnist_source: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wave", type=int, choices=(1, 2, 3, 4, 5, 6, 7))
+    parser.add_argument("--wave", type=int, choices=wave_numbers())
     parser.add_argument("--dataset", choices=("digits", "mnist"))
     parser.add_argument("--only", default="", help="run-id prefix")
     parser.add_argument("--mnist", type=Path, default=default_mnist_dir(),

@@ -1,12 +1,12 @@
 """One labeled run's recipe (`Run`), and how the set is split into a training and a held-out half.
 
 The split is by WAVE (the one definition; ``Run.split``, recorded as ``split`` in every run's
-JSON with ``split_by: "wave"``): the runs of the seventh wave (wave7.py, ``HELDOUT_WAVE``) are
-the held-out half, every run of waves 1–6 is the training (development) half. Wave 7 was made
-after wave 6 had been evaluated once and its misses read, in families (recipes) that differ
-from every family of waves 1–6 in at least one way the method could have fitted, and nobody
-diagnosed any of its runs before the single evaluation of the held-out half: it measures
-generalization to new recipes.
+JSON with ``split_by: "wave"``): the runs of the seventh wave (waves/wave7.toml,
+``HELDOUT_WAVE``) are the held-out half, every run of waves 1–6 is the training (development)
+half. Wave 7 was made after wave 6 had been evaluated once and its misses read, in families
+(recipes) that differ from every family of waves 1–6 in at least one way the method could have
+fitted, and nobody diagnosed any of its runs before the single evaluation of the held-out half:
+it measures generalization to new recipes.
 
 Each earlier held-out side was evaluated and then learned from; one fact per run records it
 (docs/diagnoser.md, "How the values were set"): ``heldout_until_wave`` (``Run.heldout_until_wave``)
@@ -42,7 +42,7 @@ class Run:
     """One labeled run: its id, the label its construction makes true, and its config.
 
     ``task`` names a tree of tasks.py (None: the built-in digits, or the first wave's MNIST
-    tree); ``pretrained`` names a checkpoint of wave2.PRETRAINED to fine-tune from;
+    tree); ``pretrained`` names a checkpoint of waves/checkpoints.toml to fine-tune from;
     ``wave`` is the wave that made it (the split); ``formerly_heldout`` is a
     second-wave family's side of the split before wave 3 (None: the first wave's hash rule,
     or a later wave's run, which had no such side); ``sum_view``: the set also shows this

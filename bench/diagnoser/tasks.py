@@ -12,23 +12,22 @@ every task below is made from real images without touching the trainer:
   as in a dataset labeled carelessly: the best possible validation accuracy is about 0.75,
   so a model that reaches it has converged, not underfit.
 
-The third wave (wave3.py) adds tasks no earlier run trained on: ``digits7`` (digits 0–6,
-7 classes), ``mnist59`` (MNIST 5–9: the other half of the digits, 5 classes), ``mnist3``
-(MNIST 2, 5 and 7, read at their full 28×28) and ``noisy15m`` (all ten MNIST digits with 15 %
-of all labels replaced: a second noise ceiling, near 0.85, on another source and level).
-The fourth wave (wave4.py) adds four more: ``digits6`` (digits 4–9, 6 classes), ``mnist17``
-(MNIST 1 vs 7: a 2-class task of two look-alike digits), ``mnist4`` (MNIST 0, 3, 6 and 9,
-4 classes) and ``mnist8`` (MNIST 0–7, 8 classes). The fifth wave (wave5.py) adds
-``digitsodd`` (the odd digits, 5 classes), ``mnist9`` (MNIST 1–9, 9 classes: a class count no
-earlier task had), ``mnist35`` (MNIST 3 vs 5) and ``noisy10`` (the digits with 10 % of all
-labels replaced: a third noise ceiling, near 0.90). The sixth wave (wave6.py) adds
-``digitseven`` (the even digits, 5 classes), ``digits358`` (digits 3, 5 and 8: three
-look-alike classes), ``mnist6`` (MNIST 0, 2, 4, 5, 6 and 8) and ``noisy20m`` (all ten MNIST
-digits with 20 % of all labels replaced: a fourth noise ceiling, near 0.80). The seventh wave
-(wave7.py) adds ``digits147`` (digits 1, 4 and 7), ``mnist27`` (MNIST 2 vs 7), ``mnist10``
-(all ten MNIST digits from the fresh images, clean: the task most practitioners start with)
-and ``noisy30`` (the digits with 30 % of all labels replaced: a fifth noise ceiling, near
-0.70).
+The waves' recipes are in waves/. The third wave (wave3.toml) adds tasks no earlier run trained
+on: ``digits7`` (digits 0–6, 7 classes), ``mnist59`` (MNIST 5–9: the other half of the digits, 5
+classes), ``mnist3`` (MNIST 2, 5 and 7, read at their full 28×28) and ``noisy15m`` (all ten
+MNIST digits with 15 % of all labels replaced: a second noise ceiling, near 0.85, on another
+source and level). The fourth wave (wave4.toml) adds four more: ``digits6`` (digits 4–9, 6
+classes), ``mnist17`` (MNIST 1 vs 7: a 2-class task of two look-alike digits), ``mnist4`` (MNIST
+0, 3, 6 and 9, 4 classes) and ``mnist8`` (MNIST 0–7, 8 classes). The fifth wave (wave5.toml)
+adds ``digitsodd`` (the odd digits, 5 classes), ``mnist9`` (MNIST 1–9, 9 classes: a class count
+no earlier task had), ``mnist35`` (MNIST 3 vs 5) and ``noisy10`` (the digits with 10 % of all
+labels replaced: a third noise ceiling, near 0.90). The sixth wave (wave6.toml) adds
+``digitseven`` (the even digits, 5 classes), ``digits358`` (digits 3, 5 and 8: three look-alike
+classes), ``mnist6`` (MNIST 0, 2, 4, 5, 6 and 8) and ``noisy20m`` (all ten MNIST digits with
+20 % of all labels replaced: a fourth noise ceiling, near 0.80). The seventh wave (wave7.toml) adds
+``digits147`` (digits 1, 4 and 7), ``mnist27`` (MNIST 2 vs 7), ``mnist10`` (all ten MNIST digits
+from the fresh images, clean: the task most practitioners start with) and ``noisy30`` (the
+digits with 30 % of all labels replaced: a fifth noise ceiling, near 0.70).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
