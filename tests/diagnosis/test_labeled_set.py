@@ -10,6 +10,8 @@ at the end. They are accuracy tests, not timing ones.
 """
 
 import math
+import shutil
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -31,6 +33,11 @@ with_and_without_plans = pytest.mark.parametrize(
 @pytest.fixture(scope="module")
 def evaluate() -> ModuleType:
     return load_bench_module("evaluate")
+
+
+@pytest.fixture(scope="module")
+def wavefile() -> ModuleType:
+    return load_bench_module("wavefile")
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +66,83 @@ def _settings(run: dict[str, Any]) -> set[tuple[str, str, str]]:
         out |= {(section, key, repr(value)) for key, value in config[section].items()
                 if key not in ("seed", "lr")}
     return out
+
+
+def test_every_stored_run_is_made_by_its_wave_files_recipe(
+    runs: list[dict[str, Any]], wavefile: ModuleType
+) -> None:
+    # The recipes (bench/diagnoser/waves/*.toml) and the runs/ they made are one set: every
+    # recipe has its run and every run records exactly what its recipe says (generate.py's
+    # fields). Only the recipes are compared here: no run is diagnosed.
+    recipes = {recipe.id: recipe for recipe in wavefile.load_waves()}
+    assert sorted(recipes) == [r["id"] for r in runs]
+    for run in runs:
+        recipe = recipes[run["id"]]
+        made = {
+            "family": recipe.family, "wave": recipe.wave, "label": recipe.label,
+            "split": recipe.split.value, "heldout_until_wave": recipe.heldout_until_wave,
+            "dataset": recipe.dataset, "task": recipe.task, "how": recipe.how,
+            "config": {"data": recipe.data, "model": recipe.model, "optim": recipe.optim,
+                       "pretrained": recipe.pretrained},
+            "sum_view": recipe.sum_view,
+        }
+        recorded = {key: run.get(key) for key in made}
+        # The first wave's records predate "family", "task" and config.pretrained.
+        recorded["family"] = run.get("family") or run["id"].rsplit("-s", 1)[0]
+        recorded["config"] = {"pretrained": None, **run["config"]}
+        recorded["sum_view"] = "sum_reduced_scale" in run
+        assert recorded == made, run["id"]
+
+
+def test_the_checkpoints_are_what_the_fine_tuned_recipes_name(wavefile: ModuleType) -> None:
+    checkpoints = wavefile.load_checkpoints()
+    assert {r.pretrained for r in wavefile.load_waves()} - {None} == set(checkpoints)
+    for name, checkpoint in checkpoints.items():
+        assert checkpoint.id == f"pretrain-{name}"
+        assert checkpoint.task == f"pre-{name}"  # tasks.py's images the waves never train on
+
+
+_GOOD_WAVE = """
+[wave]
+number = 8
+
+[[family]]
+label = "healthy"
+task = "digits"
+name = "sgd"
+how = "simple w8, SGD"
+optim = { lr = 0.05 }
+"""
+
+
+@pytest.mark.parametrize(
+    ("line", "changed", "field", "reason"),
+    [
+        ("optim = {", "optim = { seed = 3,", "family.0.optim", "set by the loader"),
+        ("optim =", "optm = {}\noptim =", "family.0.optm", "Extra inputs are not permitted"),
+        ('label = "healthy"', 'label = "inconclusive"', "family.0.label", "not inconclusive"),
+        ('task = "digits"', 'task = "mnist99"', "family.0.task", "unknown task 'mnist99'"),
+        ("optim =", 'pretrained = "imagenet"\noptim =', "family.0.pretrained",
+         "unknown checkpoint 'imagenet'"),
+        ("optim =", "size = 12.5\noptim =", "family.0.size", "valid integer"),
+        ("number = 8", "number = 9", "wave.number", "its name says 8"),
+    ],
+    ids=["seed", "unknown-key", "label", "task", "checkpoint", "size", "number"],
+)
+def test_a_bad_wave_file_is_refused_naming_the_field_and_why(
+    wavefile: ModuleType, tmp_path: Path, line: str, changed: str, field: str, reason: str
+) -> None:
+    shutil.copy(wavefile.WAVES_DIR / wavefile.CHECKPOINTS_FILE, tmp_path)
+    path = tmp_path / "wave8.toml"
+    path.write_text(_GOOD_WAVE)
+    made = wavefile.load_wave(8, tmp_path)
+    assert [r.id for r in made] == ["digits-healthy-sgd-s0", "digits-healthy-sgd-s1"]
+    assert [r.optim for r in made] == [{"lr": 0.05, "seed": 0}, {"lr": 0.05, "seed": 1}]
+
+    path.write_text(_GOOD_WAVE.replace(line, changed, 1))
+    with pytest.raises(wavefile.WaveFileError, match=reason) as refused:
+        wavefile.load_wave(8, tmp_path)
+    assert f"wave8.toml: {field}" in str(refused.value)
 
 
 def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
