@@ -10,6 +10,8 @@ plan tells them apart: a finished run is right far more often than a cut with th
 verdict. Each step of the fitted function is shrunk towards the label's overall share right
 by PRIOR_WEIGHT pseudo-samples: a step fitted on three samples must not claim 0% or 100%.
 The held-out half is never read here: evaluate.py reports its reliability tables and ECEs.
+Labels come from the rules and, for runs in progress, the arbiter (fit_arbiter.py, run
+first): the maps are fitted to the scores the shipped diagnoser gives.
 
     .venv/bin/python bench/diagnoser/calibrate.py
 """
@@ -32,7 +34,7 @@ from sklearn.isotonic import IsotonicRegression  # noqa: E402
 from studies.diagnosis._calibration import CALIBRATION_FILE, Calibration  # noqa: E402
 from studies.diagnosis._plan import Stage  # noqa: E402
 from studies.diagnosis._result import Label  # noqa: E402
-from studies.diagnosis._run import judge  # noqa: E402
+from studies.diagnosis._run import Judgement, judge  # noqa: E402
 
 SPLIT = "train"
 PRIOR_WEIGHT = 4.0
@@ -65,9 +67,10 @@ class Outcome:
     right: bool
 
 
-def outcome(sample: Sample) -> Outcome:
-    """Judge *sample* (labels come from the rules alone: the calibration never changes them)."""
-    judgement = judge(sample.curves)
+def outcome(sample: Sample, judgement: Judgement | None = None) -> Outcome:
+    """Judge *sample* (or take *judgement*, already made of it); the calibration never
+    changes labels."""
+    judgement = judgement or judge(sample.curves)
     verdict = judgement.verdict
     return Outcome(
         judgement.stage,

@@ -12,9 +12,9 @@ calibrate.py does, and the fold's samples are scored with it. The pooled verdict
 accuracy, balanced accuracy, healthy false alarms and ECE; the per-fold false alarms show
 how unevenly the alarms fall across families.
 
-The labels themselves come from the rules alone (their few constants are hand-set and not
-refitted per fold), so the pooled label numbers equal the training half's; what the folds
-add is the honest calibration and the per-family spread. The held-out half is never read.
+The rules' labels are hand-set and not refitted per fold; the arbiter (fit_arbiter.py, the
+labels of runs in progress) IS refitted on the other folds' rows, so its labels, like the
+calibration, are scored on families it was not fitted on. The held-out half is never read.
 """
 
 from __future__ import annotations
@@ -30,9 +30,24 @@ sys.path.insert(0, str(HERE))  # and the bench modules beside this file
 
 from calibrate import Outcome, fit, outcome  # noqa: E402
 from dataset import Sample  # noqa: E402
+from fit_arbiter import Row, row  # noqa: E402
+from fit_arbiter import fit as fit_arbiter  # noqa: E402
 
+from studies.diagnosis._arbiter import ArbiterModel  # noqa: E402
 from studies.diagnosis._calibration import calibrated  # noqa: E402
 from studies.diagnosis._result import Label  # noqa: E402
+from studies.diagnosis._run import judge  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A training sample as the shipped diagnoser judged it, with the arbiter's inputs where
+    the arbiter applies (so that each fold can referee it with its own)."""
+
+    sample: Sample
+    plans: bool  # judged with its run's plan
+    outcome: Outcome
+    row: Row | None
 
 
 @dataclass(frozen=True)
@@ -56,17 +71,29 @@ def family_folds(families: set[str], k: int) -> dict[str, int]:
     return {family: i % k for i, family in enumerate(sorted(families))}
 
 
-def cross_validate(judged: list[tuple[Sample, bool, Outcome]], k: int) -> list[Scored]:
-    """Score every judged (sample, with-plan, outcome) by the calibration of the other folds."""
-    folds = family_folds({s.family for s, _, _ in judged}, k)
+def _refereed(judged: Judged, arbiter: ArbiterModel | None) -> Outcome:
+    """*judged*'s outcome with *arbiter* deciding where it applies."""
+    if judged.row is None or arbiter is None:
+        return judged.outcome
+    shares = arbiter.probabilities(judged.row.x)
+    label = max(shares, key=shares.__getitem__)
+    return Outcome(judged.outcome.stage, label, shares[label], label is judged.sample.truth)
+
+
+def cross_validate(judged: list[Judged], k: int) -> list[Scored]:
+    """Score every judged sample by the arbiter and calibration fitted on the other folds."""
+    folds = family_folds({j.sample.family for j in judged}, k)
     scored = []
     for fold in range(k):
-        rest = [o for s, _, o in judged if folds[s.family] != fold]
+        rows = [j.row for j in judged if j.row is not None and folds[j.sample.family] != fold]
+        arbiter = fit_arbiter(rows, f"cross-validation fold {fold}") if rows else None
+        outcomes = [_refereed(j, arbiter) for j in judged]
+        rest = [o for j, o in zip(judged, outcomes, strict=True) if folds[j.sample.family] != fold]
         calibration = fit(rest, f"cross-validation fold {fold}")
-        for sample, plans, o in judged:
-            if folds[sample.family] == fold:
+        for j, o in zip(judged, outcomes, strict=True):
+            if folds[j.sample.family] == fold:
                 confidence = calibrated(o.label, o.score, o.stage, calibration)
-                scored.append(Scored(sample, plans, o, confidence, fold))
+                scored.append(Scored(j.sample, j.plans, o, confidence, fold))
     return scored
 
 
@@ -92,5 +119,9 @@ def family_false_alarms(scored: list[Scored]) -> list[tuple[str, int, int]]:
     return sorted(((f, alarms[f], healthy[f]) for f in healthy if alarms[f]), key=lambda r: -r[1])
 
 
-def judge_all(selected: list[Sample], plans: bool) -> list[tuple[Sample, bool, Outcome]]:
-    return [(s, plans, outcome(s)) for s in selected]
+def judge_all(selected: list[Sample], plans: bool) -> list[Judged]:
+    judged = []
+    for sample in selected:
+        judgement = judge(sample.curves)
+        judged.append(Judged(sample, plans, outcome(sample, judgement), row(sample, judgement, 0)))
+    return judged

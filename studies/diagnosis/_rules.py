@@ -82,6 +82,15 @@ def material_loss_fall(forecast: CurveForecast) -> float:
     return MATERIAL_LOSS_SHARE * abs(forecast.best)
 
 
+def never_left_chance(m: Measures) -> bool:
+    """Every accuracy stayed within NEVER_LEARNED_MARGIN of chance (of the way to 1)."""
+    chance, accuracies = m.chance_acc, m.levels.accuracies
+    if chance is None or not accuracies:
+        return False
+    ceiling = chance + NEVER_LEARNED_MARGIN * (1.0 - chance)
+    return all(max(acc) <= ceiling for acc in accuracies)
+
+
 def _never_learned(m: Measures) -> Verdict | None:
     """A run whose accuracies never left chance is judged by its loss alone (issue 11, item
     3): a smooth loss near log(K) is a slow start (a learning rate far too low:
@@ -93,13 +102,9 @@ def _never_learned(m: Measures) -> Verdict | None:
     the rest once the judged curves are in, e.g. a loss that is not a per-sample
     cross-entropy and whose first epoch blew up within itself (its own median, the stand-in
     for log(K), then lies above the recent epochs)."""
-    chance, chance_loss = m.chance_acc, m.chance_loss
-    accuracies = m.levels.accuracies
-    if chance is None or not accuracies:
+    if not never_left_chance(m):
         return None
-    ceiling = chance + NEVER_LEARNED_MARGIN * (1.0 - chance)
-    if any(max(acc) > ceiling for acc in accuracies):
-        return None
+    chance_loss = m.chance_loss
     loss = m.levels.loss
     if loss is None:
         return None
@@ -122,7 +127,7 @@ def _never_learned(m: Measures) -> Verdict | None:
     )
 
 
-def _paying(m: Measures) -> tuple[float | None, float | None]:
+def gain_probabilities(m: Measures) -> tuple[float | None, float | None]:
     """The probability of a material gain on the best the run has shown so far, for the
     validation accuracy and the validation loss (None: curve not forecast).
 
@@ -155,7 +160,7 @@ def _undertrained(m: Measures, *, accuracy_only: bool = False) -> Verdict | None
     acc, loss = m.forecasts.val_acc, m.forecasts.val_loss
     # The horizon is the planned end of a run with epochs left (do THOSE epochs pay?), else
     # the default 2 × epochs or the caller's horizon_epochs.
-    p_acc, p_loss = _paying(m)
+    p_acc, p_loss = gain_probabilities(m)
     if accuracy_only:
         if acc is None:
             return None
@@ -292,7 +297,7 @@ def _validation_still_improving(m: Measures) -> bool:
     return p_loss > UNDERTRAINED_PROBABILITY or _keeps_pace(m, loss) or _accelerating(m)
 
 
-def _train_level(m: Measures) -> tuple[float, str] | None:
+def train_level(m: Measures) -> tuple[float, str] | None:
     """How far the model fits its own training set (0 = chance or start, 1 = perfect)."""
     if m.train_acc is not None:
         chance = m.chance_acc or 0.0
@@ -343,7 +348,7 @@ def _underfitting(m: Measures, study_best_val_acc: float | None) -> Verdict | No
                 f"{study_best_val_acc:.3f}, with little train/val gap",
             )
         return None
-    level = _train_level(m)
+    level = train_level(m)
     if level is None or _training_still_improving(m) or _validation_still_improving(m):
         return None
     fitted, described = level
@@ -369,7 +374,7 @@ def _memorised(m: Measures) -> bool:
 
 def _healthy(m: Measures) -> Verdict:
     """Converged: the score is how surely more epochs would not pay."""
-    chances = [p for p in _paying(m) if p is not None]
+    chances = [p for p in gain_probabilities(m) if p is not None]
     return Verdict(
         Label.HEALTHY,
         1.0 - max(chances, default=0.25),

@@ -2,18 +2,20 @@
 
 The data flows one way: validated Curves → ``measure_levels`` (once) → divergence → (for a
 finite run of ≥ 3 epochs) ``measure`` (once: segments, smoothed series, forecasts) → the
-rules' verdict → calibrated confidence, evidence, findings and advice.
+rules' verdict → for a run in progress, the arbiter's (_arbiter.py) → calibrated confidence,
+evidence, findings and advice.
 """
 
 from dataclasses import dataclass
 
 from studies.diagnosis._advice import recommend
+from studies.diagnosis._arbiter import arbitrate
 from studies.diagnosis._calibration import calibrated
 from studies.diagnosis._curves import Curves
 from studies.diagnosis._diverge import STUCK_MIN_EPOCHS, Divergence, find_divergence
 from studies.diagnosis._evidence import basic_evidence, forecast_of, measured_evidence
 from studies.diagnosis._findings import find_problems
-from studies.diagnosis._measure import Levels, measure, measure_levels
+from studies.diagnosis._measure import Levels, Measures, measure, measure_levels
 from studies.diagnosis._plan import Stage, stage_of
 from studies.diagnosis._result import Diagnosis, Evidence, Forecast, Label
 from studies.diagnosis._rules import decide
@@ -79,6 +81,8 @@ class Judgement:
     evidence: Evidence
     stage: Stage  # what the confidence is calibrated on
     forecast: Forecast | None = None
+    measures: Measures | None = None  # a finite run of ≥ 3 epochs: what the rules read
+    rules: Verdict | None = None  # ... and the rules' own verdict, before the arbiter's
 
 
 def _diverged(levels: Levels, divergence: Divergence, facts: dict[str, object]) -> Judgement:
@@ -98,8 +102,10 @@ def judge(
     *,
     study_best_val_acc: float | None = None,
     horizon_epochs: int | None = None,
+    rules_only: bool = False,
 ) -> Judgement:
-    """The verdict on *curves* with the rules' raw score (what the calibration is fitted to)."""
+    """The verdict on *curves* with its raw score (what the calibration is fitted to);
+    *rules_only* leaves the arbiter out (what bench/diagnoser/fit_arbiter.py fits it on)."""
     if horizon_epochs is not None and horizon_epochs < 1:
         raise ValueError(f"horizon_epochs must be at least 1, got horizon_epochs={horizon_epochs}")
     levels = measure_levels(curves)
@@ -116,9 +122,12 @@ def judge(
         stage = stage_of(curves.plan, curves.epochs)
         return Judgement(levels, verdict, Evidence.model_validate(facts), stage)
     m = measure(levels, horizon=horizon_epochs)
-    verdict = decide(m, study_best_val_acc)
+    rules = decide(m, study_best_val_acc)
+    verdict = rules if rules_only else arbitrate(
+        m, rules, study_context=study_best_val_acc is not None
+    )
     evidence = Evidence.model_validate(facts | measured_evidence(m))
-    return Judgement(levels, verdict, evidence, m.stage, forecast_of(m))
+    return Judgement(levels, verdict, evidence, m.stage, forecast_of(m), m, rules)
 
 
 def diagnose_run(

@@ -1,8 +1,8 @@
 """Leave-family-out cross-validation of the diagnoser (bench/diagnoser/crossval.py).
 
 Methods are chosen by it, so it must really leave each fold's families out of the
-calibration that scores them, deal every family into exactly one fold, and never read the
-held-out half.
+calibration and the arbiter that score them, deal every family into exactly one fold, and
+never read the held-out half.
 """
 
 from types import ModuleType
@@ -26,7 +26,7 @@ def calibrate() -> ModuleType:
 
 def _judged(
     crossval: ModuleType, calibrate: ModuleType, family: str, right: bool, n: int = 6
-) -> list[tuple[Any, bool, Any]]:
+) -> list[Any]:
     """*n* samples of *family*, each called undertrained at raw score 0.7, right or not."""
     curves = Curves.model_validate(
         {"train_loss": [1.0, 0.8, 0.6], "val_loss": [1.0, 0.85, 0.7], "num_classes": 10}
@@ -36,7 +36,7 @@ def _judged(
     for i in range(n):
         sample = sample_type(f"{family}-s{i}", "train", 3, True, Label.UNDERTRAINED, curves, family)
         outcome = calibrate.Outcome(Stage.UNKNOWN, Label.UNDERTRAINED, 0.7, right)
-        out.append((sample, False, outcome))
+        out.append(crossval.Judged(sample, False, outcome, None))
     return out
 
 
@@ -85,7 +85,36 @@ def test_healthy_false_alarms_are_counted_per_fold_and_family(
                 f"{family}-s{i}", "train", 3, True, Label.HEALTHY, curves, family
             )
             outcome = calibrate.Outcome(Stage.UNKNOWN, label, 0.6, label is Label.HEALTHY)
-            judged.append((sample, True, outcome))
+            judged.append(crossval.Judged(sample, True, outcome, None))
     scored = crossval.cross_validate(judged, 2)
     assert crossval.fold_false_alarms(scored) == {0: (0, 3), 1: (3, 3)}
     assert crossval.family_false_alarms(scored) == [("b-alarmed", 3, 3)]
+
+
+def test_a_fold_is_refereed_by_an_arbiter_fitted_without_it(
+    crossval: ModuleType, calibrate: ModuleType
+) -> None:
+    # Four families in two folds (a, c | b, d). The arbiter's first feature says the label,
+    # but the two folds disagree on what it means: fitted on the OTHER fold, each family's
+    # verdict is the opposite of its own truth; an arbiter that saw its own fold would get
+    # some right.
+    arbiter = load_bench_module("fit_arbiter")
+    width = len(arbiter.feature_names())
+    curves = Curves.model_validate({"val_acc": [0.5, 0.7, 0.8], "num_classes": 10})
+    judged = []
+    for family, sign, truth in (
+        ("a", 1.0, Label.HEALTHY),
+        ("b", 1.0, Label.UNDERTRAINED),
+        ("c", -1.0, Label.UNDERTRAINED),
+        ("d", -1.0, Label.HEALTHY),
+    ):
+        for i in range(4):
+            sample = crossval.Sample(f"{family}-s{i}", "train", 3, False, truth, curves, family)
+            outcome = calibrate.Outcome(Stage.IN_PROGRESS, truth, 0.9, True)  # the shipped one
+            x = [sign + 0.01 * i] + [0.0] * (width - 1)
+            row = arbiter.Row(x, arbiter.LABELS.index(truth), 0, 0, family)
+            judged.append(crossval.Judged(sample, True, outcome, row))
+    scored = crossval.cross_validate(judged, 2)
+    assert len(scored) == len(judged)
+    assert all(not s.outcome.right for s in scored)
+    assert {s.outcome.label for s in scored if s.sample.family == "a"} == {Label.UNDERTRAINED}

@@ -1,0 +1,174 @@
+"""Fit the diagnoser's arbiter (studies/diagnosis/_arbiter.py) on the TRAINING half of the
+labeled set, and say how well it does on waves it was not fitted on.
+
+Every training sample (whole runs, cuts and sum-reduced views, each once with its run's plan
+and once without, as calibrate.py takes them) that the arbiter applies to — a run in
+progress logging all four curves — gives one row: the arbiter's features (the measured
+pieces and the rules' own verdict, ``_arbiter.features``) and the true label. The model is
+a multinomial logistic regression (scikit-learn, here only) on clipped (1st–99th
+percentile of the training rows) and standardised features, class-balanced: every label
+weighs alike, as in the balanced accuracy the diagnoser is judged by. C (the inverse
+regularisation strength) is kept small: few, strongly regularised weights carry best to
+recipes the set does not hold.
+
+Before it writes studies/diagnosis/arbiter.json it prints LEAVE-ONE-WAVE-OUT figures: each
+wave of the training half predicted by a model fitted on the other waves (a wave is a batch
+of recipes made together, so this is the nearest the training half comes to "recipes never
+seen"), against the rules alone on the same rows. The held-out half is never read here.
+Run calibrate.py after it (the confidence maps are fitted to the final scores).
+
+    .venv/bin/python bench/diagnoser/fit_arbiter.py
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
+sys.path.insert(0, str(HERE))  # and dataset.py beside this file
+
+from dataset import Sample, load_runs, samples  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from studies.diagnosis._arbiter import (  # noqa: E402
+    ARBITER_FILE,
+    LABELS,
+    ArbiterModel,
+    feature_names,
+)
+from studies.diagnosis._arbiter import features as arbiter_features  # noqa: E402
+from studies.diagnosis._run import Judgement, judge  # noqa: E402
+
+SPLIT = "train"
+C = 0.1
+CLIP_PERCENTILES = (1.0, 99.0)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One training sample the arbiter applies to."""
+
+    x: list[float]
+    truth: int  # index into LABELS
+    rule: int  # the rules' label, index into LABELS
+    wave: int
+    family: str
+
+
+def row(sample: Sample, judgement: Judgement, wave: int) -> Row | None:
+    """The arbiter's row for *sample* as *judgement* read it, or None where the arbiter
+    does not apply (the rules stand)."""
+    rules, m = judgement.rules, judgement.measures
+    if rules is None or m is None or rules.label not in LABELS or sample.truth not in LABELS:
+        return None  # a diverged run is the rules' to call (_arbiter.LABELS)
+    x = arbiter_features(m, rules.label)
+    if x is None:
+        return None
+    return Row(x, LABELS.index(sample.truth), LABELS.index(rules.label), wave, sample.family)
+
+
+def training_rows(runs: list[dict[str, Any]]) -> list[Row]:
+    """The rows of *runs*' samples, each once with its run's plan and once without."""
+    wave_of = {r["id"]: int(r.get("wave") or 1) for r in runs}
+    rows = []
+    for plans in (True, False):
+        for sample in samples(runs, cuts=True, plans=plans)[0]:
+            found = row(sample, judge(sample.curves, rules_only=True), wave_of[sample.run_id])
+            if found is not None:
+                rows.append(found)
+    return rows
+
+
+def fit(rows: list[Row], described: str) -> ArbiterModel:
+    x = np.array([r.x for r in rows])
+    y = np.array([r.truth for r in rows])
+    low, high = np.percentile(x, CLIP_PERCENTILES, axis=0)
+    clipped = np.clip(x, low, high)
+    mean, scale = clipped.mean(axis=0), clipped.std(axis=0)
+    scale[scale == 0.0] = 1.0  # a constant column (e.g. an indicator no row sets)
+    model = LogisticRegression(C=C, max_iter=5000, class_weight="balanced")
+    model.fit((clipped - mean) / scale, y)
+    coef = np.zeros((len(LABELS), x.shape[1]))
+    intercept = np.full(len(LABELS), -30.0)  # a label no training row has: never chosen
+    if len(model.classes_) == 2:
+        # Two labels: one row of weights, the second label's logit against the first's 0.
+        first, second = model.classes_
+        coef[first], intercept[first] = 0.0, 0.0
+        coef[second], intercept[second] = model.coef_[0], model.intercept_[0]
+    else:
+        for row_index, label_index in enumerate(model.classes_):
+            coef[label_index] = model.coef_[row_index]
+            intercept[label_index] = model.intercept_[row_index]
+    return ArbiterModel(
+        fitted_on=described,
+        features=feature_names(),
+        labels=list(LABELS),
+        clip_low=[round(float(v), 6) for v in low],
+        clip_high=[round(float(v), 6) for v in high],
+        mean=[round(float(v), 6) for v in mean],
+        scale=[round(float(v), 6) for v in scale],
+        coef=[[round(float(v), 6) for v in r] for r in coef],
+        intercept=[round(float(v), 6) for v in intercept],
+    )
+
+
+def balanced(truth: list[int], predicted: list[int]) -> tuple[float, float]:
+    """Balanced accuracy over the labels present, and the healthy false-alarm rate."""
+    recalls = []
+    for label in sorted(set(truth)):
+        picked = [p for t, p in zip(truth, predicted, strict=True) if t == label]
+        recalls.append(sum(p == label for p in picked) / len(picked))
+    healthy = [p for t, p in zip(truth, predicted, strict=True) if t == 0]
+    alarms = sum(p != 0 for p in healthy) / len(healthy) if healthy else 0.0
+    return float(np.mean(recalls)), alarms
+
+
+def leave_one_wave_out(rows: list[Row]) -> dict[str, float]:
+    """Each wave predicted by a model fitted on the others; the rules alone beside it."""
+    predicted: dict[int, int] = {}
+    waves = sorted({r.wave for r in rows})
+    for wave in waves:
+        model = fit([r for r in rows if r.wave != wave], "fold")
+        for i, r in enumerate(rows):
+            if r.wave == wave:
+                shares = model.probabilities(r.x)
+                predicted[i] = LABELS.index(max(shares, key=shares.__getitem__))
+    out: dict[str, float] = {}
+    print("rows the arbiter applies to, leave-one-wave-out (balanced accuracy, healthy alarms):")
+    for wave in [*waves, 0]:
+        chosen = [i for i, r in enumerate(rows) if wave in (0, r.wave)]
+        truth = [rows[i].truth for i in chosen]
+        rule_bal, rule_fa = balanced(truth, [rows[i].rule for i in chosen])
+        arb_bal, arb_fa = balanced(truth, [predicted[i] for i in chosen])
+        name = "all" if wave == 0 else f"wave {wave}"
+        print(f"  {name:7s} n={len(chosen):5d}  rules {rule_bal:.3f} / {rule_fa:.3f}   "
+              f"arbiter {arb_bal:.3f} / {arb_fa:.3f}")
+        if wave == 0:
+            out = {"rows": float(len(chosen)), "rules_balanced": round(rule_bal, 4),
+                   "arbiter_balanced": round(arb_bal, 4), "rules_healthy_alarms":
+                   round(rule_fa, 4), "arbiter_healthy_alarms": round(arb_fa, 4)}
+    return out
+
+
+def main() -> None:
+    runs = [r for r in load_runs() if r["split"] == SPLIT]
+    rows = training_rows(runs)
+    print(f"{len(rows)} rows; truths {Counter(LABELS[r.truth].value for r in rows)}")
+    cv = leave_one_wave_out(rows)
+    model = fit(rows, f"bench/diagnoser, {SPLIT} split: {len(runs)} runs, {len(rows)} rows "
+                      f"(runs in progress, with and without plans), C={C}")
+    model = model.model_copy(update={"cross_validation": {"leave_one_wave_out_" + k: v
+                                                          for k, v in cv.items()}})
+    ARBITER_FILE.write_text(model.model_dump_json(indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {ARBITER_FILE}")
+
+
+if __name__ == "__main__":
+    main()
