@@ -43,10 +43,12 @@ from dataset import (  # noqa: E402
 )
 
 from studies.diagnosis import Label, diagnose_run  # noqa: E402
+from studies.diagnosis._calibration import calibrated  # noqa: E402
 from studies.diagnosis._diverge import find_divergence  # noqa: E402
 from studies.diagnosis._forecast import CurveForecast, GainBy  # noqa: E402
 from studies.diagnosis._measure import Measures, measure, measure_levels  # noqa: E402
 from studies.diagnosis._rules import material_acc_gain, material_loss_fall  # noqa: E402
+from studies.diagnosis._run import judge  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -105,16 +107,25 @@ class Report:
 BINS = [(0.0, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.0)]
 
 
-def evaluate(selected: list[Sample]) -> Report:
+def evaluate(selected: list[Sample], *, rules_only: bool = False) -> Report:
+    """The shipped diagnoser's verdicts on *selected*; *rules_only*: the rules' alone, the
+    arbiter left out (its confidence is then the rules' raw score through a calibration
+    fitted to the arbiter's: read only its labels)."""
     confusion: dict[Label, Counter[Label]] = {}
     errors = []
     confidences = []
     for sample in selected:
-        diagnosis = diagnose_run(sample.curves)
-        confusion.setdefault(sample.truth, Counter())[diagnosis.label] += 1
-        confidences.append((diagnosis.confidence, diagnosis.label == sample.truth))
-        if diagnosis.label != sample.truth:
-            errors.append((sample, diagnosis.label, diagnosis.summary))
+        if rules_only:
+            j = judge(sample.curves, rules_only=True)
+            label, summary = j.verdict.label, j.verdict.reason
+            confidence = calibrated(label, j.verdict.confidence, j.stage)
+        else:
+            diagnosis = diagnose_run(sample.curves)
+            label, summary, confidence = diagnosis.label, diagnosis.summary, diagnosis.confidence
+        confusion.setdefault(sample.truth, Counter())[label] += 1
+        confidences.append((confidence, label == sample.truth))
+        if label != sample.truth:
+            errors.append((sample, label, summary))
     return Report(confusion, errors, confidences)
 
 
@@ -278,6 +289,8 @@ def main() -> None:
     parser.add_argument("--cv-families", type=int, metavar="K",
                         help="leave-family-out cross-validation in K folds of the training "
                              "half (ignores --split: the held-out half is never read)")
+    parser.add_argument("--rules-only", action="store_true",
+                        help="the rules' labels alone, without the arbiter (_arbiter.py)")
     args = parser.parse_args()
     if args.cv_families is not None:
         train = [r for r in load_runs() if r["split"] == "train"]
@@ -296,7 +309,7 @@ def main() -> None:
         everything, ambiguous = samples(runs, cuts=True, plans=plans)
         for title, selected, amb in ((f"whole runs, {kind}", whole, None),
                                      (f"whole runs + cuts, {kind}", everything, ambiguous)):
-            report = evaluate(selected)
+            report = evaluate(selected, rules_only=args.rules_only)
             if args.markdown:
                 print(markdown(f"{args.split} half — {title}", report, amb))
                 print(reliability_markdown(f"{args.split} half — {title}", report))
