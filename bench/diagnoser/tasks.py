@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to seventh waves, each written once as an ImageFolder
+"""The image tasks of the labeled set's second to eighth waves, each written once as an ImageFolder
 tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -27,7 +27,10 @@ classes), ``mnist6`` (MNIST 0, 2, 4, 5, 6 and 8) and ``noisy20m`` (all ten MNIST
 20 % of all labels replaced: a fourth noise ceiling, near 0.80). The seventh wave (wave7.toml) adds
 ``digits147`` (digits 1, 4 and 7), ``mnist27`` (MNIST 2 vs 7), ``mnist10`` (all ten MNIST digits
 from the fresh images, clean: the task most practitioners start with) and ``noisy30`` (the
-digits with 30 % of all labels replaced: a fifth noise ceiling, near 0.70).
+digits with 30 % of all labels replaced: a fifth noise ceiling, near 0.70). The eighth wave
+(wave8.toml) adds ``digits06`` (digits 0 vs 6), ``digits2359`` (digits 2, 3, 5 and 9, 4
+classes), ``mnist018`` (MNIST 0, 1 and 8, 3 classes) and ``noisy05`` (the digits with 5 % of
+all labels replaced: a sixth noise ceiling, near 0.95, the few careless labels of a real set).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -113,6 +116,11 @@ TASKS = {
         Task("mnist27", "mnist", (2, 7), limit=1600),
         Task("mnist10", "mnist", tuple(range(10)), limit=2500),
         Task("noisy30", "digits", tuple(range(10)), noise=0.30),
+        # eighth wave
+        Task("digits06", "digits", (0, 6)),
+        Task("digits2359", "digits", (2, 3, 5, 9)),
+        Task("mnist018", "mnist", (0, 1, 8), limit=1200),
+        Task("noisy05", "digits", tuple(range(10)), noise=0.05),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,
