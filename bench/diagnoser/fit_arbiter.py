@@ -37,13 +37,7 @@ sys.path.insert(0, str(HERE))  # and dataset.py beside this file
 from dataset import Sample, load_runs, samples  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
-from studies.diagnosis._arbiter import (  # noqa: E402
-    ARBITER_FILE,
-    LABELS,
-    ArbiterModel,
-    feature_names,
-)
-from studies.diagnosis._arbiter import features as arbiter_features  # noqa: E402
+from studies.diagnosis import _arbiter as arbiter  # noqa: E402
 from studies.diagnosis._run import Judgement, judge  # noqa: E402
 
 SPLIT = "train"
@@ -56,8 +50,8 @@ class Row:
     """One training sample the arbiter applies to."""
 
     x: list[float]
-    truth: int  # index into LABELS
-    rule: int  # the rules' label, index into LABELS
+    truth: int  # index into arbiter.LABELS
+    rule: int  # the rules' label, index into arbiter.LABELS
     wave: int
     family: str
 
@@ -65,13 +59,13 @@ class Row:
 def row(sample: Sample, judgement: Judgement, wave: int) -> Row | None:
     """The arbiter's row for *sample* as *judgement* read it, or None where the arbiter
     does not apply (the rules stand)."""
-    rules, m = judgement.rules, judgement.measures
-    if rules is None or m is None or rules.label not in LABELS or sample.truth not in LABELS:
+    rules, m, labels = judgement.rules, judgement.measures, arbiter.LABELS
+    if rules is None or m is None or rules.label not in labels or sample.truth not in labels:
         return None  # a diverged run is the rules' to call (_arbiter.LABELS)
-    x = arbiter_features(m, rules.label)
+    x = arbiter.features(m, rules.label)
     if x is None:
         return None
-    return Row(x, LABELS.index(sample.truth), LABELS.index(rules.label), wave, sample.family)
+    return Row(x, labels.index(sample.truth), labels.index(rules.label), wave, sample.family)
 
 
 def training_rows(runs: list[dict[str, Any]]) -> list[Row]:
@@ -86,7 +80,7 @@ def training_rows(runs: list[dict[str, Any]]) -> list[Row]:
     return rows
 
 
-def fit(rows: list[Row], described: str) -> ArbiterModel:
+def fit(rows: list[Row], described: str) -> arbiter.ArbiterModel:
     x = np.array([r.x for r in rows])
     y = np.array([r.truth for r in rows])
     low, high = np.percentile(x, CLIP_PERCENTILES, axis=0)
@@ -95,8 +89,8 @@ def fit(rows: list[Row], described: str) -> ArbiterModel:
     scale[scale == 0.0] = 1.0  # a constant column (e.g. an indicator no row sets)
     model = LogisticRegression(C=C, max_iter=5000, class_weight="balanced")
     model.fit((clipped - mean) / scale, y)
-    coef = np.zeros((len(LABELS), x.shape[1]))
-    intercept = np.full(len(LABELS), -30.0)  # a label no training row has: never chosen
+    coef = np.zeros((len(arbiter.LABELS), x.shape[1]))
+    intercept = np.full(len(arbiter.LABELS), -30.0)  # a label no training row has: never chosen
     if len(model.classes_) == 2:
         # Two labels: one row of weights, the second label's logit against the first's 0.
         first, second = model.classes_
@@ -106,10 +100,10 @@ def fit(rows: list[Row], described: str) -> ArbiterModel:
         for row_index, label_index in enumerate(model.classes_):
             coef[label_index] = model.coef_[row_index]
             intercept[label_index] = model.intercept_[row_index]
-    return ArbiterModel(
+    return arbiter.ArbiterModel(
         fitted_on=described,
-        features=feature_names(),
-        labels=list(LABELS),
+        features=arbiter.feature_names(),
+        labels=list(arbiter.LABELS),
         clip_low=[round(float(v), 6) for v in low],
         clip_high=[round(float(v), 6) for v in high],
         mean=[round(float(v), 6) for v in mean],
@@ -139,7 +133,7 @@ def leave_one_wave_out(rows: list[Row]) -> dict[str, float]:
         for i, r in enumerate(rows):
             if r.wave == wave:
                 shares = model.probabilities(r.x)
-                predicted[i] = LABELS.index(max(shares, key=shares.__getitem__))
+                predicted[i] = arbiter.LABELS.index(max(shares, key=shares.__getitem__))
     out: dict[str, float] = {}
     print("rows the arbiter applies to, leave-one-wave-out (balanced accuracy, healthy alarms):")
     for wave in [*waves, 0]:
@@ -160,14 +154,14 @@ def leave_one_wave_out(rows: list[Row]) -> dict[str, float]:
 def main() -> None:
     runs = [r for r in load_runs() if r["split"] == SPLIT]
     rows = training_rows(runs)
-    print(f"{len(rows)} rows; truths {Counter(LABELS[r.truth].value for r in rows)}")
+    print(f"{len(rows)} rows; truths {Counter(arbiter.LABELS[r.truth].value for r in rows)}")
     cv = leave_one_wave_out(rows)
     model = fit(rows, f"bench/diagnoser, {SPLIT} split: {len(runs)} runs, {len(rows)} rows "
                       f"(runs in progress, with and without plans), C={C}")
     model = model.model_copy(update={"cross_validation": {"leave_one_wave_out_" + k: v
                                                           for k, v in cv.items()}})
-    ARBITER_FILE.write_text(model.model_dump_json(indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {ARBITER_FILE}")
+    arbiter.ARBITER_FILE.write_text(model.model_dump_json(indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {arbiter.ARBITER_FILE}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from studies.diagnosis import Curves, Label, Stage
+from studies.diagnosis._arbiter import LABELS, feature_names
 from tests.diagnosis.bench_modules import load_bench_module
 
 
@@ -99,7 +100,7 @@ def test_a_fold_is_refereed_by_an_arbiter_fitted_without_it(
     # verdict is the opposite of its own truth; an arbiter that saw its own fold would get
     # some right.
     arbiter = load_bench_module("fit_arbiter")
-    width = len(arbiter.feature_names())
+    width = len(feature_names())
     curves = Curves.model_validate({"val_acc": [0.5, 0.7, 0.8], "num_classes": 10})
     judged = []
     for family, sign, truth in (
@@ -112,7 +113,7 @@ def test_a_fold_is_refereed_by_an_arbiter_fitted_without_it(
             sample = crossval.Sample(f"{family}-s{i}", "train", 3, False, truth, curves, family)
             outcome = calibrate.Outcome(Stage.IN_PROGRESS, truth, 0.9, True)  # the shipped one
             x = [sign + 0.01 * i] + [0.0] * (width - 1)
-            row = arbiter.Row(x, arbiter.LABELS.index(truth), 0, 0, family)
+            row = arbiter.Row(x, LABELS.index(truth), 0, 0, family)
             judged.append(crossval.Judged(sample, True, outcome, row))
     scored = crossval.cross_validate(judged, 2)
     assert len(scored) == len(judged)
