@@ -289,18 +289,17 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
 
 
 # Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results): the held-out half
-# (wave 6) measured at its single evaluation, with the method frozen at 6297cc4, whole runs
-# 93.3% right (ECE 0.052 / 0.053 with / without plans), whole runs + cuts 82.8% / 82.1%
-# balanced, healthy false alarms 22.2% (8 of 36 healthy samples: three families' cuts
-# whose small validation loss is forecast to fall 20% in a cosine's last epochs), ECE
-# 0.066. The floors sit just under those figures so that a change which makes the held-out
-# half worse fails here; the targets themselves are not met. Waves 7 and then 8 have since
-# replaced wave 6 as the held-out half: these values are wave 6's until the lead sets them.
-HELDOUT_WHOLE_ACCURACY_FLOOR = 0.93
-HELDOUT_WHOLE_ECE_CEILING = 0.06
-HELDOUT_BALANCED_FLOOR = {True: 0.82, False: 0.815}
-HELDOUT_FALSE_ALARM_CEILING = {True: 0.23, False: 0.23}
-HELDOUT_ECE_CEILING = 0.07
+# (wave 8) measured at its single evaluation, with the method frozen at c46ef2e (rules and
+# arbiter fitted on waves 1-7): whole runs 92.0% right (ECE 0.086 / 0.095 with / without
+# plans: the finished-run calibration is as sure as the training half's 98% warrants),
+# whole runs + cuts 85.7% / 82.5% balanced, healthy false alarms 5.8% / 0.0% (3 / 0 of 52
+# healthy samples), ECE 0.018 / 0.024. The floors sit just under those figures so that a
+# change which makes the held-out half worse fails here; the targets themselves are not met.
+HELDOUT_WHOLE_ACCURACY_FLOOR = 0.91
+HELDOUT_WHOLE_ECE_CEILING = 0.10
+HELDOUT_BALANCED_FLOOR = {True: 0.85, False: 0.82}
+HELDOUT_FALSE_ALARM_CEILING = {True: 0.07, False: 0.02}
+HELDOUT_ECE_CEILING = 0.03
 
 
 @with_and_without_plans
