@@ -94,6 +94,16 @@ def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
         # overfit (40% label noise on 60 images, 6 epochs into the ramp).
         ("digits-overfitting-tiny60-noise40-warmup-resnet-adamw-s1", 6, True,
          Label.UNDERTRAINED),
+        # Wave 7 (first seen at its single evaluation): a 1-channel tanh net at 0.53 training
+        # accuracy on three classes with a validation gap of 0.06 — small next to what it
+        # gets wrong on its own training set: a weak model, not a converged one ...
+        ("digits147-underfitting-width1-tanh-plain-sgd-cosine-s1", None, True,
+         Label.UNDERFITTING),
+        # ... and a VGG cut at epoch 12 of a 120-epoch plan, settled at 0.99 (the rules read
+        # healthy), whose validation loss later fell more than 20%: the arbiter weighs the
+        # 108 planned epochs still to come with the rest.
+        ("digits147-healthy-step01-every45-vgg-plain-sgd-120-s0", 12, True,
+         Label.UNDERTRAINED),
     ],
 )
 def test_real_runs_get_the_label_their_rest_bears_out(
