@@ -177,8 +177,8 @@ def arbitrate(
     if study_context and verdict.label is Label.UNDERFITTING:
         return verdict  # below the study's best: a fact the arbiter was never shown
     x = features(m, verdict.label)
-    if x is None:
-        return verdict
+    if x is None or not all(math.isfinite(v) for v in x):
+        return verdict  # a piece the model cannot weigh (absurd curves): the rules stand
     shares = model.probabilities(x)
     label = max(shares, key=shares.__getitem__)
     if label is verdict.label:

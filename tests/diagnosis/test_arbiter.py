@@ -132,3 +132,23 @@ def test_a_diagnosis_in_progress_carries_the_arbiters_label_end_to_end() -> None
     diagnosis = diagnose_run(Curves.model_validate(factory.healthy(20) | {"plan": PLAN_OF_60}))
     assert diagnosis.label in LABELS
     assert 0.0 <= diagnosis.confidence <= 1.0
+
+
+def test_a_piece_that_is_not_finite_leaves_the_rules_verdict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Hostile curves can make a pace or a p-value NaN; the model never saw one, so the
+    # rules' verdict stands rather than a label drawn from NaN probabilities.
+    import studies.diagnosis._arbiter as arbiter
+
+    m = _in_progress()
+    rules = decide(m, None)
+    real = arbiter.features
+
+    def with_nan(measures: Measures, rule: Label) -> list[float] | None:
+        x = real(measures, rule)
+        return None if x is None else [math.nan, *x[1:]]
+
+    monkeypatch.setattr(arbiter, "features", with_nan)
+    model = _model_favouring(Label.OVERFITTING)
+    assert arbitrate(m, rules, study_context=False, model=model) == rules
