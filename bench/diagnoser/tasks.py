@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to eighth waves, each written once as an ImageFolder
+"""The image tasks of the labeled set's second to ninth waves, each written once as an ImageFolder
 tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -31,6 +31,12 @@ digits with 30 % of all labels replaced: a fifth noise ceiling, near 0.70). The 
 (wave8.toml) adds ``digits06`` (digits 0 vs 6), ``digits2359`` (digits 2, 3, 5 and 9, 4
 classes), ``mnist018`` (MNIST 0, 1 and 8, 3 classes) and ``noisy05`` (the digits with 5 % of
 all labels replaced: a sixth noise ceiling, near 0.95, the few careless labels of a real set).
+The ninth wave (wave9.toml) adds ``digits018`` (digits 0, 1 and 8: classes a horizontal flip
+leaves alone, so a practitioner's crop+flip augmentation is sound), ``digits47`` (digits 4 vs 7),
+``digits04`` (digits 0–4: the classes of the ``mnist5`` checkpoint in another source, for a
+fine-tune across sources onto the SAME classes), ``mnist7c`` (MNIST 3–9, 7 classes: a class
+count no earlier MNIST task had) and ``noisy40`` (the digits with 40 % of all labels replaced: a
+seventh noise ceiling, near 0.60).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -121,6 +127,12 @@ TASKS = {
         Task("digits2359", "digits", (2, 3, 5, 9)),
         Task("mnist018", "mnist", (0, 1, 8), limit=1200),
         Task("noisy05", "digits", tuple(range(10)), noise=0.05),
+        # ninth wave
+        Task("digits018", "digits", (0, 1, 8)),
+        Task("digits47", "digits", (4, 7)),
+        Task("digits04", "digits", (0, 1, 2, 3, 4)),
+        Task("mnist7c", "mnist", tuple(range(3, 10)), limit=1400),
+        Task("noisy40", "digits", tuple(range(10)), noise=0.40),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,
