@@ -123,8 +123,8 @@ def judge(
         return Judgement(levels, verdict, Evidence.model_validate(facts), stage)
     m = measure(levels, horizon=horizon_epochs)
     rules = decide(m, study_best_val_acc)
-    verdict = rules if rules_only else arbitrate(
-        m, rules, study_context=study_best_val_acc is not None
+    verdict = (
+        rules if rules_only else arbitrate(m, rules, study_context=study_best_val_acc is not None)
     )
     evidence = Evidence.model_validate(facts | measured_evidence(m))
     return Judgement(levels, verdict, evidence, m.stage, forecast_of(m), m, rules)
@@ -146,6 +146,14 @@ def diagnose_run(
     return _finish(j.levels, j.verdict, j.evidence, j.stage, j.forecast)
 
 
+def _diverged_before(curves: Curves) -> bool:
+    """The epoch before the last was already read as never learned or collapsed."""
+    return (
+        curves.epochs > 1
+        and find_divergence(measure_levels(curves.prefix(curves.epochs - 1))) is not None
+    )
+
+
 def live_check(curves: Curves) -> Diagnosis | None:
     """After an epoch: a diverged Diagnosis when the run must stop now, else None.
 
@@ -157,11 +165,14 @@ def live_check(curves: Curves) -> Diagnosis | None:
     divergence = find_divergence(levels)
     if divergence is None:
         return None
-    if not divergence.sudden and levels.epochs < STUCK_MIN_EPOCHS:
-        # Never learned, read off the first epochs: a diagnosis may say so, but a run is
-        # stopped only once it is established. Its first epoch's training loss averages the
-        # untrained network, which without normalization can start far above log(K) and
-        # still learn (wave 5: 3.69 against log 9 = 2.20, at chance for three epochs).
+    if not divergence.sudden and (levels.epochs < STUCK_MIN_EPOCHS or not _diverged_before(curves)):
+        # Never learned (or collapsed), read off the epochs so far: a diagnosis may say so,
+        # but a stop cannot be undone, so the run is stopped only once it is established —
+        # from STUCK_MIN_EPOCHS on, and seen at the epoch before too. Its first epoch's
+        # training loss averages the untrained network, which without normalization can
+        # start far above log(K) and still learn (wave 5: 3.69 against log 9 = 2.20, at
+        # chance for three epochs); a plain-SGD start can sit at chance, its loss wobbling
+        # around log(K), for four epochs and then learn (wave 9: 7 classes at 7x7 pixels).
         return None
     j = _diverged(levels, divergence, basic_evidence(levels, None))
     return _finish(j.levels, j.verdict, j.evidence, j.stage)

@@ -295,20 +295,19 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
     )
 
 
-# Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results). They are still wave
-# 8's, set when it was the held-out half (it is training data now; wave 9 replaced it and has
-# not been evaluated yet): wave 8 measured at its single evaluation, with the method frozen
-# at c46ef2e (rules and arbiter fitted on waves 1-7): whole runs 92.0% right (ECE 0.086 /
-# 0.095 with / without plans: the finished-run calibration is as sure as the training half's
-# 98% warrants),
-# whole runs + cuts 85.7% / 82.5% balanced, healthy false alarms 5.8% / 0.0% (3 / 0 of 52
-# healthy samples), ECE 0.018 / 0.024. The floors sit just under those figures so that a
-# change which makes the held-out half worse fails here; the targets themselves are not met.
-HELDOUT_WHOLE_ACCURACY_FLOOR = 0.91
-HELDOUT_WHOLE_ECE_CEILING = 0.10
-HELDOUT_BALANCED_FLOOR = {True: 0.85, False: 0.82}
-HELDOUT_FALSE_ALARM_CEILING = {True: 0.07, False: 0.02}
-HELDOUT_ECE_CEILING = 0.03
+# Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results): the held-out half
+# (wave 9) measured at its single evaluation, with the method frozen at 4f7fe8e (rules of
+# c46ef2e, arbiter and calibration fitted on waves 1-8): whole runs 85.3% right with 3 of 15
+# healthy whole runs called underfitting (a 40%-label-noise ceiling), ECE 0.130 / 0.099 with
+# / without plans; whole runs + cuts 80.1% / 76.7% balanced, healthy false alarms 27.3% /
+# 29.5%, ECE 0.068 / 0.062. The floors sit just under those figures so that a change which
+# makes the held-out half worse fails here; the targets themselves are not met.
+HELDOUT_WHOLE_ACCURACY_FLOOR = 0.84
+HELDOUT_WHOLE_FALSE_ALARM_CEILING = 0.21
+HELDOUT_WHOLE_ECE_CEILING = 0.14
+HELDOUT_BALANCED_FLOOR = {True: 0.795, False: 0.76}
+HELDOUT_FALSE_ALARM_CEILING = {True: 0.28, False: 0.30}
+HELDOUT_ECE_CEILING = 0.075
 
 
 @with_and_without_plans
@@ -319,7 +318,7 @@ def test_heldout_whole_runs_do_not_regress(
     report = evaluate.evaluate(whole)
     wrong = _misjudged(report)
     assert report.accuracy >= HELDOUT_WHOLE_ACCURACY_FLOOR, wrong
-    assert report.healthy_false_alarms == 0.0, wrong
+    assert report.healthy_false_alarms <= HELDOUT_WHOLE_FALSE_ALARM_CEILING, wrong
     assert report.ece <= HELDOUT_WHOLE_ECE_CEILING
 
 
