@@ -15,7 +15,7 @@ clip, a standardisation and one matrix product: no scikit-learn.
 Where it does not apply the rules' verdict stands: a finished run, or one with no plan
 (whole runs are the rules' strength), a run missing any of the four curves (the model was
 fitted on runs that log all four), a run whose accuracies never left chance (its loss's
-stability decides: _rules._never_learned), and an underfitting verdict drawn from the study's best
+stability decides: _never_learned.py), and an underfitting verdict drawn from the study's best
 (the arbiter knows nothing of the study).
 """
 
@@ -29,15 +29,16 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from studies.diagnosis._measure import Measures
+from studies.diagnosis._never_learned import never_left_chance
 from studies.diagnosis._result import Label
-from studies.diagnosis._rules import gain_probabilities, never_left_chance, train_level
+from studies.diagnosis._rules import gain_probabilities, train_level
 from studies.diagnosis._stats import trend_p_value
 from studies.diagnosis._verdict import Verdict
 
 ARBITER_FILE: Final = Path(__file__).with_name("arbiter.json")
 # The labels the arbiter chooses among, in the order of its coefficient rows. Not diverged:
 # that verdict needs its own evidence (a blow-up, a collapse, a loss that never settles at
-# chance: _diverge.py, _rules._never_learned), and a run those rules call diverged keeps it.
+# chance: _diverge.py, _never_learned.py), and a run those rules call diverged keeps it.
 LABELS: Final = (
     Label.HEALTHY,
     Label.OVERFITTING,
@@ -123,7 +124,7 @@ def _model() -> ArbiterModel | None:
 def applies(m: Measures) -> bool:
     """A run in progress that logs all four curves, each long enough to forecast, and has
     left chance (one that has not is judged by its loss's stability, which the arbiter does
-    not weigh: _rules._never_learned)."""
+    not weigh: _never_learned.py)."""
     return (
         m.ahead is not None
         and not never_left_chance(m)

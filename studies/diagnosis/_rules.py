@@ -7,9 +7,9 @@ plan (``_plan.py``) and epochs left: the forecast says those epochs buy a materi
 the planned end → undertrained; the model cannot fit its own training set (or, with study
 context, sits far below the study's best) → underfitting; a memorised training set with a
 large gap → overfitting; the forecast says a material gain is more likely than not →
-undertrained; a converged large gap → overfitting; the rest is healthy. The overfitting
-rules live in _overfit.py. Each rule returns a raw score that _calibration.py turns into the
-probability that the label is right.
+undertrained; a converged large gap → overfitting; the rest is healthy. The never-left-chance
+rule lives in _never_learned.py, the overfitting rules in _overfit.py. Each rule returns a
+raw score that _calibration.py turns into the probability that the label is right.
 
 The few fitted values were chosen on the training half of the labeled set in bench/diagnoser
 only; docs/diagnoser.md reports both halves and what leaked.
@@ -21,11 +21,10 @@ recipes' healthy samples; the forecast's own evidence (its gain by the planned e
 and the fall ahead is reported beside it (docs/diagnoser.md, "Plans").
 """
 
-from statistics import median
 
-from studies.diagnosis._diverge import loss_unstable
 from studies.diagnosis._forecast import PACE_NOISE, CurveForecast, GainBy
 from studies.diagnosis._measure import MATERIAL_ACC_FLOOR, Measures, material_acc_gain_at
+from studies.diagnosis._never_learned import never_learned
 from studies.diagnosis._overfit import overfitting, overfitting_gap
 from studies.diagnosis._result import Label
 from studies.diagnosis._stats import grade, trend_p_value
@@ -45,9 +44,6 @@ NAMED_LR_FALL = 10.0
 # share of its first epoch's.
 MEMORISED_ACC = 0.99
 MEMORISED_LOSS_SHARE = 0.01
-# A run that never left chance but whose loss is smooth (not noisy, never blown up: those are
-# diverged) at or just below log(K) is a learning rate far too low: undertrained.
-NEVER_LEARNED_MARGIN = 0.1
 # Underfitting without study context: the model cannot fit its own training set. Its
 # training accuracy plateaued below this share of the way from chance to perfect, or its
 # training loss fell less than this share of its start (or of log(num_classes)). Two
@@ -82,51 +78,6 @@ def material_loss_fall(forecast: CurveForecast) -> float:
     """The loss fall worth more epochs: a share of the best level so far (sign-aware: of
     its size)."""
     return MATERIAL_LOSS_SHARE * abs(forecast.best)
-
-
-def never_left_chance(m: Measures) -> bool:
-    """Every accuracy stayed within NEVER_LEARNED_MARGIN of chance (of the way to 1)."""
-    chance, accuracies = m.chance_acc, m.levels.accuracies
-    if chance is None or not accuracies:
-        return False
-    ceiling = chance + NEVER_LEARNED_MARGIN * (1.0 - chance)
-    return all(max(acc) <= ceiling for acc in accuracies)
-
-
-def _never_learned(m: Measures) -> Verdict | None:
-    """A run whose accuracies never left chance is judged by its loss alone (issue 11, item
-    3): a smooth loss near log(K) is a slow start (a learning rate far too low:
-    undertrained); a loss that jumps around is a network that never learned (a learning rate
-    far too high, or broken data: diverged). Neither is a weak model (even a 1-channel net
-    clears chance) nor an overfitting one (nothing fitted), so this comes before both.
-
-    The live check's divergence (_diverge.py) already caught the clear cases; this catches
-    the rest once the judged curves are in, e.g. a loss that is not a per-sample
-    cross-entropy and whose first epoch blew up within itself (its own median, the stand-in
-    for log(K), then lies above the recent epochs)."""
-    if not never_left_chance(m):
-        return None
-    chance_loss = m.chance_loss
-    loss = m.levels.loss
-    if loss is None:
-        return None
-    reference = chance_loss if chance_loss is not None else median(loss)
-    if loss_unstable(loss, reference):
-        return Verdict(
-            Label.DIVERGED,
-            0.7,
-            "never learned: accuracy at chance level throughout, with a loss that jumps "
-            "around instead of coming down; the learning rate is far too high, or the data "
-            "or labels are broken",
-        )
-    if min(loss) < 0.9 * reference:
-        return None
-    return Verdict(
-        Label.UNDERTRAINED,
-        0.6,
-        "never left chance level, with a smooth loss near log(num_classes): the learning "
-        "rate is far too low (a learning rate far too high would make the loss jump)",
-    )
 
 
 def gain_probabilities(m: Measures) -> tuple[float | None, float | None]:
@@ -392,7 +343,7 @@ def _healthy(m: Measures) -> Verdict:
 
 def decide(m: Measures, study_best_val_acc: float | None) -> Verdict:
     """The label of a finite run with at least 3 epochs."""
-    verdict = _never_learned(m) or overfitting(m)
+    verdict = never_learned(m) or overfitting(m)
     if verdict is None and m.ahead is not None:
         # With epochs left in the plan, whether THOSE epochs pay comes first: the level a
         # run in progress fits its training set to, and its gap, are not final yet.
