@@ -34,13 +34,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
 sys.path.insert(0, str(HERE))  # and dataset.py beside this file
 
+from calibrate import SPLIT  # noqa: E402  (the half both fits read: one definition)
 from dataset import Sample, load_runs, samples  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from studies.diagnosis import _arbiter as arbiter  # noqa: E402
 from studies.diagnosis._run import Judgement, judge  # noqa: E402
 
-SPLIT = "train"
 C = 0.1
 CLIP_PERCENTILES = (1.0, 99.0)
 
