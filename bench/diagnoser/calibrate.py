@@ -13,11 +13,12 @@ The held-out half is never read here: evaluate.py reports its reliability tables
 Labels come from the rules and, for runs in progress, the arbiter (fit_arbiter.py, run
 first): the maps are fitted to the scores the shipped diagnoser gives.
 
-    .venv/bin/python bench/diagnoser/calibrate.py
+    .venv/bin/python bench/diagnoser/calibrate.py [--dry-run]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -110,11 +111,18 @@ def fit(outcomes: Iterable[Outcome], described: str, *, verbose: bool = False) -
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true",
+                        help="fit and print the maps' sizes, but leave calibration.json as it is")
+    args = parser.parse_args()
     runs = [r for r in load_runs() if r["split"] == SPLIT]
     with_plans, _ = samples(runs, cuts=True, plans=True)
     without_plans, _ = samples(runs, cuts=True, plans=False)
     outcomes = [outcome(s) for s in [*with_plans, *without_plans]]
     calibration = fit(outcomes, f"bench/diagnoser, {SPLIT} split: {len(runs)} runs", verbose=True)
+    if args.dry_run:
+        print(f"dry run: {CALIBRATION_FILE} left as it is")
+        return
     CALIBRATION_FILE.write_text(calibration.model_dump_json(indent=1) + "\n", encoding="utf-8")
     print(f"wrote {CALIBRATION_FILE}")
 

@@ -17,11 +17,12 @@ of recipes made together, so this is the nearest the training half comes to "rec
 seen"), against the rules alone on the same rows. The held-out half is never read here.
 Run calibrate.py after it (the confidence maps are fitted to the final scores).
 
-    .venv/bin/python bench/diagnoser/fit_arbiter.py
+    .venv/bin/python bench/diagnoser/fit_arbiter.py [--dry-run]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -152,6 +153,10 @@ def leave_one_wave_out(rows: list[Row]) -> dict[str, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dry-run", action="store_true",
+                        help="fit and print the cross-validation, but leave arbiter.json as it is")
+    args = parser.parse_args()
     runs = [r for r in load_runs() if r["split"] == SPLIT]
     rows = training_rows(runs)
     print(f"{len(rows)} rows; truths {Counter(arbiter.LABELS[r.truth].value for r in rows)}")
@@ -160,6 +165,9 @@ def main() -> None:
                       f"(runs in progress, with and without plans), C={C}")
     model = model.model_copy(update={"cross_validation": {"leave_one_wave_out_" + k: v
                                                           for k, v in cv.items()}})
+    if args.dry_run:
+        print(f"dry run: {arbiter.ARBITER_FILE} left as it is")
+        return
     arbiter.ARBITER_FILE.write_text(model.model_dump_json(indent=1) + "\n", encoding="utf-8")
     print(f"wrote {arbiter.ARBITER_FILE}")
 
