@@ -143,7 +143,7 @@ def features(m: Measures, rule: Label) -> list[float] | None:
         return None
     assert m.ahead is not None and m.train_acc is not None and m.val_acc is not None
     assert m.val_loss is not None and m.forecasts.val_acc is not None
-    assert m.forecasts.val_loss is not None
+    assert m.forecasts.val_loss is not None and m.gap is not None  # both accuracies: acc gap
     p_acc, p_loss = gain_probabilities(m)
     fit = train_level(m)
     lr_fall = m.ahead.lr_fall or 1.0
@@ -158,7 +158,7 @@ def features(m: Measures, rule: Label) -> list[float] | None:
         m.forecasts.val_loss.pace,
         m.forecasts.val_acc.pace,
         trend_p_value(m.val_loss.raw[-m.window :], rising=False),
-        m.train_acc.smooth[-1] - m.val_acc.smooth[-1],
+        m.gap[-1],
         math.log(m.levels.epochs),
         1.0 if m.schedule.annealed else 0.0,
     ]

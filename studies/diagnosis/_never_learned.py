@@ -9,21 +9,19 @@ arbiter (_arbiter.py) leaves such runs to it.
 
 from statistics import median
 
-from studies.diagnosis._diverge import loss_unstable
+from studies.diagnosis._diverge import CHANCE_MARGIN, loss_unstable
 from studies.diagnosis._measure import Measures
 from studies.diagnosis._result import Label
 from studies.diagnosis._verdict import Verdict
 
-# "At chance": every accuracy within this share of the way from chance to perfect.
-NEVER_LEARNED_MARGIN = 0.1
-
 
 def never_left_chance(m: Measures) -> bool:
-    """Every accuracy stayed within NEVER_LEARNED_MARGIN of chance (of the way to 1)."""
+    """Every accuracy stayed at chance in every epoch of the run (_diverge.CHANCE_MARGIN: the
+    one definition of "at chance", which the collapse test reads over its last epochs)."""
     chance, accuracies = m.chance_acc, m.levels.accuracies
     if chance is None or not accuracies:
         return False
-    ceiling = chance + NEVER_LEARNED_MARGIN * (1.0 - chance)
+    ceiling = chance + CHANCE_MARGIN * (1.0 - chance)
     return all(max(acc) <= ceiling for acc in accuracies)
 
 

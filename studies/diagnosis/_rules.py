@@ -21,7 +21,6 @@ recipes' healthy samples; the forecast's own evidence (its gain by the planned e
 and the fall ahead is reported beside it (docs/diagnoser.md, "Plans").
 """
 
-
 from studies.diagnosis._forecast import PACE_NOISE, CurveForecast, GainBy
 from studies.diagnosis._measure import MATERIAL_ACC_FLOOR, Measures, material_acc_gain_at
 from studies.diagnosis._never_learned import never_learned
