@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's
 sys.path.insert(0, str(HERE))  # and dataset.py beside this file
 
 from dataset import Sample, load_runs, samples  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
 from sklearn.isotonic import IsotonicRegression  # noqa: E402
 
 from studies.diagnosis._calibration import CALIBRATION_FILE, Calibration  # noqa: E402
@@ -110,21 +111,32 @@ def fit(outcomes: Iterable[Outcome], described: str, *, verbose: bool = False) -
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def dry_run_requested(doc: str, written: Path) -> bool:
+    """The command line of a script that fits *written* on the training half: its --help
+    (the first line of *doc*), and --dry-run (fit and print, write nothing)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true",
-                        help="fit and print the maps' sizes, but leave calibration.json as it is")
-    args = parser.parse_args()
+                        help=f"fit and print, but leave {written.name} as it is")
+    return bool(parser.parse_args().dry_run)
+
+
+def save_fitted(model: BaseModel, written: Path, *, dry_run: bool) -> None:
+    """Write the fitted *model* to *written* as indented JSON, unless this is a dry run."""
+    if dry_run:
+        print(f"dry run: {written} left as it is")
+        return
+    written.write_text(model.model_dump_json(indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {written}")
+
+
+def main() -> None:
+    dry_run = dry_run_requested(__doc__ or "", CALIBRATION_FILE)
     runs = [r for r in load_runs() if r["split"] == SPLIT]
     with_plans, _ = samples(runs, cuts=True, plans=True)
     without_plans, _ = samples(runs, cuts=True, plans=False)
     outcomes = [outcome(s) for s in [*with_plans, *without_plans]]
     calibration = fit(outcomes, f"bench/diagnoser, {SPLIT} split: {len(runs)} runs", verbose=True)
-    if args.dry_run:
-        print(f"dry run: {CALIBRATION_FILE} left as it is")
-        return
-    CALIBRATION_FILE.write_text(calibration.model_dump_json(indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {CALIBRATION_FILE}")
+    save_fitted(calibration, CALIBRATION_FILE, dry_run=dry_run)
 
 
 if __name__ == "__main__":

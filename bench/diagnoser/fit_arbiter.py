@@ -22,7 +22,6 @@ Run calibrate.py after it (the confidence maps are fitted to the final scores).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -35,7 +34,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
 sys.path.insert(0, str(HERE))  # and dataset.py beside this file
 
-from calibrate import SPLIT  # noqa: E402  (the half both fits read: one definition)
+# calibrate.py: the half both fits read, and how a fit is saved (one definition each)
+from calibrate import SPLIT, dry_run_requested, save_fitted  # noqa: E402
 from dataset import Sample, load_runs, samples  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
@@ -153,10 +153,7 @@ def leave_one_wave_out(rows: list[Row]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dry-run", action="store_true",
-                        help="fit and print the cross-validation, but leave arbiter.json as it is")
-    args = parser.parse_args()
+    dry_run = dry_run_requested(__doc__ or "", arbiter.ARBITER_FILE)
     runs = [r for r in load_runs() if r["split"] == SPLIT]
     rows = training_rows(runs)
     print(f"{len(rows)} rows; truths {Counter(arbiter.LABELS[r.truth].value for r in rows)}")
@@ -165,11 +162,7 @@ def main() -> None:
                       f"(runs in progress, with and without plans), C={C}")
     model = model.model_copy(update={"cross_validation": {"leave_one_wave_out_" + k: v
                                                           for k, v in cv.items()}})
-    if args.dry_run:
-        print(f"dry run: {arbiter.ARBITER_FILE} left as it is")
-        return
-    arbiter.ARBITER_FILE.write_text(model.model_dump_json(indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {arbiter.ARBITER_FILE}")
+    save_fitted(model, arbiter.ARBITER_FILE, dry_run=dry_run)
 
 
 if __name__ == "__main__":
