@@ -10,35 +10,41 @@ plan tells them apart: a finished run is right far more often than a cut with th
 verdict. Each step of the fitted function is shrunk towards the label's overall share right
 by PRIOR_WEIGHT pseudo-samples: a step fitted on three samples must not claim 0% or 100%.
 The held-out half is never read here: evaluate.py reports its reliability tables and ECEs.
-Labels come from the rules and, for runs in progress, the arbiter (fit_arbiter.py, run
-first): the maps are fitted to the scores the shipped diagnoser gives.
+Labels come from the rules and, for runs in progress, the arbiter (fit_arbiter.py). The
+arbiter's verdicts are CROSS-FITTED before the maps see them: each sample the arbiter
+applies to is refereed by an arbiter fitted without that sample's wave (a batch of recipes
+made together), so the maps learn how often the arbiter is right on recipes it never saw —
+what a user's run is — not on its own training rows, where it is right far more often (the
+confidence of the first calibration, fitted in-sample, ran high on every new wave).
 
     .venv/bin/python bench/diagnoser/calibrate.py [--dry-run]
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
 sys.path.insert(0, str(HERE))  # and dataset.py beside this file
 
 from dataset import Sample, load_runs, samples  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
+from fit_arbiter import Row, row  # noqa: E402
+from fit_arbiter import fit as fit_arbiter  # noqa: E402
+from fitting import SPLIT, dry_run_requested, save_fitted  # noqa: E402
 from sklearn.isotonic import IsotonicRegression  # noqa: E402
 
+from studies.diagnosis._arbiter import ArbiterModel  # noqa: E402
 from studies.diagnosis._calibration import CALIBRATION_FILE, Calibration  # noqa: E402
 from studies.diagnosis._plan import Stage  # noqa: E402
 from studies.diagnosis._result import Label  # noqa: E402
 from studies.diagnosis._run import Judgement, judge  # noqa: E402
 
-SPLIT = "train"
 PRIOR_WEIGHT = 4.0
 
 
@@ -111,31 +117,63 @@ def fit(outcomes: Iterable[Outcome], described: str, *, verbose: bool = False) -
     )
 
 
-def dry_run_requested(doc: str, written: Path) -> bool:
-    """The command line of a script that fits *written* on the training half: its --help
-    (the first line of *doc*), and --dry-run (fit and print, write nothing)."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--dry-run", action="store_true",
-                        help=f"fit and print, but leave {written.name} as it is")
-    return bool(parser.parse_args().dry_run)
+@dataclass(frozen=True)
+class Judged:
+    """A sample as the shipped diagnoser judged it, with the arbiter's inputs where the
+    arbiter applies (so that an arbiter fitted without it can referee it)."""
+
+    sample: Sample
+    plans: bool  # judged with its run's plan
+    outcome: Outcome
+    row: Row | None
 
 
-def save_fitted(model: BaseModel, written: Path, *, dry_run: bool) -> None:
-    """Write the fitted *model* to *written* as indented JSON, unless this is a dry run."""
-    if dry_run:
-        print(f"dry run: {written} left as it is")
-        return
-    written.write_text(model.model_dump_json(indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {written}")
+def judge_all(selected: list[Sample], plans: bool, wave_of: dict[str, int]) -> list[Judged]:
+    """*selected* judged by the shipped diagnoser; *wave_of* maps a run id to its wave."""
+    judged = []
+    for sample in selected:
+        judgement = judge(sample.curves)
+        found = row(sample, judgement, wave_of.get(sample.run_id, 0))
+        judged.append(Judged(sample, plans, outcome(sample, judgement), found))
+    return judged
+
+
+def refereed(judged: Judged, arbiter: ArbiterModel | None) -> Outcome:
+    """*judged*'s outcome with *arbiter* deciding where it applies."""
+    if judged.row is None or arbiter is None:
+        return judged.outcome
+    shares = arbiter.probabilities(judged.row.x)
+    label = max(shares, key=shares.__getitem__)
+    return Outcome(judged.outcome.stage, label, shares[label], label is judged.sample.truth)
+
+
+def cross_fitted(judged: list[Judged]) -> list[Outcome]:
+    """Each outcome of *judged* with the arbiter's verdict, where it applies, given by an
+    arbiter fitted on the OTHER waves' rows of *judged* only."""
+    waves = {j.row.wave for j in judged if j.row is not None}
+    arbiters = {}
+    for wave in sorted(waves):
+        rows = [j.row for j in judged if j.row is not None and j.row.wave != wave]
+        arbiters[wave] = fit_arbiter(rows, f"without wave {wave}") if rows else None
+    return [refereed(j, None if j.row is None else arbiters[j.row.wave]) for j in judged]
+
+
+def judge_training_half(runs: list[dict[str, Any]]) -> list[Judged]:
+    """Every sample of *runs* (cuts and sum-reduced views), once with its run's plan and once
+    without, as the shipped diagnoser judges it."""
+    wave_of = {r["id"]: int(r.get("wave") or 1) for r in runs}
+    judged = []
+    for plans in (True, False):
+        judged += judge_all(samples(runs, cuts=True, plans=plans)[0], plans, wave_of)
+    return judged
 
 
 def main() -> None:
     dry_run = dry_run_requested(__doc__ or "", CALIBRATION_FILE)
     runs = [r for r in load_runs() if r["split"] == SPLIT]
-    with_plans, _ = samples(runs, cuts=True, plans=True)
-    without_plans, _ = samples(runs, cuts=True, plans=False)
-    outcomes = [outcome(s) for s in [*with_plans, *without_plans]]
-    calibration = fit(outcomes, f"bench/diagnoser, {SPLIT} split: {len(runs)} runs", verbose=True)
+    outcomes = cross_fitted(judge_training_half(runs))
+    calibration = fit(outcomes, f"bench/diagnoser, {SPLIT} split: {len(runs)} runs, the "
+                                "arbiter's verdicts cross-fitted by wave", verbose=True)
     save_fitted(calibration, CALIBRATION_FILE, dry_run=dry_run)
 
 

@@ -7,8 +7,9 @@ does on recipes nothing was fitted on. Choosing a method by the training half's 
 training half's families (the recorded recipe of a second-wave run, the id less its seed for
 a first-wave one: dataset.family_of) are dealt into K folds (sorted by name, dealt in turn, so
 each fold holds every kind of family); for each fold the confidence calibration
-is fitted (calibrate.fit) on the OTHER folds' samples, with and without plans as
-calibrate.py does, and the fold's samples are scored with it. The pooled verdicts give the
+is fitted (calibrate.fit) on the OTHER folds' samples, with and without plans and with the
+arbiter's verdicts cross-fitted by wave, as calibrate.py does, and the fold's samples are
+scored with it. The pooled verdicts give the
 accuracy, balanced accuracy, healthy false alarms and ECE; the per-fold false alarms show
 how unevenly the alarms fall across families.
 
@@ -28,26 +29,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
 sys.path.insert(0, str(HERE))  # and the bench modules beside this file
 
-from calibrate import Outcome, fit, outcome  # noqa: E402
+from calibrate import Judged, Outcome, cross_fitted, fit, refereed  # noqa: E402
 from dataset import Sample  # noqa: E402
-from fit_arbiter import Row, row  # noqa: E402
 from fit_arbiter import fit as fit_arbiter  # noqa: E402
 
-from studies.diagnosis._arbiter import ArbiterModel  # noqa: E402
 from studies.diagnosis._calibration import calibrated  # noqa: E402
 from studies.diagnosis._result import Label  # noqa: E402
-from studies.diagnosis._run import judge  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Judged:
-    """A training sample as the shipped diagnoser judged it, with the arbiter's inputs where
-    the arbiter applies (so that each fold can referee it with its own)."""
-
-    sample: Sample
-    plans: bool  # judged with its run's plan
-    outcome: Outcome
-    row: Row | None
 
 
 @dataclass(frozen=True)
@@ -71,15 +58,6 @@ def family_folds(families: set[str], k: int) -> dict[str, int]:
     return {family: i % k for i, family in enumerate(sorted(families))}
 
 
-def _refereed(judged: Judged, arbiter: ArbiterModel | None) -> Outcome:
-    """*judged*'s outcome with *arbiter* deciding where it applies."""
-    if judged.row is None or arbiter is None:
-        return judged.outcome
-    shares = arbiter.probabilities(judged.row.x)
-    label = max(shares, key=shares.__getitem__)
-    return Outcome(judged.outcome.stage, label, shares[label], label is judged.sample.truth)
-
-
 def cross_validate(judged: list[Judged], k: int) -> list[Scored]:
     """Score every judged sample by the arbiter and calibration fitted on the other folds."""
     folds = family_folds({j.sample.family for j in judged}, k)
@@ -87,11 +65,13 @@ def cross_validate(judged: list[Judged], k: int) -> list[Scored]:
     for fold in range(k):
         rows = [j.row for j in judged if j.row is not None and folds[j.sample.family] != fold]
         arbiter = fit_arbiter(rows, f"cross-validation fold {fold}") if rows else None
-        outcomes = [_refereed(j, arbiter) for j in judged]
-        rest = [o for j, o in zip(judged, outcomes, strict=True) if folds[j.sample.family] != fold]
+        # The fold's calibration, as calibrate.py fits the shipped one: on the other folds'
+        # outcomes with the arbiter's verdicts cross-fitted by wave.
+        rest = cross_fitted([j for j in judged if folds[j.sample.family] != fold])
         calibration = fit(rest, f"cross-validation fold {fold}")
-        for j, o in zip(judged, outcomes, strict=True):
+        for j in judged:
             if folds[j.sample.family] == fold:
+                o = refereed(j, arbiter)
                 confidence = calibrated(o.label, o.score, o.stage, calibration)
                 scored.append(Scored(j.sample, j.plans, o, confidence, fold))
     return scored
@@ -117,11 +97,3 @@ def family_false_alarms(scored: list[Scored]) -> list[tuple[str, int, int]]:
             healthy[s.sample.family] += 1
             alarms[s.sample.family] += s.outcome.label is not Label.HEALTHY
     return sorted(((f, alarms[f], healthy[f]) for f in healthy if alarms[f]), key=lambda r: -r[1])
-
-
-def judge_all(selected: list[Sample], plans: bool) -> list[Judged]:
-    judged = []
-    for sample in selected:
-        judgement = judge(sample.curves)
-        judged.append(Judged(sample, plans, outcome(sample, judgement), row(sample, judgement, 0)))
-    return judged

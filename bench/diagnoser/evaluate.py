@@ -27,12 +27,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
 sys.path.insert(0, str(HERE))  # and dataset.py beside this file
 
+from calibrate import judge_training_half  # noqa: E402
 from crossval import (  # noqa: E402
     Scored,
     cross_validate,
     family_false_alarms,
     fold_false_alarms,
-    judge_all,
 )
 from dataset import (  # noqa: E402
     PREDICTED_LABELS,
@@ -144,11 +144,7 @@ def report_of(scored: list[Scored]) -> Report:
 
 def cross_validation(runs: list[dict[str, object]], k: int, *, errors: bool) -> None:
     """Print the pooled leave-family-out numbers of the training half, with and without plans."""
-    judged = []
-    for plans in (True, False):
-        everything, _ = samples(runs, cuts=True, plans=plans)
-        judged += judge_all(everything, plans)
-    scored = cross_validate(judged, k)
+    scored = cross_validate(judge_training_half(runs), k)
     for plans in (True, False):
         kind = "with plans" if plans else "without plans"
         mine = [s for s in scored if s.plans == plans]

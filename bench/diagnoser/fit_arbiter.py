@@ -34,9 +34,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
 sys.path.insert(0, str(HERE))  # and dataset.py beside this file
 
-# calibrate.py: the half both fits read, and how a fit is saved (one definition each)
-from calibrate import SPLIT, dry_run_requested, save_fitted  # noqa: E402
 from dataset import Sample, load_runs, samples  # noqa: E402
+from fitting import SPLIT, dry_run_requested, save_fitted  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from studies.diagnosis import _arbiter as arbiter  # noqa: E402

@@ -119,3 +119,30 @@ def test_a_fold_is_refereed_by_an_arbiter_fitted_without_it(
     assert len(scored) == len(judged)
     assert all(not s.outcome.right for s in scored)
     assert {s.outcome.label for s in scored if s.sample.family == "a"} == {Label.UNDERTRAINED}
+
+
+def test_the_calibration_sees_the_arbiter_cross_fitted_by_wave(calibrate: ModuleType) -> None:
+    # Two waves that disagree on what the arbiter's first feature means. calibrate.py fits
+    # the confidence maps on verdicts of an arbiter fitted WITHOUT each sample's wave (what
+    # a user's new recipe meets), so here every cross-fitted verdict is wrong; the shipped
+    # outcomes (all right, as an arbiter fitted on its own rows could claim) are replaced.
+    arbiter = load_bench_module("fit_arbiter")
+    width = len(feature_names())
+    curves = Curves.model_validate({"val_acc": [0.5, 0.7, 0.8], "num_classes": 10})
+    judged = []
+    for wave, sign in ((1, 1.0), (2, -1.0)):
+        for truth, side in ((Label.HEALTHY, sign), (Label.UNDERTRAINED, -sign)):
+            for i in range(4):
+                name = f"w{wave}-{truth}-s{i}"
+                sample = calibrate.Sample(name, "train", 3, False, truth, curves, name)
+                outcome = calibrate.Outcome(Stage.IN_PROGRESS, truth, 0.9, True)
+                x = [side + 0.01 * i] + [0.0] * (width - 1)
+                row = arbiter.Row(x, LABELS.index(truth), 0, wave, name)
+                judged.append(calibrate.Judged(sample, True, outcome, row))
+    outcomes = calibrate.cross_fitted(judged)
+    assert len(outcomes) == len(judged)
+    assert not any(o.right for o in outcomes)
+    assert all(o.label is not j.sample.truth for o, j in zip(outcomes, judged, strict=True))
+    # A sample the arbiter does not apply to keeps the rules' outcome.
+    lone = calibrate.Judged(judged[0].sample, True, judged[0].outcome, None)
+    assert calibrate.cross_fitted([lone]) == [judged[0].outcome]
