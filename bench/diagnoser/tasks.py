@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to ninth waves, each written once as an ImageFolder
+"""The image tasks of the labeled set's second to tenth waves, each written once as an ImageFolder
 tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -36,7 +36,10 @@ leaves alone, so a practitioner's crop+flip augmentation is sound), ``digits47``
 ``digits04`` (digits 0–4: the classes of the ``mnist5`` checkpoint in another source, for a
 fine-tune across sources onto the SAME classes), ``mnist7c`` (MNIST 3–9, 7 classes: a class
 count no earlier MNIST task had) and ``noisy40`` (the digits with 40 % of all labels replaced: a
-seventh noise ceiling, near 0.60).
+seventh noise ceiling, near 0.60). The tenth wave (wave10.toml) adds ``digits17`` (digits 1 vs 7:
+two look-alike strokes), ``digits9c`` (digits 0–8, 9 classes: a class count no earlier digits
+task had), ``mnist258`` (MNIST 2, 5 and 8), ``mnist0to5`` (MNIST 0–5, 6 classes) and
+``noisy35`` (the digits with 35 % of all labels replaced: an eighth noise ceiling, near 0.65).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -133,6 +136,12 @@ TASKS = {
         Task("digits04", "digits", (0, 1, 2, 3, 4)),
         Task("mnist7c", "mnist", tuple(range(3, 10)), limit=1400),
         Task("noisy40", "digits", tuple(range(10)), noise=0.40),
+        # tenth wave
+        Task("digits17", "digits", (1, 7)),
+        Task("digits9c", "digits", tuple(range(9))),
+        Task("mnist258", "mnist", (2, 5, 8), limit=1200),
+        Task("mnist0to5", "mnist", tuple(range(6)), limit=1500),
+        Task("noisy35", "digits", tuple(range(10)), noise=0.35),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,
