@@ -94,7 +94,7 @@ class PackRun:
         # Epoch states of slots that ended without an attempt finishing them (cancelled
         # while waiting, out of retries): this worker's housekeeping, best effort.
         with contextlib.suppress(DBAPIError, OSError):
-            resume.sweep(self.context.db, self.context.artifacts_dir)
+            resume.sweep(self.context.db, self.context.options.artifacts_dir)
 
     def _train_pack(self, ready: list[TrialRun]) -> list[TrialRun]:
         """Train the members that can share one packed model; the ones left to train alone."""
@@ -242,7 +242,7 @@ class _PackLedger:
 def _mark_packed(member: TrialRun, others: list[int]) -> None:
     """Show the member's pack in the API (the slot's ``packed_with``) and the dashboard (a
     user attribute of its Optuna trial)."""
-    grace_s = member.context.stale_after_s
+    grace_s = member.context.options.stale_after_s
     retry_transient(
         lambda: queue.mark_packed(member.db, member.claim, packed_with=others), grace_s=grace_s
     )
@@ -256,7 +256,7 @@ def _beating(context: WorkerContext, members: list[TrialRun]) -> Iterator[None]:
     done = threading.Event()
 
     def beat() -> None:
-        while not done.wait(context.heartbeat_interval_s):
+        while not done.wait(context.options.heartbeat_interval_s):
             try:
                 for member in members:
                     if not member.lost.is_set():

@@ -41,6 +41,7 @@ from optuna.trial import TrialState as OptunaState
 from studies import checkpoints, optuna_bridge, plots, queue
 from studies.db import Database, TrialState
 from studies.spec import Sampler, StudySpec
+from studies.worker_options import WorkerOptions
 from trainer import TrainerError
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,7 @@ class SlotContext(Protocol):
     @property
     def device(self) -> str: ...
     @property
-    def data_dir(self) -> Path: ...
-    @property
-    def artifacts_dir(self) -> Path: ...
+    def options(self) -> WorkerOptions: ...
     @property
     def stop(self) -> threading.Event: ...
 
@@ -94,9 +93,11 @@ def run_range_test(slot: RangeSlot, study: optuna.Study, trial: optuna.Trial) ->
     # The run as the spec describes it; its lr is where the ramp starts (the test sets it).
     config = claim.spec.to_run_config(
         {"lr": search.lr_low},
-        data_dir=context.data_dir,
+        data_dir=context.options.data_dir,
         device=context.device,
-        trial_checkpoint=checkpoints.init_from_file(context.db, context.artifacts_dir, claim.spec),
+        trial_checkpoint=checkpoints.init_from_file(
+            context.db, context.options.artifacts_dir, claim.spec
+        ),
     )
     try:
         result = range_test(
@@ -169,12 +170,12 @@ def _annotate(
         trial.set_user_attr(key, value)
     save_note(trial, range_note(lr_range))
     png = plots.lr_range_png(lr_range, title=title)
-    context.artifacts_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=context.artifacts_dir) as folder:
+    context.options.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=context.options.artifacts_dir) as folder:
         path = Path(folder) / "lr-range.png"
         path.write_bytes(png)
         upload_artifact(
-            artifact_store=FileSystemArtifactStore(str(context.artifacts_dir)),
+            artifact_store=FileSystemArtifactStore(str(context.options.artifacts_dir)),
             file_path=str(path),
             study_or_trial=trial,
             mimetype="image/png",

@@ -40,6 +40,7 @@ from studies.db import Database, TrialState
 from studies.diagnosis import Diagnosis
 from studies.optuna_attrs import write_trial_attrs
 from studies.recorder import EpochRecorder, retry_transient
+from studies.worker_options import WorkerOptions
 from trainer._paths import relative_to_root
 
 if TYPE_CHECKING:
@@ -53,18 +54,16 @@ _MAX_ERROR_CHARS = 4000
 
 @dataclass(frozen=True)
 class WorkerContext:
-    """What running one trial needs of the worker that claimed it."""
+    """What running one trial needs of the worker that claimed it: the worker's options
+    (data and artifact folders, heartbeat interval and grace, checkpoint cap) and its live
+    parts."""
 
     db: Database
-    device: str  # resolved: cpu, cuda or cuda:N
-    data_dir: Path
-    artifacts_dir: Path
-    heartbeat_interval_s: float
-    stale_after_s: float  # the reaper's grace: how long a write may wait out an outage
+    device: str  # resolved: cpu, cuda or cuda:N (``options.device`` may say auto)
+    options: WorkerOptions
     stop: threading.Event  # the worker's stop request: hand the slot back at the next epoch
     touch: Callable[[int | None], None]  # the worker is alive, running this trial (or none)
     reap: Callable[[], None]  # reap dead peers' slots (the worker limits how often)
-    max_artifact_bytes: int | None = None  # the stored checkpoints' cap (studies.checkpoints)
 
 
 class TrialRun:
@@ -84,13 +83,15 @@ class TrialRun:
             claim,
             stop=context.stop,
             lost=self.lost,
-            outage_grace_s=context.stale_after_s,
+            outage_grace_s=context.options.stale_after_s,
         )
         self.optuna_trial_id: int | None = None
         # The slot's epoch state: written after every epoch, continued by a next attempt.
-        self.state_path = resume.epoch_state_path(context.artifacts_dir, claim.trial_id)
+        self.state_path = resume.epoch_state_path(context.options.artifacts_dir, claim.trial_id)
         # The best epoch's checkpoint, kept in the artifact store when the trial completes.
-        self.checkpoint_path = checkpoints.running_path(context.artifacts_dir, claim.trial_id)
+        self.checkpoint_path = checkpoints.running_path(
+            context.options.artifacts_dir, claim.trial_id
+        )
         # Known once started (``start``) and prepared (``prepare``).
         self.study: optuna.Study
         self.trial: optuna.Trial
@@ -107,7 +108,7 @@ class TrialRun:
                 self.db,
                 self.claim,
                 state=TrialState.FAILED,
-                error=error_text(exc, self.context.data_dir),
+                error=error_text(exc, self.context.options.data_dir),
                 summary=self.recorder.summary(),
             )
             if failed:
@@ -123,7 +124,7 @@ class TrialRun:
         # A transient database error while starting is retried for the slot's grace, as
         # the per-epoch writes are; past it the error propagates and the worker abandons
         # the slot to the reaper (its heartbeat does not beat yet), never failing it.
-        grace_s = self.context.stale_after_s
+        grace_s = self.context.options.stale_after_s
         try:
             self.study, self.trial, self.params, optuna_trial_id = retry_transient(
                 lambda: self._start_optuna_trial(load_study()), grace_s=grace_s
@@ -136,7 +137,7 @@ class TrialRun:
             started = self.optuna_trial_id
             if started is None:
                 started = claim.enqueued_optuna_trial_id
-            error = error_text(exc, self.context.data_dir)
+            error = error_text(exc, self.context.options.data_dir)
             queue.finish(self.db, claim, state=TrialState.FAILED, error=error)
             if started is not None:
                 optuna_bridge.fail_trial(self.db.url, started)
@@ -197,10 +198,10 @@ class TrialRun:
         try:
             self.config = self.spec.to_run_config(
                 self.params,
-                data_dir=self.context.data_dir,
+                data_dir=self.context.options.data_dir,
                 device=self.context.device,
                 trial_checkpoint=checkpoints.init_from_file(
-                    self.db, self.context.artifacts_dir, self.spec
+                    self.db, self.context.options.artifacts_dir, self.spec
                 ),
             )
             start = retry_transient(
@@ -211,7 +212,7 @@ class TrialRun:
                     config=self.config,
                     device=self.context.device,
                 ),
-                grace_s=self.context.stale_after_s,
+                grace_s=self.context.options.stale_after_s,
             )
             if start is None:
                 log.warning("trial %s was reaped before it began training", self.claim.trial_id)
@@ -267,7 +268,7 @@ class TrialRun:
             self.db,
             self.claim,
             state=TrialState.FAILED,
-            error=error_text(exc, self.context.data_dir),
+            error=error_text(exc, self.context.options.data_dir),
             summary=self.recorder.summary(),
         ):
             resume.discard(self.state_path)
@@ -352,10 +353,10 @@ class TrialRun:
         optuna_bridge.tell(self.study, self.trial, optuna_state, value)
         checkpoints.keep_checkpoint(
             self.db,
-            self.context.artifacts_dir,
+            self.context.options.artifacts_dir,
             claim.trial_id,
             self.checkpoint_path,
-            max_bytes=self.context.max_artifact_bytes,
+            max_bytes=self.context.options.max_artifact_bytes,
         )
         log.info("trial %s: %s, %s, value %s", claim.trial_id, state, label, value)
 
