@@ -1,7 +1,7 @@
 """Generate the diagnoser's labeled set: REAL training runs whose label is true by construction.
 
 Each run trains a real CNN with the project's trainer under conditions that make its label
-true (docs/diagnoser.md, "Accuracy, measured on real training runs"). Nine waves, each a data
+true (docs/diagnoser.md, "Accuracy, measured on real training runs"). Ten waves, each a data
 file read by wavefile.py: waves/wave1.toml (107 runs: the digits and the first-wave MNIST tree,
 constant LR or cosine), wave2.toml (schedules, warm-up, fine-tuning, 2/5/40-class tasks and a
 label-noise ceiling from tasks.py, runs of 100–300 epochs, the shapes the first diagnoser
@@ -9,10 +9,10 @@ missed), wave3.toml (new tasks, batch sizes, optimizers, schedules and fine-tuni
 held out until wave 4), wave4.toml (recipes new to all three; held out until wave 5),
 wave5.toml (recipes new to all four; held out until wave 6), wave6.toml (recipes new to all
 five; held out until wave 7), wave7.toml (recipes new to all six; held out until wave 8),
-wave8.toml (recipes new to all seven; held out until wave 9) and wave9.toml (the held-out
-half: recipes new to all eight). Each
-family's seeded runs: family.py. How the set is split (by wave): recipe.py. What is true of a
-cut of a run: dataset.py.
+wave8.toml (recipes new to all seven; held out until wave 9), wave9.toml (recipes new to all
+eight; held out until wave 10) and wave10.toml (the held-out half: recipes new to all nine).
+Each family's seeded runs: family.py. How the set is split (by wave): recipe.py. What is true
+of a cut of a run: dataset.py.
 
 Every run is written to ``runs/<id>.json`` (compact, floats rounded to 5 significant
 digits) with the label, its family, how it was made, the config and its split. The script is
