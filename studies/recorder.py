@@ -162,10 +162,10 @@ class EpochRecorder:
         """The dataset and device facts, from this attempt's first sight of the history."""
         if self.facts.num_classes is None:
             self.facts = RunFacts(
-                num_classes=history.num_classes,
-                train_size=history.train_size,
-                val_size=history.val_size,
-                input_shape=list(history.input_shape),
+                num_classes=history.data.num_classes,
+                train_size=history.data.train_size,
+                val_size=history.data.val_size,
+                input_shape=list(history.data.input_shape),
                 device=history.device,
             )
 

@@ -45,7 +45,7 @@ from trainer._curves import (
 )
 from trainer._errors import ConfigError, DatasetError, TrainerError
 from trainer._finetune import FinetuneAdvice, recommend_finetune
-from trainer._history import EpochRecord, History, RunStatus, Stop
+from trainer._history import DataFacts, EpochRecord, History, RunStatus, Stop
 from trainer._packed_check import PER_MEMBER_FIELDS, can_pack
 from trainer._plugins import (
     PLUGIN_PREFIX,
@@ -104,6 +104,7 @@ __all__ = [
     "Checkpoint",
     "ConfigError",
     "DataConfig",
+    "DataFacts",
     "DataRecipe",
     "DatasetError",
     "DatasetPlugin",

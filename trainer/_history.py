@@ -66,17 +66,40 @@ class EpochRecord:
             object.__setattr__(self, "nonfinite", not all(map(math.isfinite, losses + norms)))
 
 
-@dataclass
-class History:
-    """A run's result: the resolved config, the dataset facts and one record per epoch."""
+@dataclass(frozen=True)
+class DataFacts:
+    """What a run learned of its dataset (from its ``BatchSource``): stored with its history."""
 
-    config: RunConfig
     num_classes: int
     input_shape: tuple[int, int, int]  # (C, H, W)
     train_size: int
     val_size: int
     mean: list[float]  # per channel, training split only
     std: list[float]
+
+    @classmethod
+    def of(cls, data: BatchSource) -> DataFacts:
+        """The facts of *data*."""
+        return cls(
+            num_classes=data.num_classes,
+            input_shape=data.input_shape,
+            train_size=data.train_size,
+            val_size=data.val_size,
+            mean=data.mean,
+            std=data.std,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The facts as JSON values (the shape a list)."""
+        return asdict(self) | {"input_shape": list(self.input_shape)}
+
+
+@dataclass
+class History:
+    """A run's result: the resolved config, the dataset facts and one record per epoch."""
+
+    config: RunConfig
+    data: DataFacts
     device: str
     records: list[EpochRecord] = field(default_factory=list)
     status: RunStatus = RunStatus.RUNNING
@@ -91,17 +114,7 @@ class History:
     ) -> History:
         """The empty history of a run of *config* on *data* (``train`` and each member of
         ``train_packed`` start from it)."""
-        return cls(
-            config=config,
-            num_classes=data.num_classes,
-            input_shape=data.input_shape,
-            train_size=data.train_size,
-            val_size=data.val_size,
-            mean=data.mean,
-            std=data.std,
-            device=device,
-            finetune=finetune,
-        )
+        return cls(config=config, data=DataFacts.of(data), device=device, finetune=finetune)
 
     def add_epoch(self, record: EpochRecord, *, blew_up: bool) -> None:
         """Append *record* (``train`` and ``train_packed`` both close an epoch here): a
@@ -119,7 +132,7 @@ class History:
     def curves(self) -> dict[str, Any]:
         """The curves JSON of docs/architecture.md: one entry per epoch, ``null`` for a
         non-finite value."""
-        return curves_json(self.record_dicts(), self.num_classes)
+        return curves_json(self.record_dicts(), self.data.num_classes)
 
     def to_json(self) -> dict[str, Any]:
         """Curves JSON plus the outcome, the config and the dataset facts (JSON-safe)."""
@@ -133,11 +146,7 @@ class History:
             best_epoch=self.best_epoch,
             best_val_acc=finite_or_none(self.best_val_acc),
             config=self.config.to_json(),
-            input_shape=list(self.input_shape),
-            train_size=self.train_size,
-            val_size=self.val_size,
-            mean=self.mean,
-            std=self.std,
+            **self.data.to_json(),
             device=self.device,
             finetune=self.finetune,
         )

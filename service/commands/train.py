@@ -337,7 +337,8 @@ def _print_summary(
     style = STATUS_STYLE[history.status]
     facts = [
         f"[{style}]{history.status.value}[/]",
-        f"{history.config.data.dataset} ({history.train_size} train / {history.val_size} val)",
+        f"{history.config.data.dataset} "
+        f"({history.data.train_size} train / {history.data.val_size} val)",
         f"{history.config.model.arch} on {history.device}",
         f"{seconds:.1f} s",
     ]

@@ -21,7 +21,7 @@ from studies.recorder import EpochRecorder
 from studies.results import TrialSummary
 from studies.schema_setup import create_schema
 from studies.worker import WorkerOptions, run_worker
-from trainer import EpochRecord, History, RunStatus, curves_json
+from trainer import DataFacts, EpochRecord, History, RunStatus, curves_json
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -165,12 +165,7 @@ def record_completed_run(
     )
     history = History(
         config=claim.spec.to_run_config({"lr": 0.1}, data_dir=data_dir, device="cpu"),
-        num_classes=10,
-        input_shape=(1, 8, 8),
-        train_size=240,
-        val_size=60,
-        mean=[0.5],
-        std=[0.2],
+        data=DataFacts(10, (1, 8, 8), train_size=240, val_size=60, mean=[0.5], std=[0.2]),
         device="cpu",
         records=records,
         status=RunStatus.COMPLETED,

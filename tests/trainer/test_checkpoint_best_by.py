@@ -63,7 +63,7 @@ def test_a_loaded_checkpoint_scores_exactly_what_it_scored_when_saved(tmp_path: 
     scored = evaluate_checkpoint(ckpt, device="cpu")
     assert scored.val_acc == ckpt.metric["val_acc"] == history.best_val_acc
     assert scored.val_loss == ckpt.metric["val_loss"]
-    assert scored.val_size == history.val_size
+    assert scored.val_size == history.data.val_size
 
 
 def test_evaluating_on_images_the_network_does_not_take_is_refused(tmp_path: Path) -> None:

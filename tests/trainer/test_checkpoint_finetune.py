@@ -152,7 +152,7 @@ def test_finetuning_onto_a_task_with_another_class_count(
     )
     path = tmp_path / "tuned.pt"
     history = train(target, checkpoint_path=path)
-    assert history.num_classes == 3 and len(history.records) == 2
+    assert history.data.num_classes == 3 and len(history.records) == 2
     assert history.finetune is not None and strategy.value in history.finetune
     tuned = load_checkpoint(path)
     assert tuned.num_classes == 3

@@ -140,9 +140,9 @@ def test_imagefolder_single_tree_is_split_and_trains(tmp_path: Path) -> None:
         optim=OptimConfig(epochs=1, device="cpu", batch_size=8),
     )
     history = train(config)
-    assert history.input_shape == (1, 12, 12)
-    assert history.num_classes == 2
-    assert (history.train_size, history.val_size) == (14, 6)
+    assert history.data.input_shape == (1, 12, 12)
+    assert history.data.num_classes == 2
+    assert (history.data.train_size, history.data.val_size) == (14, 6)
     assert len(history.records) == 1
 
 
@@ -200,9 +200,9 @@ def test_streamed_image_folder_trains_exactly_like_the_in_memory_one(tmp_path: P
     in_memory = train(_folder_run(tmp_path, "memory"))
     streamed = train(_folder_run(tmp_path, "stream"))
     assert streamed.status is in_memory.status
-    assert (streamed.train_size, streamed.val_size) == (in_memory.train_size, in_memory.val_size)
-    assert streamed.input_shape == in_memory.input_shape == (3, 12, 12)
-    assert streamed.mean == in_memory.mean and streamed.std == in_memory.std
+    # Sizes, shape and the per-channel mean and std all alike.
+    assert streamed.data == in_memory.data
+    assert streamed.data.input_shape == (3, 12, 12)
     # Same files, same order, same arithmetic: the same run.
     assert streamed.curves() == in_memory.curves()
 

@@ -47,11 +47,11 @@ def plugin_config(*, val_per_class: int = 0, epochs: int = 3, **optim: object) -
 def test_a_plugin_model_trains_on_a_plugin_dataset(val_per_class: int) -> None:
     history = train(plugin_config(val_per_class=val_per_class))
     assert history.status is RunStatus.COMPLETED
-    assert history.num_classes == 3
-    assert history.input_shape == (1, 8, 8)
+    assert history.data.num_classes == 3
+    assert history.data.input_shape == (1, 8, 8)
     # 90 training images: held out by val_fraction 0.2, or all kept next to the plugin's 30.
     expected = (72, 18) if val_per_class == 0 else (90, 30)
-    assert (history.train_size, history.val_size) == expected
+    assert (history.data.train_size, history.data.val_size) == expected
     last = history.records[-1]
     # Health statistics find the plugin model's first and last layers.
     assert last.grad_norm_first > 0 and last.grad_norm_last > 0

@@ -38,7 +38,7 @@ def test_resnet18_trains_on_one_channel_digits() -> None:
     )
     history = train(config)
     assert history.status is RunStatus.COMPLETED
-    assert (history.num_classes, history.input_shape) == (10, (1, 8, 8))
+    assert (history.data.num_classes, history.data.input_shape) == (10, (1, 8, 8))
     record = history.records[0]
     assert record.grad_norm_first > 0 and record.grad_norm_last > 0  # conv1 and fc found
     assert record.dead_relu_fraction is not None  # torchvision's nn.ReLU modules probed

@@ -23,10 +23,10 @@ def test_digits_run_learns_and_records_every_epoch() -> None:
     assert [r.epoch for r in history.records] == [1, 2, 3, 4]
     assert history.records[-1].val_acc > 0.5  # chance is 0.1
     assert history.records[-1].train_loss < history.records[0].train_loss
-    assert history.num_classes == 10
-    assert history.input_shape == (1, 8, 8)
-    assert history.train_size == 1437
-    assert history.val_size == 360  # 20 % of 1,797, stratified
+    assert history.data.num_classes == 10
+    assert history.data.input_shape == (1, 8, 8)
+    assert history.data.train_size == 1437
+    assert history.data.val_size == 360  # 20 % of 1,797, stratified
     for record in history.records:
         assert 0.0 <= record.train_acc <= 1.0 and 0.0 <= record.val_acc <= 1.0
         assert record.grad_norm > 0 and record.grad_norm_first > 0 and record.grad_norm_last > 0
