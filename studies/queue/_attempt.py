@@ -19,7 +19,6 @@ from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from studies.db import (
-    AttemptRow,
     Database,
     EpochRow,
     StudyRow,
@@ -29,7 +28,7 @@ from studies.db import (
     utcnow,
 )
 from studies.queue._claim import Claim
-from studies.queue._sql import rowcount
+from studies.queue._sql import HeldAttempt, ended_attempt, rowcount
 from studies.queue._studies import end_waiting_if_cancelled
 from studies.results import TrialSummary
 
@@ -283,15 +282,5 @@ def _add_to_history(
             TrialRow.id == claim.trial_id
         )
     ).one()
-    session.add(
-        AttemptRow(
-            trial_id=claim.trial_id,
-            attempt=claim.attempt,
-            state=state,
-            worker=claim.worker,
-            optuna_trial_number=optuna_number,
-            claimed_at=claimed_at,
-            finished_at=finished_at,
-            error=error,
-        )
-    )
+    held = HeldAttempt(claim.trial_id, claim.attempt, claim.worker, optuna_number, claimed_at)
+    session.add(ended_attempt(held, state=state, finished_at=finished_at, error=error))

@@ -1,10 +1,10 @@
 """What every queue module shares: the row count that says whether a conditional write
-happened, and the history row of an attempt that failed."""
+happened, and the history row of an attempt that ended."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import CursorResult
 
@@ -20,16 +20,29 @@ def rowcount(result: Any) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
-def failed_attempt(row: Any, *, finished_at: datetime, error: str) -> AttemptRow:
-    """The history row of *row*'s current attempt (a slot as read before the conditional
-    write that failed it: its attempt, worker, Optuna trial number and claim time)."""
+class HeldAttempt(NamedTuple):
+    """An attempt as its slot held it: what the attempt's history row keeps. A slot's row
+    read while the attempt held it (its id, attempt, worker, Optuna trial number and claim
+    time) serves as one too."""
+
+    id: int
+    attempt: int
+    worker: str | None
+    optuna_trial_number: int | None
+    claimed_at: datetime | None
+
+
+def ended_attempt(
+    held: HeldAttempt | Any, *, finished_at: datetime, error: str | None, state: TrialState
+) -> AttemptRow:
+    """The history row of the attempt *held*, ended in *state* at *finished_at*."""
     return AttemptRow(
-        trial_id=row.id,
-        attempt=row.attempt,
-        state=TrialState.FAILED,
-        worker=row.worker,
-        optuna_trial_number=row.optuna_trial_number,
-        claimed_at=row.claimed_at,
+        trial_id=held.id,
+        attempt=held.attempt,
+        state=state,
+        worker=held.worker,
+        optuna_trial_number=held.optuna_trial_number,
+        claimed_at=held.claimed_at,
         finished_at=finished_at,
         error=error,
     )
