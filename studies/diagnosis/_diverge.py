@@ -28,6 +28,12 @@ from studies.diagnosis._stats import grade, kendall_tau, noise_sigma, trend_p_va
 EXPLODE_FACTOR = 10.0
 # "At chance": accuracy within this fraction of the distance from chance to perfect.
 CHANCE_MARGIN = 0.1
+# Leaving chance is a level held, not one epoch's luck: an accuracy must clear chance, by more
+# than its own epoch-to-epoch noise, in at least this many epochs. A net pushed around by a
+# learning rate far too high lands on one class or another for an epoch or two: wave 9 of the
+# labeled set has one read as overfitting once a lucky first epoch made the rest a "drop",
+# wave 10 a 2-class one read as underfitting at a training accuracy of 0.53.
+LEFT_CHANCE_EPOCHS = 2
 # "Had learned something": accuracy once this far (same scale) above chance.
 LEARNED_MARGIN = 0.3
 COLLAPSE_WINDOW = 3
@@ -59,6 +65,14 @@ class Divergence:
         """A non-finite or exploded loss: seen in the epoch it happens (else a run that
         never learned or collapsed to chance, which takes epochs to establish)."""
         return bool(self.nonfinite_epochs) or self.exploded_epoch is not None
+
+
+def cleared_chance(acc: list[float], chance: float) -> bool:
+    """Whether accuracy curve *acc* ever left chance: above the CHANCE_MARGIN band, by more
+    than the curve's own noise, in LEFT_CHANCE_EPOCHS epochs (in its one epoch, for a
+    one-epoch curve). Rule 3's test (_never_learned.py), on the whole run."""
+    band = chance + CHANCE_MARGIN * (1.0 - chance) + noise_sigma(acc)
+    return sum(a > band for a in acc) >= min(LEFT_CHANCE_EPOCHS, len(acc))
 
 
 def _nonfinite_epochs(curves: Curves) -> list[int]:
@@ -154,6 +168,9 @@ def _collapse(levels: Levels) -> tuple[float, str] | None:
     # whole epoch and still holds what the model knew before a collapse within it (and a
     # model whose validation accuracy is well above chance has learned, whatever dropout
     # does to its training accuracy).
+    # Any recent epoch clear of the band counts here, noise or not (unlike rule 3's
+    # cleared_chance): stopping a run is final, and a slow start's first steps off chance
+    # are small and noisy.
     judged = [levels.val_acc] if levels.val_acc is not None else accuracies
     if any(max(acc[-COLLAPSE_WINDOW:]) > chance + CHANCE_MARGIN * scale for acc in judged):
         return None
@@ -163,14 +180,27 @@ def _collapse(levels: Levels) -> tuple[float, str] | None:
         for acc in accuracies
     )
     losses = levels.loss
+    stand_in = False
     if losses is not None and chance_loss is None and min(losses) > 0:
         # Not a per-sample cross-entropy (sum-reduced, or another loss): its own median
         # stands in for log(K), as the level a model at chance keeps.
-        chance_loss = median(losses)
+        chance_loss, stand_in = median(losses), True
     if losses is not None and chance_loss is not None:
         recent_loss = median(losses[-COLLAPSE_WINDOW:])
-        if recent_loss < 0.95 * chance_loss:
+        # Below the level a model at chance keeps: learning, in loss terms. Not when that
+        # level is the loss's own median and the loss jumps by orders of magnitude around it
+        # (a net blown up within its first epoch): "below its median" then means nothing.
+        if recent_loss < 0.95 * chance_loss and not (
+            stand_in and max(losses) >= UNSTABLE_LOSS * chance_loss
+        ):
             return None
+        loss_clause = (
+            f"with a loss of {recent_loss:.4g} jumping around its own median {chance_loss:.4g} "
+            "(not a per-sample cross-entropy: log(K) says nothing of it)"
+            if stand_in
+            else f"with a loss of {recent_loss:.3f} ≥ log({levels.curves.num_classes}) = "
+            f"{chance_loss:.3f}"
+        )
         # The trend of the recent half: a blown-up first epoch must not pass for a decline.
         declining = kendall_tau(losses[len(losses) // 2 :])
         if not learned_before:
@@ -191,16 +221,13 @@ def _collapse(levels: Levels) -> tuple[float, str] | None:
                 return None
             return 0.7 + 0.25 * grade(declining, -0.5, 0.3), (
                 f"never learned: accuracy at chance level ({recent_acc:.3f} vs "
-                f"1/{levels.curves.num_classes}) with a loss of {recent_loss:.3f} ≥ "
-                f"log({levels.curves.num_classes}) = {chance_loss:.3f} that is noisy or not "
-                "coming down; the learning rate is far too high, or the data or labels are "
-                "broken"
+                f"1/{levels.curves.num_classes}) {loss_clause}, noisy or not coming down; "
+                "the learning rate is far too high, or the data or labels are broken"
             )
         confidence = 0.7 + 0.25 * max(float(learned_before), grade(declining, -0.5, 0.3))
         return confidence, (
             f"accuracy collapsed to chance level ({recent_acc:.3f} vs "
-            f"1/{levels.curves.num_classes}) with a loss of {recent_loss:.3f} ≥ "
-            f"log({levels.curves.num_classes}) = {chance_loss:.3f}"
+            f"1/{levels.curves.num_classes}) {loss_clause}"
         )
     rising = kendall_tau(accuracies[0])
     if not learned_before and (levels.epochs < STUCK_MIN_EPOCHS + 1 or rising >= 0.5):

@@ -9,33 +9,18 @@ arbiter (_arbiter.py) leaves such runs to it.
 
 from statistics import median
 
-from studies.diagnosis._diverge import CHANCE_MARGIN, loss_unstable
+from studies.diagnosis._diverge import cleared_chance, loss_unstable
 from studies.diagnosis._measure import Measures
 from studies.diagnosis._result import Label
-from studies.diagnosis._stats import noise_sigma
 from studies.diagnosis._verdict import Verdict
-
-# Leaving chance is a level held, not one epoch's luck: an accuracy must clear chance, by more
-# than its own epoch-to-epoch noise, in at least this many epochs. A net pushed around by a
-# learning rate far too high lands on one class or another for an epoch or two: wave 9 of the
-# labeled set has one read as overfitting once a lucky first epoch made the rest a "drop",
-# wave 10 a 2-class one read as underfitting at a training accuracy of 0.53.
-LEFT_CHANCE_EPOCHS = 2
 
 
 def never_left_chance(m: Measures) -> bool:
-    """No accuracy cleared chance beyond its noise in LEFT_CHANCE_EPOCHS epochs of the run (a
-    one-epoch run: in its one epoch). _diverge.CHANCE_MARGIN is the one definition of "at
-    chance", which the collapse test reads over its last epochs; the noise is the curve's
-    own (_stats.noise_sigma), so a small validation set's jumps do not count as learning."""
+    """No accuracy of the run ever cleared chance (_diverge.cleared_chance)."""
     chance, accuracies = m.chance_acc, m.levels.accuracies
     if chance is None or not accuracies:
         return False
-    at_chance = chance + CHANCE_MARGIN * (1.0 - chance)
-    return all(
-        sum(a > at_chance + noise_sigma(acc) for a in acc) < min(LEFT_CHANCE_EPOCHS, len(acc))
-        for acc in accuracies
-    )
+    return not any(cleared_chance(acc, chance) for acc in accuracies)
 
 
 def never_learned(m: Measures) -> Verdict | None:
