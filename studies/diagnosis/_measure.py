@@ -78,13 +78,16 @@ class Levels:
     """What a run's divergence is judged from: computed once, also after every live epoch."""
 
     curves: Curves
-    epochs: int
     chance_acc: float | None
     chance_loss: float | None  # log(K), only when the loss is on the per-sample scale
     train_loss: list[float] | None  # gaps filled (a null loss is judged before filling)
     val_loss: list[float] | None
     train_acc: list[float] | None
     val_acc: list[float] | None
+
+    @property
+    def epochs(self) -> int:
+        return self.curves.epochs
 
     @property
     def loss(self) -> list[float] | None:
@@ -115,7 +118,6 @@ def measure_levels(curves: Curves) -> Levels:
             chance_loss = chance
     return Levels(
         curves=curves,
-        epochs=curves.epochs,
         chance_acc=chance_acc,
         chance_loss=chance_loss,
         train_loss=train_loss,
