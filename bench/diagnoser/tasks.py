@@ -1,5 +1,5 @@
-"""The image tasks of the labeled set's second to eleventh waves, each written once as an ImageFolder
-tree.
+"""The image tasks of the labeled set's second to eleventh waves, each written once as an
+ImageFolder tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
 every task below is made from real images without touching the trainer:
