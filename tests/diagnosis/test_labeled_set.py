@@ -299,22 +299,19 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
     )
 
 
-# Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results). The held-out half
-# (wave 10) was evaluated ONCE clean, with the method frozen at 32fc9e7 (arbiter and
-# calibration fitted on waves 1-9): whole runs 85.3% right, healthy false alarms 20.0% (3 of
-# 15: a 35%-label-noise ceiling called underfitting), ECE 0.116 / 0.099 with / without plans;
-# whole runs + cuts 88.2% / 85.8% balanced, healthy false alarms 18.0% / 14.8%, ECE 0.036 /
-# 0.059. Its misses then informed ONE rule change (clearing chance beyond the accuracy's own
-# noise, _never_learned.py) and a refit on waves 1-9 only; the figures below are the second
-# look's, no longer clean: whole runs 88.0%, ECE 0.089 / 0.106; whole runs + cuts 89.0% /
-# 87.0% balanced, false alarms 19.7% / 14.8%, ECE 0.026 / 0.035. The floors sit just under
-# them so that a change which makes the held-out half worse fails here.
-HELDOUT_WHOLE_ACCURACY_FLOOR = 0.87
-HELDOUT_WHOLE_FALSE_ALARM_CEILING = 0.21
+# Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results): the held-out half
+# (wave 11) measured at its single evaluation, with the method frozen at 4bb6312 (rules of
+# 8ff9ce1, arbiter and calibration fitted on waves 1-10): whole runs 92.0% right, healthy
+# false alarms 13.3% (2 of 15), ECE 0.055 / 0.114 with / without plans; whole runs + cuts
+# 88.7% / 84.6% balanced, healthy false alarms 14.8% / 25.9% (4 and 7 of 27), ECE 0.022 /
+# 0.021. The floors sit just under those figures so that a change which makes the held-out
+# half worse fails here; the targets themselves are not met.
+HELDOUT_WHOLE_ACCURACY_FLOOR = 0.91
+HELDOUT_WHOLE_FALSE_ALARM_CEILING = 0.14
 HELDOUT_WHOLE_ECE_CEILING = 0.12
-HELDOUT_BALANCED_FLOOR = {True: 0.88, False: 0.86}
-HELDOUT_FALSE_ALARM_CEILING = {True: 0.21, False: 0.16}
-HELDOUT_ECE_CEILING = 0.045
+HELDOUT_BALANCED_FLOOR = {True: 0.88, False: 0.84}
+HELDOUT_FALSE_ALARM_CEILING = {True: 0.15, False: 0.26}
+HELDOUT_ECE_CEILING = 0.03
 
 
 @with_and_without_plans
