@@ -59,18 +59,32 @@ def family_folds(families: set[str], k: int) -> dict[str, int]:
 
 
 def cross_validate(judged: list[Judged], k: int) -> list[Scored]:
-    """Score every judged sample by the arbiter and calibration fitted on the other folds."""
+    """Leave-family-out: every judged sample scored by the arbiter and calibration fitted on
+    the families of the other folds."""
     folds = family_folds({j.sample.family for j in judged}, k)
+    return _scored_by_fold(judged, [folds[j.sample.family] for j in judged])
+
+
+def leave_one_wave_out(judged: list[Judged], wave_of: dict[str, int]) -> list[Scored]:
+    """Leave-one-wave-out: each wave (a batch of recipes made together: the nearest the
+    training half comes to recipes never seen) scored by the arbiter and calibration fitted
+    on the other waves; *wave_of* maps a run id to its wave, and a Scored's fold is its wave."""
+    return _scored_by_fold(judged, [wave_of[j.sample.run_id] for j in judged])
+
+
+def _scored_by_fold(judged: list[Judged], fold_of: list[int]) -> list[Scored]:
+    """Score each sample of *judged* (in fold *fold_of[i]*) by the arbiter and calibration
+    fitted without its fold."""
     scored = []
-    for fold in range(k):
-        rows = [j.row for j in judged if j.row is not None and folds[j.sample.family] != fold]
+    for fold in sorted(set(fold_of)):
+        others = [j for j, f in zip(judged, fold_of, strict=True) if f != fold]
+        rows = [j.row for j in others if j.row is not None]
         arbiter = fit_arbiter(rows, f"cross-validation fold {fold}") if rows else None
         # The fold's calibration, as calibrate.py fits the shipped one: on the other folds'
         # outcomes with the arbiter's verdicts cross-fitted by wave.
-        rest = cross_fitted([j for j in judged if folds[j.sample.family] != fold])
-        calibration = fit(rest, f"cross-validation fold {fold}")
-        for j in judged:
-            if folds[j.sample.family] == fold:
+        calibration = fit(cross_fitted(others), f"cross-validation fold {fold}")
+        for j, f in zip(judged, fold_of, strict=True):
+            if f == fold:
                 o = refereed(j, arbiter)
                 confidence = calibrated(o.label, o.score, o.stage, calibration)
                 scored.append(Scored(j.sample, j.plans, o, confidence, fold))

@@ -6,10 +6,13 @@ confidence bin) and the expected calibration error (ECE: the bins' |share right 
 confidence|, weighted by how many verdicts fall in each).
 
     .venv/bin/python bench/diagnoser/evaluate.py [--split train|heldout|all] [--markdown]
-        [--errors] [--plans with|without|both] [--pieces] [--cv-families K]
+        [--errors] [--plans with|without|both] [--pieces] [--cv-families K] [--cv-waves]
 
 ``--cv-families K`` is how methods are chosen (crossval.py): leave-family-out cross-validation
-within the training half, the calibration refitted without each fold; pooled numbers.
+within the training half, the arbiter and calibration refitted without each fold; pooled
+numbers. ``--cv-waves`` does the same leaving out one wave at a time (a batch of recipes made
+together): the nearest the training half comes to a wave it has never seen, and the harder
+measure of the two.
 
 Every sample is evaluated with its run's plan (what the worker passes: dataset.py) and
 without one (what a user diagnosing a CSV has).
@@ -22,6 +25,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
@@ -33,6 +37,7 @@ from crossval import (  # noqa: E402
     cross_validate,
     family_false_alarms,
     fold_false_alarms,
+    leave_one_wave_out,
 )
 from dataset import (  # noqa: E402
     PREDICTED_LABELS,
@@ -41,6 +46,7 @@ from dataset import (  # noqa: E402
     load_runs,
     samples,
 )
+from recipe import WHOLE_WAVES_HELDOUT_FROM  # noqa: E402
 
 from studies.diagnosis import Label, diagnose_run  # noqa: E402
 from studies.diagnosis._calibration import calibrated  # noqa: E402
@@ -142,16 +148,15 @@ def report_of(scored: list[Scored]) -> Report:
     return Report(confusion, errors, confidences)
 
 
-def cross_validation(runs: list[dict[str, object]], k: int, *, errors: bool) -> None:
-    """Print the pooled leave-family-out numbers of the training half, with and without plans."""
-    scored = cross_validate(judge_training_half(runs), k)
+def _print_cross_validated(name: str, scored: list[Scored], *, errors: bool) -> None:
+    """The pooled numbers of cross-validated verdicts, with and without plans."""
     for plans in (True, False):
         kind = "with plans" if plans else "without plans"
         mine = [s for s in scored if s.plans == plans]
         for title, selected in ((f"whole runs, {kind}", [s for s in mine if s.sample.whole]),
                                 (f"whole runs + cuts, {kind}", mine)):
             report = report_of(selected)
-            print(f"cv{k:<6d} {title:34s} n={report.total:4d} acc={_pct(report.accuracy)} "
+            print(f"{name:8s} {title:34s} n={report.total:4d} acc={_pct(report.accuracy)} "
                   f"balanced={_pct(report.balanced_accuracy)} "
                   f"healthy-false-alarms={_pct(report.healthy_false_alarms)} "
                   f"ece={report.ece:.3f}")
@@ -164,6 +169,25 @@ def cross_validation(runs: list[dict[str, object]], k: int, *, errors: bool) -> 
                 print(f"   {family:45s} {alarms}/{healthy} healthy samples alarmed")
             for sample, predicted, _ in report_of(mine).errors:
                 print(f"   {sample.name:45s} {sample.truth:12s} -> {predicted}")
+
+
+def cross_validation(runs: list[dict[str, Any]], k: int, *, errors: bool) -> None:
+    """Print the pooled leave-family-out numbers of the training half, with and without plans."""
+    _print_cross_validated(f"cv{k}", cross_validate(judge_training_half(runs), k), errors=errors)
+
+
+def wave_cross_validation(runs: list[dict[str, Any]], *, errors: bool) -> None:
+    """Print the leave-one-wave-out numbers of the training half: each wave from the one
+    held out whole on (recipe.WHOLE_WAVES_HELDOUT_FROM), then those waves pooled. Earlier
+    waves are fitted on, never scored: their runs were split by hash and family, not made
+    as one held-out batch."""
+    wave_of = {r["id"]: int(r.get("wave") or 1) for r in runs}
+    scored = leave_one_wave_out(judge_training_half(runs), wave_of)
+    scored = [s for s in scored if s.fold >= WHOLE_WAVES_HELDOUT_FROM]
+    for wave in sorted({s.fold for s in scored}):
+        _print_cross_validated(f"wave {wave}", [s for s in scored if s.fold == wave],
+                               errors=errors)
+    _print_cross_validated("pooled", scored, errors=False)
 
 
 def reliability_markdown(title: str, report: Report) -> str:
@@ -285,12 +309,18 @@ def main() -> None:
     parser.add_argument("--cv-families", type=int, metavar="K",
                         help="leave-family-out cross-validation in K folds of the training "
                              "half (ignores --split: the held-out half is never read)")
+    parser.add_argument("--cv-waves", action="store_true",
+                        help="leave-one-wave-out cross-validation of the training half "
+                             "(ignores --split: the held-out half is never read)")
     parser.add_argument("--rules-only", action="store_true",
                         help="the rules' labels alone, without the arbiter (_arbiter.py)")
     args = parser.parse_args()
-    if args.cv_families is not None:
+    if args.cv_families is not None or args.cv_waves:
         train = [r for r in load_runs() if r["split"] == "train"]
-        cross_validation(train, args.cv_families, errors=args.errors)
+        if args.cv_waves:
+            wave_cross_validation(train, errors=args.errors)
+        else:
+            cross_validation(train, args.cv_families, errors=args.errors)
         return
     runs = [r for r in load_runs() if args.split in ("all", r["split"])]
     if args.pieces:

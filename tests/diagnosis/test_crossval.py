@@ -146,3 +146,28 @@ def test_the_calibration_sees_the_arbiter_cross_fitted_by_wave(calibrate: Module
     # A sample the arbiter does not apply to keeps the rules' outcome.
     lone = calibrate.Judged(judged[0].sample, True, judged[0].outcome, None)
     assert calibrate.cross_fitted([lone]) == [judged[0].outcome]
+
+
+def test_leave_one_wave_out_scores_each_wave_without_it(
+    crossval: ModuleType, calibrate: ModuleType
+) -> None:
+    # Two waves that disagree on what the arbiter's first feature means: scored by an arbiter
+    # fitted on the OTHER wave, every verdict is wrong, and each sample's fold is its wave.
+    arbiter = load_bench_module("fit_arbiter")
+    width = len(feature_names())
+    curves = Curves.model_validate({"val_acc": [0.5, 0.7, 0.8], "num_classes": 10})
+    judged, wave_of = [], {}
+    for wave, sign in ((3, 1.0), (4, -1.0)):
+        for truth, side in ((Label.HEALTHY, sign), (Label.UNDERTRAINED, -sign)):
+            for i in range(4):
+                name = f"w{wave}-{truth}-s{i}"
+                wave_of[name] = wave
+                sample = calibrate.Sample(name, "train", 3, False, truth, curves, name)
+                outcome = calibrate.Outcome(Stage.IN_PROGRESS, truth, 0.9, True)
+                row = arbiter.Row([side + 0.01 * i] + [0.0] * (width - 1),
+                                  LABELS.index(truth), 0, wave, name)
+                judged.append(calibrate.Judged(sample, True, outcome, row))
+    scored = crossval.leave_one_wave_out(judged, wave_of)
+    assert len(scored) == len(judged)
+    assert all(s.fold == wave_of[s.sample.run_id] for s in scored)
+    assert not any(s.outcome.right for s in scored)
