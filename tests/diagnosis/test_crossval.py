@@ -121,24 +121,33 @@ def test_a_fold_is_refereed_by_an_arbiter_fitted_without_it(
     assert {s.outcome.label for s in scored if s.sample.family == "a"} == {Label.UNDERTRAINED}
 
 
-def test_the_calibration_sees_the_arbiter_cross_fitted_by_wave(calibrate: ModuleType) -> None:
-    # Two waves that disagree on what the arbiter's first feature means. calibrate.py fits
-    # the confidence maps on verdicts of an arbiter fitted WITHOUT each sample's wave (what
-    # a user's new recipe meets), so here every cross-fitted verdict is wrong; the shipped
-    # outcomes (all right, as an arbiter fitted on its own rows could claim) are replaced.
+def _two_waves_that_disagree(calibrate: ModuleType) -> tuple[list[Any], dict[str, int]]:
+    """Samples of waves 3 and 4 the arbiter applies to, whose first feature says the label
+    but means the opposite in the two waves (so an arbiter fitted on one wave gets every
+    sample of the other wrong); and each sample's wave."""
     arbiter = load_bench_module("fit_arbiter")
     width = len(feature_names())
     curves = Curves.model_validate({"val_acc": [0.5, 0.7, 0.8], "num_classes": 10})
-    judged = []
-    for wave, sign in ((1, 1.0), (2, -1.0)):
+    judged, wave_of = [], {}
+    for wave, sign in ((3, 1.0), (4, -1.0)):
         for truth, side in ((Label.HEALTHY, sign), (Label.UNDERTRAINED, -sign)):
             for i in range(4):
                 name = f"w{wave}-{truth}-s{i}"
+                wave_of[name] = wave
                 sample = calibrate.Sample(name, "train", 3, False, truth, curves, name)
-                outcome = calibrate.Outcome(Stage.IN_PROGRESS, truth, 0.9, True)
-                x = [side + 0.01 * i] + [0.0] * (width - 1)
-                row = arbiter.Row(x, LABELS.index(truth), 0, wave, name)
+                outcome = calibrate.Outcome(Stage.IN_PROGRESS, truth, 0.9, True)  # as shipped
+                row = arbiter.Row([side + 0.01 * i] + [0.0] * (width - 1),
+                                  LABELS.index(truth), 0, wave, name)
                 judged.append(calibrate.Judged(sample, True, outcome, row))
+    return judged, wave_of
+
+
+def test_the_calibration_sees_the_arbiter_cross_fitted_by_wave(calibrate: ModuleType) -> None:
+    # calibrate.py fits the confidence maps on verdicts of an arbiter fitted WITHOUT each
+    # sample's wave (what a user's new recipe meets), so here every cross-fitted verdict is
+    # wrong; the shipped outcomes (all right, as an arbiter fitted on its own rows could
+    # claim) are replaced.
+    judged, _ = _two_waves_that_disagree(calibrate)
     outcomes = calibrate.cross_fitted(judged)
     assert len(outcomes) == len(judged)
     assert not any(o.right for o in outcomes)
@@ -151,22 +160,7 @@ def test_the_calibration_sees_the_arbiter_cross_fitted_by_wave(calibrate: Module
 def test_leave_one_wave_out_scores_each_wave_without_it(
     crossval: ModuleType, calibrate: ModuleType
 ) -> None:
-    # Two waves that disagree on what the arbiter's first feature means: scored by an arbiter
-    # fitted on the OTHER wave, every verdict is wrong, and each sample's fold is its wave.
-    arbiter = load_bench_module("fit_arbiter")
-    width = len(feature_names())
-    curves = Curves.model_validate({"val_acc": [0.5, 0.7, 0.8], "num_classes": 10})
-    judged, wave_of = [], {}
-    for wave, sign in ((3, 1.0), (4, -1.0)):
-        for truth, side in ((Label.HEALTHY, sign), (Label.UNDERTRAINED, -sign)):
-            for i in range(4):
-                name = f"w{wave}-{truth}-s{i}"
-                wave_of[name] = wave
-                sample = calibrate.Sample(name, "train", 3, False, truth, curves, name)
-                outcome = calibrate.Outcome(Stage.IN_PROGRESS, truth, 0.9, True)
-                row = arbiter.Row([side + 0.01 * i] + [0.0] * (width - 1),
-                                  LABELS.index(truth), 0, wave, name)
-                judged.append(calibrate.Judged(sample, True, outcome, row))
+    judged, wave_of = _two_waves_that_disagree(calibrate)
     scored = crossval.leave_one_wave_out(judged, wave_of)
     assert len(scored) == len(judged)
     assert all(s.fold == wave_of[s.sample.run_id] for s in scored)
