@@ -5,6 +5,9 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import pytest
 
 BENCH_DIAGNOSER = Path(__file__).resolve().parents[2] / "bench" / "diagnoser"
 
@@ -19,3 +22,14 @@ def load_bench_module(stem: str) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
+
+
+def bench_fixture(stem: str) -> Any:
+    """A module-scoped fixture named *stem* giving bench/diagnoser/<stem>.py: assign it at
+    module level (``crossval = bench_fixture("crossval")``) and request it by that name."""
+
+    @pytest.fixture(scope="module", name=stem)
+    def _module() -> ModuleType:
+        return load_bench_module(stem)
+
+    return _module

@@ -12,17 +12,12 @@ import pytest
 
 from studies.diagnosis import Curves, Label, Stage
 from studies.diagnosis._arbiter import LABELS, feature_names
-from tests.diagnosis.bench_modules import load_bench_module
+from tests.diagnosis.bench_modules import bench_fixture, load_bench_module
+
+crossval = bench_fixture("crossval")
 
 
-@pytest.fixture(scope="module")
-def crossval() -> ModuleType:
-    return load_bench_module("crossval")
-
-
-@pytest.fixture(scope="module")
-def calibrate() -> ModuleType:
-    return load_bench_module("calibrate")
+calibrate = bench_fixture("calibrate")
 
 
 def _judged(

@@ -7,12 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.diagnosis.bench_modules import load_bench_module
+from tests.diagnosis.bench_modules import bench_fixture
 
-
-@pytest.fixture(scope="module")
-def dataset() -> ModuleType:
-    return load_bench_module("dataset")
+dataset = bench_fixture("dataset")
 
 
 def _run(label: str, val_acc: list[float], val_loss: Sequence[float | None] | None = None,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from studies.diagnosis import Curves, live_check
-from tests.diagnosis.bench_modules import load_bench_module
+from tests.diagnosis.bench_modules import bench_fixture
 
 LABELS = {"healthy", "overfitting", "underfitting", "undertrained", "diverged"}
 HELDOUT_WAVE = 11
@@ -30,14 +30,10 @@ with_and_without_plans = pytest.mark.parametrize(
 )
 
 
-@pytest.fixture(scope="module")
-def evaluate() -> ModuleType:
-    return load_bench_module("evaluate")
+evaluate = bench_fixture("evaluate")
 
 
-@pytest.fixture(scope="module")
-def wavefile() -> ModuleType:
-    return load_bench_module("wavefile")
+wavefile = bench_fixture("wavefile")
 
 
 @pytest.fixture(scope="module")
