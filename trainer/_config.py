@@ -125,7 +125,8 @@ class DataRecipe(_Frozen):
 
     download: bool = Field(default=False, description="Let torchvision download missing files.")
     val_fraction: float = Field(
-        default=0.2, gt=0.0, lt=1.0, description="Fraction of the training split held out."
+        default=0.2, gt=0.0, lt=1.0, description="Fraction of the training split held out "
+        "(unused where the dataset brings its own validation split: an image folder's val/).",
     )
     # At least 1, not "at least one per class": the class count is only known once the
     # dataset is read, and the data module then refuses a subset smaller than it by name.
