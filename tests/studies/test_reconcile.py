@@ -48,6 +48,11 @@ def _later(seconds: float = 3600.0) -> datetime:
     return utcnow() + timedelta(seconds=seconds)
 
 
+def _database_gone(url: str, trial_id: int | None) -> None:
+    """An Optuna write that never lands: the database went away for a moment."""
+    raise OperationalError("UPDATE trials", {}, Exception("server closed the connection"))
+
+
 def _optuna_states(db: Database, study_id: int) -> list[OptunaState]:
     name = store.get_study(db, study_id).optuna_study_name
     return [t.state for t in sorted(optuna_trials(db.url, name), key=lambda t: t.number)]
@@ -111,12 +116,9 @@ def test_the_reconciler_fails_the_optuna_trial_whose_write_after_the_reap_was_lo
     study_id = _submit(db, tmp_path, [0.1])
     _claim_and_start(db, worker="dead")
 
-    def database_gone(url: str, trial_id: int | None) -> None:
-        raise OperationalError("UPDATE trials", {}, Exception("server closed the connection"))
-
     # The reaper's commit lands; the Optuna write after it does not.
     with monkeypatch.context() as patch:
-        patch.setattr(optuna_bridge, "fail_trial", database_gone)
+        patch.setattr(optuna_bridge, "fail_trial", _database_gone)
         with pytest.raises(OperationalError):
             queue.reap_stale(db, now=_later())
     assert _optuna_states(db, study_id) == [OptunaState.RUNNING]  # stuck, until:
@@ -126,6 +128,25 @@ def test_the_reconciler_fails_the_optuna_trial_whose_write_after_the_reap_was_lo
     assert closed.state == OptunaState.FAIL
     assert _optuna_states(db, study_id) == [OptunaState.FAIL]
     assert reconcile(db, now=_later()) == []  # nothing left to do
+
+
+def test_an_orphaned_trial_waits_twice_its_studys_grace_not_the_defaults(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Workers with a 5 s grace (the chaos tests run with 8 s): the orphan of a lost reaper
+    # write is failed once twice THAT grace has passed since the trial started, not after
+    # twice the 30 s default — CI's chaos round waited 45 s past the study's end and still
+    # found it RUNNING.
+    study_id = _submit(db, tmp_path, [0.1])
+    _claim_and_start(db, worker="hasty", stale_after_s=5.0)
+    with monkeypatch.context() as patch:
+        patch.setattr(optuna_bridge, "fail_trial", _database_gone)
+        with pytest.raises(OperationalError):
+            queue.reap_stale(db, now=_later())
+    assert reconcile(db, now=_later(8.0)) == []  # within 2 × 5 s: a start may be in flight
+    (closed,) = reconcile(db, now=_later(12.0))
+    assert closed.state == OptunaState.FAIL
+    assert _optuna_states(db, study_id) == [OptunaState.FAIL]
 
 
 def test_the_reconciler_tells_optuna_the_result_a_worker_stored_but_never_told(
