@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
 sys.path.insert(0, str(HERE))  # and dataset.py beside this file
 
-from dataset import Sample, load_runs, samples  # noqa: E402
+from dataset import Sample, load_runs, samples, waves_of  # noqa: E402
 from fit_arbiter import Row, row  # noqa: E402
 from fit_arbiter import fit as fit_arbiter  # noqa: E402
 from fitting import SPLIT, dry_run_requested, save_fitted  # noqa: E402
@@ -161,7 +161,7 @@ def cross_fitted(judged: list[Judged]) -> list[Outcome]:
 def judge_training_half(runs: list[dict[str, Any]]) -> list[Judged]:
     """Every sample of *runs* (cuts and sum-reduced views), once with its run's plan and once
     without, as the shipped diagnoser judges it."""
-    wave_of = {r["id"]: int(r.get("wave") or 1) for r in runs}
+    wave_of = waves_of(runs)
     judged = []
     for plans in (True, False):
         judged += judge_all(samples(runs, cuts=True, plans=plans)[0], plans, wave_of)

@@ -107,6 +107,12 @@ def family_of(run: dict[str, Any]) -> str:
     return str(run.get("family") or run["id"].rsplit("-s", 1)[0])
 
 
+def waves_of(runs: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Each run's wave (the batch of recipes that made it: the unit the fits cross-fit by and
+    leave-one-wave-out holds out), by run id."""
+    return {run["id"]: int(run.get("wave") or 1) for run in runs}
+
+
 def _centred_median(values: list[float], width: int) -> list[float]:
     half = width // 2
     return [median(values[max(0, i - half) : i + half + 1]) for i in range(len(values))]

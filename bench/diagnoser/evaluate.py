@@ -45,6 +45,7 @@ from dataset import (  # noqa: E402
     Sample,
     load_runs,
     samples,
+    waves_of,
 )
 from recipe import WHOLE_WAVES_HELDOUT_FROM  # noqa: E402
 
@@ -181,7 +182,7 @@ def wave_cross_validation(runs: list[dict[str, Any]], *, errors: bool) -> None:
     held out whole on (recipe.WHOLE_WAVES_HELDOUT_FROM), then those waves pooled. Earlier
     waves are fitted on, never scored: their runs were split by hash and family, not made
     as one held-out batch."""
-    wave_of = {r["id"]: int(r.get("wave") or 1) for r in runs}
+    wave_of = waves_of(runs)
     scored = leave_one_wave_out(judge_training_half(runs), wave_of)
     scored = [s for s in scored if s.fold >= WHOLE_WAVES_HELDOUT_FROM]
     for wave in sorted({s.fold for s in scored}):

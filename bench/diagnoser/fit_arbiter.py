@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere: import the repo's packages
 sys.path.insert(0, str(HERE))  # and dataset.py beside this file
 
-from dataset import Sample, load_runs, samples  # noqa: E402
+from dataset import Sample, load_runs, samples, waves_of  # noqa: E402
 from fitting import SPLIT, dry_run_requested, save_fitted  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
@@ -74,7 +74,7 @@ def row(sample: Sample, judgement: Judgement, wave: int) -> Row | None:
 
 def training_rows(runs: list[dict[str, Any]]) -> list[Row]:
     """The rows of *runs*' samples, each once with its run's plan and once without."""
-    wave_of = {r["id"]: int(r.get("wave") or 1) for r in runs}
+    wave_of = waves_of(runs)
     rows = []
     for plans in (True, False):
         for sample in samples(runs, cuts=True, plans=plans)[0]:
