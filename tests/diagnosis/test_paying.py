@@ -16,6 +16,7 @@ from studies.diagnosis._forecast import Bounds, Direction, forecast
 from studies.diagnosis._implied import implied_plan
 from studies.diagnosis._schedule import find_schedule
 from studies.diagnosis._stats import running_median
+from tests.diagnosis.factory import curves, decay
 
 
 def _drifting(epochs: int, *, seed: int = 0) -> dict[str, Any]:
@@ -68,16 +69,18 @@ def test_a_run_in_progress_is_judged_by_what_its_remaining_epochs_show() -> None
 
 
 def test_a_settled_run_in_progress_is_healthy() -> None:
-    rng = random.Random(2)
-    epochs = 30
-    run = {
-        "train_loss": [0.3 * math.exp(-e / 3) + 0.02 for e in range(epochs)],
-        "val_loss": [0.3 * math.exp(-e / 3) + 0.05 + rng.gauss(0, 0.001) for e in range(epochs)],
-        "train_acc": [0.995 - 0.3 * math.exp(-e / 3) for e in range(epochs)],
-        "val_acc": [0.985 - 0.3 * math.exp(-e / 3) + rng.gauss(0, 0.001) for e in range(epochs)],
-        "num_classes": 10,
-        "plan": {"epochs": 60},
-    }
+    settled = curves(
+        30,
+        lambda e: (
+            0.3 * decay(e) + 0.02,
+            0.3 * decay(e) + 0.05,
+            0.995 - 0.3 * decay(e),
+            0.985 - 0.3 * decay(e),
+        ),
+        noise=0.001,
+        seed=2,
+    )
+    run = settled | {"plan": {"epochs": 60}}
     diagnosis = diagnose_run(Curves.model_validate(run))
     assert diagnosis.label is Label.HEALTHY, diagnosis.summary
 
@@ -117,15 +120,18 @@ def test_other_lr_curves_imply_no_end(lr: list[float]) -> None:
 
 def test_a_cut_of_a_cosine_run_without_a_plan_is_judged_to_its_implied_end() -> None:
     epochs, cut = 40, 20
-    rng = random.Random(3)
-    run = {
-        "train_loss": [1.5 * math.exp(-e / 6) + 0.1 for e in range(cut)],
-        "val_loss": [1.5 * math.exp(-e / 6) + 0.15 + rng.gauss(0, 0.01) for e in range(cut)],
-        "train_acc": [0.97 - 0.6 * math.exp(-e / 6) for e in range(cut)],
-        "val_acc": [0.95 - 0.6 * math.exp(-e / 6) + rng.gauss(0, 0.004) for e in range(cut)],
-        "num_classes": 10,
-        "lr": _cosine(epochs)[:cut],
-    }
+    falling = curves(
+        cut,
+        lambda e: (
+            1.5 * decay(e, 6) + 0.1,
+            1.5 * decay(e, 6) + 0.15,
+            0.97 - 0.6 * decay(e, 6),
+            0.95 - 0.6 * decay(e, 6),
+        ),
+        noise=0.005,
+        seed=3,
+    )
+    run = falling | {"lr": _cosine(epochs)[:cut]}
     diagnosis = diagnose_run(Curves.model_validate(run))
     assert diagnosis.evidence.implied_epochs is not None
     assert abs(diagnosis.evidence.implied_epochs - epochs) <= 1
