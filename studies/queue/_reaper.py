@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 
@@ -51,17 +50,10 @@ def reap_stale(
     """
     now = now if now is not None else utcnow()
     with db.session() as session:
-        running = session.execute(
-            select(
-                TrialRow.id,
-                TrialRow.attempt,
-                TrialRow.worker,
-                TrialRow.heartbeat_at,
-                TrialRow.stale_after_s,
-                TrialRow.claimed_at,
-                TrialRow.optuna_trial_id,
-                TrialRow.optuna_trial_number,
-            ).where(TrialRow.state == TrialState.RUNNING)
+        # Whole rows: running slots are few (one per live worker), and a typed row reads
+        # better than a column tuple; they stay readable after the session (no expiry).
+        running = session.scalars(
+            select(TrialRow).where(TrialRow.state == TrialState.RUNNING)
         ).all()
     reaped = []
     for row in running:
@@ -77,7 +69,7 @@ def reap_stale(
 
 
 def _reap_one(
-    db: Database, row: Any, *, cutoff: datetime, now: datetime, max_attempts: int
+    db: Database, row: TrialRow, *, cutoff: datetime, now: datetime, max_attempts: int
 ) -> Reaped | None:
     requeue = row.attempt < max_attempts
     error = _stale_message(

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple, cast
 
 from sqlalchemy import CursorResult
 
-from studies.db import AttemptRow, TrialState
+from studies.db import AttemptRow, TrialRow, TrialState
 
 
 def rowcount(result: Any) -> int:
@@ -21,9 +21,9 @@ def rowcount(result: Any) -> int:
 
 
 class HeldAttempt(NamedTuple):
-    """An attempt as its slot held it: what the attempt's history row keeps. A slot's row
-    read while the attempt held it (its id, attempt, worker, Optuna trial number and claim
-    time) serves as one too."""
+    """An attempt as its slot held it: what the attempt's history row keeps, for a slot whose
+    row no longer says it (a release has already reset its worker and attempt). A slot's row
+    read while the attempt held it serves as one too."""
 
     id: int
     attempt: int
@@ -33,7 +33,7 @@ class HeldAttempt(NamedTuple):
 
 
 def ended_attempt(
-    held: HeldAttempt | Any, *, finished_at: datetime, error: str | None, state: TrialState
+    held: HeldAttempt | TrialRow, *, finished_at: datetime, error: str | None, state: TrialState
 ) -> AttemptRow:
     """The history row of the attempt *held*, ended in *state* at *finished_at*."""
     return AttemptRow(
