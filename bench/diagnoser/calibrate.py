@@ -142,8 +142,7 @@ def refereed(judged: Judged, arbiter: ArbiterModel | None) -> Outcome:
     """*judged*'s outcome with *arbiter* deciding where it applies."""
     if judged.row is None or arbiter is None:
         return judged.outcome
-    shares = arbiter.probabilities(judged.row.x)
-    label = max(shares, key=shares.__getitem__)
+    label, shares = arbiter.choose(judged.row.x)
     return Outcome(judged.outcome.stage, label, shares[label], label is judged.sample.truth)
 
 

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from studies.diagnosis._measure import Measures
 from studies.diagnosis._never_learned import never_left_chance
 from studies.diagnosis._result import Label
-from studies.diagnosis._rules import gain_probabilities, train_level
+from studies.diagnosis._rules import MEMORISED_ACC, gain_probabilities, train_level
 from studies.diagnosis._stats import trend_p_value
 from studies.diagnosis._verdict import Verdict
 
@@ -113,6 +113,20 @@ class ArbiterModel(BaseModel):
         shares = odds / odds.sum()
         return {label: float(p) for label, p in zip(self.labels, shares, strict=True)}
 
+    def choose(self, x: list[float]) -> tuple[Label, dict[Label, float]]:
+        """The most probable label for *x* that its measured pieces allow, and every share.
+
+        A linear model weighs the pieces against each other, so it can name a label a piece
+        rules out by definition: underfitting (issue 11 item 5: the model cannot fit its own
+        training set) for a training set fitted to within MEMORISED_ACC of perfect, as a
+        ResNet cut at 1.000 training accuracy was called once.
+        """
+        shares = self.probabilities(x)
+        allowed = dict(shares)
+        if x[FEATURES.index("train_fit")] >= MEMORISED_ACC:
+            del allowed[Label.UNDERFITTING]
+        return max(allowed, key=allowed.__getitem__), shares
+
 
 @cache
 def _model() -> ArbiterModel | None:
@@ -180,8 +194,7 @@ def arbitrate(
     x = features(m, verdict.label)
     if x is None or not all(math.isfinite(v) for v in x):
         return verdict  # a piece the model cannot weigh (absurd curves): the rules stand
-    shares = model.probabilities(x)
-    label = max(shares, key=shares.__getitem__)
+    label, shares = model.choose(x)
     if label is verdict.label:
         return Verdict(label, shares[label], verdict.reason)
     return Verdict(label, shares[label], _reason(m, label, shares, verdict))

@@ -152,3 +152,23 @@ def test_a_piece_that_is_not_finite_leaves_the_rules_verdict(
     monkeypatch.setattr(arbiter, "features", with_nan)
     model = _model_favouring(Label.OVERFITTING)
     assert arbitrate(m, rules, study_context=False, model=model) == rules
+
+
+def test_a_memorised_training_set_is_never_called_underfitting() -> None:
+    # A model that prefers underfitting above all, then healthy: on a run whose training
+    # accuracy is 1.000 the definition (cannot fit its own training set) rules it out.
+    model = _model_favouring(Label.UNDERFITTING).model_copy(
+        update={
+            "intercept": [
+                {Label.UNDERFITTING: 3.0, Label.HEALTHY: 2.0}.get(lbl, 0.0) for lbl in LABELS
+            ]
+        }
+    )
+    fitted = {**factory.healthy(20), "train_acc": [1.0] * 20}
+    m = _measures(fitted)
+    verdict = arbitrate(m, decide(m, None), study_context=False, model=model)
+    assert verdict.label is Label.HEALTHY, verdict.reason
+    weak = _measures({**factory.healthy(20), "train_acc": [0.6] * 20, "val_acc": [0.58] * 20})
+    assert arbitrate(weak, decide(weak, None), study_context=False, model=model).label is (
+        Label.UNDERFITTING
+    )
