@@ -39,11 +39,17 @@ STEADY_FALL_TAU = 0.6
 
 
 def _still_fitting(m: Measures, since: int) -> bool:
-    """Training kept improving after epoch index *since* (lower loss, else higher accuracy)."""
+    """Training kept improving after epoch index *since* (lower loss, else higher accuracy)
+    by more than its own smoothed noise. A weak model whose training curve only jitters
+    around its plateau is not fitting the training set any further, so a validation dip
+    beside it is noise or the LR, not the seed's overfitting sign (four weak-model families
+    whose training loss moved by less than its noise were called overfitting)."""
     if m.train_loss is not None:
-        return m.train_loss.smooth[-1] <= m.train_loss.smooth[since] + 1e-12
+        fall = m.train_loss.smooth[since] - m.train_loss.smooth[-1]
+        return fall > _smoothed_noise(m, m.train_loss.noise)
     if m.train_acc is not None:
-        return m.train_acc.smooth[-1] >= m.train_acc.smooth[since] - 1e-12
+        rise = m.train_acc.smooth[-1] - m.train_acc.smooth[since]
+        return rise > _smoothed_noise(m, m.train_acc.noise)
     return True
 
 
@@ -61,9 +67,8 @@ def _val_loss_still_falling(m: Measures) -> bool:
     if m.val_loss is None:
         return False
     smooth = m.val_loss.smooth
-    return (
-        m.val_loss.tau <= -STEADY_FALL_TAU
-        and smooth[-1] - min(smooth) <= _smoothed_noise(m, m.val_loss.noise)
+    return m.val_loss.tau <= -STEADY_FALL_TAU and smooth[-1] - min(smooth) <= _smoothed_noise(
+        m, m.val_loss.noise
     )
 
 

@@ -104,6 +104,11 @@ def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
         # 108 planned epochs still to come with the rest.
         ("digits147-healthy-step01-every45-vgg-plain-sgd-120-s0", 12, True,
          Label.UNDERTRAINED),
+        # Wave 11: a 1-channel net on 12 classes at SGD 0.1, training accuracy jittering
+        # around 0.45 for 30 epochs while its small validation set's accuracy dipped 0.037
+        # below a noisy peak: training did not keep fitting, so not overfitting.
+        ("digits12r-underfitting-width1-sgd1e1-cosine-60-s0", None, False,
+         Label.UNDERFITTING),
     ],
 )
 def test_real_runs_get_the_label_their_rest_bears_out(
