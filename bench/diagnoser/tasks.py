@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to eleventh waves, each written once as an
+"""The image tasks of the labeled set's second to twelfth waves, each written once as an
 ImageFolder tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -42,7 +42,10 @@ task had), ``mnist258`` (MNIST 2, 5 and 8), ``mnist0to5`` (MNIST 0–5, 6 classe
 ``noisy35`` (the digits with 35 % of all labels replaced: an eighth noise ceiling, near 0.65).
 The eleventh wave (wave11.toml) adds ``digits59`` (digits 5–9), ``digits12r`` (digits 2, 4 and
 7 at four rotations: 12 classes, a class count no earlier task had, each rotation told apart),
-``mnist08`` (MNIST 0 vs 8) and ``mnist369`` (MNIST 3, 6 and 9).
+``mnist08`` (MNIST 0 vs 8) and ``mnist369`` (MNIST 3, 6 and 9). The twelfth wave (wave12.toml)
+adds ``digits8c`` (digits 2–9: 8 classes, a class count no earlier digits task had),
+``digits39`` (digits 3 vs 9), ``mnist147`` (MNIST 1, 4 and 7) and ``mnist2to6`` (MNIST 2–6, 5
+classes).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -150,6 +153,11 @@ TASKS = {
         Task("digits12r", "digits", (2, 4, 7), rotate=True),
         Task("mnist08", "mnist", (0, 8), limit=1200),
         Task("mnist369", "mnist", (3, 6, 9), limit=1200),
+        # twelfth wave
+        Task("digits8c", "digits", tuple(range(2, 10))),
+        Task("digits39", "digits", (3, 9)),
+        Task("mnist147", "mnist", (1, 4, 7), limit=1200),
+        Task("mnist2to6", "mnist", tuple(range(2, 7)), limit=1500),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,
