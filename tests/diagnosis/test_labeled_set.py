@@ -313,18 +313,19 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
 
 
 # Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results): the held-out half
-# (wave 11) measured at its single evaluation, with the method frozen at 4bb6312 (rules of
-# 8ff9ce1, arbiter and calibration fitted on waves 1-10): whole runs 92.0% right, healthy
-# false alarms 13.3% (2 of 15), ECE 0.055 / 0.114 with / without plans; whole runs + cuts
-# 88.7% / 84.6% balanced, healthy false alarms 14.8% / 25.9% (4 and 7 of 27), ECE 0.022 /
-# 0.021. The floors sit just under those figures so that a change which makes the held-out
-# half worse fails here; the targets themselves are not met.
-HELDOUT_WHOLE_ACCURACY_FLOOR = 0.91
-HELDOUT_WHOLE_FALSE_ALARM_CEILING = 0.14
-HELDOUT_WHOLE_ECE_CEILING = 0.12
-HELDOUT_BALANCED_FLOOR = {True: 0.88, False: 0.84}
-HELDOUT_FALSE_ALARM_CEILING = {True: 0.15, False: 0.26}
-HELDOUT_ECE_CEILING = 0.03
+# (wave 12) measured at its single evaluation, with the method frozen at 2c39f81 (arbiter and
+# calibration fitted on waves 1-11): whole runs 100% right (75), no healthy false alarm (of
+# 18), ECE 0.036 / 0.077 with / without plans; whole runs + cuts 95.2% / 91.0% balanced, no
+# healthy false alarm (of 38), ECE 0.027 / 0.031. The floors sit just under those figures
+# (one more miss) so that a change which makes the held-out half worse fails here. Wave 12
+# is an easier wave than 9-11 (80-89% balanced at their looks; the session's start method
+# scores it alike): one good look does not make the targets met.
+HELDOUT_WHOLE_ACCURACY_FLOOR = 0.98
+HELDOUT_WHOLE_FALSE_ALARM_CEILING = 0.06
+HELDOUT_WHOLE_ECE_CEILING = 0.08
+HELDOUT_BALANCED_FLOOR = {True: 0.94, False: 0.90}
+HELDOUT_FALSE_ALARM_CEILING = {True: 0.03, False: 0.03}
+HELDOUT_ECE_CEILING = 0.035
 
 
 @with_and_without_plans
