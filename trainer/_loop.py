@@ -18,6 +18,7 @@ from trainer._data import prepare_data
 from trainer._errors import ConfigError
 from trainer._health import GradNormMeter, dead_fraction, dead_relu_probe
 from trainer._history import EpochRecord, History, RunStatus, Stop
+from trainer._host import tune_host
 from trainer._models import Network, apply_finetune, build_model
 from trainer._resume import ResumeState, capture_state, restore_state, save_resume_state
 from trainer._schedule import lr_at
@@ -145,9 +146,7 @@ def train(
     device = resolve_device(o.device)
     if resume_from is not None and (why := resume_from.mismatch(config, device=str(device))):
         raise ConfigError(f"resume_from: {why}")
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
+    tune_host(device)  # cuDNN autotuning on a GPU; on a CPU, freed memory kept for reuse
     torch.manual_seed(o.seed)  # model init and dropout
 
     data = prepare_data(config.data, device, channels_last=CHANNELS_LAST)

@@ -30,6 +30,7 @@ from trainer._config import RunConfig
 from trainer._data import prepare_data
 from trainer._errors import ConfigError
 from trainer._history import EpochRecord, History, RunStatus, Stop
+from trainer._host import tune_host
 from trainer._loop import augmentation, resolve_device, uses_bf16
 from trainer._models import build_model
 from trainer._packed_check import can_pack
@@ -110,8 +111,7 @@ def train_packed(
     state_paths = _per_member(epoch_state_paths, k, "epoch_state_paths")
     o = configs[0].optim
     device = resolve_device(o.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
+    tune_host(device)  # cuDNN autotuning on a GPU; on a CPU, freed memory kept for reuse
     torch.manual_seed(o.seed)  # model init and dropout: the seed all members share
     data = prepare_data(configs[0].data, device, channels_last=False)
     try:
