@@ -46,14 +46,14 @@ def _still_fitting(m: Measures, since: int) -> bool:
     whose training loss moved by less than its noise were called overfitting)."""
     if m.train_loss is not None:
         fall = m.train_loss.smooth[since] - m.train_loss.smooth[-1]
-        return fall > _smoothed_noise(m, m.train_loss.noise)
+        return fall > smoothed_noise(m, m.train_loss.noise)
     if m.train_acc is not None:
         rise = m.train_acc.smooth[-1] - m.train_acc.smooth[since]
-        return rise > _smoothed_noise(m, m.train_acc.noise)
+        return rise > smoothed_noise(m, m.train_acc.noise)
     return True
 
 
-def _smoothed_noise(m: Measures, sigma: float) -> float:
+def smoothed_noise(m: Measures, sigma: float) -> float:
     """NOISE_SIGMAS sigmas of the difference of two running medians of noise *sigma*
     (each ≈ 1.25σ/√width)."""
     return NOISE_SIGMAS * math.sqrt(2) * 1.25 * sigma / math.sqrt(smoothing_width(m.epochs))
@@ -67,7 +67,7 @@ def _val_loss_still_falling(m: Measures) -> bool:
     if m.val_loss is None:
         return False
     smooth = m.val_loss.smooth
-    return m.val_loss.tau <= -STEADY_FALL_TAU and smooth[-1] - min(smooth) <= _smoothed_noise(
+    return m.val_loss.tau <= -STEADY_FALL_TAU and smooth[-1] - min(smooth) <= smoothed_noise(
         m, m.val_loss.noise
     )
 
@@ -85,7 +85,7 @@ def overfitting(m: Measures) -> Verdict | None:
         if (
             rise >= needed
             and lowest <= m.epochs - 1 - SUSTAINED_EPOCHS
-            and m.val_loss_rise > _smoothed_noise(m, m.val_loss.noise)
+            and m.val_loss_rise > smoothed_noise(m, m.val_loss.noise)
             and (_still_fitting(m, lowest))
         ):
             return Verdict(
@@ -98,7 +98,7 @@ def overfitting(m: Measures) -> Verdict | None:
     if (
         m.val_acc is not None
         and m.val_acc_drop is not None
-        and m.val_acc_drop >= max(2 * ACC_DROP_MIN, _smoothed_noise(m, m.val_acc.noise))
+        and m.val_acc_drop >= max(2 * ACC_DROP_MIN, smoothed_noise(m, m.val_acc.noise))
         and gap_growth is not None
         and gap_growth >= 2 * GAP_GROWTH_MIN
         and _still_fitting(m, m.best_index)

@@ -151,6 +151,7 @@ class Ahead:
     epochs_left: int
     lr_now: float | None  # planned LR of the last recorded epoch, as a share of the peak
     lr_floor: float | None  # the lowest planned LR still ahead, as a share of the peak
+    lr_top: float | None  # the highest planned LR still ahead, as a share of the peak
 
     @property
     def lr_fall(self) -> float | None:
@@ -159,14 +160,22 @@ class Ahead:
             return None
         return math.inf if self.lr_floor <= 0.0 else max(1.0, self.lr_now / self.lr_floor)
 
+    @property
+    def lr_rise(self) -> float | None:
+        """How many times higher the LR is planned to go than it is now (1: no rise ahead;
+        a warm-up still under way rises)."""
+        if self.lr_now is None or self.lr_top is None:
+            return None
+        return math.inf if self.lr_now <= 0.0 else max(1.0, self.lr_top / self.lr_now)
+
 
 def ahead_of(plan: Plan | None, epochs: int) -> Ahead | None:
     """What *plan* holds after *epochs* recorded epochs; None without a plan or epochs left."""
     if plan is None or plan.epochs <= epochs:
         return None
     rates = plan.planned_lr()
-    lr_now = lr_floor = None
+    lr_now = lr_floor = lr_top = None
     if rates is not None and max(rates) > 0.0:
-        peak = max(rates)
-        lr_now, lr_floor = rates[epochs - 1] / peak, min(rates[epochs:]) / peak
-    return Ahead(plan.epochs, plan.epochs - epochs, lr_now, lr_floor)
+        peak, left = max(rates), rates[epochs:]
+        lr_now, lr_floor, lr_top = rates[epochs - 1] / peak, min(left) / peak, max(left) / peak
+    return Ahead(plan.epochs, plan.epochs - epochs, lr_now, lr_floor, lr_top)

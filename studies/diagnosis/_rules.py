@@ -28,6 +28,7 @@ from studies.diagnosis._overfit import overfitting, overfitting_gap
 from studies.diagnosis._result import Label
 from studies.diagnosis._stats import grade, trend_p_value
 from studies.diagnosis._verdict import Verdict
+from studies.diagnosis._warmup import warmed_past_stable
 
 # Undertrained: the forecast (studies/diagnosis/_forecast.py) says more epochs buy a material
 # gain with high probability. Material: for validation accuracy, a tenth of the remaining
@@ -342,7 +343,7 @@ def _healthy(m: Measures) -> Verdict:
 
 def decide(m: Measures, study_best_val_acc: float | None) -> Verdict:
     """The label of a finite run with at least 3 epochs."""
-    verdict = never_learned(m) or overfitting(m)
+    verdict = never_learned(m) or warmed_past_stable(m) or overfitting(m)
     if verdict is None and m.ahead is not None:
         # With epochs left in the plan, whether THOSE epochs pay comes first: the level a
         # run in progress fits its training set to, and its gap, are not final yet.

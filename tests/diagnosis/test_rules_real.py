@@ -109,6 +109,12 @@ def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
         # below a noisy peak: training did not keep fitting, so not overfitting.
         ("digits12r-underfitting-width1-sgd1e1-cosine-60-s0", None, False,
          Label.UNDERFITTING),
+        # Wave 7: Adam warmed up over 20 epochs without normalization, cut at epoch 8: its
+        # training loss has turned up as the LR rose, and the plan raises it 2.5x more (it
+        # collapsed to chance at epoch 12) ...
+        ("digits-diverged-warmup20-adam-collapse-nonorm-s1", 8, True, Label.DIVERGED),
+        # ... while a low-LR warm-up whose loss keeps falling is only slow.
+        ("digits-undertrained-lowlr-warmup15-130-s0", 10, True, Label.UNDERTRAINED),
     ],
 )
 def test_real_runs_get_the_label_their_rest_bears_out(
