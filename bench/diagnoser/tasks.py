@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to twelfth waves, each written once as an
+"""The image tasks of the labeled set's second to thirteenth waves, each written once as an
 ImageFolder tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -45,7 +45,10 @@ The eleventh wave (wave11.toml) adds ``digits59`` (digits 5–9), ``digits12r`` 
 ``mnist08`` (MNIST 0 vs 8) and ``mnist369`` (MNIST 3, 6 and 9). The twelfth wave (wave12.toml)
 adds ``digits8c`` (digits 2–9: 8 classes, a class count no earlier digits task had),
 ``digits39`` (digits 3 vs 9), ``mnist147`` (MNIST 1, 4 and 7) and ``mnist2to6`` (MNIST 2–6, 5
-classes).
+classes). The thirteenth wave (wave13.toml) adds ``digits25`` (digits 2 vs 5), ``digits0568``
+(digits 0, 5, 6 and 8: four round shapes), ``mnist56`` (MNIST 5 vs 6), ``mnistodd`` (the odd
+MNIST digits, 5 classes) and ``noisy27`` (the digits with 27 % of all labels replaced: a ninth
+noise ceiling, near 0.73).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -158,6 +161,12 @@ TASKS = {
         Task("digits39", "digits", (3, 9)),
         Task("mnist147", "mnist", (1, 4, 7), limit=1200),
         Task("mnist2to6", "mnist", tuple(range(2, 7)), limit=1500),
+        # thirteenth wave
+        Task("digits25", "digits", (2, 5)),
+        Task("digits0568", "digits", (0, 5, 6, 8)),
+        Task("mnist56", "mnist", (5, 6), limit=1200),
+        Task("mnistodd", "mnist", (1, 3, 5, 7, 9), limit=1500),
+        Task("noisy27", "digits", tuple(range(10)), noise=0.27),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,
