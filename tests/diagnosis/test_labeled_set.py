@@ -350,21 +350,18 @@ def test_the_thirteenth_wave_is_a_practitioners_mix(
 
 
 # Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results): the held-out half
-# (wave 12) measured at its single evaluation, with the method frozen at 2c39f81 (arbiter and
-# calibration fitted on waves 1-11): whole runs 100% right (75), no healthy false alarm (of
-# 18), ECE 0.036 / 0.077 with / without plans; whole runs + cuts 95.2% / 91.0% balanced, no
-# healthy false alarm (of 38), ECE 0.027 / 0.031. The floors sit just under those figures
-# (one more miss) so that a change which makes the held-out half worse fails here. Wave 12
-# is an easier wave than 9-11 (80-89% balanced at their looks; the session's start method
-# scores it alike): one good look does not make the targets met.
-# Still wave 12's figures: wave 13 became the held-out half after them, and its single look
-# sets the next floors.
-HELDOUT_WHOLE_ACCURACY_FLOOR = 0.98
-HELDOUT_WHOLE_FALSE_ALARM_CEILING = 0.06
-HELDOUT_WHOLE_ECE_CEILING = 0.08
-HELDOUT_BALANCED_FLOOR = {True: 0.94, False: 0.90}
-HELDOUT_FALSE_ALARM_CEILING = {True: 0.03, False: 0.03}
-HELDOUT_ECE_CEILING = 0.035
+# (wave 13) measured at its single evaluation, with the method frozen at 000a110 (arbiter and
+# calibration fitted on waves 1-12): whole runs 93.3% right, healthy false alarms 20.0% (3 of
+# 15), ECE 0.030 / 0.034 with / without plans; whole runs + cuts 84.9% / 82.4% balanced,
+# healthy false alarms 24.5% / 26.5% (12 and 13 of 49), ECE 0.021 / 0.039. The floors sit just
+# under those figures so that a change which makes the held-out half worse fails here; the
+# targets themselves are not met.
+HELDOUT_WHOLE_ACCURACY_FLOOR = 0.92
+HELDOUT_WHOLE_FALSE_ALARM_CEILING = 0.21
+HELDOUT_WHOLE_ECE_CEILING = 0.04
+HELDOUT_BALANCED_FLOOR = {True: 0.84, False: 0.81}
+HELDOUT_FALSE_ALARM_CEILING = {True: 0.25, False: 0.27}
+HELDOUT_ECE_CEILING = 0.045
 
 
 @with_and_without_plans
