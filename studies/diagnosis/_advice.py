@@ -51,8 +51,10 @@ def recommend(
     lr: float | None,
     findings: list[Finding],
     forecast: Forecast | None = None,
+    stable_lr: float | None = None,
 ) -> list[Recommendation]:
-    """Concrete next steps for a run with this *label*."""
+    """Concrete next steps for a run with this *label*; *stable_lr*: the learning rate of the
+    epoch whose training loss was lowest, where the run later raised it (a warm-up)."""
     advice: list[Recommendation] = []
     kinds = {f.kind for f in findings}
     if label is Label.OVERFITTING:
@@ -123,13 +125,24 @@ def recommend(
                 )
             )
     elif label is Label.DIVERGED:
-        advice.append(
-            Recommendation(
-                action="Divide the learning rate by 10",
-                reason="the loss blew up: the LR is far too high",
-                spec_change={} if lr is None else {"search.lr_high": round_lr(lr / 10)},
+        if stable_lr is not None:
+            # The run measured its own largest stable rate, as an LR range test does.
+            advice.append(
+                Recommendation(
+                    action=f"Raise the learning rate no higher than {round_lr(stable_lr):g}",
+                    reason="the training loss was lowest at that rate and turned up as the "
+                    "schedule raised it further",
+                    spec_change={"search.lr_high": round_lr(stable_lr)},
+                )
             )
-        )
+        else:
+            advice.append(
+                Recommendation(
+                    action="Divide the learning rate by 10",
+                    reason="the loss blew up: the LR is far too high",
+                    spec_change={} if lr is None else {"search.lr_high": round_lr(lr / 10)},
+                )
+            )
         advice += [
             Recommendation(
                 action="Add batch normalization",

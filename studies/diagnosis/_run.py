@@ -43,6 +43,20 @@ def _best_epoch(levels: Levels) -> int | None:
     return None
 
 
+def _stable_lr(levels: Levels) -> float | None:
+    """The learning rate of the epoch whose training loss was lowest, when the recorded LR
+    rose after it (a warm-up raising the rate past what the network tolerates); else None."""
+    losses, rates = levels.train_loss, levels.curves.lr
+    if losses is None or rates is None:
+        return None
+    lowest = argmin(losses)
+    at = rates[lowest]
+    later = [r for r in rates[lowest + 1 :] if r is not None]
+    if at is None or at <= 0.0 or not later or max(later) <= at:
+        return None
+    return at
+
+
 def _finish(
     levels: Levels,
     verdict: Verdict,
@@ -66,6 +80,7 @@ def _finish(
             lr=max(lr_values) if lr_values else None,
             findings=findings,
             forecast=forecast,
+            stable_lr=_stable_lr(levels),
         ),
         best_epoch=best_epoch,
         forecast=forecast,

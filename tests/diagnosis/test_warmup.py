@@ -58,3 +58,25 @@ def test_a_loss_turned_up_mid_warm_up_is_heading_for_divergence() -> None:
 def test_otherwise_this_rule_says_nothing(case: str, curves: Curves) -> None:
     diagnosis = diagnose_run(curves)
     assert "the plan raises it" not in diagnosis.summary, case
+
+
+def test_its_next_step_is_the_rate_where_the_loss_was_lowest() -> None:
+    curves = _run(12, turns_up_after=6)
+    assert curves.train_loss is not None and curves.lr is not None
+    losses = curves.train_loss
+    lowest = min(range(len(losses)), key=lambda e: losses[e] or math.inf)
+    first = diagnose_run(curves).recommendations[0]
+    assert first.spec_change == {"search.lr_high": float(f"{curves.lr[lowest]:.2g}")}
+    assert "no higher than" in first.action
+
+
+def test_a_run_that_blew_up_at_a_constant_rate_is_told_to_divide_it() -> None:
+    exploded = {
+        "train_loss": [2.3, 1.5, 1.2, 40.0, 900.0],
+        "val_loss": [2.2, 1.6, 1.3, 50.0, 1e3],
+        "num_classes": 10,
+        "lr": [0.5] * 5,
+    }
+    first = diagnose_run(Curves.model_validate(exploded)).recommendations[0]
+    assert first.action == "Divide the learning rate by 10"
+    assert first.spec_change == {"search.lr_high": 0.05}
