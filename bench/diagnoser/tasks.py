@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to thirteenth waves, each written once as an
+"""The image tasks of the labeled set's second to fourteenth waves, each written once as an
 ImageFolder tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -48,7 +48,10 @@ adds ``digits8c`` (digits 2–9: 8 classes, a class count no earlier digits task
 classes). The thirteenth wave (wave13.toml) adds ``digits25`` (digits 2 vs 5), ``digits0568``
 (digits 0, 5, 6 and 8: four round shapes), ``mnist56`` (MNIST 5 vs 6), ``mnistodd`` (the odd
 MNIST digits, 5 classes) and ``noisy27`` (the digits with 27 % of all labels replaced: a ninth
-noise ceiling, near 0.73).
+noise ceiling, near 0.73). The fourteenth wave (wave14.toml) adds ``digits18`` (digits 1 vs
+8), ``digits036`` (digits 0, 3 and 6), ``mnist79`` (MNIST 7 vs 9: two look-alike digits),
+``mnist0246`` (MNIST 0, 2, 4 and 6) and ``noisy13`` (the digits with 13 % of all labels
+replaced: a tenth noise ceiling, near 0.87).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -167,6 +170,12 @@ TASKS = {
         Task("mnist56", "mnist", (5, 6), limit=1200),
         Task("mnistodd", "mnist", (1, 3, 5, 7, 9), limit=1500),
         Task("noisy27", "digits", tuple(range(10)), noise=0.27),
+        # fourteenth wave
+        Task("digits18", "digits", (1, 8)),
+        Task("digits036", "digits", (0, 3, 6)),
+        Task("mnist79", "mnist", (7, 9), limit=1200),
+        Task("mnist0246", "mnist", (0, 2, 4, 6), limit=1600),
+        Task("noisy13", "digits", tuple(range(10)), noise=0.13),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,
