@@ -24,7 +24,14 @@ from trainer._external_models import (
     build_plugin_model,
     build_torchvision_network,
 )
-from trainer._layers import LEAKY_SLOPE, BasicBlock, Network, conv_bn_act, make_activation
+from trainer._layers import (
+    LEAKY_SLOPE,
+    BasicBlock,
+    GridPool,
+    Network,
+    conv_bn_act,
+    make_activation,
+)
 from trainer._plugins import plugin_name
 from trainer._torchvision_names import TORCHVISION_PREFIX
 
@@ -73,7 +80,7 @@ def build_simple(in_channels: int, image_size: int, num_classes: int, cfg: Model
     the image size, so a checkpoint can be fine-tuned on another image size.
     """
     layers, channels = _pooled_stages(in_channels, image_size, cfg, cfg.depth)
-    features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(SIMPLE_GRID), nn.Flatten())
+    features = nn.Sequential(*layers, GridPool(SIMPLE_GRID), nn.Flatten())
     return Network(features, channels * SIMPLE_GRID**2, num_classes, cfg.dropout)
 
 
@@ -84,7 +91,7 @@ def build_vgg(in_channels: int, image_size: int, num_classes: int, cfg: ModelCon
     hidden = 2 * channels
     features = nn.Sequential(
         *layers,
-        nn.AdaptiveAvgPool2d(1),
+        GridPool(1),
         nn.Flatten(),
         nn.Linear(channels, hidden),
         make_activation(cfg.activation),
@@ -103,7 +110,7 @@ def build_resnet(in_channels: int, image_size: int, num_classes: int, cfg: Model
             stride = 2 if stage > 0 and block == 0 else 1
             layers.append(BasicBlock(cin, cout, stride, cfg))
             cin = cout
-    features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    features = nn.Sequential(*layers, GridPool(1), nn.Flatten())
     return Network(features, cin, num_classes, cfg.dropout)
 
 

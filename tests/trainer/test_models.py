@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from trainer import ModelConfig
-from trainer._layers import make_norm
+from trainer._layers import GridPool, make_norm
 from trainer._models import build_model, first_layer, initialize
 
 ARCHS = ("simple", "vgg", "resnet")
@@ -170,3 +170,17 @@ def test_initialize_is_the_only_init_and_is_reproducible() -> None:
     initialize(a, cfg)  # re-running gives a fresh draw with the same statistics
     assert float(a.head.weight.detach().std()) < 0.02
     assert float(a.head.bias.detach().abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize(("size", "side"), [(2, 2), (2, 7), (1, 1), (1, 4)])
+def test_grid_pool_computes_what_adaptive_pooling_does(size: int, side: int) -> None:
+    # Passing a map that is already the grid through must not change a value or a gradient.
+    x = torch.randn(3, 4, side, side).contiguous(memory_format=torch.channels_last)
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out, expected = GridPool(size)(ours), nn.AdaptiveAvgPool2d(size)(theirs)
+    assert torch.equal(out, expected)
+    weights = torch.randn_like(expected)
+    (out * weights).sum().backward()
+    (expected * weights).sum().backward()
+    assert ours.grad is not None and theirs.grad is not None
+    assert torch.equal(ours.grad, theirs.grad)
