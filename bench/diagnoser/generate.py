@@ -1,7 +1,7 @@
 """Generate the diagnoser's labeled set: REAL training runs whose label is true by construction.
 
 Each run trains a real CNN with the project's trainer under conditions that make its label
-true (docs/diagnoser.md, "Accuracy, measured on real training runs"). Thirteen waves, each a data
+true (docs/diagnoser.md, "Accuracy, measured on real training runs"). Fourteen waves, each a data
 file read by wavefile.py: waves/wave1.toml (107 runs: the digits and the first-wave MNIST tree,
 constant LR or cosine), wave2.toml (schedules, warm-up, fine-tuning, 2/5/40-class tasks and a
 label-noise ceiling from tasks.py, runs of 100–300 epochs, the shapes the first diagnoser
@@ -12,8 +12,8 @@ five; held out until wave 7), wave7.toml (recipes new to all six; held out until
 wave8.toml (recipes new to all seven; held out until wave 9), wave9.toml (recipes new to all
 eight; held out until wave 10), wave10.toml (recipes new to all nine; held out until wave 11),
 wave11.toml (recipes new to all ten; held out until wave 12), wave12.toml (recipes new to
-all eleven; held out until wave 13) and wave13.toml (the held-out half: recipes new to all
-twelve).
+all eleven; held out until wave 13), wave13.toml (recipes new to all twelve; held out
+until wave 14) and wave14.toml (the held-out half: recipes new to all thirteen).
 Each family's seeded runs: family.py. How the set is split (by wave): recipe.py. What is true
 of a cut of a run: dataset.py.
 
