@@ -17,7 +17,7 @@ is the wave that replaced the run's held-out side, absent for a run never held o
   (``Run.formerly_heldout``, decided per recipe before any run of the wave existed); the other
   runs of those waves were never held out;
 - from wave 3 on, each new wave was held out WHOLE until the next wave replaced it: wave 3
-  until wave 4, wave 4 until wave 5, …, wave 11 until wave 12, wave 12 until wave 13, wave 13 until wave 14.
+  until wave 4, wave 4 until wave 5, …, wave 12 until wave 13, wave 13 until wave 14.
 """
 
 from __future__ import annotations

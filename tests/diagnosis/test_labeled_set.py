@@ -1,8 +1,8 @@
 """The labeled set of REAL training runs, and the diagnoser on its held-out half.
 
-bench/diagnoser holds ≥ 740 real runs in thirteen waves whose label is true by construction,
+bench/diagnoser holds ≥ 790 real runs in fourteen waves whose label is true by construction,
 plus cuts of them labeled by what the rest of each run shows (bench/diagnoser/dataset.py says
-how). Waves 1–12 are the training (development) half, wave 13 the held-out half (recipe.py):
+how). Waves 1–13 are the training (development) half, wave 14 the held-out half (recipe.py):
 recipes nothing was tuned on. The tests named ``heldout`` run the diagnoser on the held-out
 half and guard its numbers in docs/diagnoser.md against regressions; a session developing
 the method deselects them (``-k "not heldout"``) so that the held-out half is evaluated once,
@@ -21,7 +21,7 @@ from studies.diagnosis import Curves, live_check
 from tests.diagnosis.bench_modules import bench_fixture
 
 LABELS = {"healthy", "overfitting", "underfitting", "undertrained", "diverged"}
-HELDOUT_WAVE = 13
+HELDOUT_WAVE = 14
 WHOLE_WAVES_HELDOUT_FROM = 3  # from wave 3 on, each wave was held out whole until the next
 
 # The worker passes each run's plan (epochs, schedule); a CSV's user has none: both are judged.
@@ -145,7 +145,7 @@ def test_a_bad_wave_file_is_refused_naming_the_field_and_why(
 
 
 def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
-    assert len(runs) >= 740
+    assert len(runs) >= 790
     assert {r["dataset"] for r in runs} == {"digits", "mnist"}
     assert {r["label"] for r in runs} == LABELS
     assert {r["wave"] for r in runs} == set(range(1, HELDOUT_WAVE + 1))
@@ -187,10 +187,10 @@ def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
 
 
 def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str, Any]]) -> None:
-    # Waves 1-12 are the training half; wave 13, which nobody diagnosed while developing, is
+    # Waves 1-13 are the training half; wave 14, which nobody diagnosed while developing, is
     # the held-out half. Each earlier held-out side is one recorded fact, the wave that replaced
     # it: some runs of waves 1-2 (the first wave's hash, the second's families) until wave 3;
-    # from wave 3 on, each whole wave until the next (wave 12 until wave 13).
+    # from wave 3 on, each whole wave until the next (wave 13 until wave 14).
     assert all(r["split_by"] == "wave" for r in runs)
     assert heldout == [r for r in runs if r["wave"] == HELDOUT_WAVE]
     earlier = [r for r in runs if r["wave"] < HELDOUT_WAVE]
@@ -216,7 +216,7 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
         assert sum(members[0]["label"] == label for members in families.values()) >= 4, label
 
     # Every held-out family sets something (a task, an image size, a batch size, a momentum,
-    # a schedule step, an epoch count, a layer) that no training run sets, waves 3-12
+    # a schedule step, an epoch count, a layer) that no training run sets, waves 3-13
     # included: new recipes, not new seeds.
     seen = set().union(*(_settings(r) for r in earlier))
     old_families = {r.get("family") or r["id"].rsplit("-s", 1)[0] for r in earlier}
@@ -225,19 +225,21 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
         assert _settings(members[0]) - seen, f"{family} sets nothing new"
 
 
-def test_the_thirteenth_wave_is_a_practitioners_mix(
+def test_the_fourteenth_wave_is_a_practitioners_mix(
     runs: list[dict[str, Any]], heldout: list[dict[str, Any]], dataset: ModuleType
 ) -> None:
-    # What wave 13 varies, leaning to what practitioners run and waves 1-12 lack, neither
-    # easier than a real mix nor a trap set: five new tasks (a 27 % noise ceiling among them)
-    # and MNIST at 26x26; exactly one healthy family at a label-noise ceiling; a weak model
-    # fitting 70-85 % of its training set; runs still paying whose curves look settled mid-way;
-    # two learn-then-collapse families, one under a warm-up and one at a constant LR; plain SGD
-    # without momentum; warm-ups, batch sizes, step decays, label-noise levels, dropouts, a label
-    # smoothing, a clip and a width no earlier wave used; a linear probe and a cut-short full
-    # fine-tune onto new tasks; runs of 5-12 epochs and of 100-200; an overfitting family
-    # WITHOUT label noise; both kinds of undertrained run. Only curves and the cut truths of
-    # dataset.py are read: nothing here diagnoses a run.
+    # What wave 14 varies, leaning to what practitioners run and waves 1-13 lack, neither
+    # easier than a real mix nor a trap set: five new tasks (a 13 % noise ceiling among them)
+    # and MNIST at 25x25 and 27x27; exactly one healthy family at a label-noise ceiling;
+    # constant-LR Adam at 1e-3 as practitioners leave it; a weak model fitting 70-85 % of its
+    # training set; runs still paying whose curves look settled mid-way; two learn-then-collapse
+    # families, one under a warm-up and one at a constant LR (momentum 0.98); plain SGD without
+    # momentum; warm-ups, batch sizes, step decays, label-noise levels, a dropout, a label
+    # smoothing, a clip, widths, a momentum, a validation share and a stage count no earlier
+    # wave used; a full AdamW fine-tune and a cut-short "auto" one onto a new task; runs of
+    # 7-11 epochs and of 100-150; an overfitting family WITHOUT label noise; both kinds of
+    # undertrained run. Only curves and the cut truths of dataset.py are read: nothing here
+    # diagnoses a run.
     earlier = [r for r in runs if r["wave"] < HELDOUT_WAVE]
     optims = [r["config"]["optim"] for r in heldout]
     models = [r["config"]["model"] for r in heldout]
@@ -251,27 +253,34 @@ def test_the_thirteenth_wave_is_a_practitioners_mix(
         assert {m.get(key) for m in mine} >= wanted, key
         assert wanted.isdisjoint({t.get(key) for t in theirs}), key
 
-    new_values("batch_size", optims, earlier_optims, {11, 23, 29, 31, 33, 35, 58})
-    new_values("warmup_epochs", optims, earlier_optims, {0.6, 2.75, 6.25})
-    new_values("grad_clip", optims, earlier_optims, {6.0})
-    new_values("label_smoothing", optims, earlier_optims, {0.22})
-    new_values("image_size", datas, earlier_datas, {26})
-    new_values("label_noise", datas, earlier_datas, {0.17, 0.21, 0.27, 0.36})
-    new_values("train_subset", datas, earlier_datas, {28})
-    new_values("dropout", models, earlier_models, {0.08, 0.38, 0.42})
-    new_values("width", models, earlier_models, {56})
+    new_values("batch_size", optims, earlier_optims,
+               {5, 13, 17, 19, 21, 37, 39, 41, 43, 47, 57, 62, 75})
+    new_values("warmup_epochs", optims, earlier_optims, {1.1, 3.25, 4.75})
+    new_values("grad_clip", optims, earlier_optims, {0.75})
+    new_values("label_smoothing", optims, earlier_optims, {0.35})
+    new_values("momentum", optims, earlier_optims, {0.98})
+    new_values("image_size", datas, earlier_datas, {25, 27})
+    new_values("label_noise", datas, earlier_datas, {0.14, 0.19, 0.23, 0.31})
+    new_values("val_fraction", datas, earlier_datas, {0.45})
+    new_values("dropout", models, earlier_models, {0.52})
+    new_values("width", models, earlier_models, {42, 80})
+    new_values("stages", models, earlier_models, {4})
     assert {o.get("optimizer", "sgd") for o in optims} == {"sgd", "adam", "adamw"}
     assert {o.get("schedule", "none") for o in optims} == {"none", "cosine", "step"}
     assert {m.get("arch") for m in models} == {"simple", "vgg", "resnet"}
     steps = {(o["step_size"], o.get("step_gamma", 0.1))
              for o in optims if o.get("schedule") == "step"}
-    assert steps == {(28, 0.2), (33, 0.3), (13, 0.4)}
+    assert steps == {(21, 0.1), (17, 0.3), (26, 0.5)}
     assert steps.isdisjoint(
         {(o.get("step_size", 10), o.get("step_gamma", 0.1))
          for o in earlier_optims if o.get("schedule") == "step"})
     plain_sgd = {r["label"] for r, o in zip(heldout, optims, strict=True)
                  if o.get("optimizer", "sgd") == "sgd" and o.get("momentum") == 0.0}
-    assert plain_sgd >= {"healthy", "undertrained"}
+    assert plain_sgd >= {"overfitting", "undertrained"}
+    constant_adam = {r["label"] for r, o in zip(heldout, optims, strict=True)
+                     if o.get("optimizer") == "adam" and o["lr"] == 1e-3
+                     and o.get("schedule", "none") == "none" and not o.get("warmup_epochs")}
+    assert "healthy" in constant_adam
 
     new_tasks = {r.get("task") for r in heldout} - {r.get("task") for r in earlier}
     assert len(new_tasks) >= 5
@@ -282,14 +291,17 @@ def test_the_thirteenth_wave_is_a_practitioners_mix(
     assert {r.get("task") for r in heldout if "noisy" in str(r.get("task"))} <= new_tasks
 
     finetuned = [r for r in heldout if r["config"]["pretrained"]]
-    assert {(r["config"]["pretrained"], r.get("task"), r["config"]["optim"]["finetune"])
-            for r in finetuned} == {("mnist2", "digits25", "linear-probe"),
-                                    ("mnist5", "mnistodd", "full")}
-    assert {r["label"] for r in finetuned} == {"healthy", "undertrained"}
+    assert {(r["config"]["pretrained"], r.get("task"), r["config"]["optim"]["finetune"],
+             r["config"]["optim"].get("optimizer", "sgd"), r["label"])
+            for r in finetuned} == {("mnist2", "digits18", "full", "adamw", "healthy"),
+                                    ("mnist2", "digits18", "auto", "sgd", "undertrained")}
 
+    # A run the trainer stopped when its loss went non-finite is shorter than its recipe.
     lengths = {r["id"]: len(r["curves"]["val_acc"]) for r in heldout}
-    assert max(lengths.values()) >= 200
-    assert min(lengths.values()) >= 5
+    completed = {r["id"] for r in heldout if r["status"] == "completed"}
+    assert max(lengths.values()) >= 150
+    assert min(lengths[i] for i in completed) >= 7
+    assert {r["label"] for r in heldout if r["id"] not in completed} == {"diverged"}
     assert {r["label"] for r in heldout if lengths[r["id"]] <= 12} >= {
         "undertrained", "diverged"
     }
@@ -310,7 +322,8 @@ def test_the_thirteenth_wave_is_a_practitioners_mix(
 
     # Still paying though settled-looking: a cut at epoch ≥ 20 whose last three epochs gained
     # under 1.5 points of validation accuracy, which the rest of its run labels undertrained
-    # (a step decay, or a long constant LR, still buying points), in two families or more.
+    # (a step decay, a cosine tail, or a long constant LR, still buying), in two families or
+    # more.
     paying_yet_flat = set()
     for run in heldout:
         acc = run["curves"]["val_acc"]
@@ -320,12 +333,16 @@ def test_the_thirteenth_wave_is_a_practitioners_mix(
                 paying_yet_flat.add(run["family"])
     assert len(paying_yet_flat) >= 2, paying_yet_flat
 
-    clean_overfitting = {
-        r["family"] for r in heldout
+    clean_overfitting = [
+        r for r in heldout
         if r["label"] == "overfitting" and not r["config"]["data"].get("label_noise")
         and "noisy" not in str(r.get("task"))
-    }
-    assert len(clean_overfitting) >= 1
+    ]
+    assert clean_overfitting
+    assert all(  # its validation loss really rises: ≥ 50 % above its minimum at the end
+        r["curves"]["val_loss"][-1] >= 1.5 * min(r["curves"]["val_loss"])
+        for r in clean_overfitting
+    )
     undertrained = [r["curves"] for r in heldout if r["label"] == "undertrained"]
     assert any(  # cut short: at most 12 epochs, its loss still falling ≥ 10 % in two
         len(c["val_loss"]) <= 12 and c["val_loss"][-1] <= 0.9 * c["val_loss"][-3]
@@ -356,6 +373,8 @@ def test_the_thirteenth_wave_is_a_practitioners_mix(
 # healthy false alarms 24.5% / 26.5% (12 and 13 of 49), ECE 0.021 / 0.039. The floors sit just
 # under those figures so that a change which makes the held-out half worse fails here; the
 # targets themselves are not met.
+# These are still wave 13's figures (values unchanged): wave 14 is the held-out half now, and its
+# single evaluation sets the next floors.
 HELDOUT_WHOLE_ACCURACY_FLOOR = 0.92
 HELDOUT_WHOLE_FALSE_ALARM_CEILING = 0.21
 HELDOUT_WHOLE_ECE_CEILING = 0.04
