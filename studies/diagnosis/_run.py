@@ -80,7 +80,8 @@ def _finish(
             lr=max(lr_values) if lr_values else None,
             findings=findings,
             forecast=forecast,
-            stable_lr=_stable_lr(levels),
+            # Only a diverged run's advice reads it: not worked out for every diagnosis.
+            stable_lr=_stable_lr(levels) if verdict.label is Label.DIVERGED else None,
         ),
         best_epoch=best_epoch,
         forecast=forecast,
