@@ -65,32 +65,23 @@ class Settings(BaseSettings):
 
     # hide_input_in_errors: a refused value may be the token or a URL with its password.
     model_config = SettingsConfigDict(
-        env_prefix="SWEEPDOC_", extra="ignore", hide_input_in_errors=True
+        env_prefix="SWEEPDOC_",
+        extra="ignore",
+        hide_input_in_errors=True,
+        use_attribute_docstrings=True,
     )
 
-    home: Path = Field(
-        default=Path.home() / ".sweepdoc",
-        description="State folder: SQLite database, checkpoints, artifacts.",
-    )
-    database_url: str | None = Field(
-        default=None,
-        description="SQLAlchemy URL; default: a SQLite file under `home`.",
-    )
-    data_dir: Path | None = Field(
-        default=None,
-        description="Dataset root for mnist/cifar/imagefolder; default: `home`/data.",
-    )
-    api_token: SecretStr | None = Field(
-        default=None,
-        description=(
-            "When set, /v1 writes and the whole dashboard need `Authorization: Bearer ...` "
-            "(browsers log in at /login); at least 16 characters, no spaces."
-        ),
-    )
-    public_reads: bool = Field(
-        default=False,
-        description="With a token set, let /v1 reads (GET) through without it.",
-    )
+    home: Path = Path.home() / ".sweepdoc"
+    """State folder: SQLite database, checkpoints, artifacts."""
+    database_url: str | None = None
+    """SQLAlchemy URL; default: a SQLite file under `home`."""
+    data_dir: Path | None = None
+    """Dataset root for mnist/cifar/imagefolder; default: `home`/data."""
+    api_token: SecretStr | None = None
+    """When set, /v1 writes and the whole dashboard need `Authorization: Bearer ...` (browsers
+    log in at /login); at least 16 characters, no spaces."""
+    public_reads: bool = False
+    """With a token set, let /v1 reads (GET) through without it."""
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
@@ -106,29 +97,17 @@ class Settings(BaseSettings):
             "a day, while a cookie copied off a machine stops working by the next."
         ),
     )
-    login_rate_limit: RateLimitText = Field(
-        default="10/minute",
-        description=(
-            "POST /login attempts allowed per client address (`limits` notation); past it: "
-            "429 with Retry-After."
-        ),
-    )
-    write_rate_limit: RateLimitText = Field(
-        default="120/minute",
-        description=(
-            "Writes (POST, PUT, PATCH, DELETE: submissions, cancels, deletions, dashboard "
-            "edits) allowed per client address; past it: 429 with Retry-After. Two a second "
-            "sustained: far above a person or a script's needs, far below a flood's."
-        ),
-    )
-    run_epoch_rate_limit: RateLimitText = Field(
-        default="1200/minute",
-        description=(
-            "Epochs of external runs (POST /v1/runs/{id}/epochs) allowed per client address, "
-            "counted apart from the writes: a training loop posts one an epoch, and a small "
-            "network's epochs can take well under a second. Past it: 429 with Retry-After."
-        ),
-    )
+    login_rate_limit: RateLimitText = "10/minute"
+    """POST /login attempts allowed per client address (`limits` notation); past it: 429 with
+    Retry-After."""
+    write_rate_limit: RateLimitText = "120/minute"
+    """Writes (POST, PUT, PATCH, DELETE: submissions, cancels, deletions, dashboard edits)
+    allowed per client address; past it: 429 with Retry-After. Two a second sustained: far
+    above a person or a script's needs, far below a flood's."""
+    run_epoch_rate_limit: RateLimitText = "1200/minute"
+    """Epochs of external runs (POST /v1/runs/{id}/epochs) allowed per client address, counted
+    apart from the writes: a training loop posts one an epoch, and a small network's epochs
+    can take well under a second. Past it: 429 with Retry-After."""
     max_trials_per_study: int = Field(
         default=500,
         ge=1,
@@ -160,33 +139,20 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body the API accepts (bytes); larger ones get HTTP 413.",
     )
-    url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="Base URL of the sweepdoc server the CLI (`submit`, `status`) talks to.",
-    )
-    request_timeout_s: PositiveSeconds = Field(
-        default=30.0,
-        description="Seconds the CLI waits for one HTTP response before giving up.",
-    )
-    worker_poll_interval_s: PositiveSeconds = Field(
-        default=1.0,
-        description="Seconds between an idle worker's claim rounds while the queue does not "
-        "change (it reads a one-row queue marker every 0.1 s and claims at once when work "
-        "arrives).",
-    )
-    worker_heartbeat_interval_s: PositiveSeconds = Field(
-        default=5.0,
-        description="Seconds between two heartbeats of a busy worker.",
-    )
-    worker_stale_after_s: PositiveSeconds = Field(
-        default=DEFAULT_STALE_AFTER_S,
-        description=(
-            "Seconds without a heartbeat after which this process's workers count as dead: "
-            "each claimed trial stores its worker's value, and every reaper (other workers, "
-            "the server) judges it by that one; the trial is then marked failed and its grid "
-            "point queued again. Must exceed the heartbeat interval."
-        ),
-    )
+    url: str = "http://127.0.0.1:8000"
+    """Base URL of the sweepdoc server the CLI (`submit`, `status`) talks to."""
+    request_timeout_s: PositiveSeconds = 30.0
+    """Seconds the CLI waits for one HTTP response before giving up."""
+    worker_poll_interval_s: PositiveSeconds = 1.0
+    """Seconds between an idle worker's claim rounds while the queue does not change (it reads a
+    one-row queue marker every 0.1 s and claims at once when work arrives)."""
+    worker_heartbeat_interval_s: PositiveSeconds = 5.0
+    """Seconds between two heartbeats of a busy worker."""
+    worker_stale_after_s: PositiveSeconds = DEFAULT_STALE_AFTER_S
+    """Seconds without a heartbeat after which this process's workers count as dead: each claimed
+    trial stores its worker's value, and every reaper (other workers, the server) judges it by
+    that one; the trial is then marked failed and its grid point queued again. Must exceed the
+    heartbeat interval."""
     worker_max_pack: int | None = Field(
         default=None,
         ge=1,
@@ -197,19 +163,13 @@ class Settings(BaseSettings):
             "pixels); 1: never pack."
         ),
     )
-    ready_worker_window_s: PositiveSeconds = Field(
-        default=60.0,
-        description="/readyz reports ready only if some worker beat within this many seconds.",
-    )
-    ready_requires_worker: bool = Field(
-        default=True,
-        description=(
-            "Whether /readyz needs a worker seen within SWEEPDOC_READY_WORKER_WINDOW_S. True "
-            "suits one host (serve with its own workers: no worker means nothing will run). "
-            "Set false for an API-only server (serve --workers 0, Kubernetes): the queue is "
-            "durable, so it can take studies while workers scale up or GPU nodes start."
-        ),
-    )
+    ready_worker_window_s: PositiveSeconds = 60.0
+    """/readyz reports ready only if some worker beat within this many seconds."""
+    ready_requires_worker: bool = True
+    """Whether /readyz needs a worker seen within SWEEPDOC_READY_WORKER_WINDOW_S. True suits one
+    host (serve with its own workers: no worker means nothing will run). Set false for an
+    API-only server (serve --workers 0, Kubernetes): the queue is durable, so it can take
+    studies while workers scale up or GPU nodes start."""
     shutdown_grace_s: float = Field(
         default=60.0,
         ge=0,
@@ -220,24 +180,14 @@ class Settings(BaseSettings):
     )
     # PostgreSQL connections (SQLite ignores these): each process has two pooled engines,
     # sweepdoc's queue and Optuna's storage, each capped at its pool size (no overflow).
-    worker_db_pool_size: ConnectionCount = Field(
-        default=1,
-        description=(
-            "Connections each of a worker's two engines may hold: a worker opens at most "
-            "twice this (its trainer thread and heartbeat thread share them)."
-        ),
-    )
-    api_db_pool_size: ConnectionCount = Field(
-        default=5,
-        description=(
-            "Connections each of the API process's two engines may hold (requests, the "
-            "dashboard): `serve` opens at most twice this, its local workers not counted."
-        ),
-    )
-    db_pool_timeout_s: PositiveSeconds = Field(
-        default=30.0,
-        description="Seconds a thread waits for a free pooled connection before failing.",
-    )
+    worker_db_pool_size: ConnectionCount = 1
+    """Connections each of a worker's two engines may hold: a worker opens at most twice this
+    (its trainer thread and heartbeat thread share them)."""
+    api_db_pool_size: ConnectionCount = 5
+    """Connections each of the API process's two engines may hold (requests, the dashboard):
+    `serve` opens at most twice this, its local workers not counted."""
+    db_pool_timeout_s: PositiveSeconds = 30.0
+    """Seconds a thread waits for a free pooled connection before failing."""
 
     @field_validator("home", "data_dir", mode="after")
     @classmethod

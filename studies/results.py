@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ def rank_trials(
 class RunFacts(BaseModel):
     """What the trainer learned of the dataset and device, known from a run's first epoch on."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     num_classes: int | None = None
     train_size: int | None = None
@@ -80,13 +80,12 @@ class TrialSummary(RunFacts):
     final_val_loss: float | None = None
     final_val_acc: float | None = None
     best_val_acc: float | None = None
-    best_epoch: int | None = Field(default=None, description="Epoch (1-based) of best_val_acc.")
+    best_epoch: int | None = None
+    """Epoch (1-based) of best_val_acc."""
     best_val_loss: float | None = None
-    objective_value: float | None = Field(
-        default=None,
-        description="The study objective's best value over the epochs: best_val_acc, or "
-        "best_val_loss when the study minimizes the validation loss.",
-    )
+    objective_value: float | None = None
+    """The study objective's best value over the epochs: best_val_acc, or best_val_loss when the
+    study minimizes the validation loss."""
 
 
 def summarize(

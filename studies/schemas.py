@@ -82,7 +82,7 @@ def _no_items_if_none(value: Any) -> Any:
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True, from_attributes=True)
+    model_config = ConfigDict(frozen=True, from_attributes=True, use_attribute_docstrings=True)
 
 
 class Page(_Out, Generic[T]):
@@ -114,11 +114,9 @@ class StudyPublic(_Out):
     priority: int
     max_parallel: int
     trial_count: int
-    lr_range: JsonObject | None = Field(
-        default=None,
-        description="An LR range test's result (search.sampler range_test; null otherwise or "
-        "until it ran): lrs, losses, smoothed, suggestion, rule, reason, ...",
-    )
+    lr_range: JsonObject | None = None
+    """An LR range test's result (search.sampler range_test; null otherwise or until it ran):
+    lrs, losses, smoothed, suggestion, rule, reason, ..."""
     round: int = Field(description="Its round in a follow-up chain (1: submitted by a user).")
     parent_id: int | None = Field(description="The round before it (null for round 1).")
     follow_up_id: int | None = Field(description="The round the server submitted after it.")
@@ -193,15 +191,13 @@ class TrialDetail(TrialPublic):
     epochs: list[JsonObject] = Field(description="Every epoch record with health stats.")
     diagnosis: JsonObject | None
     attempts: list[AttemptPublic]
-    lr_range: JsonObject | None = Field(
-        default=None, description="The LR range test's result (range_test studies only)."
-    )
-    checkpoint_epoch: int | None = Field(
-        default=None,
-        description="The epoch of the stored checkpoint (GET /v1/trials/{id}/checkpoint); "
-        "null when none is stored (`warnings` says why).",
-    )
-    checkpoint_bytes: int | None = Field(default=None, description="Its size in bytes.")
+    lr_range: JsonObject | None = None
+    """The LR range test's result (range_test studies only)."""
+    checkpoint_epoch: int | None = None
+    """The epoch of the stored checkpoint (GET /v1/trials/{id}/checkpoint); null when none is
+    stored (`warnings` says why)."""
+    checkpoint_bytes: int | None = None
+    """Its size in bytes."""
     warnings: Annotated[list[str], BeforeValidator(_no_items_if_none)] = Field(
         default_factory=list,
         description="What did not fail the trial but should be known (e.g. its checkpoint "

@@ -117,13 +117,14 @@ class FinetuneStrategy(StrEnum):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class DataRecipe(_Frozen):
     """How the images are split, subsetted, corrupted and augmented (a study's ``data``)."""
 
-    download: bool = Field(default=False, description="Let torchvision download missing files.")
+    download: bool = False
+    """Let torchvision download missing files."""
     val_fraction: float = Field(
         default=0.2, gt=0.0, lt=1.0, description="Fraction of the training split held out "
         "(unused where the dataset brings its own validation split: an image folder's val/).",
@@ -140,9 +141,8 @@ class DataRecipe(_Frozen):
         lt=1.0,
         description="Fraction of training labels replaced by a different random class.",
     )
-    augment: Literal["auto", "none", "crop", "crop+flip"] = Field(
-        default="auto", description="auto = crop for digit datasets, crop+flip otherwise."
-    )
+    augment: Literal["auto", "none", "crop", "crop+flip"] = "auto"
+    """auto = crop for digit datasets, crop+flip otherwise."""
     image_size: int | None = Field(
         default=None,
         ge=4,
@@ -154,16 +154,12 @@ class DataRecipe(_Frozen):
     split_seed: int = Field(
         default=0, ge=0, description="Seed of the train/val split, subset, noise."
     )
-    storage: Literal["auto", "memory", "stream"] = Field(
-        default="auto",
-        description="imagefolder only: hold the images in memory (on the training device) "
-        "or stream them from disk; auto = memory unless they exceed 2 GiB as float32.",
-    )
-    dataset_options: dict[str, Any] | None = Field(
-        default=None,
-        description="plugin datasets only: the plugin's options (a JSON object), checked "
-        "against its own Options model; GET /v1/plugins shows their schema.",
-    )
+    storage: Literal["auto", "memory", "stream"] = "auto"
+    """imagefolder only: hold the images in memory (on the training device) or stream them from
+    disk; auto = memory unless they exceed 2 GiB as float32."""
+    dataset_options: dict[str, Any] | None = None
+    """plugin datasets only: the plugin's options (a JSON object), checked against its own
+    Options model; GET /v1/plugins shows their schema."""
 
     _options_from_text = field_validator("dataset_options", mode="before")(options_from_text)
 
@@ -171,16 +167,12 @@ class DataRecipe(_Frozen):
 class DataConfig(DataRecipe):
     """Which images, where they live, and the recipe that prepares them."""
 
-    dataset: str = Field(
-        default="digits",
-        description="digits | mnist | fashion-mnist | cifar10 | cifar100 | "
-        "imagefolder:<path relative to the data root> | plugin:<installed dataset plugin>",
-    )
-    data_dir: Path | None = Field(
-        default=None,
-        description="Dataset root; needed for everything but digits (the service fills it "
-        "from SWEEPDOC_DATA_DIR).",
-    )
+    dataset: str = "digits"
+    """digits | mnist | fashion-mnist | cifar10 | cifar100 | imagefolder:<path relative to the
+    data root> | plugin:<installed dataset plugin>"""
+    data_dir: Path | None = None
+    """Dataset root; needed for everything but digits (the service fills it from
+    SWEEPDOC_DATA_DIR)."""
 
     _known_dataset = field_validator("dataset")(check_dataset)
 
@@ -252,28 +244,21 @@ class ModelConfig(_Frozen):
         "(resnet); 0 or absent = the architecture's default (simple 1, vgg 2, resnet 2).",
     )
     stages: int = Field(default=2, ge=1, le=6, description="Stages; each halves H and W.")
-    norm: Literal["batch", "layer", "none"] = Field(
-        default="batch", description="Normalization after each convolution."
-    )
-    activation: Literal["relu", "gelu", "sigmoid", "tanh", "leaky_relu"] = Field(
-        default="relu", description="Non-linearity after each normalization."
-    )
+    norm: Literal["batch", "layer", "none"] = "batch"
+    """Normalization after each convolution."""
+    activation: Literal["relu", "gelu", "sigmoid", "tanh", "leaky_relu"] = "relu"
+    """Non-linearity after each normalization."""
     dropout: float = Field(
         default=0.0, ge=0.0, lt=1.0, description="Drop probability before the classifier."
     )
-    zero_init_residual: bool = Field(
-        default=True, description="resnet: start each block's last norm at γ=0."
-    )
-    options: dict[str, Any] | None = Field(
-        default=None,
-        description="plugin models only: the plugin's options (a JSON object), checked "
-        "against its own Options model; GET /v1/plugins shows their schema.",
-    )
-    weights_file: str | None = Field(
-        default=None,
-        description="torchvision models only: a state dict to start from, a path relative "
-        "to the data root (never downloaded); another class count gets a fresh head.",
-    )
+    zero_init_residual: bool = True
+    """resnet: start each block's last norm at γ=0."""
+    options: dict[str, Any] | None = None
+    """plugin models only: the plugin's options (a JSON object), checked against its own Options
+    model; GET /v1/plugins shows their schema."""
+    weights_file: str | None = None
+    """torchvision models only: a state dict to start from, a path relative to the data root
+    (never downloaded); another class count gets a fresh head."""
 
     _known_arch = field_validator("arch")(check_arch)
     _options_from_text = field_validator("options", mode="before")(options_from_text)
@@ -319,19 +304,18 @@ class OptimRecipe(_Frozen):
     epochs: int = Field(default=10, ge=1, le=MAX_EPOCHS, description="Epochs to train.")
     # 8192: a larger batch than any split sweepdoc trains on holds (and a GPU's memory).
     batch_size: int = Field(default=64, ge=1, le=8192, description="Images per step.")
-    optimizer: Literal["sgd", "adam", "adamw"] = Field(
-        default="sgd", description="sgd (with momentum), adam, or adamw (decoupled decay)."
-    )
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    """sgd (with momentum), adam, or adamw (decoupled decay)."""
     momentum: float = Field(default=0.9, ge=0.0, lt=1.0, description="sgd only.")
-    nesterov: bool = Field(default=False, description="sgd only; needs momentum > 0.")
+    nesterov: bool = False
+    """sgd only; needs momentum > 0."""
     # At most 1: a stronger L2 pull than the loss itself is a typo for 1e-something.
     weight_decay: float = Field(default=5e-4, ge=0.0, le=1.0, description="L2 penalty.")
     # Constant by default: the seed's recipe reads the curves of a learning-rate search,
     # and a decaying schedule flattens every curve at its end, which hides "still
     # improving" (undertrained) runs. Studies set their own schedule explicitly.
-    schedule: Literal["none", "cosine", "step"] = Field(
-        default="none", description="Learning-rate schedule after the warm-up."
-    )
+    schedule: Literal["none", "cosine", "step"] = "none"
+    """Learning-rate schedule after the warm-up."""
     warmup_epochs: float = Field(
         default=0.0,
         ge=0.0,
@@ -351,16 +335,12 @@ class OptimRecipe(_Frozen):
     seed: int = Field(
         default=0, ge=0, description="Seed of init, data order, augmentation, dropout."
     )
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        default="auto",
-        description="Forward-pass precision: bf16 runs it under bfloat16 autocast (weights, "
-        "gradients and optimizer state stay float32); auto = bf16 on CUDA, fp32 on CPU "
-        "(bf16 autocast works on a CPU too, usually slower there).",
-    )
-    finetune: FinetuneStrategy = Field(
-        default=FinetuneStrategy.AUTO,
-        description="With init_from: auto (the seed's table picks), full, or linear-probe.",
-    )
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Forward-pass precision: bf16 runs it under bfloat16 autocast (weights, gradients and
+    optimizer state stay float32); auto = bf16 on CUDA, fp32 on CPU (bf16 autocast works on a
+    CPU too, usually slower there)."""
+    finetune: FinetuneStrategy = FinetuneStrategy.AUTO
+    """With init_from: auto (the seed's table picks), full, or linear-probe."""
 
     @model_validator(mode="after")
     def _consistent(self) -> OptimRecipe:
@@ -381,10 +361,10 @@ class OptimConfig(OptimRecipe):
     """One run's recipe: the study's, plus its learning rate, device and checkpoint."""
 
     lr: float = Field(default=0.01, gt=0.0, description="Peak learning rate.")
-    device: DeviceName = Field(default="auto", description="auto | cpu | cuda | cuda:N")
-    init_from: Path | None = Field(
-        default=None, description="Checkpoint to start from (fine-tuning)."
-    )
+    device: DeviceName = "auto"
+    """auto | cpu | cuda | cuda:N"""
+    init_from: Path | None = None
+    """Checkpoint to start from (fine-tuning)."""
 
 
 class RunConfig(_Frozen):

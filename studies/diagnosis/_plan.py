@@ -50,31 +50,24 @@ class Stage(StrEnum):
 class Plan(BaseModel):
     """The run's plan: total epochs, and its LR schedule as a curve or as a recipe."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     epochs: Annotated[int, Field(strict=True, ge=1, le=MAX_CURVE_EPOCHS)] = Field(
         description="Planned total epochs (at least the epochs recorded so far)."
     )
-    lr: Annotated[list[Rate], Field(min_length=1, max_length=MAX_CURVE_EPOCHS)] | None = Field(
-        default=None,
-        description="Planned learning rate of every epoch (its last step's), one per "
-        "planned epoch; any scale. Give this or `schedule`, not both.",
-    )
-    schedule: ScheduleKind | None = Field(
-        default=None,
-        description="The trainer's schedule after the warm-up: none (constant), cosine (to 0 "
-        "at the last step) or step (× step_gamma every step_size epochs).",
-    )
+    lr: Annotated[list[Rate], Field(min_length=1, max_length=MAX_CURVE_EPOCHS)] | None = None
+    """Planned learning rate of every epoch (its last step's), one per planned epoch; any scale.
+    Give this or `schedule`, not both."""
+    schedule: ScheduleKind | None = None
+    """The trainer's schedule after the warm-up: none (constant), cosine (to 0 at the last step)
+    or step (× step_gamma every step_size epochs)."""
     # Strict: a boolean is refused, not read as 1 (an int is still a float).
-    warmup_epochs: Annotated[float, Field(strict=True, ge=0.0, allow_inf_nan=False)] = Field(
-        default=0.0, description="Linear warm-up length in epochs (with `schedule`)."
-    )
-    step_size: Annotated[int, Field(strict=True, ge=1)] | None = Field(
-        default=None, description="step schedule: epochs per decay (default the trainer's)."
-    )
-    step_gamma: Annotated[float, Field(strict=True, gt=0.0, le=1.0)] | None = Field(
-        default=None, description="step schedule: factor per decay (default the trainer's)."
-    )
+    warmup_epochs: Annotated[float, Field(strict=True, ge=0.0, allow_inf_nan=False)] = 0.0
+    """Linear warm-up length in epochs (with `schedule`)."""
+    step_size: Annotated[int, Field(strict=True, ge=1)] | None = None
+    """step schedule: epochs per decay (default the trainer's)."""
+    step_gamma: Annotated[float, Field(strict=True, gt=0.0, le=1.0)] | None = None
+    """step schedule: factor per decay (default the trainer's)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "Plan":

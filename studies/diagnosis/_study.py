@@ -28,7 +28,7 @@ from studies.spec import SpecLimits, StudySpec
 class TrialOutcome(BaseModel):
     """What the study summary needs to know about one trial."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     number: int
     params: dict[str, Any] = Field(description="The trial's parameters; at least `lr`.")
@@ -37,11 +37,9 @@ class TrialOutcome(BaseModel):
         description="Ran to its last epoch (Optuna's COMPLETE; a diverged run is pruned): "
         "only complete trials can be the best, as in the API."
     )
-    objective_value: float | None = Field(
-        default=None,
-        description="The study objective's best value over the run's epochs (the trial "
-        "summary's objective_value), what the best trial is chosen by.",
-    )
+    objective_value: float | None = None
+    """The study objective's best value over the run's epochs (the trial summary's
+    objective_value), what the best trial is chosen by."""
     diagnosis: Diagnosis | None = None
     final_val_acc: float | None = None
     best_val_acc: float | None = None
@@ -67,7 +65,7 @@ class TrialOutcome(BaseModel):
 class LrLabels(BaseModel):
     """The labels of every diagnosed trial run at one learning rate."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     lr: float
     labels: list[Label]
@@ -77,24 +75,20 @@ class LrLabels(BaseModel):
 class LrWindow(BaseModel):
     """The usable learning rates the search found."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
-    high: float | None = Field(
-        default=None,
-        description="Highest LR that did not diverge, in the unbroken run of such LRs that "
-        "holds the best trial.",
-    )
-    low: float | None = Field(
-        default=None,
-        description="Lowest LR that was neither undertrained nor diverged, in the unbroken "
-        "run of such LRs next to the best trial (a slow LR ends it).",
-    )
+    high: float | None = None
+    """Highest LR that did not diverge, in the unbroken run of such LRs that holds the best
+    trial."""
+    low: float | None = None
+    """Lowest LR that was neither undertrained nor diverged, in the unbroken run of such LRs next
+    to the best trial (a slow LR ends it)."""
 
 
 class StudySummary(BaseModel):
     """The verdict on a study, with the follow-up study to submit."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
 
     trials: int = Field(description="Trials diagnosed.")
     label_counts: dict[Label, int]
