@@ -29,7 +29,7 @@ from studies.db import (
     TrialState,
     utcnow,
 )
-from studies.queue._sql import ended_attempt, rowcount
+from studies.queue._sql import HeldAttempt, ended_attempt, rowcount
 from studies.spec import StudySpec
 
 # Waiting slots looked at per claim round; more than one so a lost race tries the next.
@@ -209,7 +209,8 @@ def _fail_unrunnable(db: Database, trial_id: int, worker: str, reason: str) -> N
         )
         failed = rowcount(result) == 1
         if failed:
-            session.add(ended_attempt(row, finished_at=now, error=error, state=TrialState.FAILED))
+            held = HeldAttempt.of(row)
+            session.add(ended_attempt(held, finished_at=now, error=error, state=TrialState.FAILED))
     if failed:
         # As the reaper does: the slot's Optuna trial (a grid point's enqueued one) fails
         # now rather than waiting for the reconciler.

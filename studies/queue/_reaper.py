@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from studies import optuna_bridge
 from studies.db import Database, TrialRow, TrialState, utcnow
-from studies.queue._sql import ended_attempt, rowcount
+from studies.queue._sql import HeldAttempt, ended_attempt, rowcount
 from studies.queue._studies import end_waiting_if_cancelled
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,8 @@ def _reap_one(
         )
         if rowcount(result) != 1:
             return None
-        session.add(ended_attempt(row, finished_at=now, error=error, state=TrialState.FAILED))
+        held = HeldAttempt.of(row)
+        session.add(ended_attempt(held, finished_at=now, error=error, state=TrialState.FAILED))
         ended = requeue and end_waiting_if_cancelled(session, TrialRow.id == row.id) == 1
     log.warning("reaped trial %s (attempt %s): %s", row.id, row.attempt, error)
     if row.optuna_trial_id is not None:

@@ -21,28 +21,24 @@ def rowcount(result: Any) -> int:
 
 
 class HeldAttempt(NamedTuple):
-    """An attempt as its slot held it: what the attempt's history row keeps, for a slot whose
-    row no longer says it (a release has already reset its worker and attempt). A slot's row
-    read while the attempt held it serves as one too."""
+    """An attempt as its slot held it: what the attempt's history row keeps (its fields are
+    `AttemptRow`'s columns), for a slot whose row no longer says it (a release has already
+    reset its worker and attempt)."""
 
-    id: int
+    trial_id: int
     attempt: int
     worker: str | None
     optuna_trial_number: int | None
     claimed_at: datetime | None
 
+    @classmethod
+    def of(cls, row: TrialRow) -> HeldAttempt:
+        """The attempt a slot's *row* holds, read while the attempt still held it."""
+        return cls(row.id, row.attempt, row.worker, row.optuna_trial_number, row.claimed_at)
+
 
 def ended_attempt(
-    held: HeldAttempt | TrialRow, *, finished_at: datetime, error: str | None, state: TrialState
+    held: HeldAttempt, *, finished_at: datetime, error: str | None, state: TrialState
 ) -> AttemptRow:
     """The history row of the attempt *held*, ended in *state* at *finished_at*."""
-    return AttemptRow(
-        trial_id=held.id,
-        attempt=held.attempt,
-        state=state,
-        worker=held.worker,
-        optuna_trial_number=held.optuna_trial_number,
-        claimed_at=held.claimed_at,
-        finished_at=finished_at,
-        error=error,
-    )
+    return AttemptRow(**held._asdict(), state=state, finished_at=finished_at, error=error)
