@@ -22,7 +22,6 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
@@ -32,28 +31,14 @@ from studies.runlogs._model import (
     CurveMapping,
     IgnoredKey,
     IgnoreReason,
-    LogFormat,
     MappedCurve,
+    Points,
+    RawLog,
     RunLog,
     RunLogError,
 )
 from studies.runlogs._names import Choice, aggregation_of, choose
 from trainer._curves import METRIC_KEYS
-
-Points = list[tuple[float, float]]  # (position: epoch number or step, value) in log order
-
-
-@dataclass
-class RawLog:
-    """What a reader found: numeric series per key, and the keys it could not read."""
-
-    format: LogFormat
-    by_epoch: bool  # positions are epoch numbers (else steps)
-    series: dict[str, Points] = field(default_factory=dict)
-    # Keys whose values are not numbers, with where: chosen, they are an error; else ignored.
-    non_numeric: dict[str, str] = field(default_factory=dict)
-    ignored: list[IgnoredKey] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def assemble(
@@ -77,8 +62,7 @@ def assemble(
             "(log)",
             "no column or tag became one of the curves "
             f"{', '.join(METRIC_KEYS)}" + (f" ({described})" if described else "")
-            + (" (a folder of several runs: give one run's folder)"
-               if raw.format is LogFormat.TENSORBOARD else ""),
+            + (f" ({raw.nothing_chosen_hint})" if raw.nothing_chosen_hint else ""),
         )
     notes = list(raw.notes)
     series = {c.key: raw.series[c.key] for c in choices}

@@ -13,8 +13,7 @@ import csv
 import io
 import math
 
-from studies.runlogs._assemble import RawLog
-from studies.runlogs._model import IgnoredKey, IgnoreReason, LogFormat, RunLogError
+from studies.runlogs._model import IgnoredKey, IgnoreReason, LogFormat, RawLog, RunLogError
 
 
 def parse_csv(text: str) -> RawLog:

@@ -3,6 +3,7 @@ the others did not). Typed so the CLI prints it and the API returns it as the sa
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -119,3 +120,21 @@ class RunLogError(StudiesError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+Points = list[tuple[float, float]]  # (position: epoch number or step, value) in log order
+
+
+@dataclass
+class RawLog:
+    """What a reader found: numeric series per key, and the keys it could not read."""
+
+    format: LogFormat
+    by_epoch: bool  # positions are epoch numbers (else steps)
+    series: dict[str, Points] = field(default_factory=dict)
+    # Keys whose values are not numbers, with where: chosen, they are an error; else ignored.
+    non_numeric: dict[str, str] = field(default_factory=dict)
+    ignored: list[IgnoredKey] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # Said when no key became a metric curve: the likely cause, in this format's terms.
+    nothing_chosen_hint: str = ""

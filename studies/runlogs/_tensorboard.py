@@ -19,8 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from studies.runlogs._assemble import Points, RawLog
-from studies.runlogs._model import IgnoredKey, IgnoreReason, LogFormat, RunLogError
+from studies.runlogs._model import IgnoredKey, IgnoreReason, LogFormat, Points, RawLog, RunLogError
 
 EVENT_FILE_MARK = "tfevents"  # every event file is named events.out.tfevents.<time>.<host>…
 
@@ -43,7 +42,11 @@ def parse_tensorboard(path: Path) -> RawLog:
         prefixes = {path: "."}
     else:
         raise RunLogError(str(path), "no such file or folder")
-    raw = RawLog(format=LogFormat.TENSORBOARD, by_epoch=False)
+    raw = RawLog(
+        format=LogFormat.TENSORBOARD,
+        by_epoch=False,
+        nothing_chosen_hint="a folder of several runs: give one run's folder",
+    )
     for source in sources:
         prefix = "" if prefixes[source] == "." else prefixes[source] + "/"
         _read_source(source, prefix, raw)
