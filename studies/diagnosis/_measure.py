@@ -98,6 +98,20 @@ class Levels:
     def accuracies(self) -> list[list[float]]:
         return [a for a in (self.train_acc, self.val_acc) if a is not None]
 
+    @cached_property
+    def smoothed_train_loss(self) -> list[float] | None:
+        """The training loss's running median: one lucky or unlucky epoch does not move it."""
+        if self.train_loss is None:
+            return None
+        return running_median(self.train_loss, smoothing_width(len(self.train_loss)))
+
+    @cached_property
+    def lowest_train_loss_epoch(self) -> int | None:
+        """Index of the epoch whose smoothed training loss is lowest: where a warm-up was still
+        within what the network tolerates. None without a training loss."""
+        smooth = self.smoothed_train_loss
+        return None if smooth is None else min(range(len(smooth)), key=smooth.__getitem__)
+
 
 def _fill(values: list[float | None] | None) -> list[float] | None:
     if values is None or all(v is None for v in values):

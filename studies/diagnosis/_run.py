@@ -44,12 +44,12 @@ def _best_epoch(levels: Levels) -> int | None:
 
 
 def _stable_lr(levels: Levels) -> float | None:
-    """The learning rate of the epoch whose training loss was lowest, when the recorded LR
-    rose after it (a warm-up raising the rate past what the network tolerates); else None."""
-    losses, rates = levels.train_loss, levels.curves.lr
-    if losses is None or rates is None:
+    """The learning rate of the epoch whose (smoothed) training loss was lowest, when the
+    recorded LR rose after it (a warm-up raising the rate past what the network tolerates);
+    else None."""
+    lowest, rates = levels.lowest_train_loss_epoch, levels.curves.lr
+    if lowest is None or rates is None:
         return None
-    lowest = argmin(losses)
     at = rates[lowest]
     later = [r for r in rates[lowest + 1 :] if r is not None]
     if at is None or at <= 0.0 or not later or max(later) <= at:

@@ -11,25 +11,24 @@ are known); the collapse itself, once it happens, is _diverge.py's.
 
 from statistics import median
 
-from studies.diagnosis._measure import Measures, smoothing_width
+from studies.diagnosis._measure import Measures
 from studies.diagnosis._overfit import SUSTAINED_EPOCHS, smoothed_noise
 from studies.diagnosis._result import Label
-from studies.diagnosis._stats import noise_sigma, running_median
+from studies.diagnosis._stats import noise_sigma
 from studies.diagnosis._verdict import Verdict
 
 
 def warmed_past_stable(m: Measures) -> Verdict | None:
     """Diverged: the plan still raises the LR, and the training loss has already turned up
     (beyond its own noise, for at least SUSTAINED_EPOCHS epochs) as the LR rose."""
-    ahead, losses = m.ahead, m.levels.train_loss
-    if ahead is None or losses is None or len(losses) < 3:
+    ahead, losses, smooth = m.ahead, m.levels.train_loss, m.levels.smoothed_train_loss
+    if ahead is None or losses is None or smooth is None or len(losses) < 3:
         return None
     rise_ahead = ahead.lr_rise
     if rise_ahead is None or rise_ahead <= 1.0:
         return None
-    smooth = running_median(losses, smoothing_width(len(losses)))
-    lowest = min(range(len(smooth)), key=smooth.__getitem__)
-    if lowest > len(smooth) - 1 - SUSTAINED_EPOCHS:
+    lowest = m.levels.lowest_train_loss_epoch
+    if lowest is None or lowest > len(smooth) - 1 - SUSTAINED_EPOCHS:
         return None
     # The noise of the whole run so far: a warm-up's curve has no settled half to read it on.
     turned_up = smooth[-1] - smooth[lowest]

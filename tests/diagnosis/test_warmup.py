@@ -3,6 +3,7 @@ a plan that still raises the LR, a training loss that has turned up is heading f
 one still falling is not, nor is a loss that turns up once the warm-up is over."""
 
 import math
+import re
 
 import pytest
 
@@ -60,13 +61,20 @@ def test_otherwise_this_rule_says_nothing(case: str, curves: Curves) -> None:
     assert "the plan raises it" not in diagnosis.summary, case
 
 
-def test_its_next_step_is_the_rate_where_the_loss_was_lowest() -> None:
+def test_its_next_step_is_the_rate_where_the_summary_says_the_loss_was_lowest() -> None:
+    # The advice and the summary read the same (smoothed) lowest epoch: the rate advised is
+    # the one the summary names, whichever single epoch's raw loss happened to be lowest.
     curves = _run(12, turns_up_after=6)
-    assert curves.train_loss is not None and curves.lr is not None
-    losses = curves.train_loss
-    lowest = min(range(len(losses)), key=lambda e: losses[e] or math.inf)
-    first = diagnose_run(curves).recommendations[0]
-    assert first.spec_change == {"search.lr_high": float(f"{curves.lr[lowest]:.2g}")}
+    assert curves.lr is not None
+    diagnosis = diagnose_run(curves)
+    said = re.search(
+        r"turned up after epoch (\d+) \(learning rate ([0-9.e-]+) there", diagnosis.summary
+    )
+    assert said is not None, diagnosis.summary
+    epoch, rate = int(said.group(1)), float(said.group(2))
+    assert rate == pytest.approx(curves.lr[epoch - 1], rel=1e-2)
+    first = diagnosis.recommendations[0]
+    assert first.spec_change == {"search.lr_high": float(f"{curves.lr[epoch - 1]:.2g}")}
     assert "no higher than" in first.action
 
 
