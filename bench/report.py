@@ -151,29 +151,63 @@ def optuna_compare(r: Result) -> str:
 
 
 def pack(r: Result) -> str:
+    """bench/pack.py's table; with a --before side (results since af0ac07) also its rows, the
+    ratio over it and the seconds outside the epochs per trial."""
+    before = r.get("before")
+    sides = (["unpacked_before"] if before else []) + ["unpacked", "packed"]
+    shown = {"unpacked_before": f"unpacked at {before['rev']}" if before else "",
+             "unpacked": "unpacked", "packed": "packed"}
+    outside = "outside_per_trial_s" in r["configurations"][0]
     rows = []
     for c in r["configurations"]:
-        for mode in ("unpacked", "packed"):
-            x = c["runs"][mode]
-            rows.append([
-                f"{c['dataset']} w{c['width']} {c['search']}" if mode == "unpacked" else "",
-                mode, x["wall_s"], x["trials_per_min"], x["epochs_total"], x["best_val_acc"],
-                ratio(c["ratio_trials_per_min"]) if mode == "packed" else "",
-            ])
-    text = table(
-        ["configuration", "worker", "wall s", "trials / min", "epochs trained", "best val acc",
-         "packed / unpacked"],
-        rows,
-    )
+        for side in sides:
+            x, last = c["runs"][side], side == "packed"
+            row = [
+                f"{c['dataset']} w{c['width']} {c['search']}" if side == sides[0] else "",
+                shown[side], x["wall_s"], x["trials_per_min"], x["epochs_total"],
+            ]
+            row += [c["outside_per_trial_s"].get(side)] if outside else []
+            row += [x["best_val_acc"], _pack_ratio(c, "unpacked") if last else ""]
+            row += [_pack_ratio(c, "unpacked_before") if last else ""] if before else []
+            rows.append(row)
+    header = ["configuration", "worker", "wall s", "trials / min", "epochs trained"]
+    header += ["s / trial outside epochs"] if outside else []
+    header += ["best val acc", "packed / unpacked" + (" now" if before else "")]
+    header += [f"packed / unpacked at {before['rev']}"] if before else []
+    notes = []
+    if before:
+        notes.append(
+            f"Unpacked at {before['rev']}: every trial alone on that commit's tree, served "
+            "beside today's in the same run (bench/_before.py says why that commit)."
+        )
+    if any(c.get("repeats", 1) > 1 for c in r["configurations"]):
+        notes.append(
+            "A ratio cell: the ratio of the median runs, in brackets the range of each "
+            "repeat's own ratio."
+        )
+    text = table(header, rows) + ("\n\n" + " ".join(notes) if notes else "")
     versus = r.get("versus_optuna")
     if versus:
+        walls = ", ".join(
+            f"{shown[side]} {ratio(versus[f'{side}_over_optuna_wall'])}"
+            for side in sides if f"{side}_over_optuna_wall" in versus
+        )
         text += (
             f"\n\nThe digits w32 random search against Optuna's example (same learning rates, "
-            f"{versus['optuna_wall_s']:.1f} s): packed {ratio(versus['packed_over_optuna_wall'])}"
-            f" of its wall time, unpacked {ratio(versus['unpacked_over_optuna_wall'])} "
+            f"{versus['optuna_wall_s']:.1f} s), wall time over the example's: {walls} "
             f"(target ≤ {versus['target']})."
         )
     return text
+
+
+def _pack_ratio(c: Result, under: str) -> str:
+    """Packed over *under* for the median runs, and over the repeats one by one."""
+    median = c["ratio_trials_per_min"] if under == "unpacked" else c["ratio_over_before"]
+    rates = c.get("trials_per_min", {})
+    if c.get("repeats", 1) < 2 or under not in rates:
+        return ratio(median)
+    each = [p / u for p, u in zip(rates["packed"], rates[under], strict=True)]
+    return f"{ratio(median)} ({min(each):.2f}–{max(each):.2f})"
 
 
 def queue_latency(r: Result) -> str:
