@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to fourteenth waves, each written once as an
+"""The image tasks of the labeled set's second to fifteenth waves, each written once as an
 ImageFolder tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -51,7 +51,10 @@ MNIST digits, 5 classes) and ``noisy27`` (the digits with 27 % of all labels rep
 noise ceiling, near 0.73). The fourteenth wave (wave14.toml) adds ``digits18`` (digits 1 vs
 8), ``digits036`` (digits 0, 3 and 6), ``mnist79`` (MNIST 7 vs 9: two look-alike digits),
 ``mnist0246`` (MNIST 0, 2, 4 and 6) and ``noisy13`` (the digits with 13 % of all labels
-replaced: a tenth noise ceiling, near 0.87).
+replaced: a tenth noise ceiling, near 0.87). The fifteenth wave (wave15.toml) adds ``digits26``
+(digits 2 vs 6), ``digits135`` (digits 1, 3 and 5), ``mnist14`` (MNIST 1 vs 4), ``mnisteven``
+(the even MNIST digits, 5 classes) and ``noisy18`` (the digits with 18 % of all labels replaced:
+an eleventh noise ceiling, near 0.82).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -176,6 +179,12 @@ TASKS = {
         Task("mnist79", "mnist", (7, 9), limit=1200),
         Task("mnist0246", "mnist", (0, 2, 4, 6), limit=1600),
         Task("noisy13", "digits", tuple(range(10)), noise=0.13),
+        # fifteenth wave
+        Task("digits26", "digits", (2, 6)),
+        Task("digits135", "digits", (1, 3, 5)),
+        Task("mnist14", "mnist", (1, 4), limit=1200),
+        Task("mnisteven", "mnist", (0, 2, 4, 6, 8), limit=1500),
+        Task("noisy18", "digits", tuple(range(10)), noise=0.18),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,
