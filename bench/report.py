@@ -180,7 +180,7 @@ def pack(r: Result) -> str:
             f"Unpacked at {before['rev']}: every trial alone on that commit's tree, served "
             "beside today's in the same run (bench/_before.py says why that commit)."
         )
-    if any(c.get("repeats", 1) > 1 for c in r["configurations"]):
+    if any(c.get("repeats", 1) > 1 and "trials_per_min" in c for c in r["configurations"]):
         notes.append(
             "A ratio cell: the ratio of the median runs, in brackets the range of each "
             "repeat's own ratio."
