@@ -1,8 +1,8 @@
 """The labeled set of REAL training runs, and the diagnoser on its held-out half.
 
-bench/diagnoser holds ≥ 790 real runs in fourteen waves whose label is true by construction,
+bench/diagnoser holds ≥ 845 real runs in fifteen waves whose label is true by construction,
 plus cuts of them labeled by what the rest of each run shows (bench/diagnoser/dataset.py says
-how). Waves 1–13 are the training (development) half, wave 14 the held-out half (recipe.py):
+how). Waves 1–14 are the training (development) half, wave 15 the held-out half (recipe.py):
 recipes nothing was tuned on. The tests named ``heldout`` run the diagnoser on the held-out
 half and guard its numbers in docs/diagnoser.md against regressions; a session developing
 the method deselects them (``-k "not heldout"``) so that the held-out half is evaluated once,
@@ -21,7 +21,7 @@ from studies.diagnosis import Curves, live_check
 from tests.diagnosis.bench_modules import bench_fixture
 
 LABELS = {"healthy", "overfitting", "underfitting", "undertrained", "diverged"}
-HELDOUT_WAVE = 14
+HELDOUT_WAVE = 15
 WHOLE_WAVES_HELDOUT_FROM = 3  # from wave 3 on, each wave was held out whole until the next
 
 # The worker passes each run's plan (epochs, schedule); a CSV's user has none: both are judged.
@@ -145,7 +145,7 @@ def test_a_bad_wave_file_is_refused_naming_the_field_and_why(
 
 
 def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
-    assert len(runs) >= 790
+    assert len(runs) >= 845
     assert {r["dataset"] for r in runs} == {"digits", "mnist"}
     assert {r["label"] for r in runs} == LABELS
     assert {r["wave"] for r in runs} == set(range(1, HELDOUT_WAVE + 1))
@@ -187,10 +187,10 @@ def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
 
 
 def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str, Any]]) -> None:
-    # Waves 1-13 are the training half; wave 14, which nobody diagnosed while developing, is
+    # Waves 1-14 are the training half; wave 15, which nobody diagnosed while developing, is
     # the held-out half. Each earlier held-out side is one recorded fact, the wave that replaced
     # it: some runs of waves 1-2 (the first wave's hash, the second's families) until wave 3;
-    # from wave 3 on, each whole wave until the next (wave 13 until wave 14).
+    # from wave 3 on, each whole wave until the next (wave 14 until wave 15).
     assert all(r["split_by"] == "wave" for r in runs)
     assert heldout == [r for r in runs if r["wave"] == HELDOUT_WAVE]
     earlier = [r for r in runs if r["wave"] < HELDOUT_WAVE]
@@ -216,7 +216,7 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
         assert sum(members[0]["label"] == label for members in families.values()) >= 4, label
 
     # Every held-out family sets something (a task, an image size, a batch size, a momentum,
-    # a schedule step, an epoch count, a layer) that no training run sets, waves 3-13
+    # a schedule step, an epoch count, a layer) that no training run sets, waves 3-14
     # included: new recipes, not new seeds.
     seen = set().union(*(_settings(r) for r in earlier))
     old_families = {r.get("family") or r["id"].rsplit("-s", 1)[0] for r in earlier}
@@ -225,21 +225,20 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
         assert _settings(members[0]) - seen, f"{family} sets nothing new"
 
 
-def test_the_fourteenth_wave_is_a_practitioners_mix(
+def test_the_fifteenth_wave_is_a_practitioners_mix(
     runs: list[dict[str, Any]], heldout: list[dict[str, Any]], dataset: ModuleType
 ) -> None:
-    # What wave 14 varies, leaning to what practitioners run and waves 1-13 lack, neither
-    # easier than a real mix nor a trap set: five new tasks (a 13 % noise ceiling among them)
-    # and MNIST at 25x25 and 27x27; exactly one healthy family at a label-noise ceiling;
-    # constant-LR Adam at 1e-3 as practitioners leave it; a weak model fitting 70-85 % of its
-    # training set; runs still paying whose curves look settled mid-way; two learn-then-collapse
-    # families, one under a warm-up and one at a constant LR (momentum 0.98); plain SGD without
-    # momentum; warm-ups, batch sizes, step decays, label-noise levels, a dropout, a label
-    # smoothing, a clip, widths, a momentum, a validation share and a stage count no earlier
-    # wave used; a full AdamW fine-tune and a cut-short "auto" one onto a new task; runs of
-    # 7-11 epochs and of 100-150; an overfitting family WITHOUT label noise; both kinds of
-    # undertrained run. Only curves and the cut truths of dataset.py are read: nothing here
-    # diagnoses a run.
+    # What wave 15 varies, leaning to what practitioners run and waves 1-14 lack, neither
+    # easier than a real mix nor a trap set: five new tasks (an 18 % noise ceiling among them);
+    # exactly one healthy family at a label-noise ceiling; the practitioner's weight decay 5e-4
+    # (healthy, underfitting and undertrained runs); constant-LR Adam at 1e-3 on a healthy VGG;
+    # plain SGD without momentum cut short; runs still paying whose curves look settled mid-way;
+    # two learn-then-collapse families, one under a warm-up and one at a constant LR (momentum
+    # 0.96); warm-ups, batch sizes, step decays, label-noise levels, a dropout, a label
+    # smoothing and momenta no earlier wave used; a full Nesterov fine-tune under a step decay
+    # onto a new task; runs of 6-10 epochs and of 100-150; an overfitting family WITHOUT label
+    # noise; both kinds of undertrained run. Only curves and the cut truths of dataset.py are
+    # read: nothing here diagnoses a run.
     earlier = [r for r in runs if r["wave"] < HELDOUT_WAVE]
     optims = [r["config"]["optim"] for r in heldout]
     models = [r["config"]["model"] for r in heldout]
@@ -253,34 +252,35 @@ def test_the_fourteenth_wave_is_a_practitioners_mix(
         assert {m.get(key) for m in mine} >= wanted, key
         assert wanted.isdisjoint({t.get(key) for t in theirs}), key
 
-    new_values("batch_size", optims, earlier_optims,
-               {5, 13, 17, 19, 21, 37, 39, 41, 43, 47, 57, 62, 75})
-    new_values("warmup_epochs", optims, earlier_optims, {1.1, 3.25, 4.75})
-    new_values("grad_clip", optims, earlier_optims, {0.75})
-    new_values("label_smoothing", optims, earlier_optims, {0.35})
-    new_values("momentum", optims, earlier_optims, {0.98})
-    new_values("image_size", datas, earlier_datas, {25, 27})
-    new_values("label_noise", datas, earlier_datas, {0.14, 0.19, 0.23, 0.31})
-    new_values("val_fraction", datas, earlier_datas, {0.45})
-    new_values("dropout", models, earlier_models, {0.52})
-    new_values("width", models, earlier_models, {42, 80})
-    new_values("stages", models, earlier_models, {4})
+    new_values("batch_size", optims, earlier_optims, {7, 9, 49, 51, 53, 63, 65, 99})
+    new_values("warmup_epochs", optims, earlier_optims, {0.4, 2.4, 3.75})
+    new_values("weight_decay", optims, earlier_optims, {5e-4})
+    new_values("label_smoothing", optims, earlier_optims, {0.4})
+    new_values("momentum", optims, earlier_optims, {0.55, 0.96})
+    new_values("lr", optims, earlier_optims, {0.015, 0.07, 2.5e-5, 35.0, 6.0})
+    new_values("label_noise", datas, earlier_datas, {0.29, 0.34, 0.37, 0.44})
+    new_values("dropout", models, earlier_models, {0.58})
     assert {o.get("optimizer", "sgd") for o in optims} == {"sgd", "adam", "adamw"}
     assert {o.get("schedule", "none") for o in optims} == {"none", "cosine", "step"}
     assert {m.get("arch") for m in models} == {"simple", "vgg", "resnet"}
+    assert {m.get("norm", "batch") for m in models} == {"batch", "layer", "none"}
     steps = {(o["step_size"], o.get("step_gamma", 0.1))
              for o in optims if o.get("schedule") == "step"}
-    assert steps == {(21, 0.1), (17, 0.3), (26, 0.5)}
+    assert steps == {(23, 0.2), (12, 0.85), (8, 0.5)}
     assert steps.isdisjoint(
         {(o.get("step_size", 10), o.get("step_gamma", 0.1))
          for o in earlier_optims if o.get("schedule") == "step"})
+    decayed_5e4 = {r["label"] for r, o in zip(heldout, optims, strict=True)
+                   if o.get("weight_decay") == 5e-4}
+    assert decayed_5e4 >= {"healthy", "underfitting", "undertrained"}
     plain_sgd = {r["label"] for r, o in zip(heldout, optims, strict=True)
                  if o.get("optimizer", "sgd") == "sgd" and o.get("momentum") == 0.0}
-    assert plain_sgd >= {"overfitting", "undertrained"}
-    constant_adam = {r["label"] for r, o in zip(heldout, optims, strict=True)
+    assert "undertrained" in plain_sgd
+    constant_adam = {(r["label"], m["arch"])
+                     for r, o, m in zip(heldout, optims, models, strict=True)
                      if o.get("optimizer") == "adam" and o["lr"] == 1e-3
                      and o.get("schedule", "none") == "none" and not o.get("warmup_epochs")}
-    assert "healthy" in constant_adam
+    assert ("healthy", "vgg") in constant_adam
 
     new_tasks = {r.get("task") for r in heldout} - {r.get("task") for r in earlier}
     assert len(new_tasks) >= 5
@@ -292,38 +292,25 @@ def test_the_fourteenth_wave_is_a_practitioners_mix(
 
     finetuned = [r for r in heldout if r["config"]["pretrained"]]
     assert {(r["config"]["pretrained"], r.get("task"), r["config"]["optim"]["finetune"],
-             r["config"]["optim"].get("optimizer", "sgd"), r["label"])
-            for r in finetuned} == {("mnist2", "digits18", "full", "adamw", "healthy"),
-                                    ("mnist2", "digits18", "auto", "sgd", "undertrained")}
+             r["config"]["optim"].get("optimizer", "sgd"), r["config"]["optim"].get("schedule"),
+             r["label"])
+            for r in finetuned} == {("mnist2", "digits26", "full", "sgd", "step", "healthy")}
 
     # A run the trainer stopped when its loss went non-finite is shorter than its recipe.
     lengths = {r["id"]: len(r["curves"]["val_acc"]) for r in heldout}
     completed = {r["id"] for r in heldout if r["status"] == "completed"}
     assert max(lengths.values()) >= 150
-    assert min(lengths[i] for i in completed) >= 7
+    assert min(lengths[i] for i in completed) >= 6
     assert {r["label"] for r in heldout if r["id"] not in completed} == {"diverged"}
     assert {r["label"] for r in heldout if lengths[r["id"]] <= 12} >= {
         "undertrained", "diverged"
     }
-    assert {r["label"] for r in heldout if lengths[r["id"]] >= 100} >= {
-        "overfitting", "undertrained"
-    }
-
-    # A weak model near a plausible ceiling: both seeds fit 70-85 % of their training set.
-    by_family: dict[str, list[dict[str, Any]]] = {}
-    for run in heldout:
-        by_family.setdefault(run["family"], []).append(run)
-    near_ceiling = [
-        family for family, members in by_family.items()
-        if members[0]["label"] == "underfitting"
-        and all(0.70 <= m["curves"]["train_acc"][-1] <= 0.85 for m in members)
-    ]
-    assert near_ceiling
+    assert {r["label"] for r in heldout if lengths[r["id"]] >= 100} >= {"overfitting"}
 
     # Still paying though settled-looking: a cut at epoch ≥ 20 whose last three epochs gained
     # under 1.5 points of validation accuracy, which the rest of its run labels undertrained
-    # (a step decay, a cosine tail, or a long constant LR, still buying), in two families or
-    # more.
+    # (here the slow descents, whose accuracy sits still while the loss keeps falling), in two
+    # families or more.
     paying_yet_flat = set()
     for run in heldout:
         acc = run["curves"]["val_acc"]
@@ -366,13 +353,14 @@ def test_the_fourteenth_wave_is_a_practitioners_mix(
     assert collapsed == {True, False}
 
 
-# Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results): the held-out half
-# (wave 14) measured at its single evaluation, with the method frozen at 2d214f3 (arbiter and
-# calibration fitted on waves 1-13): whole runs 89.3% right, no healthy false alarm (of 15),
-# ECE 0.105 / 0.082 with / without plans; whole runs + cuts 83.7% / 85.4% balanced, healthy
-# false alarms 15.6% / 4.4% (7 and 2 of 45), ECE 0.062 / 0.047. The floors sit just under
-# those figures so that a change which makes the held-out half worse fails here; the targets
-# themselves are not met.
+# Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results). These are still wave
+# 14's, set when it was the held-out half (the lead resets them at wave 15's single
+# evaluation): wave 14 measured at its single evaluation, with the method frozen at 2d214f3
+# (arbiter and calibration fitted on waves 1-13): whole runs 89.3% right, no healthy false
+# alarm (of 15), ECE 0.105 / 0.082 with / without plans; whole runs + cuts 83.7% / 85.4%
+# balanced, healthy false alarms 15.6% / 4.4% (7 and 2 of 45), ECE 0.062 / 0.047. The floors
+# sit just under those figures so that a change which makes the held-out half worse fails
+# here; the targets themselves are not met.
 HELDOUT_WHOLE_ACCURACY_FLOOR = 0.88
 HELDOUT_WHOLE_FALSE_ALARM_CEILING = 0.07
 HELDOUT_WHOLE_ECE_CEILING = 0.11
