@@ -35,6 +35,10 @@ MIN_SEGMENT = 3
 # movement a validation-accuracy plateau stays within.
 MATERIAL_ERROR_SHARE = 0.1
 MATERIAL_ACC_FLOOR = 0.01
+# A material loss change: a fifth of the loss's level (any scale) — what more epochs must buy
+# of the validation loss (_rules.py), and how far the training loss must still fall for
+# "training kept fitting" (_overfit.py).
+MATERIAL_LOSS_SHARE = 0.2
 # Where a plateau is anchored: the median of this many last smoothed values (_plateau).
 PLATEAU_ANCHOR = 3
 

@@ -8,7 +8,12 @@ bench/diagnoser only (docs/diagnoser.md).
 
 import math
 
-from studies.diagnosis._measure import Measures, smoothing_width
+from studies.diagnosis._measure import (
+    MATERIAL_LOSS_SHARE,
+    Measures,
+    material_acc_gain_at,
+    smoothing_width,
+)
 from studies.diagnosis._result import Label
 from studies.diagnosis._stats import grade
 from studies.diagnosis._verdict import Verdict
@@ -40,16 +45,23 @@ STEADY_FALL_TAU = 0.6
 
 def _still_fitting(m: Measures, since: int) -> bool:
     """Training kept improving after epoch index *since* (lower loss, else higher accuracy)
-    by more than its own smoothed noise. A weak model whose training curve only jitters
-    around its plateau is not fitting the training set any further, so a validation dip
-    beside it is noise or the LR, not the seed's overfitting sign (four weak-model families
-    whose training loss moved by less than its noise were called overfitting)."""
+    by more than its own smoothed noise and by a material share of where it stood: a fifth
+    of the loss (MATERIAL_LOSS_SHARE), else a tenth of the training error left (the margins
+    "more epochs pay" uses). A weak model whose training curve only jitters or creeps along its
+    plateau is not fitting the training set any further, so a validation dip beside it is
+    noise or the LR, not the seed's overfitting sign (weak-model families whose training loss
+    moved by less than its noise, or fell a few percent over dozens of epochs while
+    validation sagged, were called overfitting; memorising runs fall by far more)."""
     if m.train_loss is not None:
-        fall = m.train_loss.smooth[since] - m.train_loss.smooth[-1]
-        return fall > smoothed_noise(m, m.train_loss.noise)
+        start = m.train_loss.smooth[since]
+        fall = start - m.train_loss.smooth[-1]
+        return fall > smoothed_noise(m, m.train_loss.noise) and fall >= (
+            MATERIAL_LOSS_SHARE * abs(start)
+        )
     if m.train_acc is not None:
-        rise = m.train_acc.smooth[-1] - m.train_acc.smooth[since]
-        return rise > smoothed_noise(m, m.train_acc.noise)
+        start = m.train_acc.smooth[since]
+        rise = m.train_acc.smooth[-1] - start
+        return rise > smoothed_noise(m, m.train_acc.noise) and rise >= material_acc_gain_at(start)
     return True
 
 

@@ -22,7 +22,12 @@ and the fall ahead is reported beside it (docs/diagnoser.md, "Plans").
 """
 
 from studies.diagnosis._forecast import PACE_NOISE, CurveForecast, GainBy
-from studies.diagnosis._measure import MATERIAL_ACC_FLOOR, Measures, material_acc_gain_at
+from studies.diagnosis._measure import (
+    MATERIAL_ACC_FLOOR,
+    MATERIAL_LOSS_SHARE,
+    Measures,
+    material_acc_gain_at,
+)
 from studies.diagnosis._never_learned import never_learned
 from studies.diagnosis._overfit import overfitting, overfitting_gap
 from studies.diagnosis._result import Label
@@ -33,10 +38,9 @@ from studies.diagnosis._warmup import warmed_past_stable
 # Undertrained: the forecast (studies/diagnosis/_forecast.py) says more epochs buy a material
 # gain with high probability. Material: for validation accuracy, a tenth of the remaining
 # error (at least one point: _measure.material_acc_gain_at); for validation loss, a fifth of
-# its level. The verdict goes to the likelier outcome: undertrained when the gain is
-# more likely than not — strictly: an even split of the bootstrap is no evidence either way
-# (the calibrated confidence then says how likely).
-MATERIAL_LOSS_SHARE = 0.2
+# its level (_measure.MATERIAL_LOSS_SHARE). The verdict goes to the likelier outcome:
+# undertrained when the gain is more likely than not — strictly: an even split of the
+# bootstrap is no evidence either way (the calibrated confidence then says how likely).
 UNDERTRAINED_PROBABILITY = 0.5
 # A plan's LR fall still ahead is named in the undertrained verdict from this many times.
 NAMED_LR_FALL = 10.0
