@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to fifteenth waves, each written once as an
+"""The image tasks of the labeled set's second to sixteenth waves, each written once as an
 ImageFolder tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -54,7 +54,11 @@ noise ceiling, near 0.73). The fourteenth wave (wave14.toml) adds ``digits18`` (
 replaced: a tenth noise ceiling, near 0.87). The fifteenth wave (wave15.toml) adds ``digits26``
 (digits 2 vs 6), ``digits135`` (digits 1, 3 and 5), ``mnist14`` (MNIST 1 vs 4), ``mnisteven``
 (the even MNIST digits, 5 classes) and ``noisy18`` (the digits with 18 % of all labels replaced:
-an eleventh noise ceiling, near 0.82).
+an eleventh noise ceiling, near 0.82). The sixteenth wave (wave16.toml) adds ``digits49`` (digits
+4 vs 9), ``digits1279`` (digits 1, 2, 7 and 9: four stroke-like shapes), ``mnist23`` (MNIST 2 vs
+3), ``mnist4to8`` (MNIST 4–8, 5 classes: the class count of the ``mnist5`` checkpoint, for a
+fine-tune onto OTHER classes of the same source) and ``noisy12m`` (all ten MNIST digits with 12 %
+of all labels replaced: a twelfth noise ceiling, near 0.88).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -185,6 +189,12 @@ TASKS = {
         Task("mnist14", "mnist", (1, 4), limit=1200),
         Task("mnisteven", "mnist", (0, 2, 4, 6, 8), limit=1500),
         Task("noisy18", "digits", tuple(range(10)), noise=0.18),
+        # sixteenth wave
+        Task("digits49", "digits", (4, 9)),
+        Task("digits1279", "digits", (1, 2, 7, 9)),
+        Task("mnist23", "mnist", (2, 3), limit=1200),
+        Task("mnist4to8", "mnist", (4, 5, 6, 7, 8), limit=1500),
+        Task("noisy12m", "mnist", tuple(range(10)), noise=0.12, limit=2000),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,
