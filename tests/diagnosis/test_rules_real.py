@@ -115,6 +115,14 @@ def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
         ("digits-diverged-warmup20-adam-collapse-nonorm-s1", 8, True, Label.DIVERGED),
         # ... while a low-LR warm-up whose loss keeps falling is only slow.
         ("digits-undertrained-lowlr-warmup15-130-s0", 10, True, Label.UNDERTRAINED),
+        # Wave 15 (held out, first seen at its single evaluation): a 1-channel net on the five
+        # even MNIST digits, validation accuracy 0.08 below an early peak while the training
+        # loss crept 5% along its plateau over 38 epochs (was "overfitting" at 0.99): training
+        # did not keep fitting by a material share, so not overfitting ...
+        ("mnisteven-underfitting-width1-nesterov7e2-b65-step085-every12-48-s0", None, True,
+         Label.UNDERFITTING),
+        # ... while label noise memorised keeps the seed's sign: the training loss falls far.
+        ("digits7-overfitting-noise35-vgg-nomomentum-b16-s0", None, False, Label.OVERFITTING),
     ],
 )
 def test_real_runs_get_the_label_their_rest_bears_out(
