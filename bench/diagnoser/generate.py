@@ -1,7 +1,7 @@
 """Generate the diagnoser's labeled set: REAL training runs whose label is true by construction.
 
 Each run trains a real CNN with the project's trainer under conditions that make its label
-true (docs/diagnoser.md, "Accuracy, measured on real training runs"). Fifteen waves, each a data
+true (docs/diagnoser.md, "Accuracy, measured on real training runs"). Sixteen waves, each a data
 file read by wavefile.py: waves/wave1.toml (107 runs: the digits and the first-wave MNIST tree,
 constant LR or cosine), wave2.toml (schedules, warm-up, fine-tuning, 2/5/40-class tasks and a
 label-noise ceiling from tasks.py, runs of 100–300 epochs, the shapes the first diagnoser
@@ -13,8 +13,9 @@ wave8.toml (recipes new to all seven; held out until wave 9), wave9.toml (recipe
 eight; held out until wave 10), wave10.toml (recipes new to all nine; held out until wave 11),
 wave11.toml (recipes new to all ten; held out until wave 12), wave12.toml (recipes new to
 all eleven; held out until wave 13), wave13.toml (recipes new to all twelve; held out
-until wave 14), wave14.toml (recipes new to all thirteen; held out until wave 15) and
-wave15.toml (the held-out half: recipes new to all fourteen).
+until wave 14), wave14.toml (recipes new to all thirteen; held out until wave 15),
+wave15.toml (recipes new to all fourteen; held out until wave 16) and wave16.toml (the
+held-out half: recipes new to all fifteen).
 Each family's seeded runs: family.py. How the set is split (by wave): recipe.py. What is true
 of a cut of a run: dataset.py.
 
