@@ -20,7 +20,7 @@ from statistics import median
 import numpy as np
 
 from studies.diagnosis._curves import Curves
-from studies.diagnosis._measure import PER_SAMPLE_FACTOR, Levels
+from studies.diagnosis._measure import PER_SAMPLE_FACTOR, Levels, window_size
 from studies.diagnosis._stats import grade, kendall_tau, noise_sigma, trend_p_value
 
 # A loss that climbs this many times the run's own scale above its start has exploded: no
@@ -37,6 +37,10 @@ LEFT_CHANCE_EPOCHS = 2
 # "Had learned something": accuracy once this far (same scale) above chance.
 LEARNED_MARGIN = 0.3
 COLLAPSE_WINDOW = 3
+# A run that had learned has collapsed also when some of its last epochs flickered off
+# chance, if it sat at chance through most of its end window, and at least this many epochs
+# (twice the strict window: a two-epoch dip after learning is not a collapse).
+COLLAPSE_SETTLED = 2 * COLLAPSE_WINDOW
 # A run that never learned counts as stuck (not slow) only after this many epochs, and only
 # with a loss once this many times log(C), or epoch-to-epoch loss noise of this fraction of
 # it, and without a steady fall (Kendall's tau of the loss at most -STEADY_FALL).
@@ -157,6 +161,20 @@ def _stuck_above_uniform(losses: list[float], log_k: float | None) -> bool:
     )
 
 
+def _settled_at_chance(judged: list[list[float]], band: float) -> bool:
+    """Whether accuracy has sat in the chance *band* through most of the run's end window
+    (at least COLLAPSE_SETTLED epochs), the latest epoch included: a collapsed net flickers
+    off chance now and then (it lands on one class or another), which must not undo the
+    collapse; a net that learned and recovers from a dip is above the band most epochs."""
+    settled = max(COLLAPSE_SETTLED, window_size(len(judged[0])))
+    return all(
+        len(acc) >= settled + COLLAPSE_WINDOW
+        and acc[-1] <= band
+        and median(acc[-settled:]) <= band
+        for acc in judged
+    )
+
+
 def _collapse(levels: Levels) -> tuple[float, str] | None:
     chance, chance_loss = levels.chance_acc, levels.chance_loss
     accuracies = levels.accuracies
@@ -172,13 +190,16 @@ def _collapse(levels: Levels) -> tuple[float, str] | None:
     # cleared_chance): stopping a run is final, and a slow start's first steps off chance
     # are small and noisy.
     judged = [levels.val_acc] if levels.val_acc is not None else accuracies
-    if any(max(acc[-COLLAPSE_WINDOW:]) > chance + CHANCE_MARGIN * scale for acc in judged):
-        return None
-    recent_acc = median(accuracies[0][-COLLAPSE_WINDOW:])
+    band = chance + CHANCE_MARGIN * scale
     learned_before = any(
         max(acc[:-COLLAPSE_WINDOW], default=0.0) >= chance + LEARNED_MARGIN * scale
         for acc in accuracies
     )
+    if any(max(acc[-COLLAPSE_WINDOW:]) > band for acc in judged) and not (
+        learned_before and _settled_at_chance(judged, band)
+    ):
+        return None
+    recent_acc = median(accuracies[0][-COLLAPSE_WINDOW:])
     losses = levels.loss
     stand_in = False
     if losses is not None and chance_loss is None and min(losses) > 0:
@@ -198,8 +219,8 @@ def _collapse(levels: Levels) -> tuple[float, str] | None:
             f"with a loss of {recent_loss:.4g} jumping around its own median {chance_loss:.4g} "
             "(not a per-sample cross-entropy: log(K) says nothing of it)"
             if stand_in
-            else f"with a loss of {recent_loss:.3f} ≥ log({levels.curves.num_classes}) = "
-            f"{chance_loss:.3f}"
+            else f"with a loss of {recent_loss:.3f}, near or above "
+            f"log({levels.curves.num_classes}) = {chance_loss:.3f}"
         )
         # The trend of the recent half: a blown-up first epoch must not pass for a decline.
         declining = kendall_tau(losses[len(losses) // 2 :])

@@ -123,6 +123,12 @@ def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
          Label.UNDERFITTING),
         # ... while label noise memorised keeps the seed's sign: the training loss falls far.
         ("digits7-overfitting-noise35-vgg-nomomentum-b16-s0", None, False, Label.OVERFITTING),
+        # Wave 15: momentum 0.96 at a constant 0.12, validation accuracy 0.82 at epoch 2, then
+        # back at chance with the loss at log 10 for 30 epochs — but one of the last three
+        # epochs flickered to 0.21, above the chance band (was "healthy: converged" at 0.97):
+        # a net that had learned and sits at chance through most of its end window collapsed.
+        ("digits-diverged-sgd-m096-lr12e2-nonorm-constant-collapse-40-s1", None, True,
+         Label.DIVERGED),
     ],
 )
 def test_real_runs_get_the_label_their_rest_bears_out(

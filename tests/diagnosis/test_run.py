@@ -181,6 +181,37 @@ def test_live_check_never_stops_a_noisy_healthy_run(seed: int) -> None:
     assert all(live_check(curves.prefix(t)) is None for t in range(1, 31))
 
 
+def _learned_then_at_chance(at_chance: list[bool]) -> Curves:
+    """20 epochs learned to 0.9, then one epoch per flag: at chance (loss at log 10) or not."""
+    accs = [0.9] * 20 + [0.1 if flag else 0.9 for flag in at_chance]
+    losses = [0.3 if acc > 0.5 else 2.35 for acc in accs]
+    return Curves.model_validate(
+        {
+            "train_loss": losses,
+            "val_loss": losses,
+            "train_acc": accs,
+            "val_acc": accs,
+            "num_classes": 10,
+        }
+    )
+
+
+def test_a_collapse_that_flickers_off_chance_is_still_a_collapse() -> None:
+    # Ten epochs back at chance, one of the last three landing on a class (0.9 here stands in
+    # for any flicker above the chance band): diverged, not a run that learned ...
+    flicker = [True] * 8 + [False, True]
+    assert diagnose_run(_learned_then_at_chance(flicker)).label is Label.DIVERGED
+    # ... and the live check stops it once two epochs in a row say so (a stop is final).
+    assert live_check(_learned_then_at_chance(flicker)) is None
+    assert live_check(_learned_then_at_chance([*flicker, True])) is not None
+
+
+@pytest.mark.parametrize("dip", [[True, True], [True, True, False, True]])
+def test_a_short_dip_to_chance_after_learning_is_not_stopped(dip: list[bool]) -> None:
+    # Two or three epochs at chance with the run above it between: not (yet) a collapse.
+    assert live_check(_learned_then_at_chance([False] * 4 + dip)) is None
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_extreme_but_valid_curves_never_raise(seed: int) -> None:
     # The HTTP endpoint is fuzzed: any input the model accepts must diagnose to valid JSON.
