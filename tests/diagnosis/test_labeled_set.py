@@ -367,20 +367,20 @@ def test_the_sixteenth_wave_is_a_practitioners_mix(
                if r["family"] not in collapsed and len(r["curves"]["val_acc"]) > 3)
 
 
-# Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results). These are still wave
-# 14's, set when it was the held-out half (the lead resets them at the held-out half's single
-# evaluation, wave 16's now): wave 14 measured at its single evaluation, with the method frozen
-# at 2d214f3 (arbiter and calibration fitted on waves 1-13): whole runs 89.3% right, no healthy
-# false alarm (of 15), ECE 0.105 / 0.082 with / without plans; whole runs + cuts 83.7% / 85.4%
-# balanced, healthy false alarms 15.6% / 4.4% (7 and 2 of 45), ECE 0.062 / 0.047. The floors
-# sit just under those figures so that a change which makes the held-out half worse fails
-# here; the targets themselves are not met.
+# Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results): wave 16 measured at
+# its single evaluation, with the method frozen at e970831 (arbiter and calibration fitted on
+# waves 1-15): whole runs 89.3% right, no healthy false alarm (of 15), ECE 0.077 / 0.203 with
+# / without plans (without a plan a finished run's stage is unknown, and the confidence of an
+# unknown-stage verdict is calibrated on cuts: right whole runs at 0.3); whole runs + cuts
+# 80.3% / 77.6% balanced, healthy false alarms 22.8% / 24.6% (13 and 14 of 57), ECE 0.029 /
+# 0.057. The floors sit just under those figures so that a change which makes the held-out
+# half worse fails here; the targets themselves are not met.
 HELDOUT_WHOLE_ACCURACY_FLOOR = 0.88
 HELDOUT_WHOLE_FALSE_ALARM_CEILING = 0.07
-HELDOUT_WHOLE_ECE_CEILING = 0.11
-HELDOUT_BALANCED_FLOOR = {True: 0.83, False: 0.84}
-HELDOUT_FALSE_ALARM_CEILING = {True: 0.16, False: 0.07}
-HELDOUT_ECE_CEILING = 0.07
+HELDOUT_WHOLE_ECE_CEILING = 0.21
+HELDOUT_BALANCED_FLOOR = {True: 0.80, False: 0.77}
+HELDOUT_FALSE_ALARM_CEILING = {True: 0.23, False: 0.25}
+HELDOUT_ECE_CEILING = 0.06
 
 
 @with_and_without_plans
