@@ -47,18 +47,14 @@ def conv_bn_act(cin: int, cout: int, cfg: ModelConfig, stride: int = 1) -> list[
 
 
 class GridPool(nn.AdaptiveAvgPool2d):
-    """Average-pool each map to a *size* × *size* grid; a map already that size passes
-    through as it is. Adaptive pooling over 1 × 1 bins returns the same values, but on a CPU
-    its backward pass over channels-last maps is slow (0.1 ms a step for one digits CNN,
-    0.4 ms for a pack of five at width 32), and on the digits every network's last map is
-    already the grid."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.size = size
+    """Average-pool each map to a square grid of side *output_size* (an int); a map already
+    that size passes through as it is. Adaptive pooling over 1 × 1 bins returns the same
+    values, but on a CPU its backward pass over channels-last maps is slow (0.1 ms a step for
+    one digits CNN, 0.4 ms for a pack of five at width 32), and on the digits every network's
+    last map is already the grid."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[-2] == self.size and x.shape[-1] == self.size:
+        if x.shape[-2] == self.output_size and x.shape[-1] == self.output_size:
             return x
         return super().forward(x)
 
