@@ -16,7 +16,7 @@ from pathlib import Path
 
 import uvicorn
 
-from service.settings import Settings
+from service.settings import Settings, env_name
 from service.supervisor import LocalWorkers, WorkerPlan
 from studies.db import Database, configure_pool
 from studies.schema_setup import create_schema
@@ -68,20 +68,36 @@ def prepare_database(settings: Settings) -> None:
         database.dispose()
 
 
+# The settings a local worker must read as this server does, passed to it explicitly: the
+# server's settings need not be the environment both inherit (the demo picks its own database
+# in code, tests build Settings by hand).
+WORKER_SETTINGS = (
+    "home",
+    "database_url",
+    "data_dir",
+    "worker_poll_interval_s",
+    "worker_heartbeat_interval_s",
+    "worker_stale_after_s",
+    # The limits a follow-up round the worker submits must fit (studies.chain).
+    "max_trials_per_study",
+    "max_epochs",
+    "max_queued_studies",
+)
+
+
 def worker_env(settings: Settings) -> dict[str, str]:
     """The environment of local workers: this server's database and folders, explicitly."""
-    env = dict(os.environ)
-    env["SWEEPDOC_HOME"] = str(settings.home)
-    env["SWEEPDOC_DATABASE_URL"] = settings.resolved_database_url
-    env["SWEEPDOC_DATA_DIR"] = str(settings.resolved_data_dir)
-    env["SWEEPDOC_WORKER_POLL_INTERVAL_S"] = str(settings.worker_poll_interval_s)
-    env["SWEEPDOC_WORKER_HEARTBEAT_INTERVAL_S"] = str(settings.worker_heartbeat_interval_s)
-    env["SWEEPDOC_WORKER_STALE_AFTER_S"] = str(settings.worker_stale_after_s)
-    # The limits a follow-up round the worker submits must fit (studies.chain).
-    env["SWEEPDOC_MAX_TRIALS_PER_STUDY"] = str(settings.max_trials_per_study)
-    env["SWEEPDOC_MAX_EPOCHS"] = str(settings.max_epochs)
-    env["SWEEPDOC_MAX_QUEUED_STUDIES"] = str(settings.max_queued_studies)
-    return env
+    # The database and data folder as this server resolved them (not unset: "the default").
+    resolved = settings.model_copy(
+        update={
+            "database_url": settings.resolved_database_url,
+            "data_dir": settings.resolved_data_dir,
+        }
+    )
+    return {
+        **os.environ,
+        **{env_name(name): str(getattr(resolved, name)) for name in WORKER_SETTINGS},
+    }
 
 
 def start_workers(

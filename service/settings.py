@@ -286,6 +286,15 @@ class Settings(BaseSettings):
         return SpecLimits(max_trials=self.max_trials_per_study, max_epochs=self.max_epochs)
 
 
+def env_name(field: str) -> str:
+    """The environment variable a Settings field is read from: the prefix, then the field's
+    name (pydantic-settings matches names case-insensitively; the upper-case one is the
+    documented spelling)."""
+    if field not in Settings.model_fields:
+        raise ValueError(f"{field!r} is not a setting")
+    return f"{Settings.model_config['env_prefix']}{field}".upper()
+
+
 def redact_url(url: str) -> str:
     """*url* with its password masked (for logs, messages and terminals)."""
     try:
