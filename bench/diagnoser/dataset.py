@@ -7,7 +7,10 @@ split: recipe.py (by wave: waves 1–15 are the training half, wave 16 the held-
 
 Ground truth:
 
-- A whole run's label is the one its construction makes true.
+- A whole run's label is the one its construction makes true. A healthy or underfitting
+  construction must have reached its plateau (``training_settled``: the training loss fell
+  at most an eighth of its whole fall over the last quarter, unless the LR was annealed
+  away); one still descending steadily is remade longer (tests/diagnosis/test_labeled_set).
 - A cut (the run as it looked after epoch t: what the worker, and a user diagnosing a run in
   progress, see) is labeled by what the REST OF THE SAME RUN, up to its end, shows. Both
   validation curves are first smoothed by a centred running median of 3 epochs (one lucky
@@ -70,6 +73,11 @@ PAYING_ACC_GAIN = 0.03
 PAYING_LOSS_FALL = 0.20
 SETTLED_SHARE = 0.5
 CHANCE_CLEARANCE = 0.1  # of the way from chance to 1: below it a run has not learned
+# A settled training loss falls at most this share of its whole fall over the run's last
+# quarter: a steady descent falls a quarter of it there, a curve at its plateau next to nothing
+# (the construction check of a whole run labeled healthy or underfitting: ``training_settled``).
+SETTLED_TRAIN_FALL_SHARE = 0.125
+ANNEALED_LR_SHARE = 0.1  # a final LR under this share of the peak: the schedule settled the run
 
 
 class Reduction(StrEnum):
@@ -156,6 +164,28 @@ def cut_truth(run: dict[str, Any], t: int) -> Label | None:
     if label is Label.OVERFITTING and _passed_its_best(loss, t):
         return Label.OVERFITTING
     return None
+
+
+def training_settled(run: dict[str, Any]) -> bool | None:
+    """Whether a whole run's training loss had reached its plateau by the end (None: not
+    judged here — a loss with gaps, fewer than 8 epochs, or an LR annealed away, which settles
+    any curve by the schedule, whatever the model).
+
+    What a healthy ("trained to convergence") or underfitting ("cannot fit its own training
+    set") construction must show; a loss still descending at a steady pace is a run that more
+    epochs would carry further (issue 11: a smooth slow descent is undertrained). Read on the
+    curves alone, never with the diagnoser.
+    """
+    curves = run["curves"]
+    loss, lr = curves["train_loss"], curves.get("lr") or []
+    if len(loss) < 8 or any(v is None for v in loss):
+        return None
+    if lr and lr[-1] < ANNEALED_LR_SHARE * max(lr):
+        return None
+    smooth = _centred_median(loss, 3)
+    whole_fall = smooth[0] - min(smooth)
+    last_quarter_fall = smooth[len(smooth) * 3 // 4 - 1] - smooth[-1]
+    return whole_fall <= 0.0 or last_quarter_fall <= SETTLED_TRAIN_FALL_SHARE * whole_fall
 
 
 def cut_points(epochs: int) -> list[int]:

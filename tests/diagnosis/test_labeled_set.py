@@ -144,6 +144,31 @@ def test_a_bad_wave_file_is_refused_naming_the_field_and_why(
     assert f"wave8.toml: {field}" in str(refused.value)
 
 
+def test_healthy_and_underfitting_runs_reached_their_plateau(
+    runs: list[dict[str, Any]], dataset: ModuleType
+) -> None:
+    # Their construction says "trained to convergence" / "cannot fit its own training set": a
+    # training loss still descending steadily at the end (a quarter of its fall in the last
+    # quarter) is neither, but a slow descent more epochs would carry on (issue 11), and such
+    # a run must be remade longer. Waves 14-16 each had one or two (found in the eleventh
+    # session, remade at four times their epochs). An annealed run is settled by its schedule.
+    def run(loss: list[float], lr: float = 0.01) -> dict[str, Any]:
+        return {"curves": {"train_loss": loss, "lr": [lr] * len(loss)}}
+
+    steady = [2.3 - 0.01 * epoch for epoch in range(40)]
+    plateau = [0.5 + 1.8 * 0.8**epoch for epoch in range(40)]
+    assert dataset.training_settled(run(steady)) is False
+    assert dataset.training_settled(run(plateau)) is True
+    annealed = run(steady) | {"curves": {"train_loss": steady, "lr": [0.1] * 39 + [0.001]}}
+    assert dataset.training_settled(annealed) is None
+
+    judged = [r for r in runs if r["label"] in ("healthy", "underfitting")]
+    verdicts = {r["id"]: dataset.training_settled(r) for r in judged}
+    assert sum(v is not None for v in verdicts.values()) >= 90  # most are judged, not skipped
+    still_falling = sorted(run_id for run_id, settled in verdicts.items() if settled is False)
+    assert not still_falling
+
+
 def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
     assert len(runs) >= 895
     assert {r["dataset"] for r in runs} == {"digits", "mnist"}
@@ -343,13 +368,15 @@ def test_the_sixteenth_wave_is_a_practitioners_mix(
         for c in undertrained
     )
     # Weak nets (one or two channels in one stage) that cannot fit their training set: the
-    # training accuracy low and flat (within 7 points) over the last quarter.
+    # training accuracy low over the last quarter and the training loss at its plateau. (At
+    # most 0.65 since the 1-channel GELU net was remade at 160 epochs: it fits 4 classes to
+    # 0.64; "flat" was "within 7 points" of raw accuracy, which its batch noise just exceeds.)
     for run in heldout:
         model = run["config"]["model"]
         if run["label"] == "underfitting" and model.get("width", 32) <= 2:
             train_acc = run["curves"]["train_acc"]
             last_quarter = train_acc[-max(1, len(train_acc) // 4):]
-            assert max(last_quarter) <= 0.6 and max(last_quarter) - min(last_quarter) <= 0.07
+            assert max(last_quarter) <= 0.65 and dataset.training_settled(run)
 
     # Learned first (half-way from chance to 1), then collapsed to chance as a warm-up raised
     # the LR; and never learned at all at an LR far too high.
