@@ -11,20 +11,8 @@ import pytest
 from service.server import worker_env
 from service.settings import Settings
 
-# What a worker reads (service/commands/worker.py) that must be its server's, each as the
-# server holds it; the server's values below differ from every default, so a variable that
-# worker_env drops or misnames reads back as a default and fails here.
-READ_BACK = (
-    "home",
-    "resolved_database_url",
-    "resolved_data_dir",
-    "worker_poll_interval_s",
-    "worker_heartbeat_interval_s",
-    "worker_stale_after_s",
-    "max_trials_per_study",
-    "max_epochs",
-    "max_queued_studies",
-)
+# The server's worker timings and the limits a follow-up round must fit, none of them a
+# default: a worker that is not handed one reads the default back, and the test fails.
 TIMINGS_AND_LIMITS: dict[str, Any] = {
     "worker_poll_interval_s": 0.25,
     "worker_heartbeat_interval_s": 2.5,
@@ -35,30 +23,32 @@ TIMINGS_AND_LIMITS: dict[str, Any] = {
 }
 
 
-def _server_settings(tmp_path: Path, *, explicit_paths: bool) -> Settings:
-    """Settings built in code, as the demo and the tests build them: not in the environment."""
-    paths: dict[str, Any] = (
-        {"database_url": f"sqlite:///{tmp_path / 'elsewhere.db'}", "data_dir": tmp_path / "data"}
-        if explicit_paths
-        else {"database_url": None, "data_dir": None}  # resolved under home
-    )
-    return Settings(home=tmp_path / "server-home", **paths, **TIMINGS_AND_LIMITS)
+def _as_used(settings: Settings) -> dict[str, Any]:
+    """Every setting, the database and the data folder as resolved (what a process uses)."""
+    return {
+        **settings.model_dump(),
+        "database_url": settings.resolved_database_url,
+        "data_dir": settings.resolved_data_dir,
+    }
 
 
 @pytest.mark.parametrize("explicit_paths", [True, False], ids=["explicit paths", "under home"])
 def test_a_worker_reads_back_its_servers_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, explicit_paths: bool
 ) -> None:
-    server = _server_settings(tmp_path, explicit_paths=explicit_paths)
-    for name, value in TIMINGS_AND_LIMITS.items():
-        assert value != Settings.model_fields[name].default, name  # else nothing is tested
     prefix = Settings.model_config["env_prefix"]
     for key in [key for key in os.environ if key.upper().startswith(prefix)]:
         monkeypatch.delenv(key)  # only what worker_env writes may reach the worker
-    env = worker_env(server)
-    for key, value in env.items():
+    for name, value in TIMINGS_AND_LIMITS.items():
+        assert value != Settings.model_fields[name].default, name  # else nothing is tested
+    # Built in code, as the demo and the tests build theirs: nothing of it is in os.environ.
+    server = Settings(
+        home=tmp_path / "server-home",
+        database_url=f"sqlite:///{tmp_path / 'elsewhere.db'}" if explicit_paths else None,
+        data_dir=tmp_path / "data" if explicit_paths else None,
+        **TIMINGS_AND_LIMITS,
+    )
+    for key, value in worker_env(server).items():
         monkeypatch.setenv(key, value)
-    worker = Settings()  # what `sweepdoc worker` reads, started with *env*
-    assert {name: getattr(worker, name) for name in READ_BACK} == {
-        name: getattr(server, name) for name in READ_BACK
-    }
+    worker = Settings()  # what `sweepdoc worker` reads, started with that environment
+    assert _as_used(worker) == _as_used(server)
