@@ -56,7 +56,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,14 @@ class Recipe:
     seed: int = 0
     val_fraction: float = 0.2  # digits only: MNIST comes with its own val/ folder
     split_seed: int = 0
+
+    def at(self, *, width: int | None = None, epochs: int | None = None) -> Recipe:
+        """This recipe with another network width and number of epochs (None: its own)."""
+        return replace(
+            self,
+            model=self.model if width is None else {**self.model, "width": width},
+            epochs=self.epochs if epochs is None else epochs,
+        )
 
 
 # What a user would run: a small CNN trained to convergence with Adam at a constant rate.
@@ -396,8 +404,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a run of RECIPES, here and in bench/pack.py: the datasets, the searches,
+    the random search's trials, the epochs, and the MNIST images (export_mnist_for)."""
     parser.add_argument("--datasets", default="digits,mnist")
     parser.add_argument("--searches", default="grid,random")
     parser.add_argument("--trials", type=int, default=20, help="random search trials")
@@ -405,27 +414,38 @@ def main() -> None:
     parser.add_argument("--mnist-train", type=int, default=5000)
     parser.add_argument("--mnist-val", type=int, default=1000)
     parser.add_argument(
-        "--mnist-source", type=Path, default=default_mnist_dir(),
+        "--mnist-source",
+        type=Path,
+        default=default_mnist_dir(),
         help="MNIST 10k IDX folder (default: $SWEEPDOC_BENCH_MNIST, else ../shared/data/mnist-10k)",
     )
     parser.add_argument("--data-root", type=Path, default=Path("/tmp/sweepdoc-bench-data"))
+
+
+def export_mnist_for(args: argparse.Namespace) -> str:
+    """The MNIST folder under --data-root that a study's dataset names (study_spec's
+    *mnist_folder*), exported there first when --datasets has mnist."""
+    folder = f"mnist-{args.mnist_train}-{args.mnist_val}"
+    if "mnist" in args.datasets.split(","):
+        export_mnist(
+            args.mnist_source, args.data_root / folder, train=args.mnist_train, val=args.mnist_val
+        )
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_recipe_options(parser)
     parser.add_argument("--out", type=Path, default=RESULTS / "optuna_compare.json")
     args = parser.parse_args()
 
     datasets = args.datasets.split(",")
-    mnist_folder = f"mnist-{args.mnist_train}-{args.mnist_val}"
-    if "mnist" in datasets:
-        export_mnist(
-            args.mnist_source, args.data_root / mnist_folder,
-            train=args.mnist_train, val=args.mnist_val,
-        )
+    mnist_folder = export_mnist_for(args)
     rows = []
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sweepdoc-optuna-compare-") as tmp:
         for dataset in datasets:
-            recipe = RECIPES[dataset]
-            if args.epochs is not None:
-                recipe = Recipe(**{**recipe.__dict__, "epochs": args.epochs})
+            recipe = RECIPES[dataset].at(epochs=args.epochs)
             for search in args.searches.split(","):
                 work = Path(tmp) / f"{dataset}-{search}"
                 rows.append(

@@ -50,7 +50,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +64,13 @@ from bench._before import (  # noqa: E402
     running,
     spec_for_tree,
 )
-from bench._common import default_mnist_dir, write_result  # noqa: E402
+from bench._common import write_result  # noqa: E402
 from bench._grid_worker import submit_in_process, trials_per_minute  # noqa: E402
-from bench._mnist import export_mnist  # noqa: E402
 from bench.optuna_compare import (  # noqa: E402
     RECIPES,
     Recipe,
+    add_recipe_options,
+    export_mnist_for,
     run_baseline,
     run_sweepdoc,
     study_spec,
@@ -205,23 +205,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def full(args: argparse.Namespace, before: Tree | None) -> None:
     datasets = args.datasets.split(",")
-    folder = f"mnist-{args.mnist_train}-{args.mnist_val}"
-    if "mnist" in datasets:
-        export_mnist(
-            args.mnist_source, args.data_root / folder, train=args.mnist_train, val=args.mnist_val
-        )
+    folder = export_mnist_for(args)
     rows: list[dict[str, Any]] = []
     versus_optuna: dict[str, Any] | None = None
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sweepdoc-pack-") as tmp:
         for dataset in datasets:
             for width in (int(w) for w in args.widths.split(",")):
-                base = RECIPES[dataset]
-                recipe = replace(
-                    base,
-                    model={**base.model, "width": width},
-                    epochs=args.epochs if args.epochs is not None else base.epochs,
-                )
+                recipe = RECIPES[dataset].at(width=width, epochs=args.epochs)
                 for search in args.searches.split(","):
                     work = Path(tmp) / f"{dataset}-{width}-{search}"
                     row = run_configuration(
@@ -299,7 +290,7 @@ def grid_in_process(home: Path, recipe: Recipe, max_pack: Any) -> tuple[Any, Any
 
 
 def _quick_spec(epochs: int, max_pack: Any) -> dict[str, Any]:
-    return _spec(replace(RECIPES["digits"], epochs=epochs), "grid", 5, "", max_pack)
+    return _spec(RECIPES["digits"].at(epochs=epochs), "grid", 5, "", max_pack)
 
 
 def quick(args: argparse.Namespace, before: Tree | None) -> None:
@@ -351,11 +342,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="digits w32 grid only, < 1 min")
     parser.add_argument("--quick-epochs", type=int, default=3)
-    parser.add_argument("--datasets", default="digits,mnist")
+    add_recipe_options(parser)
     parser.add_argument("--widths", default="32,16")
-    parser.add_argument("--searches", default="grid,random")
-    parser.add_argument("--trials", type=int, default=20, help="random search trials")
-    parser.add_argument("--epochs", type=int, default=None, help="override both recipes")
     parser.add_argument("--optuna", action="store_true", help="also run Optuna's example")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each side, in turn")
     parser.add_argument(
@@ -364,15 +352,6 @@ def main() -> None:
         help="the commit whose unpacked runs are the third side ('none': skip it; default: "
         f"{DEFAULT_BEFORE}, the last without issue 15's code in a trial alone, bench/_before.py)",
     )
-    parser.add_argument("--mnist-train", type=int, default=5000)
-    parser.add_argument("--mnist-val", type=int, default=1000)
-    parser.add_argument(
-        "--mnist-source",
-        type=Path,
-        default=default_mnist_dir(),
-        help="MNIST 10k IDX folder (default: $SWEEPDOC_BENCH_MNIST, else ../shared/data/mnist-10k)",
-    )
-    parser.add_argument("--data-root", type=Path, default=Path("/tmp/sweepdoc-bench-data"))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     run = quick if args.quick else full

@@ -23,8 +23,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +121,7 @@ def _one_run(home: Path, max_pack: int, width: int, epochs: int) -> dict[str, An
     from studies.optuna_bridge import close_storages
     from studies.worker import run_worker
 
-    base = RECIPES["digits"]
-    recipe = replace(base, model={**base.model, "width": width}, epochs=epochs)
+    recipe = RECIPES["digits"].at(width=width, epochs=epochs)
     db, study, options = grid_in_process(home, recipe, max_pack)
     clock = _Clock()
     with _timed(clock):
@@ -142,6 +140,17 @@ def _one_run(home: Path, max_pack: int, width: int, epochs: int) -> dict[str, An
         "seconds": seconds,
         "calls": dict(clock.calls),
     }
+
+
+def _print_parts(parts: Iterable[str], runs: dict[str, list[dict[str, Any]]], per: str) -> None:
+    """A line a part: its milliseconds per *per* (a run's "member_epochs" or "trials"), the
+    median over each mode's runs."""
+    for part in parts:
+        cells = []
+        for mode in MODES:
+            values = [1000 * r["seconds"].get(part, 0.0) / r[per] for r in runs[mode]]
+            cells.append(f"{statistics.median(values):10.2f}")
+        print(f"{part:32} " + " ".join(cells))
 
 
 def main() -> None:
@@ -171,12 +180,7 @@ def main() -> None:
     parts = list(dict.fromkeys([p for *_, p in _TIMED] + [_OUTER]))
     print(f"\nms per member-epoch (median of {args.repeats}), digits w{args.width} grid")
     print(f"{'part':32} " + " ".join(f"{mode:>10}" for mode in MODES))
-    for part in parts:
-        cells = []
-        for mode in MODES:
-            values = [1000 * r["seconds"].get(part, 0.0) / r["member_epochs"] for r in runs[mode]]
-            cells.append(f"{statistics.median(values):10.2f}")
-        print(f"{part:32} " + " ".join(cells))
+    _print_parts(parts, runs, per="member_epochs")
     outside = []
     for mode in MODES:
         values = []
@@ -187,12 +191,7 @@ def main() -> None:
         outside.append(f"{statistics.median(values):10.2f}")
     print(f"{'outside training (all)':32} " + " ".join(outside))
     print(f"\nms per trial (median of {args.repeats})")
-    for part in dict.fromkeys(p for *_, p in _PER_TRIAL):
-        cells = []
-        for mode in MODES:
-            values = [1000 * r["seconds"].get(part, 0.0) / r["trials"] for r in runs[mode]]
-            cells.append(f"{statistics.median(values):10.2f}")
-        print(f"{part:32} " + " ".join(cells))
+    _print_parts(dict.fromkeys(p for *_, p in _PER_TRIAL), runs, per="trials")
     counts = " ".join(
         f"{statistics.median(r['member_epochs'] for r in runs[m]):>10}" for m in MODES
     )
