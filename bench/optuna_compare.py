@@ -239,8 +239,11 @@ def _sweepdoc_trial(detail: dict[str, Any]) -> TrialResult:
 def run_sweepdoc(spec: dict[str, Any], home: Path, data_dir: Path) -> dict[str, Any]:
     """Serve, submit *spec*, wait for the end, read every trial back; the summary."""
     server = ServeProcess(  # the shipped worker settings: fast test polling would flatter us
-        home, database_url=f"sqlite:///{home / 'sweepdoc.db'}", workers=1,
-        env_overrides={"SWEEPDOC_DATA_DIR": str(data_dir)}, fast_workers=False,
+        home,
+        database_url=f"sqlite:///{home / 'sweepdoc.db'}",
+        workers=1,
+        env_overrides={"SWEEPDOC_DATA_DIR": str(data_dir)},
+        fast_workers=False,
     )
     began = time.perf_counter()
     with serving(server, workers=1):

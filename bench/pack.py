@@ -216,7 +216,13 @@ def full(args: argparse.Namespace, before: Tree | None) -> None:
                 for search in args.searches.split(","):
                     work = Path(tmp) / f"{dataset}-{width}-{search}"
                     row = run_configuration(
-                        recipe, search, args.trials, args.data_root, folder, work, args.repeats,
+                        recipe,
+                        search,
+                        args.trials,
+                        args.data_root,
+                        folder,
+                        work,
+                        args.repeats,
                         before,
                     )
                     rows.append(row)
@@ -230,8 +236,7 @@ def full(args: argparse.Namespace, before: Tree | None) -> None:
         print(
             "\ndigits w32 random search vs Optuna's example: wall "
             + ", ".join(
-                f"{side} ×{versus_optuna[f'{side}_over_optuna_wall']:.2f}"
-                for side in row["runs"]
+                f"{side} ×{versus_optuna[f'{side}_over_optuna_wall']:.2f}" for side in row["runs"]
             )
             + " (target ≤ 0.8)"
         )
@@ -302,11 +307,16 @@ def quick(args: argparse.Namespace, before: Tree | None) -> None:
             # In an interpreter of its own (its own untimed warm-up study first), before
             # today's runs: one process cannot import two trees' packages.
             rates[BEFORE] = quick_rates(
-                before, _quick_spec(args.quick_epochs, 1), _quick_spec(1, 1), 3,
+                before,
+                _quick_spec(args.quick_epochs, 1),
+                _quick_spec(1, 1),
+                3,
                 Path(tmp) / "before",
             )
-            print(f"before ({before.rev}): {', '.join(f'{r:.1f}' for r in rates[BEFORE])} "
-                  "trials/min", flush=True)
+            print(
+                f"before ({before.rev}): {', '.join(f'{r:.1f}' for r in rates[BEFORE])} trials/min",
+                flush=True,
+            )
         warm_up()  # torch's one-off import cost, outside both timings
         # Untimed: the first trial in a process pays one-off costs (the dataset's decoding,
         # the dashboard note's import) that whichever mode ran first would carry.
