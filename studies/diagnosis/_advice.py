@@ -22,14 +22,19 @@ def round_lr(lr: float) -> float:
     return float(f"{lr:.2g}")
 
 
+def _twice_as_long(epochs: int, reason: str) -> Recommendation:
+    """Train longer where nothing says how much longer: twice the epochs."""
+    return Recommendation(
+        action=f"Train longer ({2 * epochs} epochs)",
+        reason=reason,
+        spec_change={"train.epochs": 2 * epochs},
+    )
+
+
 def _train_longer(epochs: int, forecast: Forecast | None) -> Recommendation:
     """Train longer: to the forecast's horizon, saying what those epochs should buy."""
     if forecast is None:
-        return Recommendation(
-            action=f"Train longer ({2 * epochs} epochs)",
-            reason="validation was still improving steadily at the last epoch",
-            spec_change={"train.epochs": 2 * epochs},
-        )
+        return _twice_as_long(epochs, "validation was still improving steadily at the last epoch")
     target = max(forecast.horizon_epochs, epochs + 1)
     name = "validation accuracy" if forecast.metric == "val_acc" else "validation loss"
     spread = (forecast.high - forecast.low) / 2
@@ -100,11 +105,7 @@ def recommend(
                 reason="heavy weight decay or dropout holds the training accuracy down",
                 spec_change={"train.weight_decay": 0.0, "model.dropout": 0.0},
             ),
-            Recommendation(
-                action=f"Train longer ({2 * epochs} epochs)",
-                reason="the seed: underfitting → train a little longer",
-                spec_change={"train.epochs": 2 * epochs},
-            ),
+            _twice_as_long(epochs, "the seed: underfitting → train a little longer"),
         ]
     elif label is Label.UNDERTRAINED:
         advice.append(_train_longer(epochs, forecast))
