@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to sixteenth waves, each written once as an
+"""The image tasks of the labeled set's second to seventeenth waves, each written once as an
 ImageFolder tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -58,7 +58,12 @@ an eleventh noise ceiling, near 0.82). The sixteenth wave (wave16.toml) adds ``d
 4 vs 9), ``digits1279`` (digits 1, 2, 7 and 9: four stroke-like shapes), ``mnist23`` (MNIST 2 vs
 3), ``mnist4to8`` (MNIST 4–8, 5 classes: the class count of the ``mnist5`` checkpoint, for a
 fine-tune onto OTHER classes of the same source) and ``noisy12m`` (all ten MNIST digits with 12 %
-of all labels replaced: a twelfth noise ceiling, near 0.88).
+of all labels replaced: a twelfth noise ceiling, near 0.88). The seventeenth wave (wave17.toml)
+adds ``digits57`` (digits 5 vs 7), ``digits1to6`` (digits 1–6, 6 classes), ``mnist69`` (MNIST 6
+vs 9: two classes like the ``mnist2`` checkpoint's 3 vs 8, for fine-tunes onto OTHER classes of
+the same source), ``mnist0to8`` (MNIST 0–8, 9 classes) and ``noisy22m1368`` (MNIST 1, 3, 6 and 8
+with 22 % of all labels replaced: a thirteenth noise ceiling, near 0.78, the first on a class
+subset rather than all ten digits).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -195,10 +200,17 @@ TASKS = {
         Task("mnist23", "mnist", (2, 3), limit=1200),
         Task("mnist4to8", "mnist", (4, 5, 6, 7, 8), limit=1500),
         Task("noisy12m", "mnist", tuple(range(10)), noise=0.12, limit=2000),
+        # seventeenth wave
+        Task("digits57", "digits", (5, 7)),
+        Task("digits1to6", "digits", tuple(range(1, 7))),
+        Task("mnist69", "mnist", (6, 9), limit=1200),
+        Task("mnist0to8", "mnist", tuple(range(9)), limit=1800),
+        Task("noisy22m1368", "mnist", (1, 3, 6, 8), noise=0.22, limit=1600),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
-        Task("pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000,
-             pretraining=True),
+        Task(
+            "pre-mnist-rot40", "mnist", tuple(range(10)), rotate=True, limit=4000, pretraining=True
+        ),
         Task("pre-mnist2", "mnist", (3, 8), limit=1600, pretraining=True),
         Task("pre-mnist5", "mnist", (0, 1, 2, 3, 4), limit=3000, pretraining=True),
     )
