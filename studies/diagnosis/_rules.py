@@ -244,13 +244,22 @@ def _validation_still_improving(m: Measures) -> bool:
     than not: a model still learning the task, however slowly (a learning rate far too
     low), not one that cannot fit it — that model's validation loss saturates with its
     training curve. The loss, not the accuracy: it averages every example's confidence and
-    is the steadier witness of a weak model's slow progress."""
+    is the steadier witness of a weak model's slow progress.
+
+    A finished run's fall is read by the horizon (the next doubling of the run), not at the
+    asymptote _undertrained asks for: a weak model's validation loss may creep on towards a
+    level far off while its training curve sits flat and low, and for that model a bigger one
+    buys more than any number of epochs (waves 15-16's 1-2 channel nets, remade at four
+    times their epochs: training flat at 0.47-0.64, the validation loss's asymptote a third
+    or more below where it ends).
+    """
     loss = m.forecasts.val_loss
     if loss is None or m.schedule.annealed:
         # Annealed: the forecast extends the run as it was going, but its learning rate is
         # spent (as for the training curve above, and for _undertrained).
         return False
-    p_loss = loss.probability_of_gain(material_loss_fall(loss), by=_judged_by(m))
+    by = GainBy.SHOWN if m.ahead is not None else GainBy.HORIZON
+    p_loss = loss.probability_of_gain(material_loss_fall(loss), by=by)
     return p_loss > UNDERTRAINED_PROBABILITY or _keeps_pace(m, loss) or _accelerating(m)
 
 
