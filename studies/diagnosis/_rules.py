@@ -277,7 +277,7 @@ def train_level(m: Measures) -> tuple[float, str] | None:
     return None
 
 
-def _plateau_needed(m: Measures) -> float:
+def _plateau_needed(m: Measures, *, judged_by_training: bool) -> float:
     """How long the validation curve must have been flat before a weak model is the verdict.
 
     A share of the run: flat for a while, not a pause. But once the schedule has annealed
@@ -285,14 +285,25 @@ def _plateau_needed(m: Measures) -> float:
     plateau as long as a share of the run would be asked of a curve that was still being
     annealed down to its level: then PLATEAU_MIN_EPOCHS, and the training curve's own
     flatness (_training_still_improving) decides.
+
+    So too for a run with no epochs known to lie ahead (finished, or without a plan) judged
+    on its own training set (*judged_by_training*): there the training curve's flatness and
+    what the next doubling of the run would buy (_validation_still_improving) are the
+    evidence, and a weak model's validation accuracy,
+    read on a small validation set, wobbles or creeps a point at a time for far longer than
+    a fifth of a long run (waves 8, 15, 16: 1-2 channel nets over 40-200 epochs, their
+    training accuracy flat at 0.4-0.6, their validation curve never flat that long). Against
+    the study's best the validation plateau is the only evidence that the run has stopped
+    gaining, and keeps its share (the demo's 1e-5 trial climbing 0.30 -> 0.50 is not flat).
     """
-    if m.schedule.annealed:
+    if m.schedule.annealed or (judged_by_training and m.ahead is None):
         return PLATEAU_MIN_EPOCHS
     return max(PLATEAU_MIN_EPOCHS, PLATEAU_MIN_FRACTION * m.epochs)
 
 
 def _underfitting(m: Measures, study_best_val_acc: float | None) -> Verdict | None:
-    if (m.plateau_epochs or 0) < _plateau_needed(m):
+    against_study = study_best_val_acc is not None and m.val_acc is not None
+    if (m.plateau_epochs or 0) < _plateau_needed(m, judged_by_training=not against_study):
         return None
     if m.train_acc is not None and m.val_acc is not None:
         # Bias, not variance: the gap is small next to what the model gets wrong on its own

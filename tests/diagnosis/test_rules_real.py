@@ -123,6 +123,19 @@ def _curves(run_id: str, epochs: int | None, *, plan: bool) -> Curves:
          Label.UNDERFITTING),
         # ... while label noise memorised keeps the seed's sign: the training loss falls far.
         ("digits7-overfitting-noise35-vgg-nomomentum-b16-s0", None, False, Label.OVERFITTING),
+        # Wave 16's 1-2 channel nets remade at four (twelve) times their epochs, their training
+        # loss at its plateau: finished, they are underfitting though the validation loss's
+        # asymptote lies far below (was "undertrained", 6728410 fixed s1) and the validation
+        # accuracy on 180 images is never flat for a fifth of the run (was "undertrained" or
+        # "healthy" before the plateau rule for finished runs) ...
+        ("noisy12m-underfitting-width2-depth1-tanh-clip01-adam8e4-b68-420-s1", None, True,
+         Label.UNDERFITTING),
+        ("digits1279-underfitting-width1-gelu-adam1e3-constant-b76-160-s0", None, False,
+         Label.UNDERFITTING),
+        ("digits1279-underfitting-width1-gelu-adam1e3-constant-b76-160-s1", None, True,
+         Label.UNDERFITTING),
+        # ... while a learning rate far too low, its training loss still descending, is not.
+        ("digits49-undertrained-lowlr-sgd15e6-b12-60-s0", None, False, Label.UNDERTRAINED),
         # Wave 15: momentum 0.96 at a constant 0.12, validation accuracy 0.82 at epoch 2, then
         # back at chance with the loss at log 10 for 30 epochs — but one of the last three
         # epochs flickered to 0.21, above the chance band (was "healthy: converged" at 0.97):
