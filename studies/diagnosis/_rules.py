@@ -98,16 +98,17 @@ def gain_probabilities(m: Measures) -> tuple[float | None, float | None]:
     return p_acc, p_loss
 
 
-def _judged_by(m: Measures) -> GainBy:
+def _judged_by(m: Measures, *, open_ended: GainBy = GainBy.EVENTUALLY) -> GainBy:
     """What "more epochs pay" is read from.
 
     A run in progress (epochs left in its plan, given or implied by its LR decay): what the
     epochs up to the planned end will SHOW, noise included, as the rest of the run will. A
-    finished run, or one without a plan: the eventual gain of the mean curve (its asymptote),
-    noise left out. Those runs have no known end, and over an open-ended future a noisy but
-    settled curve would always show a better epoch somewhere by chance alone.
+    finished run, or one without a plan (*open_ended*): by default the eventual gain of the
+    mean curve (its asymptote), noise left out. Those runs have no known end, and over an
+    open-ended future a noisy but settled curve would always show a better epoch somewhere by
+    chance alone.
     """
-    return GainBy.SHOWN if m.ahead is not None else GainBy.EVENTUALLY
+    return GainBy.SHOWN if m.ahead is not None else open_ended
 
 
 def _undertrained(m: Measures, *, accuracy_only: bool = False) -> Verdict | None:
@@ -258,7 +259,7 @@ def _validation_still_improving(m: Measures) -> bool:
         # Annealed: the forecast extends the run as it was going, but its learning rate is
         # spent (as for the training curve above, and for _undertrained).
         return False
-    by = GainBy.SHOWN if m.ahead is not None else GainBy.HORIZON
+    by = _judged_by(m, open_ended=GainBy.HORIZON)
     p_loss = loss.probability_of_gain(material_loss_fall(loss), by=by)
     return p_loss > UNDERTRAINED_PROBABILITY or _keeps_pace(m, loss) or _accelerating(m)
 
@@ -289,12 +290,12 @@ def _plateau_needed(m: Measures, *, judged_by_training: bool) -> float:
     So too for a run with no epochs known to lie ahead (finished, or without a plan) judged
     on its own training set (*judged_by_training*): there the training curve's flatness and
     what the next doubling of the run would buy (_validation_still_improving) are the
-    evidence, and a weak model's validation accuracy,
-    read on a small validation set, wobbles or creeps a point at a time for far longer than
-    a fifth of a long run (waves 8, 15, 16: 1-2 channel nets over 40-200 epochs, their
-    training accuracy flat at 0.4-0.6, their validation curve never flat that long). Against
-    the study's best the validation plateau is the only evidence that the run has stopped
-    gaining, and keeps its share (the demo's 1e-5 trial climbing 0.30 -> 0.50 is not flat).
+    evidence, and a weak model's validation accuracy, read on a small validation set,
+    wobbles or creeps a point at a time for far longer than a fifth of a long run (waves 8,
+    15, 16: 1-2 channel nets over 40-200 epochs, their training accuracy flat at 0.4-0.6,
+    their validation curve never flat that long). Against the study's best the validation
+    plateau is the only evidence that the run has stopped gaining, and keeps its share (the
+    demo's 1e-5 trial climbing 0.30 -> 0.50 is not flat).
     """
     if m.schedule.annealed or (judged_by_training and m.ahead is None):
         return PLATEAU_MIN_EPOCHS

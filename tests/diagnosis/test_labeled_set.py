@@ -151,7 +151,8 @@ def test_healthy_and_underfitting_runs_reached_their_plateau(
     # training loss still descending steadily at the end (a quarter of its fall in the last
     # quarter) is neither, but a slow descent more epochs would carry on (issue 11), and such
     # a run must be remade longer. Waves 14-16 each had one or two (found in the eleventh
-    # session, remade at four times their epochs). An annealed run is settled by its schedule.
+    # session, remade at four to twelve times their epochs). An annealed run is settled by its
+    # schedule.
     def run(loss: list[float], lr: float = 0.01) -> dict[str, Any]:
         return {"curves": {"train_loss": loss, "lr": [lr] * len(loss)}}
 
@@ -159,7 +160,7 @@ def test_healthy_and_underfitting_runs_reached_their_plateau(
     plateau = [0.5 + 1.8 * 0.8**epoch for epoch in range(40)]
     assert dataset.training_settled(run(steady)) is False
     assert dataset.training_settled(run(plateau)) is True
-    annealed = run(steady) | {"curves": {"train_loss": steady, "lr": [0.1] * 39 + [0.001]}}
+    annealed = {"curves": {"train_loss": steady, "lr": [0.1] * 39 + [0.001]}}
     assert dataset.training_settled(annealed) is None
 
     judged = [r for r in runs if r["label"] in ("healthy", "underfitting")]
