@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to seventeenth waves, each written once as an
+"""The image tasks of the labeled set's second to eighteenth waves, each written once as an
 ImageFolder tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -63,7 +63,12 @@ adds ``digits57`` (digits 5 vs 7), ``digits1to6`` (digits 1–6, 6 classes), ``m
 vs 9: two classes like the ``mnist2`` checkpoint's 3 vs 8, for fine-tunes onto OTHER classes of
 the same source), ``mnist0to8`` (MNIST 0–8, 9 classes) and ``noisy22m1368`` (MNIST 1, 3, 6 and 8
 with 22 % of all labels replaced: a thirteenth noise ceiling, near 0.78, the first on a class
-subset rather than all ten digits).
+subset rather than all ten digits). The eighteenth wave (wave18.toml) adds ``digits68`` (digits 6
+vs 8: two classes like the ``mnist2`` checkpoint's, for a fine-tune across sources onto OTHER
+classes), ``digits3to7`` (digits 3–7, 5 classes), ``mnist48`` (MNIST 4 vs 8, read at 8×8 like
+the ``mnist2`` checkpoint), ``mnist0to6`` (MNIST 0–6, 7 classes) and ``noisy17even`` (the even
+digits with 17 % of all labels replaced: a fourteenth noise ceiling, near 0.83, the first on a
+class subset of the digits).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -206,6 +211,12 @@ TASKS = {
         Task("mnist69", "mnist", (6, 9), limit=1200),
         Task("mnist0to8", "mnist", tuple(range(9)), limit=1800),
         Task("noisy22m1368", "mnist", (1, 3, 6, 8), noise=0.22, limit=1600),
+        # eighteenth wave
+        Task("digits68", "digits", (6, 8)),
+        Task("digits3to7", "digits", tuple(range(3, 8))),
+        Task("mnist48", "mnist", (4, 8), limit=1200),
+        Task("mnist0to6", "mnist", tuple(range(7)), limit=1400),
+        Task("noisy17even", "digits", (0, 2, 4, 6, 8), noise=0.17),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task(
