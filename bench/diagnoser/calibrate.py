@@ -39,7 +39,7 @@ from fit_arbiter import fit as fit_arbiter  # noqa: E402
 from fitting import SPLIT, dry_run_requested, save_fitted  # noqa: E402
 from sklearn.isotonic import IsotonicRegression  # noqa: E402
 
-from studies.diagnosis._arbiter import ArbiterModel  # noqa: E402
+from studies.diagnosis._arbiter import Arbiters  # noqa: E402
 from studies.diagnosis._calibration import CALIBRATION_FILE, Calibration  # noqa: E402
 from studies.diagnosis._plan import Stage  # noqa: E402
 from studies.diagnosis._result import Label  # noqa: E402
@@ -138,11 +138,12 @@ def judge_all(selected: list[Sample], plans: bool, wave_of: dict[str, int]) -> l
     return judged
 
 
-def refereed(judged: Judged, arbiter: ArbiterModel | None) -> Outcome:
-    """*judged*'s outcome with *arbiter* deciding where it applies."""
-    if judged.row is None or arbiter is None:
+def refereed(judged: Judged, arbiters: Arbiters | None) -> Outcome:
+    """*judged*'s outcome with *arbiters* deciding where one of them applies."""
+    model = None if judged.row is None or arbiters is None else arbiters.of(judged.row.kind)
+    if judged.row is None or model is None:
         return judged.outcome
-    label, shares = arbiter.choose(judged.row.x)
+    label, shares = model.choose(judged.row.x)
     return Outcome(judged.outcome.stage, label, shares[label], label is judged.sample.truth)
 
 

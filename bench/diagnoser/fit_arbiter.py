@@ -3,9 +3,10 @@ labeled set, and say how well it does on waves it was not fitted on.
 
 Every training sample (whole runs, cuts and sum-reduced views, each once with its run's plan
 and once without, as calibrate.py takes them) that the arbiter applies to — a run in
-progress logging all four curves — gives one row: the arbiter's features (the measured
-pieces and the rules' own verdict, ``_arbiter.features``) and the true label. The model is
-a multinomial logistic regression (scikit-learn, here only) on clipped (1st–99th
+progress, or an open-ended one (no plan given), logging all four curves — gives one row: the
+arbiter's features (the measured pieces and the rules' own verdict, ``_arbiter.features``),
+the kind of run (``_arbiter.kind_of``) and the true label. Each kind gets its own model, fitted
+on its own rows: a multinomial logistic regression (scikit-learn, here only) on clipped (1st–99th
 percentile of the training rows) and standardised features, class-balanced: every label
 weighs alike, as in the balanced accuracy the diagnoser is judged by. C (the inverse
 regularisation strength) is kept small: few, strongly regularised weights carry best to
@@ -58,6 +59,7 @@ class Row:
     rule: int  # the rules' label, index into arbiter.LABELS
     wave: int
     family: str
+    kind: arbiter.ArbiterKind = arbiter.ArbiterKind.IN_PROGRESS
 
 
 def row(sample: Sample, judgement: Judgement, wave: int) -> Row | None:
@@ -67,9 +69,10 @@ def row(sample: Sample, judgement: Judgement, wave: int) -> Row | None:
     if rules is None or m is None or rules.label not in labels or sample.truth not in labels:
         return None  # a diverged run is the rules' to call (_arbiter.LABELS)
     x = arbiter.features(m, rules.label)
-    if x is None:
+    kind = arbiter.kind_of(m)
+    if x is None or kind is None:
         return None
-    return Row(x, labels.index(sample.truth), labels.index(rules.label), wave, sample.family)
+    return Row(x, labels.index(sample.truth), labels.index(rules.label), wave, sample.family, kind)
 
 
 def training_rows(runs: list[dict[str, Any]]) -> list[Row]:
@@ -84,7 +87,15 @@ def training_rows(runs: list[dict[str, Any]]) -> list[Row]:
     return rows
 
 
-def fit(rows: list[Row], described: str) -> arbiter.ArbiterModel:
+def fit(rows: list[Row], described: str) -> arbiter.Arbiters:
+    """One model per kind of run among *rows*, each fitted on that kind's rows."""
+    kinds = sorted({r.kind for r in rows})
+    return arbiter.Arbiters(
+        models=[_fit_kind([r for r in rows if r.kind is kind], kind, described) for kind in kinds]
+    )
+
+
+def _fit_kind(rows: list[Row], kind: arbiter.ArbiterKind, described: str) -> arbiter.ArbiterModel:
     x = np.array([r.x for r in rows])
     y = np.array([r.truth for r in rows])
     low, high = np.percentile(x, CLIP_PERCENTILES, axis=0)
@@ -105,7 +116,8 @@ def fit(rows: list[Row], described: str) -> arbiter.ArbiterModel:
             coef[label_index] = model.coef_[row_index]
             intercept[label_index] = model.intercept_[row_index]
     return arbiter.ArbiterModel(
-        fitted_on=described,
+        kind=kind,
+        fitted_on=f"{described}; {len(rows)} {kind.value} rows",
         features=arbiter.feature_names(),
         labels=list(arbiter.LABELS),
         clip_low=[round(float(v), 6) for v in low],
@@ -129,16 +141,18 @@ def balanced(truth: list[int], predicted: list[int]) -> tuple[float, float]:
 
 
 def leave_one_wave_out(rows: list[Row]) -> dict[str, float]:
-    """Each wave predicted by a model fitted on the others; the rules alone beside it."""
+    """Each wave of one kind's *rows* predicted by a model fitted on the others; the rules
+    alone beside it."""
     predicted: dict[int, int] = {}
     waves = sorted({r.wave for r in rows})
+    kind = rows[0].kind
     for wave in waves:
-        model = fit([r for r in rows if r.wave != wave], "fold")
+        model = _fit_kind([r for r in rows if r.wave != wave], kind, "fold")
         for i, r in enumerate(rows):
             if r.wave == wave:
                 predicted[i] = arbiter.LABELS.index(model.choose(r.x)[0])
     out: dict[str, float] = {}
-    print("rows the arbiter applies to, leave-one-wave-out (balanced accuracy, healthy alarms):")
+    print(f"{kind.value} rows, leave-one-wave-out (balanced accuracy, healthy alarms):")
     for wave in [*waves, 0]:
         chosen = [i for i, r in enumerate(rows) if wave in (0, r.wave)]
         truth = [rows[i].truth for i in chosen]
@@ -159,12 +173,14 @@ def main() -> None:
     runs = [r for r in load_runs() if r["split"] == SPLIT]
     rows = training_rows(runs)
     print(f"{len(rows)} rows; truths {Counter(arbiter.LABELS[r.truth].value for r in rows)}")
-    cv = leave_one_wave_out(rows)
-    model = fit(rows, f"bench/diagnoser, {SPLIT} split: {len(runs)} runs, {len(rows)} rows "
-                      f"(runs in progress, with and without plans), C={C}")
-    model = model.model_copy(update={"cross_validation": {"leave_one_wave_out_" + k: v
-                                                          for k, v in cv.items()}})
-    save_fitted(model, arbiter.ARBITER_FILE, dry_run=dry_run)
+    fitted = fit(rows, f"bench/diagnoser, {SPLIT} split: {len(runs)} runs, with and without "
+                       f"plans, C={C}")
+    models = []
+    for model in fitted.models:
+        cv = leave_one_wave_out([r for r in rows if r.kind is model.kind])
+        models.append(model.model_copy(
+            update={"cross_validation": {"leave_one_wave_out_" + k: v for k, v in cv.items()}}))
+    save_fitted(arbiter.Arbiters(models=models), arbiter.ARBITER_FILE, dry_run=dry_run)
 
 
 if __name__ == "__main__":

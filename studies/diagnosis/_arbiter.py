@@ -1,4 +1,4 @@
-"""The arbiter: for a run in progress, the label a model of the labeled set's real runs gives.
+"""The arbiter: for a run in progress or open-ended, the label a model of the labeled set gives.
 
 The rules (_rules.py) read each piece of evidence against a hand-set margin, one at a time,
 first rule wins. On a run in progress (its plan, given or implied by its LR decay, still
@@ -12,15 +12,24 @@ multinomial logistic regression fitted on the TRAINING half of the labeled set
 balanced accuracy does), whose coefficients live in arbiter.json. At run time it is a
 clip, a standardisation and one matrix product: no scikit-learn.
 
-Where it does not apply the rules' verdict stands: a finished run, or one with no plan
-(whole runs are the rules' strength), a run missing any of the four curves (the model was
-fitted on runs that log all four), a run whose accuracies never left chance (its loss's
+Two models, one per kind of run (``ArbiterKind``), each fitted on its own rows: a run IN
+PROGRESS (epochs left in its plan), and an OPEN-ENDED run — no plan given and none implied by
+its LR, where a whole run and a cut look alike (a user's CSV). The open-ended model (twelfth
+session) never turns the rules' undertrained into underfitting: that verdict says the curves
+have not settled, and a model that cannot fit its training set must have stopped learning
+(issue 11 items 3 and 5) — a conjunction a linear weighing of the fit level cannot enforce;
+without the guard, leave-one-wave-out, LR-far-too-low whole runs were called underfitting.
+
+Where neither applies the rules' verdict stands: a run that finished its given plan (whole
+runs with a plan are the rules' strength), a run missing any of the four curves (the models
+were fitted on runs that log all four), a run whose accuracies never left chance (its loss's
 stability decides: _never_learned.py), and an underfitting verdict drawn from the study's best
 (the arbiter knows nothing of the study).
 """
 
 import json
 import math
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Final
@@ -61,10 +70,23 @@ FEATURES: Final = (
     "acc_gap",  # smoothed train accuracy - validation accuracy now
     "log_epochs",  # log of the epochs recorded
     "annealed",  # 1 when the LR has already been annealed to a tenth of its peak
+    # Twelfth session: whether the run still sets new bests, and how its losses move now.
+    "since_best_val_loss",  # share of the segment since the smoothed val loss's minimum
+    "recent_train_loss_fall",  # log of the smoothed train loss a window ago over now
+    "val_loss_fall",  # log of the segment's first smoothed val loss over its minimum
+    "val_loss_tau",  # Kendall's tau of the val loss over the end window
+    "train_loss_tau",  # ... and of the train loss
 )
 # A planned LR fall counts up to this many times: beyond it the LR is as good as annealed to
 # zero (a fall to exactly 0 is infinite).
 MAX_LR_FALL: Final = 1e3
+
+
+class ArbiterKind(StrEnum):
+    """Which runs a model was fitted on, and is applied to."""
+
+    IN_PROGRESS = "in_progress"  # epochs left in a plan, given or implied by the LR
+    OPEN_ENDED = "open_ended"  # no plan given or implied: a whole run and a cut look alike
 
 
 def feature_names() -> list[str]:
@@ -78,6 +100,7 @@ class ArbiterModel(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    kind: ArbiterKind
     fitted_on: str
     features: list[str]
     labels: list[Label]
@@ -119,28 +142,61 @@ class ArbiterModel(BaseModel):
         A linear model weighs the pieces against each other, so it can name a label a piece
         rules out by definition: underfitting (issue 11 item 5: the model cannot fit its own
         training set) for a training set fitted to within MEMORISED_ACC of perfect, as a
-        ResNet cut at 1.000 training accuracy was called once.
+        ResNet cut at 1.000 training accuracy was called once. Open-ended, nor for a run the
+        rules call undertrained (the module's docstring says why).
         """
         shares = self.probabilities(x)
         allowed = dict(shares)
-        if x[FEATURES.index("train_fit")] >= MEMORISED_ACC:
+        rules_undertrained = x[len(FEATURES) + LABELS.index(Label.UNDERTRAINED)] == 1.0
+        if x[FEATURES.index("train_fit")] >= MEMORISED_ACC or (
+            self.kind is ArbiterKind.OPEN_ENDED and rules_undertrained
+        ):
             del allowed[Label.UNDERFITTING]
         return max(allowed, key=allowed.__getitem__), shares
 
 
+class Arbiters(BaseModel):
+    """The fitted models, one per kind of run (arbiter.json)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    models: list[ArbiterModel]
+
+    @model_validator(mode="after")
+    def _one_per_kind(self) -> "Arbiters":
+        kinds = [model.kind for model in self.models]
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"one model per kind, got {[k.value for k in kinds]}")
+        return self
+
+    def of(self, kind: ArbiterKind) -> ArbiterModel | None:
+        """The model fitted for *kind* of run (None: no such model was fitted)."""
+        return next((model for model in self.models if model.kind is kind), None)
+
+
 @cache
-def _model() -> ArbiterModel | None:
+def _models() -> Arbiters | None:
     if not ARBITER_FILE.exists():
         return None
-    return ArbiterModel.model_validate(json.loads(ARBITER_FILE.read_text(encoding="utf-8")))
+    return Arbiters.model_validate(json.loads(ARBITER_FILE.read_text(encoding="utf-8")))
+
+
+def kind_of(m: Measures) -> ArbiterKind | None:
+    """The kind of run *m* is, for the arbiter: None for a run that finished its given plan
+    (the rules' to judge)."""
+    if m.ahead is not None:
+        return ArbiterKind.IN_PROGRESS
+    if m.levels.curves.plan is None:  # and no epochs implied ahead by a decaying LR
+        return ArbiterKind.OPEN_ENDED
+    return None
 
 
 def applies(m: Measures) -> bool:
-    """A run in progress that logs all four curves, each long enough to forecast, and has
-    left chance (one that has not is judged by its loss's stability, which the arbiter does
-    not weigh: _never_learned.py)."""
+    """A run in progress or open-ended that logs all four curves, each long enough to
+    forecast, and has left chance (one that has not is judged by its loss's stability, which
+    the arbiter does not weigh: _never_learned.py)."""
     return (
-        m.ahead is not None
+        kind_of(m) is not None
         and not never_left_chance(m)
         and m.train_acc is not None
         and m.val_acc is not None
@@ -155,17 +211,21 @@ def features(m: Measures, rule: Label) -> list[float] | None:
     """The arbiter's inputs for a run the rules labeled *rule*; None where it does not apply."""
     if not applies(m):
         return None
-    assert m.ahead is not None and m.train_acc is not None and m.val_acc is not None
+    assert m.train_acc is not None and m.val_acc is not None and m.train_loss is not None
     assert m.val_loss is not None and m.forecasts.val_acc is not None
     assert m.forecasts.val_loss is not None and m.gap is not None  # both accuracies: acc gap
     p_acc, p_loss = gain_probabilities(m)
     fit = train_level(m)
-    lr_fall = m.ahead.lr_fall or 1.0
+    # An open-ended run has no plan ahead: no LR fall and no epochs left, as far as it knows.
+    lr_fall = (m.ahead.lr_fall or 1.0) if m.ahead is not None else 1.0
+    plan_left = m.ahead.epochs_left / m.ahead.planned_epochs if m.ahead is not None else 0.0
+    val_loss, train_loss = m.val_loss.smooth, m.train_loss.smooth
+    best_loss_at = min(range(len(val_loss)), key=val_loss.__getitem__)
     measured = [
         p_acc if p_acc is not None else 0.0,
         p_loss if p_loss is not None else 0.0,
         math.log10(min(lr_fall, MAX_LR_FALL)),
-        m.ahead.epochs_left / m.ahead.planned_epochs,
+        plan_left,
         1.0 - m.val_acc.smooth[-1],
         fit[0] if fit is not None else 0.0,
         (m.plateau_epochs or 0) / m.epochs,
@@ -175,18 +235,31 @@ def features(m: Measures, rule: Label) -> list[float] | None:
         m.gap[-1],
         math.log(m.levels.epochs),
         1.0 if m.schedule.annealed else 0.0,
+        (len(val_loss) - 1 - best_loss_at) / len(val_loss),
+        _log_ratio(train_loss[-m.window], train_loss[-1]),
+        _log_ratio(val_loss[0], val_loss[best_loss_at]),
+        m.val_loss.tau,
+        m.train_loss.tau,
     ]
     return measured + [1.0 if rule is label else 0.0 for label in LABELS]
 
 
+def _log_ratio(before: float, after: float) -> float:
+    """How far a loss fell from *before* to *after*, scale-free (log of their ratio); 0 for a
+    loss that is not positive, whose ratio means nothing."""
+    return math.log(before / after) if before > 0.0 and after > 0.0 else 0.0
+
+
 def arbitrate(
-    m: Measures, verdict: Verdict, *, study_context: bool, model: ArbiterModel | None = None
+    m: Measures, verdict: Verdict, *, study_context: bool, models: Arbiters | None = None
 ) -> Verdict:
     """The arbiter's verdict where it applies, else *verdict*. The score is the model's
     probability of its label (calibration.json then maps it, per stage, as it does the
     rules' raw scores); the reason is the rules' where they agree, else the pieces that
     weigh most for the arbiter's label."""
-    model = model or _model()
+    models = models or _models()
+    kind = kind_of(m)
+    model = None if models is None or kind is None else models.of(kind)
     if model is None or verdict.label not in LABELS:
         return verdict
     if study_context and verdict.label is Label.UNDERFITTING:
@@ -204,15 +277,20 @@ def _reason(m: Measures, label: Label, shares: dict[Label, float], rule: Verdict
     """Why the arbiter's label, from the measured pieces, with what the rules read alone."""
     ahead, val_acc, train_acc = m.ahead, m.val_acc, m.train_acc
     acc, loss = m.forecasts.val_acc, m.forecasts.val_loss
-    assert ahead is not None and val_acc is not None and train_acc is not None
+    assert val_acc is not None and train_acc is not None
     assert acc is not None and loss is not None  # applies() checked them all
-    where = f"{ahead.epochs_left} of {ahead.planned_epochs} planned epochs still to come"
+    if ahead is not None:
+        where = f"{ahead.epochs_left} of {ahead.planned_epochs} planned epochs still to come"
+        point = "at this point of their plan"
+    else:
+        where = f"{m.levels.epochs} epochs recorded, no plan given"
+        point = "at this point"
     now = val_acc.smooth[-1]
     if label is Label.UNDERTRAINED:
         why = (
             f"{where}; forecast by epoch {acc.horizon}: validation accuracy {acc.now:.3f} → "
             f"{acc.at_horizon:.3f}, validation loss {loss.now:.3g} → {loss.at_horizon:.3g}; "
-            "runs like this one at this point of their plan went on to gain"
+            f"runs like this one {point} went on to gain"
         )
     elif label is Label.HEALTHY:
         why = (
