@@ -470,20 +470,19 @@ def test_the_eighteenth_wave_is_a_practitioners_mix(
     assert all(dataset.cut_truth(r, 3) == "diverged" for r in finished)
 
 
-# Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results): wave 17 measured at its
-# single evaluation, with the method frozen at fff78d1 (arbiter and calibration fitted on waves
-# 1-16): whole runs 97.3% right (73 of 75: a cut-short run's seed 1 and its sum view called
-# healthy), no healthy false alarm (of 15), ECE 0.012 / 0.118 with / without plans (without a plan
-# a finished run's stage is unknown, and an unknown-stage verdict is calibrated on cuts); whole
-# runs + cuts 92.2% / 86.9% balanced, healthy false alarms 4.5% / 4.5% (2 of 44), ECE 0.025 /
-# 0.030. The floors sit just under those figures so that a change which makes the held-out half
+# Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results): wave 18 measured at its
+# single evaluation, with the method frozen at bdde4bc (arbiter and calibration fitted on waves
+# 1-17): whole runs 97.3% right (73 of 75: a dropout weak net's seed 1 and its sum view called
+# undertrained), no healthy false alarm (of 15), ECE 0.040 / 0.062 with / without plans; whole
+# runs + cuts 91.4% / 87.2% balanced, healthy false alarms 4.3% / 4.3% (2 of 47), ECE 0.018 /
+# 0.025. The floors sit just under those figures so that a change which makes the held-out half
 # worse fails here; one wave is one look, and earlier waves scored as low as 74% balanced.
 HELDOUT_WHOLE_ACCURACY_FLOOR = 0.97
 HELDOUT_WHOLE_FALSE_ALARM_CEILING = 0.07
-HELDOUT_WHOLE_ECE_CEILING = 0.13
-HELDOUT_BALANCED_FLOOR = {True: 0.92, False: 0.86}
+HELDOUT_WHOLE_ECE_CEILING = 0.07
+HELDOUT_BALANCED_FLOOR = {True: 0.91, False: 0.87}
 HELDOUT_FALSE_ALARM_CEILING = {True: 0.05, False: 0.05}
-HELDOUT_ECE_CEILING = 0.035
+HELDOUT_ECE_CEILING = 0.03
 
 
 @with_and_without_plans
