@@ -3,14 +3,14 @@ labeled set, and say how well it does on waves it was not fitted on.
 
 Every training sample (whole runs, cuts and sum-reduced views, each once with its run's plan
 and once without, as calibrate.py takes them) that the arbiter applies to — a run in
-progress, or an open-ended one (no plan given), logging all four curves — gives one row: the
-arbiter's features (the measured pieces and the rules' own verdict, ``_arbiter.features``),
-the kind of run (``_arbiter.kind_of``) and the true label. Each kind gets its own model, fitted
-on its own rows: a multinomial logistic regression (scikit-learn, here only) on clipped (1st–99th
-percentile of the training rows) and standardised features, class-balanced: every label
-weighs alike, as in the balanced accuracy the diagnoser is judged by. C (the inverse
-regularisation strength) is kept small: few, strongly regularised weights carry best to
-recipes the set does not hold.
+progress, or an open-ended one (no plan given, or a plan finished), logging all four curves —
+gives one row: the arbiter's features (the measured pieces and the rules' own verdict,
+``_arbiter.features``), the kind of run (``_arbiter.kind_of``) and the true label. Each kind
+gets its own model, fitted on its own rows: a multinomial logistic regression (scikit-learn,
+here only) on clipped (1st–99th percentile of the training rows) and standardised features,
+class-balanced: every label weighs alike, as in the balanced accuracy the diagnoser is judged
+by. C (the inverse regularisation strength) is kept small: few, strongly regularised weights
+carry best to recipes the set does not hold.
 
 Before it writes studies/diagnosis/arbiter.json it prints LEAVE-ONE-WAVE-OUT figures: each
 wave of the training half predicted by a model fitted on the other waves (a wave is a batch
@@ -60,6 +60,10 @@ class Row:
     wave: int
     family: str
     kind: arbiter.ArbiterKind = arbiter.ArbiterKind.IN_PROGRESS
+    # Fitted on, or only judged: a finished plan's run is judged by the open-ended model but
+    # not fitted on (fitted on them too, it read runs without a plan worse, leave-one-wave-out:
+    # docs/diagnoser.md, the arbiter).
+    fitted: bool = True
 
 
 def row(sample: Sample, judgement: Judgement, wave: int) -> Row | None:
@@ -69,10 +73,12 @@ def row(sample: Sample, judgement: Judgement, wave: int) -> Row | None:
     if rules is None or m is None or rules.label not in labels or sample.truth not in labels:
         return None  # a diverged run is the rules' to call (_arbiter.LABELS)
     x = arbiter.features(m, rules.label)
-    kind = arbiter.kind_of(m)
-    if x is None or kind is None:
+    if x is None:
         return None
-    return Row(x, labels.index(sample.truth), labels.index(rules.label), wave, sample.family, kind)
+    kind = arbiter.kind_of(m)
+    fitted = kind is arbiter.ArbiterKind.IN_PROGRESS or m.levels.curves.plan is None
+    truth, rule = labels.index(sample.truth), labels.index(rules.label)
+    return Row(x, truth, rule, wave, sample.family, kind, fitted)
 
 
 def training_rows(runs: list[dict[str, Any]]) -> list[Row]:
@@ -88,10 +94,12 @@ def training_rows(runs: list[dict[str, Any]]) -> list[Row]:
 
 
 def fit(rows: list[Row], described: str) -> arbiter.Arbiters:
-    """One model per kind of run among *rows*, each fitted on that kind's rows."""
-    kinds = sorted({r.kind for r in rows})
+    """One model per kind of run among *rows*, each fitted on that kind's rows (those
+    fitted on: Row.fitted)."""
+    fitted = [r for r in rows if r.fitted]
+    kinds = sorted({r.kind for r in fitted})
     return arbiter.Arbiters(
-        models=[_fit_kind([r for r in rows if r.kind is kind], kind, described) for kind in kinds]
+        models=[_fit_kind([r for r in fitted if r.kind is k], k, described) for k in kinds]
     )
 
 
@@ -147,7 +155,7 @@ def leave_one_wave_out(rows: list[Row]) -> dict[str, float]:
     waves = sorted({r.wave for r in rows})
     kind = rows[0].kind
     for wave in waves:
-        model = _fit_kind([r for r in rows if r.wave != wave], kind, "fold")
+        model = _fit_kind([r for r in rows if r.wave != wave and r.fitted], kind, "fold")
         for i, r in enumerate(rows):
             if r.wave == wave:
                 predicted[i] = arbiter.LABELS.index(model.choose(r.x)[0])

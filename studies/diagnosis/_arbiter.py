@@ -13,18 +13,19 @@ balanced accuracy does), whose coefficients live in arbiter.json. At run time it
 clip, a standardisation and one matrix product: no scikit-learn.
 
 Two models, one per kind of run (``ArbiterKind``), each fitted on its own rows: a run IN
-PROGRESS (epochs left in its plan), and an OPEN-ENDED run — no plan given and none implied by
-its LR, where a whole run and a cut look alike (a user's CSV). The open-ended model (twelfth
-session) never turns the rules' undertrained into underfitting: that verdict says the curves
-have not settled, and a model that cannot fit its training set must have stopped learning
-(issue 11 items 3 and 5) — a conjunction a linear weighing of the fit level cannot enforce;
-without the guard, leave-one-wave-out, LR-far-too-low whole runs were called underfitting.
+PROGRESS (epochs left in its plan, given or implied by its LR decay), and an OPEN-ENDED run —
+no epochs ahead that a plan knows of: no plan given (a user's CSV, where a whole run and a cut
+look alike), or a plan finished, where the question is the same, would more epochs pay. The
+open-ended model (twelfth session) never turns the rules' undertrained into underfitting: that
+verdict says the curves have not settled, and a model that cannot fit its training set must
+have stopped learning (issue 11 items 3 and 5) — a conjunction a linear weighing of the fit
+level cannot enforce; without the guard, leave-one-wave-out, LR-far-too-low whole runs were
+called underfitting.
 
-Where neither applies the rules' verdict stands: a run that finished its given plan (whole
-runs with a plan are the rules' strength), a run missing any of the four curves (the models
-were fitted on runs that log all four), a run whose accuracies never left chance (its loss's
-stability decides: _never_learned.py), and an underfitting verdict drawn from the study's best
-(the arbiter knows nothing of the study).
+Where neither applies the rules' verdict stands: a run missing any of the four curves (the
+models were fitted on runs that log all four), a run whose accuracies never left chance (its
+loss's stability decides: _never_learned.py), and an underfitting verdict drawn from the
+study's best (the arbiter knows nothing of the study).
 """
 
 import json
@@ -86,7 +87,7 @@ class ArbiterKind(StrEnum):
     """Which runs a model was fitted on, and is applied to."""
 
     IN_PROGRESS = "in_progress"  # epochs left in a plan, given or implied by the LR
-    OPEN_ENDED = "open_ended"  # no plan given or implied: a whole run and a cut look alike
+    OPEN_ENDED = "open_ended"  # no epochs ahead that a plan knows of: none given, or finished
 
 
 def feature_names() -> list[str]:
@@ -181,14 +182,9 @@ def _models() -> Arbiters | None:
     return Arbiters.model_validate(json.loads(ARBITER_FILE.read_text(encoding="utf-8")))
 
 
-def kind_of(m: Measures) -> ArbiterKind | None:
-    """The kind of run *m* is, for the arbiter: None for a run that finished its given plan
-    (the rules' to judge)."""
-    if m.ahead is not None:
-        return ArbiterKind.IN_PROGRESS
-    if m.levels.curves.plan is None:  # and no epochs implied ahead by a decaying LR
-        return ArbiterKind.OPEN_ENDED
-    return None
+def kind_of(m: Measures) -> ArbiterKind:
+    """The kind of run *m* is, for the arbiter."""
+    return ArbiterKind.IN_PROGRESS if m.ahead is not None else ArbiterKind.OPEN_ENDED
 
 
 def applies(m: Measures) -> bool:
@@ -196,8 +192,7 @@ def applies(m: Measures) -> bool:
     forecast, and has left chance (one that has not is judged by its loss's stability, which
     the arbiter does not weigh: _never_learned.py)."""
     return (
-        kind_of(m) is not None
-        and not never_left_chance(m)
+        not never_left_chance(m)
         and m.train_acc is not None
         and m.val_acc is not None
         and m.train_loss is not None
@@ -216,7 +211,7 @@ def features(m: Measures, rule: Label) -> list[float] | None:
     assert m.forecasts.val_loss is not None and m.gap is not None  # both accuracies: acc gap
     p_acc, p_loss = gain_probabilities(m)
     fit = train_level(m)
-    # An open-ended run has no plan ahead: no LR fall and no epochs left, as far as it knows.
+    # An open-ended run has no plan ahead: no LR fall and no epochs left that it knows of.
     lr_fall = (m.ahead.lr_fall or 1.0) if m.ahead is not None else 1.0
     plan_left = m.ahead.epochs_left / m.ahead.planned_epochs if m.ahead is not None else 0.0
     val_loss, train_loss = m.val_loss.smooth, m.train_loss.smooth
@@ -258,8 +253,7 @@ def arbitrate(
     rules' raw scores); the reason is the rules' where they agree, else the pieces that
     weigh most for the arbiter's label."""
     models = models or _models()
-    kind = kind_of(m)
-    model = None if models is None or kind is None else models.of(kind)
+    model = None if models is None else models.of(kind_of(m))
     if model is None or verdict.label not in LABELS:
         return verdict
     if study_context and verdict.label is Label.UNDERFITTING:
@@ -283,7 +277,8 @@ def _reason(m: Measures, label: Label, shares: dict[Label, float], rule: Verdict
         where = f"{ahead.epochs_left} of {ahead.planned_epochs} planned epochs still to come"
         point = "at this point of their plan"
     else:
-        where = f"{m.levels.epochs} epochs recorded, no plan given"
+        planned = "its plan finished" if m.levels.curves.plan is not None else "no plan given"
+        where = f"{m.levels.epochs} epochs recorded, {planned}"
         point = "at this point"
     now = val_acc.smooth[-1]
     if label is Label.UNDERTRAINED:

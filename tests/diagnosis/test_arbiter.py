@@ -2,10 +2,10 @@
 model of the labeled set's runs gives, weighing the measured pieces and the rules' verdict
 together.
 
-It must apply only where it was fitted (a run in progress, or one with no plan, logging all four
-curves that has left chance; never a study-context underfitting verdict, never to call a run
-diverged), pick the model of the run's kind, say why it overrode the rules, and refuse a model
-file fitted on other features.
+It must apply only where it was fitted (a run in progress, or an open-ended one — no plan, or a
+plan finished — logging all four curves that has left chance; never a study-context
+underfitting verdict, never to call a run diverged), pick the model of the run's kind, say why
+it overrode the rules, and refuse a model file fitted on other features.
 """
 
 import math
@@ -113,7 +113,6 @@ def test_on_a_run_in_progress_the_arbiter_decides_and_says_why() -> None:
 @pytest.mark.parametrize(
     ("case", "data", "plan"),
     [
-        ("finished: the plan's epochs are all done", factory.healthy(60), PLAN_OF_60),
         ("no training accuracy", {**factory.healthy(20), "train_acc": None}, PLAN_OF_60),
         ("no plan, no training accuracy", {**factory.healthy(20), "train_acc": None}, None),
     ],
@@ -128,7 +127,7 @@ def test_where_it_was_not_fitted_the_rules_stand(
     assert verdict == rules, case
 
 
-def test_a_run_without_a_plan_is_judged_by_the_open_ended_model() -> None:
+def test_a_run_without_a_plan_or_with_its_plan_finished_is_judged_open_ended() -> None:
     m = _measures(factory.healthy(20), plan=None)
     assert kind_of(m) is ArbiterKind.OPEN_ENDED and applies(m)
     rules = decide(m, None)
@@ -146,6 +145,13 @@ def test_a_run_without_a_plan_is_judged_by_the_open_ended_model() -> None:
     only = Arbiters(models=[_model_favouring(other, ArbiterKind.IN_PROGRESS)])
     assert arbitrate(m, rules, study_context=False, models=only) == rules
     assert kind_of(_in_progress()) is ArbiterKind.IN_PROGRESS
+    # A run that finished its plan asks the same question: would more epochs pay.
+    finished = _measures(factory.healthy(60))
+    assert kind_of(finished) is ArbiterKind.OPEN_ENDED and applies(finished)
+    rules = decide(finished, None)
+    other = Label.UNDERTRAINED if rules.label is not Label.UNDERTRAINED else Label.HEALTHY
+    verdict = arbitrate(finished, rules, study_context=False, models=_favouring(other))
+    assert verdict.label is other and "60 epochs recorded, its plan finished" in verdict.reason
 
 
 def test_open_ended_the_rules_undertrained_is_never_turned_into_underfitting() -> None:
