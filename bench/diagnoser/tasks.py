@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to eighteenth waves, each written once as an
+"""The image tasks of the labeled set's second to nineteenth waves, each written once as an
 ImageFolder tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -68,7 +68,11 @@ vs 8: two classes like the ``mnist2`` checkpoint's, for a fine-tune across sourc
 classes), ``digits3to7`` (digits 3–7, 5 classes), ``mnist48`` (MNIST 4 vs 8, read at 8×8 like
 the ``mnist2`` checkpoint), ``mnist0to6`` (MNIST 0–6, 7 classes) and ``noisy17even`` (the even
 digits with 17 % of all labels replaced: a fourteenth noise ceiling, near 0.83, the first on a
-class subset of the digits).
+class subset of the digits). The nineteenth wave (wave19.toml) adds ``digits09`` (digits 0 vs
+9), ``digits2to8`` (digits 2–8, 7 classes), ``mnist37`` (MNIST 3 vs 7, read at 8×8 like the
+``mnist2`` checkpoint, for a linear probe of it onto OTHER classes of the same source),
+``mnist1to6`` (MNIST 1–6, 6 classes) and ``noisy19m057`` (MNIST 0, 5 and 7 with 19 % of all
+labels replaced: a fifteenth noise ceiling, near 0.81, the first on a 3-class task).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -217,6 +221,12 @@ TASKS = {
         Task("mnist48", "mnist", (4, 8), limit=1200),
         Task("mnist0to6", "mnist", tuple(range(7)), limit=1400),
         Task("noisy17even", "digits", (0, 2, 4, 6, 8), noise=0.17),
+        # nineteenth wave
+        Task("digits09", "digits", (0, 9)),
+        Task("digits2to8", "digits", tuple(range(2, 9))),
+        Task("mnist37", "mnist", (3, 7), limit=1200),
+        Task("mnist1to6", "mnist", tuple(range(1, 7)), limit=1500),
+        Task("noisy19m057", "mnist", (0, 5, 7), noise=0.19, limit=1200),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task(
