@@ -1,8 +1,8 @@
 """The labeled set of REAL training runs, and the diagnoser on its held-out half.
 
-bench/diagnoser holds ≥ 995 real runs in eighteen waves whose label is true by construction,
+bench/diagnoser holds ≥ 1045 real runs in nineteen waves whose label is true by construction,
 plus cuts of them labeled by what the rest of each run shows (bench/diagnoser/dataset.py says
-how). Waves 1–17 are the training (development) half, wave 18 the held-out half (recipe.py):
+how). Waves 1–18 are the training (development) half, wave 19 the held-out half (recipe.py):
 recipes nothing was tuned on. The tests named ``heldout`` run the diagnoser on the held-out
 half and guard its numbers in docs/diagnoser.md against regressions; a session developing
 the method deselects them (``-k "not heldout"``) so that the held-out half is evaluated once,
@@ -21,7 +21,7 @@ from studies.diagnosis import Curves, live_check
 from tests.diagnosis.bench_modules import bench_fixture
 
 LABELS = {"healthy", "overfitting", "underfitting", "undertrained", "diverged"}
-HELDOUT_WAVE = 18
+HELDOUT_WAVE = 19
 WHOLE_WAVES_HELDOUT_FROM = 3  # from wave 3 on, each wave was held out whole until the next
 
 # The worker passes each run's plan (epochs, schedule); a CSV's user has none: both are judged.
@@ -171,7 +171,7 @@ def test_healthy_and_underfitting_runs_reached_their_plateau(
 
 
 def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
-    assert len(runs) >= 995
+    assert len(runs) >= 1045
     assert {r["dataset"] for r in runs} == {"digits", "mnist"}
     assert {r["label"] for r in runs} == LABELS
     assert {r["wave"] for r in runs} == set(range(1, HELDOUT_WAVE + 1))
@@ -213,10 +213,10 @@ def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
 
 
 def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str, Any]]) -> None:
-    # Waves 1-17 are the training half; wave 18, which nobody diagnosed while developing, is
+    # Waves 1-18 are the training half; wave 19, which nobody diagnosed while developing, is
     # the held-out half. Each earlier held-out side is one recorded fact, the wave that replaced
     # it: some runs of waves 1-2 (the first wave's hash, the second's families) until wave 3;
-    # from wave 3 on, each whole wave until the next (wave 17 until wave 18).
+    # from wave 3 on, each whole wave until the next (wave 18 until wave 19).
     assert all(r["split_by"] == "wave" for r in runs)
     assert heldout == [r for r in runs if r["wave"] == HELDOUT_WAVE]
     earlier = [r for r in runs if r["wave"] < HELDOUT_WAVE]
@@ -242,7 +242,7 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
         assert sum(members[0]["label"] == label for members in families.values()) >= 4, label
 
     # Every held-out family sets something (a task, an image size, a batch size, a momentum,
-    # a schedule step, an epoch count, a layer) that no training run sets, waves 3-17
+    # a schedule step, an epoch count, a layer) that no training run sets, waves 3-18
     # included: new recipes, not new seeds.
     seen = set().union(*(_settings(r) for r in earlier))
     old_families = {r.get("family") or r["id"].rsplit("-s", 1)[0] for r in earlier}
@@ -251,19 +251,20 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
         assert _settings(members[0]) - seen, f"{family} sets nothing new"
 
 
-def test_the_eighteenth_wave_is_a_practitioners_mix(
+def test_the_nineteenth_wave_is_a_practitioners_mix(
     runs: list[dict[str, Any]], heldout: list[dict[str, Any]], dataset: ModuleType
 ) -> None:
-    # What wave 18 varies, leaning to what practitioners run and waves 1-17 lack, neither
-    # easier than a real mix nor a trap set: five new tasks (a 17 % noise ceiling on the even
-    # digits among them, the first ceiling on a class subset of the digits); exactly one healthy
-    # family at a label-noise ceiling; exponential decays (a step every epoch) and long step
-    # schedules (x0.2 every 36 of 108 epochs, x0.25 every 14 of 42); two fine-tunes of the
-    # MNIST 3-vs-8 checkpoint (healthy under AdamW onto the digits 6 vs 8, wrecked onto MNIST
-    # 4 vs 8); learn-then-collapse runs under SGD and AdamW warm-ups; batch sizes, warm-ups,
-    # label-noise levels, clean and noisy subsets, a dropout, a label smoothing, a clipping
-    # threshold, momentums, weight decays and widths no earlier wave used; runs of 4-8 epochs
-    # and of 100-150; two overfitting families WITHOUT label noise; both kinds of undertrained
+    # What wave 19 varies, leaning to what practitioners run and waves 1-18 lack, neither
+    # easier than a real mix nor a trap set: five new tasks (a 19 % noise ceiling on three
+    # MNIST classes among them, the first ceiling on a 3-class task); exactly one healthy family
+    # at a label-noise ceiling; an exponential decay (x0.96 every epoch, on a linear probe) and
+    # step schedules (x0.3 every 38 of 114 epochs, x0.5 every 31 of 93); two fine-tunes of the
+    # MNIST 3-vs-8 checkpoint (a healthy linear probe under Adam onto MNIST 3 vs 7, a full
+    # fine-tune memorising noisy labels of the digits 0 vs 9, across sources);
+    # learn-then-collapse runs under SGD Nesterov and AdamW warm-ups; batch sizes, warm-ups, a
+    # label-noise level, clean and noisy subsets, a dropout, a label smoothing, a clipping
+    # threshold, momentums, weight decays and widths no earlier wave used; runs of 5-16 epochs
+    # and of 100-160; two overfitting families WITHOUT label noise; both kinds of undertrained
     # run; weak 1-2-channel nets at their plateau. Only curves, the cut truths of dataset.py
     # and its plateau check are read: nothing here diagnoses a run.
     earlier = [r for r in runs if r["wave"] < HELDOUT_WAVE]
@@ -280,26 +281,26 @@ def test_the_eighteenth_wave_is_a_practitioners_mix(
         assert {m.get(key) for m in mine} >= wanted, key
         assert wanted.isdisjoint({t.get(key) for t in theirs}), key
 
-    new_batches = {69, 74, 77, 78, 79, 82, 83, 93, 94, 97, 98, 101}
+    new_batches = {71, 85, 87, 89, 92, 102, 103, 106, 108, 115, 118}
     new_values("batch_size", optims, earlier_optims, new_batches)
-    new_values("warmup_epochs", optims, earlier_optims, {0.9, 1.6, 3.6, 4.4})
-    new_values("label_smoothing", optims, earlier_optims, {0.16})
-    new_values("momentum", optims, earlier_optims, {0.82, 0.86, 0.89, 0.91})
-    new_values("grad_clip", optims, earlier_optims, {0.6})
-    new_values("weight_decay", optims, earlier_optims, {3e-4, 0.015})
-    new_values("epochs", optims, earlier_optims, {76, 108})
-    new_lrs = {4e-6, 1.8e-4, 3.5e-4, 1.5e-3, 3.5e-3, 0.007, 0.014, 0.022, 0.028, 0.075, 0.11}
-    new_values("lr", optims, earlier_optims, new_lrs | {0.13, 0.18, 0.28, 9.0, 28.0, 65.0})
-    new_values("label_noise", datas, earlier_datas, {0.09, 0.13, 0.52})
-    new_values("train_subset", datas, earlier_datas, {33, 44, 210, 340})
-    new_values("dropout", models, earlier_models, {0.44})
-    new_values("width", models, earlier_models, {33, 41})
+    new_values("warmup_epochs", optims, earlier_optims, {0.7, 1.3, 2.8, 5.2})
+    new_values("label_smoothing", optims, earlier_optims, {0.14})
+    new_values("momentum", optims, earlier_optims, {0.78, 0.83, 0.84, 0.87})
+    new_values("grad_clip", optims, earlier_optims, {0.4})
+    new_values("weight_decay", optims, earlier_optims, {4e-4, 4e-3, 6e-3, 0.025})
+    new_values("epochs", optims, earlier_optims, {38, 62, 74, 93, 114, 115})
+    new_lrs = {6e-6, 1.5e-4, 2.2e-3, 4.5e-3, 0.008, 0.016, 0.085, 0.095, 0.14, 0.22, 0.45}
+    new_values("lr", optims, earlier_optims, new_lrs | {11.0, 14.0, 42.0})
+    new_values("label_noise", datas, earlier_datas, {0.07})
+    new_values("train_subset", datas, earlier_datas, {22, 170, 290})
+    new_values("dropout", models, earlier_models, {0.36})
+    new_values("width", models, earlier_models, {37, 43})
     assert {o.get("optimizer", "sgd") for o in optims} == {"sgd", "adam", "adamw"}
     assert {o.get("schedule", "none") for o in optims} == {"none", "cosine", "step"}
     assert {m.get("arch") for m in models} == {"simple", "vgg", "resnet"}
     assert {m.get("norm", "batch") for m in models} == {"batch", "none"}
-    # two exponential decays, and two long step schedules
-    new_steps = {(1, 0.95), (1, 0.985), (36, 0.2), (14, 0.25)}
+    # an exponential decay, and two step schedules
+    new_steps = {(1, 0.96), (38, 0.3), (31, 0.5)}
     steps = {
         (o["step_size"], o.get("step_gamma", 0.1)) for o in optims if o.get("schedule") == "step"
     }
@@ -314,7 +315,7 @@ def test_the_eighteenth_wave_is_a_practitioners_mix(
     exponential = {
         r["label"] for r, o in zip(heldout, optims, strict=True) if o.get("step_size") == 1
     }
-    assert exponential == {"healthy", "underfitting"}
+    assert exponential == {"healthy"}
 
     new_tasks = {r.get("task") for r in heldout} - {r.get("task") for r in earlier}
     assert len(new_tasks) >= 5
@@ -325,14 +326,10 @@ def test_the_eighteenth_wave_is_a_practitioners_mix(
     assert len(ceiling_families) == 1
     noisy = [r for r in heldout if "noisy" in str(r.get("task"))]
     assert {r.get("task") for r in noisy} <= new_tasks
-    # a class subset of the digits: every earlier noise ceiling on the digits had all ten
-    assert {(r["dataset"], r["curves"]["num_classes"]) for r in noisy} == {("digits", 5)}
-    earlier_noisy_digits = {
-        r["curves"]["num_classes"]
-        for r in earlier
-        if "noisy" in str(r.get("task")) and r["dataset"] == "digits"
-    }
-    assert earlier_noisy_digits == {10}
+    # three classes: every earlier noise ceiling had four, five or ten
+    assert {(r["dataset"], r["curves"]["num_classes"]) for r in noisy} == {("mnist", 3)}
+    earlier_noisy = {r["curves"]["num_classes"] for r in earlier if "noisy" in str(r.get("task"))}
+    assert earlier_noisy == {4, 5, 10}
 
     finetuned = [r for r in heldout if r["config"]["pretrained"]]
     assert {
@@ -345,15 +342,15 @@ def test_the_eighteenth_wave_is_a_practitioners_mix(
         )
         for r in finetuned
     } == {
-        ("mnist2", "digits68", "full", "adamw", "healthy"),
-        ("mnist2", "mnist48", "full", "sgd", "diverged"),
+        ("mnist2", "mnist37", "linear-probe", "adam", "healthy"),
+        ("mnist2", "digits09", "full", "adam", "overfitting"),
     }
 
     # A run the trainer stopped when its loss went non-finite is shorter than its recipe.
     lengths = {r["id"]: len(r["curves"]["val_acc"]) for r in heldout}
     completed = {r["id"] for r in heldout if r["status"] == "completed"}
-    assert max(lengths.values()) == 150
-    assert min(lengths[i] for i in completed) == 4
+    assert max(lengths.values()) == 160
+    assert min(lengths[i] for i in completed) == 5
     assert {r["label"] for r in heldout if r["id"] not in completed} == {"diverged"}
     assert {r["label"] for r in heldout if lengths[r["id"]] <= 12} >= {"undertrained", "diverged"}
     assert {r["label"] for r in heldout if lengths[r["id"]] >= 100} >= {
@@ -386,11 +383,11 @@ def test_the_eighteenth_wave_is_a_practitioners_mix(
                 paying_yet_flat.add(run["family"])
     assert len(paying_yet_flat) >= 2, paying_yet_flat
 
-    # Overfitting: the validation loss ends ≥ 30 % above its minimum, the training set fitted.
+    # Overfitting: the validation loss ends ≥ 40 % above its minimum, the training set fitted.
     for run in heldout:
         if run["label"] == "overfitting":
             loss, train_acc = run["curves"]["val_loss"], run["curves"]["train_acc"]
-            assert loss[-1] >= 1.3 * min(loss), run["id"]
+            assert loss[-1] >= 1.4 * min(loss), run["id"]
             assert max(train_acc[-max(1, len(train_acc) // 4) :]) >= 0.98, run["id"]
     clean_overfitting = [
         r
@@ -399,7 +396,7 @@ def test_the_eighteenth_wave_is_a_practitioners_mix(
         and not r["config"]["data"].get("label_noise")
         and "noisy" not in str(r.get("task"))
     ]
-    assert {r["config"]["data"]["train_subset"] for r in clean_overfitting} == {33, 44}
+    assert {r["config"]["data"]["train_subset"] for r in clean_overfitting} == {22, 30}
     for run in clean_overfitting:  # its validation loss really rises after its minimum: ≥ 20 %
         loss = run["curves"]["val_loss"]  # above it at the end, ≥ a tenth of the drop before
         best = loss.index(min(loss))
@@ -423,8 +420,8 @@ def test_the_eighteenth_wave_is_a_practitioners_mix(
     }
     assert (len(cut_short), len(slow)) == (3, 2)
     # Weak nets (one or two channels in one stage) that cannot fit their training set: the
-    # training accuracy low over the last quarter and the training loss at its plateau (or its
-    # LR annealed away: the cosine on the noisy even digits).
+    # training accuracy low over the last quarter and the training loss at its plateau (every
+    # one judged: none had its LR annealed away).
     weak = [
         r
         for r in heldout
@@ -435,13 +432,11 @@ def test_the_eighteenth_wave_is_a_practitioners_mix(
         train_acc = run["curves"]["train_acc"]
         last_quarter = train_acc[-max(1, len(train_acc) // 4) :]
         assert max(last_quarter) <= 0.75, run["id"]
-        assert dataset.training_settled(run) is not False, run["id"]
-    assert sum(dataset.training_settled(r) is True for r in weak) == 8  # 4 of 5 judged
+        assert dataset.training_settled(run) is True, run["id"]
 
     # Learned first (half-way from chance to 1), then collapsed to chance as a warm-up raised
-    # the LR (under SGD Nesterov and under AdamW); never learned at all at an LR far too high
-    # (once a fine-tune wrecking its checkpoint; twice stopped by the trainer when the loss went
-    # non-finite).
+    # the LR (under SGD Nesterov on two classes and under AdamW); never learned at all at an LR
+    # far too high, each stopped by the trainer when the loss went non-finite.
     def learned_then_collapsed(run: dict[str, Any]) -> bool:
         acc: list[float] = run["curves"]["val_acc"]
         chance: float = 1 / run["curves"]["num_classes"]
@@ -457,17 +452,14 @@ def test_the_eighteenth_wave_is_a_practitioners_mix(
         "sgd",
         "adamw",
     }
+    assert 2 in {r["curves"]["num_classes"] for r in collapsed_runs}
     never_learned = [r for r in diverged if r["family"] not in collapsed]
     assert len({r["family"] for r in never_learned}) == 3
     for run in never_learned:
         acc = [a for a in run["curves"]["val_acc"] if a is not None]
         chance = 1 / run["curves"]["num_classes"]
         assert max(acc, default=chance) < chance + 0.1 * (1 - chance), run["id"]
-    stopped = {r["family"] for r in never_learned if r["status"] != "completed"}
-    assert len(stopped) == 2
-    finished = [r for r in never_learned if r["status"] == "completed"]
-    assert {r["config"]["pretrained"] for r in finished} == {"mnist2"}
-    assert all(dataset.cut_truth(r, 3) == "diverged" for r in finished)
+        assert run["status"] != "completed", run["id"]
 
 
 # Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results): wave 18 measured at its
