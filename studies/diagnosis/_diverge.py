@@ -120,17 +120,27 @@ def _first(epochs: np.ndarray) -> int | None:
 
 def _exploded_epoch(curves: Curves, chance_loss: float | None) -> int | None:
     """The first epoch of an explosion: of the training loss; of the validation loss only
-    when there is no training loss or it stayed exploded for two epochs running. One bad
-    evaluation (a validation loss 17× up for an epoch while the training loss stays near 0,
-    then back) is a transient of an over-confident model, not a run that blew up; one that
-    lasts is caught an epoch later, within the live check's one-epoch promise."""
+    when there is no training loss, or it stayed exploded for two epochs running, or the
+    training loss stood above its own start in the same epoch. One bad evaluation (a
+    validation loss 17× up for an epoch while the training loss stays near 0, then back) is
+    a transient of an over-confident model, not a run that blew up; one that lasts is caught
+    an epoch later, within the live check's one-epoch promise. But a training loss back above
+    where it started has lost what it learned (twelfth session, wave 19: a warm-up at SGD
+    0.45 whose validation loss went 0.17 → 94 as its training loss went 0.56 → 4.8, stopped
+    only at its collapse two epochs later)."""
     train = _exploded(curves.train_loss, chance_loss)
     if train.any():
         return _first(train)
     val = _exploded(curves.val_loss, chance_loss)
-    if curves.train_loss is None:
+    if curves.train_loss is None or not val.any():
         return _first(val)
-    return _first(val[1:] & val[:-1])
+    first = curves.train_loss[0]
+    lost = np.array(
+        [first is not None and v is not None and v > first for v in curves.train_loss],
+        dtype=bool,
+    )
+    lasting = np.append(val[1:] & val[:-1], False)  # exploded here and the epoch after
+    return _first((val & lost) | lasting)
 
 
 def loss_unstable(losses: list[float], reference: float) -> bool:

@@ -193,6 +193,22 @@ def test_one_exploded_validation_epoch_is_a_transient_two_are_divergence() -> No
     assert verdict is not None and verdict.evidence.exploded_epoch == 33
 
 
+def test_an_exploded_validation_epoch_stops_a_run_whose_training_loss_lost_its_progress() -> None:
+    # Wave 19's single look (twelfth session): an SGD warm-up towards 0.45 on digits 0 vs 9
+    # whose validation loss went 0.17 -> 94 in epoch 2 while its training loss went 0.56 ->
+    # 4.8, above where it started. Not the transient of an over-confident model (whose training
+    # loss stays near 0): stopped in that epoch, not at its collapse two epochs later.
+    curves = _curves("digits09-diverged-nesterov-warmup52-lr045-collapse-nonorm-b11-16-s1", None,
+                     plan=False)
+    assert live_check(curves.prefix(1)) is None
+    verdict = live_check(curves.prefix(2))
+    assert verdict is not None and verdict.evidence.exploded_epoch == 2
+    # The same spike with the training loss still below its start: the transient, no stop.
+    data = curves.prefix(2).model_dump()
+    data["train_loss"][-1] = data["train_loss"][0] * 0.9
+    assert live_check(Curves.model_validate(data)) is None
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_a_loss_speeding_up_is_undertrained_whatever_the_saturating_forecast(seed: int) -> None:
     # A learning rate far too low finding its way off log(10): the loss falls 0.1 over the
