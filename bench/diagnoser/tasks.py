@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to nineteenth waves, each written once as an
+"""The image tasks of the labeled set's second to twentieth waves, each written once as an
 ImageFolder tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -72,7 +72,12 @@ class subset of the digits). The nineteenth wave (wave19.toml) adds ``digits09``
 9), ``digits2to8`` (digits 2–8, 7 classes), ``mnist37`` (MNIST 3 vs 7, read at 8×8 like the
 ``mnist2`` checkpoint, for a linear probe of it onto OTHER classes of the same source),
 ``mnist1to6`` (MNIST 1–6, 6 classes) and ``noisy19m057`` (MNIST 0, 5 and 7 with 19 % of all
-labels replaced: a fifteenth noise ceiling, near 0.81, the first on a 3-class task).
+labels replaced: a fifteenth noise ceiling, near 0.81, the first on a 3-class task). The
+twentieth wave (wave20.toml) adds ``digits27`` (digits 2 vs 7), ``digits1to8`` (digits 1–8, 8
+classes), ``mnist06`` (MNIST 0 vs 6), ``mnist1to5`` (MNIST 1–5, 5 classes: the class count of
+the ``mnist5`` checkpoint, read at its 14×14, for a fine-tune onto classes shifted by one) and
+``noisy16d0to5`` (digits 0–5 with 16 % of all labels replaced: a sixteenth noise ceiling, near
+0.84, the first on a 6-class task).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -227,6 +232,12 @@ TASKS = {
         Task("mnist37", "mnist", (3, 7), limit=1200),
         Task("mnist1to6", "mnist", tuple(range(1, 7)), limit=1500),
         Task("noisy19m057", "mnist", (0, 5, 7), noise=0.19, limit=1200),
+        # twentieth wave
+        Task("digits27", "digits", (2, 7)),
+        Task("digits1to8", "digits", tuple(range(1, 9))),
+        Task("mnist06", "mnist", (0, 6), limit=1200),
+        Task("mnist1to5", "mnist", tuple(range(1, 6)), limit=1500),
+        Task("noisy16d0to5", "digits", tuple(range(6)), noise=0.16),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task(
