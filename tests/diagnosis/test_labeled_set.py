@@ -1,8 +1,8 @@
 """The labeled set of REAL training runs, and the diagnoser on its held-out half.
 
-bench/diagnoser holds ≥ 1045 real runs in nineteen waves whose label is true by construction,
+bench/diagnoser holds ≥ 1095 real runs in twenty waves whose label is true by construction,
 plus cuts of them labeled by what the rest of each run shows (bench/diagnoser/dataset.py says
-how). Waves 1–18 are the training (development) half, wave 19 the held-out half (recipe.py):
+how). Waves 1–19 are the training (development) half, wave 20 the held-out half (recipe.py):
 recipes nothing was tuned on. The tests named ``heldout`` run the diagnoser on the held-out
 half and guard its numbers in docs/diagnoser.md against regressions; a session developing
 the method deselects them (``-k "not heldout"``) so that the held-out half is evaluated once,
@@ -21,7 +21,7 @@ from studies.diagnosis import Curves, live_check
 from tests.diagnosis.bench_modules import bench_fixture
 
 LABELS = {"healthy", "overfitting", "underfitting", "undertrained", "diverged"}
-HELDOUT_WAVE = 19
+HELDOUT_WAVE = 20
 WHOLE_WAVES_HELDOUT_FROM = 3  # from wave 3 on, each wave was held out whole until the next
 
 # The worker passes each run's plan (epochs, schedule); a CSV's user has none: both are judged.
@@ -171,7 +171,7 @@ def test_healthy_and_underfitting_runs_reached_their_plateau(
 
 
 def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
-    assert len(runs) >= 1045
+    assert len(runs) >= 1095
     assert {r["dataset"] for r in runs} == {"digits", "mnist"}
     assert {r["label"] for r in runs} == LABELS
     assert {r["wave"] for r in runs} == set(range(1, HELDOUT_WAVE + 1))
@@ -213,10 +213,10 @@ def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
 
 
 def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str, Any]]) -> None:
-    # Waves 1-18 are the training half; wave 19, which nobody diagnosed while developing, is
+    # Waves 1-19 are the training half; wave 20, which nobody diagnosed while developing, is
     # the held-out half. Each earlier held-out side is one recorded fact, the wave that replaced
     # it: some runs of waves 1-2 (the first wave's hash, the second's families) until wave 3;
-    # from wave 3 on, each whole wave until the next (wave 18 until wave 19).
+    # from wave 3 on, each whole wave until the next (wave 19 until wave 20).
     assert all(r["split_by"] == "wave" for r in runs)
     assert heldout == [r for r in runs if r["wave"] == HELDOUT_WAVE]
     earlier = [r for r in runs if r["wave"] < HELDOUT_WAVE]
@@ -242,7 +242,7 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
         assert sum(members[0]["label"] == label for members in families.values()) >= 4, label
 
     # Every held-out family sets something (a task, an image size, a batch size, a momentum,
-    # a schedule step, an epoch count, a layer) that no training run sets, waves 3-18
+    # a schedule step, an epoch count, a layer) that no training run sets, waves 3-19
     # included: new recipes, not new seeds.
     seen = set().union(*(_settings(r) for r in earlier))
     old_families = {r.get("family") or r["id"].rsplit("-s", 1)[0] for r in earlier}
@@ -251,22 +251,21 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
         assert _settings(members[0]) - seen, f"{family} sets nothing new"
 
 
-def test_the_nineteenth_wave_is_a_practitioners_mix(
+def test_the_twentieth_wave_is_a_practitioners_mix(
     runs: list[dict[str, Any]], heldout: list[dict[str, Any]], dataset: ModuleType
 ) -> None:
-    # What wave 19 varies, leaning to what practitioners run and waves 1-18 lack, neither
-    # easier than a real mix nor a trap set: five new tasks (a 19 % noise ceiling on three
-    # MNIST classes among them, the first ceiling on a 3-class task); exactly one healthy family
-    # at a label-noise ceiling; an exponential decay (x0.96 every epoch, on a linear probe) and
-    # step schedules (x0.3 every 38 of 114 epochs, x0.5 every 31 of 93); two fine-tunes of the
-    # MNIST 3-vs-8 checkpoint (a healthy linear probe under Adam onto MNIST 3 vs 7, a full
-    # fine-tune memorising noisy labels of the digits 0 vs 9, across sources);
-    # learn-then-collapse runs under SGD Nesterov and AdamW warm-ups; batch sizes, warm-ups, a
-    # label-noise level, clean and noisy subsets, a dropout, a label smoothing, a clipping
-    # threshold, momentums, weight decays and widths no earlier wave used; runs of 5-16 epochs
-    # and of 100-160; two overfitting families WITHOUT label noise; both kinds of undertrained
-    # run; weak 1-2-channel nets at their plateau. Only curves, the cut truths of dataset.py
-    # and its plateau check are read: nothing here diagnoses a run.
+    # What wave 20 varies, leaning to what practitioners run and waves 1-19 lack, neither
+    # easier than a real mix nor a trap set: five new tasks (a 16 % noise ceiling on the digits
+    # 0-5 among them, the first ceiling on a 6-class task); exactly one healthy family at a
+    # label-noise ceiling; an exponential decay (x0.94 every epoch, on a full fine-tune of the
+    # MNIST 0-4 checkpoint onto MNIST 1-5) and a long step schedule (x0.35 every 34 of 136
+    # epochs); cosines with warm-ups, and one under a memoriser of noisy labels;
+    # learn-then-collapse runs under SGD and Adam warm-ups; batch sizes, warm-ups, clean and
+    # noisy subsets, a dropout, a label smoothing, a clipping threshold, momentums, weight
+    # decays and widths no earlier wave used; runs of 6-15 epochs and of 101-136; an
+    # overfitting family WITHOUT label noise; both kinds of undertrained run; weak 1-2-channel
+    # nets at their plateau. Only curves, the cut truths of dataset.py and its plateau check are
+    # read: nothing here diagnoses a run.
     earlier = [r for r in runs if r["wave"] < HELDOUT_WAVE]
     optims = [r["config"]["optim"] for r in heldout]
     models = [r["config"]["model"] for r in heldout]
@@ -281,26 +280,26 @@ def test_the_nineteenth_wave_is_a_practitioners_mix(
         assert {m.get(key) for m in mine} >= wanted, key
         assert wanted.isdisjoint({t.get(key) for t in theirs}), key
 
-    new_batches = {71, 85, 87, 89, 92, 102, 103, 106, 108, 115, 118}
+    new_batches = {91, 109, 111, 113, 117, 119, 121, 123, 125, 127, 129}
     new_values("batch_size", optims, earlier_optims, new_batches)
-    new_values("warmup_epochs", optims, earlier_optims, {0.7, 1.3, 2.8, 5.2})
-    new_values("label_smoothing", optims, earlier_optims, {0.14})
-    new_values("momentum", optims, earlier_optims, {0.78, 0.83, 0.84, 0.87})
-    new_values("grad_clip", optims, earlier_optims, {0.4})
-    new_values("weight_decay", optims, earlier_optims, {4e-4, 4e-3, 6e-3, 0.025})
-    new_values("epochs", optims, earlier_optims, {38, 62, 74, 93, 114, 115})
-    new_lrs = {6e-6, 1.5e-4, 2.2e-3, 4.5e-3, 0.008, 0.016, 0.085, 0.095, 0.14, 0.22, 0.45}
-    new_values("lr", optims, earlier_optims, new_lrs | {11.0, 14.0, 42.0})
-    new_values("label_noise", datas, earlier_datas, {0.07})
-    new_values("train_subset", datas, earlier_datas, {22, 170, 290})
-    new_values("dropout", models, earlier_models, {0.36})
-    new_values("width", models, earlier_models, {37, 43})
+    new_values("warmup_epochs", optims, earlier_optims, {0.35, 0.45, 2.2, 3.9, 4.1})
+    new_values("label_smoothing", optims, earlier_optims, {0.11})
+    new_values("momentum", optims, earlier_optims, {0.76, 0.77, 0.79, 0.81})
+    new_values("grad_clip", optims, earlier_optims, {0.35})
+    new_values("weight_decay", optims, earlier_optims, {7e-4, 9e-4, 1.5e-3, 7e-3, 0.012, 0.035})
+    new_epochs = {31, 41, 58, 67, 77, 86, 88, 101, 107, 112, 116, 135, 136}
+    new_values("epochs", optims, earlier_optims, new_epochs)
+    new_lrs = {5e-6, 1.2e-4, 1.3e-3, 1.7e-3, 2.8e-3, 3.3e-3, 5.5e-3, 0.011, 0.024, 0.038, 0.058}
+    new_values("lr", optims, earlier_optims, new_lrs | {0.068, 0.17, 0.38, 13.0, 16.0, 32.0})
+    new_values("train_subset", datas, earlier_datas, {18, 95, 140, 175, 310})
+    new_values("dropout", models, earlier_models, {0.27})
+    new_values("width", models, earlier_models, {46, 47, 49})
     assert {o.get("optimizer", "sgd") for o in optims} == {"sgd", "adam", "adamw"}
     assert {o.get("schedule", "none") for o in optims} == {"none", "cosine", "step"}
     assert {m.get("arch") for m in models} == {"simple", "vgg", "resnet"}
     assert {m.get("norm", "batch") for m in models} == {"batch", "none"}
-    # an exponential decay, and two step schedules
-    new_steps = {(1, 0.96), (38, 0.3), (31, 0.5)}
+    # an exponential decay, and a long step schedule
+    new_steps = {(1, 0.94), (34, 0.35)}
     steps = {
         (o["step_size"], o.get("step_gamma", 0.1)) for o in optims if o.get("schedule") == "step"
     }
@@ -316,6 +315,13 @@ def test_the_nineteenth_wave_is_a_practitioners_mix(
         r["label"] for r, o in zip(heldout, optims, strict=True) if o.get("step_size") == 1
     }
     assert exponential == {"healthy"}
+    # cosines with a warm-up, and a cosine under a memoriser of noisy labels
+    cosine = {
+        (r["label"], bool(o.get("warmup_epochs")))
+        for r, o in zip(heldout, optims, strict=True)
+        if o.get("schedule") == "cosine"
+    }
+    assert cosine == {("healthy", True), ("overfitting", False)}
 
     new_tasks = {r.get("task") for r in heldout} - {r.get("task") for r in earlier}
     assert len(new_tasks) >= 5
@@ -326,31 +332,29 @@ def test_the_nineteenth_wave_is_a_practitioners_mix(
     assert len(ceiling_families) == 1
     noisy = [r for r in heldout if "noisy" in str(r.get("task"))]
     assert {r.get("task") for r in noisy} <= new_tasks
-    # three classes: every earlier noise ceiling had four, five or ten
-    assert {(r["dataset"], r["curves"]["num_classes"]) for r in noisy} == {("mnist", 3)}
+    # six classes: every earlier noise ceiling had three, four, five or ten
+    assert {(r["dataset"], r["curves"]["num_classes"]) for r in noisy} == {("digits", 6)}
     earlier_noisy = {r["curves"]["num_classes"] for r in earlier if "noisy" in str(r.get("task"))}
-    assert earlier_noisy == {4, 5, 10}
+    assert earlier_noisy == {3, 4, 5, 10}
 
     finetuned = [r for r in heldout if r["config"]["pretrained"]]
     assert {
         (
             r["config"]["pretrained"],
             r.get("task"),
+            r["config"]["data"].get("image_size"),
             r["config"]["optim"]["finetune"],
             r["config"]["optim"].get("optimizer", "sgd"),
             r["label"],
         )
         for r in finetuned
-    } == {
-        ("mnist2", "mnist37", "linear-probe", "adam", "healthy"),
-        ("mnist2", "digits09", "full", "adam", "overfitting"),
-    }
+    } == {("mnist5", "mnist1to5", 14, "full", "sgd", "healthy")}
 
     # A run the trainer stopped when its loss went non-finite is shorter than its recipe.
     lengths = {r["id"]: len(r["curves"]["val_acc"]) for r in heldout}
     completed = {r["id"] for r in heldout if r["status"] == "completed"}
-    assert max(lengths.values()) == 160
-    assert min(lengths[i] for i in completed) == 5
+    assert max(lengths.values()) == 136
+    assert min(lengths[i] for i in completed) == 6
     assert {r["label"] for r in heldout if r["id"] not in completed} == {"diverged"}
     assert {r["label"] for r in heldout if lengths[r["id"]] <= 12} >= {"undertrained", "diverged"}
     assert {r["label"] for r in heldout if lengths[r["id"]] >= 100} >= {
@@ -383,11 +387,11 @@ def test_the_nineteenth_wave_is_a_practitioners_mix(
                 paying_yet_flat.add(run["family"])
     assert len(paying_yet_flat) >= 2, paying_yet_flat
 
-    # Overfitting: the validation loss ends ≥ 40 % above its minimum, the training set fitted.
+    # Overfitting: the validation loss ends ≥ 50 % above its minimum, the training set fitted.
     for run in heldout:
         if run["label"] == "overfitting":
             loss, train_acc = run["curves"]["val_loss"], run["curves"]["train_acc"]
-            assert loss[-1] >= 1.4 * min(loss), run["id"]
+            assert loss[-1] >= 1.5 * min(loss), run["id"]
             assert max(train_acc[-max(1, len(train_acc) // 4) :]) >= 0.98, run["id"]
     clean_overfitting = [
         r
@@ -396,7 +400,7 @@ def test_the_nineteenth_wave_is_a_practitioners_mix(
         and not r["config"]["data"].get("label_noise")
         and "noisy" not in str(r.get("task"))
     ]
-    assert {r["config"]["data"]["train_subset"] for r in clean_overfitting} == {22, 30}
+    assert {r["config"]["data"]["train_subset"] for r in clean_overfitting} == {18}
     for run in clean_overfitting:  # its validation loss really rises after its minimum: ≥ 20 %
         loss = run["curves"]["val_loss"]  # above it at the end, ≥ a tenth of the drop before
         best = loss.index(min(loss))
@@ -431,12 +435,12 @@ def test_the_nineteenth_wave_is_a_practitioners_mix(
     for run in weak:
         train_acc = run["curves"]["train_acc"]
         last_quarter = train_acc[-max(1, len(train_acc) // 4) :]
-        assert max(last_quarter) <= 0.75, run["id"]
+        assert max(last_quarter) <= 0.65, run["id"]
         assert dataset.training_settled(run) is True, run["id"]
 
     # Learned first (half-way from chance to 1), then collapsed to chance as a warm-up raised
-    # the LR (under SGD Nesterov on two classes and under AdamW); never learned at all at an LR
-    # far too high, each stopped by the trainer when the loss went non-finite.
+    # the LR (under SGD on two classes and under Adam); never learned at all at an LR far too
+    # high, each stopped by the trainer when the loss went non-finite.
     def learned_then_collapsed(run: dict[str, Any]) -> bool:
         acc: list[float] = run["curves"]["val_acc"]
         chance: float = 1 / run["curves"]["num_classes"]
@@ -450,7 +454,7 @@ def test_the_nineteenth_wave_is_a_practitioners_mix(
     assert all(r["config"]["optim"].get("warmup_epochs") for r in collapsed_runs)
     assert {r["config"]["optim"].get("optimizer", "sgd") for r in collapsed_runs} == {
         "sgd",
-        "adamw",
+        "adam",
     }
     assert 2 in {r["curves"]["num_classes"] for r in collapsed_runs}
     never_learned = [r for r in diverged if r["family"] not in collapsed]
