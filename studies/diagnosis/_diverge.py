@@ -10,7 +10,11 @@ Three signatures of a learning rate far too high (the seed's step 1):
   log(num_classes), either after the run had learned something, or (never having learned)
   with a loss that is not coming down smoothly: one once well above log(num_classes), or
   one that jumps around. A learning rate far too low also sits at chance near log(K), but
-  its loss is smooth and falls steadily (undertrained, not diverged).
+  its loss is smooth and falls steadily (undertrained, not diverged);
+- unlearned: a run that had learned, collapsing now — for two epochs running its training
+  loss stands above where the run began (and at or above log(num_classes)) while its
+  accuracy has lost most of what it gained over chance. Seen before the collapse settles at
+  chance for the epochs the rule above needs.
 """
 
 import math
@@ -41,6 +45,11 @@ COLLAPSE_WINDOW = 3
 # chance, if it sat at chance through most of its end window, and at least this many epochs
 # (twice the strict window: a two-epoch dip after learning is not a collapse).
 COLLAPSE_SETTLED = 2 * COLLAPSE_WINDOW
+# Unlearned: the accuracy kept less than this share of its best gain over chance, with the
+# training loss above its start, in this many epochs running (one such epoch is a spike a
+# run can recover from: the labeled set has three, in small-batch nets without normalization).
+UNLEARNED_KEPT_SHARE = 0.5
+UNLEARNED_EPOCHS = 2
 # A run that never learned counts as stuck (not slow) only after this many epochs, and only
 # with a loss once this many times log(C), or epoch-to-epoch loss noise of this fraction of
 # it, and without a steady fall (Kendall's tau of the loss at most -STEADY_FALL).
@@ -270,6 +279,37 @@ def _collapse(levels: Levels) -> tuple[float, str] | None:
     )
 
 
+def _unlearned(levels: Levels) -> tuple[float, str] | None:
+    """A run that had learned losing it: for UNLEARNED_EPOCHS epochs running, its training
+    loss above its first epoch's (an average that includes the untrained start, so a run
+    still learning never climbs back past it) and, for a per-sample cross-entropy, at or
+    above log(K), while its accuracy kept less than UNLEARNED_KEPT_SHARE of its best gain
+    over chance. Wave 20's Adam warm-up collapse went 0.85 → 0.44 → 0.17 → 0.13 on 8 classes
+    as its training loss went 0.73 → 1.05 → 2.42, and was called overfitting and undertrained
+    until it had sat at chance for three epochs. Every prefix of every run of the labeled
+    set: it fires on no run that did not diverge (a one-epoch version fired on three spikes
+    that recovered)."""
+    chance, losses = levels.chance_acc, levels.train_loss
+    acc = levels.val_acc if levels.val_acc is not None else levels.train_acc
+    if chance is None or losses is None or acc is None or levels.epochs <= UNLEARNED_EPOCHS:
+        return None
+    scale, floor = 1.0 - chance, levels.chance_loss
+    best = max(acc[:-UNLEARNED_EPOCHS])
+    if best < chance + LEARNED_MARGIN * scale:
+        return None  # never learned: _collapse's question
+    for epoch in range(levels.epochs - UNLEARNED_EPOCHS, levels.epochs):
+        loss_back = losses[epoch] > losses[0] and (floor is None or losses[epoch] >= floor)
+        if not loss_back or acc[epoch] - chance >= UNLEARNED_KEPT_SHARE * (best - chance):
+            return None
+    kept = (acc[-1] - chance) / (best - chance)
+    return 0.7 + 0.25 * grade(UNLEARNED_KEPT_SHARE - kept, 0.0, UNLEARNED_KEPT_SHARE), (
+        f"the run unlearned: its training loss ({losses[-1]:.3g}) stands above where it began "
+        f"({losses[0]:.3g}) and its accuracy fell from {best:.3f} to {acc[-1]:.3f} "
+        f"(chance 1/{levels.curves.num_classes}); the learning rate is too high for this "
+        "network (lower it, or warm up to a lower peak)"
+    )
+
+
 def _judged_losses(levels: Levels) -> list[list[float]]:
     """The losses a blow-up is read from: the one the rules judge (training, else
     validation), and the validation loss too where it is a per-sample cross-entropy like
@@ -311,7 +351,7 @@ def find_divergence(levels: Levels) -> Divergence | None:
             nonfinite_epochs=[],
             exploded_epoch=exploded,
         )
-    collapse = _collapse(levels)
+    collapse = _collapse(levels) or _unlearned(levels)
     if collapse is not None:
         confidence, reason = collapse
         return Divergence(confidence, reason, [], None)

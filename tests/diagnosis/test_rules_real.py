@@ -209,6 +209,28 @@ def test_an_exploded_validation_epoch_stops_a_run_whose_training_loss_lost_its_p
     assert live_check(Curves.model_validate(data)) is None
 
 
+@pytest.mark.parametrize("plan", [True, False])
+def test_a_run_that_unlearned_for_two_epochs_is_diverged_before_it_settles_at_chance(
+    plan: bool,
+) -> None:
+    # Wave 20's single look (thirteenth session): Adam warmed up to 0.3 on eight digit
+    # classes, validation accuracy 0.83 -> 0.85 -> 0.44 -> 0.17 -> 0.13 as the training loss
+    # went 1.63 -> 0.73 -> 1.05 -> 2.42 -> 2.38. In epoch 4 alone it is one bad epoch (a
+    # spike a run can recover from); in epoch 5, two epochs running with the training loss
+    # above its start and the accuracy near chance: it unlearned. The collapse rule needs it
+    # at chance for three epochs (epoch 6).
+    run = "digits1to8-diverged-adam-warmup41-lr03-collapse-nonorm-w22-14-s0"
+    assert diagnose_run(_curves(run, 4, plan=plan)).label is not Label.DIVERGED
+    diagnosis = diagnose_run(_curves(run, 5, plan=plan))
+    assert diagnosis.label is Label.DIVERGED
+    assert "unlearned" in diagnosis.summary
+    # The same epochs with the training loss back below where it began: still learning, no
+    # verdict of divergence from this rule.
+    data = _curves(run, 5, plan=plan).model_dump()
+    data["train_loss"][3:] = [data["train_loss"][0] * 0.9] * 2
+    assert "unlearned" not in diagnose_run(Curves.model_validate(data)).summary
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_a_loss_speeding_up_is_undertrained_whatever_the_saturating_forecast(seed: int) -> None:
     # A learning rate far too low finding its way off log(10): the loss falls 0.1 over the
