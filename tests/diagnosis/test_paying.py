@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from studies.diagnosis import Curves, Label, diagnose_run
-from studies.diagnosis._forecast import Bounds, Direction, forecast
+from studies.diagnosis import Curves, Label, _forecast, diagnose_run
+from studies.diagnosis._forecast import Bounds, Direction, GainBy, forecast
 from studies.diagnosis._implied import implied_plan
 from studies.diagnosis._schedule import find_schedule
 from studies.diagnosis._stats import running_median
@@ -53,6 +53,32 @@ def test_the_forecast_never_starts_better_than_the_run() -> None:
     tail = values[-9:]
     assert f.now >= median(tail) - 0.5 * (max(tail) - min(tail))
     assert f.asymptote >= 0.9 * 0.07
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_noise_a_future_epoch_adds_has_the_runs_own_shape(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 2-class net's validation loss on its floor near 0.005, spiking to 0.013-0.025 in
+    # two epochs of five (wave 20's healthy digits 2 vs 7 at constant LR). Symmetric noise
+    # about a mean the spikes pulled up would draw epochs far below the floor — below 0
+    # even — and "show" a 20% lower loss than the best so far; the run's own residuals,
+    # resampled, sit on its floor and spike up, as the rest of that run did.
+    rng = random.Random(seed)
+    values = [0.2, 0.02, 0.015] + [
+        0.0045 + rng.uniform(0, 5e-4) + (rng.uniform(0.008, 0.02) if rng.random() < 0.4 else 0.0)
+        for _ in range(17)
+    ]
+
+    def shown_fall_probability() -> float:
+        f = forecast(values, first_epoch=1, horizon=58, direction=Direction.DOWN,
+                     bounds=Bounds(0.0))
+        assert f is not None
+        return f.probability_of_gain(0.2 * f.best, by=GainBy.SHOWN)
+
+    own_shape = shown_fall_probability()
+    monkeypatch.setattr(_forecast, "MIN_SHAPE_RESIDUALS", len(values) + 1)  # Gaussian draws
+    assert own_shape <= 0.5 < shown_fall_probability()
 
 
 def test_a_run_in_progress_is_judged_by_what_its_remaining_epochs_show() -> None:
