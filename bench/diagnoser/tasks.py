@@ -1,4 +1,4 @@
-"""The image tasks of the labeled set's second to twentieth waves, each written once as an
+"""The image tasks of the labeled set's second to twenty-first waves, each written once as an
 ImageFolder tree.
 
 The trainer reads any ImageFolder tree (``imagefolder:<name>``, its own train/val split), so
@@ -77,7 +77,12 @@ twentieth wave (wave20.toml) adds ``digits27`` (digits 2 vs 7), ``digits1to8`` (
 classes), ``mnist06`` (MNIST 0 vs 6), ``mnist1to5`` (MNIST 1–5, 5 classes: the class count of
 the ``mnist5`` checkpoint, read at its 14×14, for a fine-tune onto classes shifted by one) and
 ``noisy16d0to5`` (digits 0–5 with 16 % of all labels replaced: a sixteenth noise ceiling, near
-0.84, the first on a 6-class task).
+0.84, the first on a 6-class task). The twenty-first wave (wave21.toml) adds ``digits35``
+(digits 3 vs 5), ``digits2to6`` (digits 2–6, 5 classes), ``mnist29`` (MNIST 2 vs 9),
+``mnist3to7`` (MNIST 3–7, 5 classes: the class count of the ``mnist5`` checkpoint, read at its
+14×14, for a fine-tune onto classes shifted by three) and ``noisy14d3to9`` (digits 3–9 with
+14 % of all labels replaced: a seventeenth noise ceiling, near 0.86, the first on a 7-class
+task).
 
 The MNIST tasks draw from images 6,000–9,999 of the 10k split, which the first wave's MNIST
 tree (images 0–5,999) never saw; the ``pre-`` tasks, on which the fine-tuning families'
@@ -238,6 +243,12 @@ TASKS = {
         Task("mnist06", "mnist", (0, 6), limit=1200),
         Task("mnist1to5", "mnist", tuple(range(1, 6)), limit=1500),
         Task("noisy16d0to5", "digits", tuple(range(6)), noise=0.16),
+        # twenty-first wave
+        Task("digits35", "digits", (3, 5)),
+        Task("digits2to6", "digits", tuple(range(2, 7))),
+        Task("mnist29", "mnist", (2, 9), limit=1200),
+        Task("mnist3to7", "mnist", tuple(range(3, 8)), limit=1500),
+        Task("noisy14d3to9", "digits", tuple(range(3, 10)), noise=0.14),
         # The fine-tuning families' checkpoints are trained on other MNIST images, with the
         # target task's class count (a checkpoint's head must match it to load).
         Task(
