@@ -1,7 +1,7 @@
 """Leave-family-out cross-validation within the TRAINING half of the labeled set.
 
-The held-out half (wave 20) is split from the training half (waves 1–19) by wave (recipe.py),
-and every wave-20 family differs from the earlier ones: its numbers measure how the diagnoser
+The held-out half (wave 21) is split from the training half (waves 1–20) by wave (recipe.py),
+and every wave-21 family differs from the earlier ones: its numbers measure how the diagnoser
 does on recipes nothing was fitted on. Choosing a method by the training half's own numbers
 (resubstitution) measures the opposite, so every method choice is made here instead: the
 training half's families (the recorded recipe of a second-wave run, the id less its seed for

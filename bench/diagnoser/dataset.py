@@ -2,8 +2,8 @@
 true label.
 
 What is true of a run is decided here, once, for every consumer (evaluate.py, the calibration
-and the tests). How the runs are made: generate.py (waves/wave1.toml … wave20.toml); how they are
-split: recipe.py (by wave: waves 1–19 are the training half, wave 20 the held-out half).
+and the tests). How the runs are made: generate.py (waves/wave1.toml … wave21.toml); how they are
+split: recipe.py (by wave: waves 1–20 are the training half, wave 21 the held-out half).
 
 Ground truth:
 

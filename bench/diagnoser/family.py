@@ -1,5 +1,5 @@
 """One family (recipe) of the labeled set as its seeded runs: what every wave from the second on
-makes the same way (a ``[[family]]`` of waves/wave2.toml … wave20.toml, read by wavefile.py).
+makes the same way (a ``[[family]]`` of waves/wave2.toml … wave21.toml, read by wavefile.py).
 
 A family is one recipe trained with seeds 0 and 1; seed 1 is also shown with sum-reduced losses
 (dataset.py). A family on a tree of tasks.py reads it as ``imagefolder:<task>``: its source

@@ -1,7 +1,7 @@
 """Generate the diagnoser's labeled set: REAL training runs whose label is true by construction.
 
 Each run trains a real CNN with the project's trainer under conditions that make its label
-true (docs/diagnoser.md, "Accuracy, measured on real training runs"). Twenty waves, each a data
+true (docs/diagnoser.md, "Accuracy, measured on real training runs"). Twenty-one waves, each a data
 file read by wavefile.py: waves/wave1.toml (107 runs: the digits and the first-wave MNIST tree,
 constant LR or cosine), wave2.toml (schedules, warm-up, fine-tuning, 2/5/40-class tasks and a
 label-noise ceiling from tasks.py, runs of 100–300 epochs, the shapes the first diagnoser
@@ -17,8 +17,8 @@ until wave 14), wave14.toml (recipes new to all thirteen; held out until wave 15
 wave15.toml (recipes new to all fourteen; held out until wave 16), wave16.toml (recipes new
 to all fifteen; held out until wave 17), wave17.toml (recipes new to all sixteen; held out until
 wave 18), wave18.toml (recipes new to all seventeen; held out until wave 19), wave19.toml (recipes
-new to all eighteen; held out until wave 20) and wave20.toml (the held-out half: recipes new to all
-nineteen).
+new to all eighteen; held out until wave 20), wave20.toml (recipes new to all nineteen; held out
+until wave 21) and wave21.toml (the held-out half: recipes new to all twenty).
 Each family's seeded runs: family.py. How the set is split (by wave): recipe.py. What is true
 of a cut of a run: dataset.py.
 

@@ -1,10 +1,10 @@
 """One labeled run's recipe (`Run`), and how the set is split into a training and a held-out half.
 
 The split is by WAVE (the one definition; ``Run.split``, recorded as ``split`` in every run's
-JSON with ``split_by: "wave"``): the runs of the twentieth wave (waves/wave20.toml,
-``HELDOUT_WAVE``) are the held-out half, every run of waves 1–19 is the training (development)
-half. Wave 20 was made after wave 19 had been evaluated once and its misses read, without
-diagnosing a run of it, in families (recipes) that differ from every family of waves 1–19 in at
+JSON with ``split_by: "wave"``): the runs of the twenty-first wave (waves/wave21.toml,
+``HELDOUT_WAVE``) are the held-out half, every run of waves 1–20 is the training (development)
+half. Wave 21 was made after wave 20 had been evaluated once and its misses read, without
+diagnosing a run of it, in families (recipes) that differ from every family of waves 1–20 in at
 least one way the method could have fitted, and nobody diagnosed any of its runs before the
 single evaluation of the held-out half: it measures generalization to new recipes.
 
@@ -17,7 +17,7 @@ is the wave that replaced the run's held-out side, absent for a run never held o
   (``Run.formerly_heldout``, decided per recipe before any run of the wave existed); the other
   runs of those waves were never held out;
 - from wave 3 on, each new wave was held out WHOLE until the next wave replaced it: wave 3
-  until wave 4, wave 4 until wave 5, …, wave 18 until wave 19, wave 19 until wave 20.
+  until wave 4, wave 4 until wave 5, …, wave 19 until wave 20, wave 20 until wave 21.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-HELDOUT_WAVE = 20  # the wave nobody diagnosed before it was held out
+HELDOUT_WAVE = 21  # the wave nobody diagnosed before it was held out
 WHOLE_WAVES_HELDOUT_FROM = 3  # from this wave on, each wave was held out whole until the next
 FIRST_WAVE_HELDOUT_SHARE = 3  # first wave, before wave 3: one run in three (by id hash)
 

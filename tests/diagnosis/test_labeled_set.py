@@ -1,8 +1,8 @@
 """The labeled set of REAL training runs, and the diagnoser on its held-out half.
 
-bench/diagnoser holds ≥ 1095 real runs in twenty waves whose label is true by construction,
+bench/diagnoser holds ≥ 1145 real runs in twenty-one waves whose label is true by construction,
 plus cuts of them labeled by what the rest of each run shows (bench/diagnoser/dataset.py says
-how). Waves 1–19 are the training (development) half, wave 20 the held-out half (recipe.py):
+how). Waves 1–20 are the training (development) half, wave 21 the held-out half (recipe.py):
 recipes nothing was tuned on. The tests named ``heldout`` run the diagnoser on the held-out
 half and guard its numbers in docs/diagnoser.md against regressions; a session developing
 the method deselects them (``-k "not heldout"``) so that the held-out half is evaluated once,
@@ -21,7 +21,7 @@ from studies.diagnosis import Curves, live_check
 from tests.diagnosis.bench_modules import bench_fixture
 
 LABELS = {"healthy", "overfitting", "underfitting", "undertrained", "diverged"}
-HELDOUT_WAVE = 20
+HELDOUT_WAVE = 21
 WHOLE_WAVES_HELDOUT_FROM = 3  # from wave 3 on, each wave was held out whole until the next
 
 # The worker passes each run's plan (epochs, schedule); a CSV's user has none: both are judged.
@@ -171,7 +171,7 @@ def test_healthy_and_underfitting_runs_reached_their_plateau(
 
 
 def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
-    assert len(runs) >= 1095
+    assert len(runs) >= 1145
     assert {r["dataset"] for r in runs} == {"digits", "mnist"}
     assert {r["label"] for r in runs} == LABELS
     assert {r["wave"] for r in runs} == set(range(1, HELDOUT_WAVE + 1))
@@ -213,10 +213,10 @@ def test_the_set_is_big_and_varied(runs: list[dict[str, Any]]) -> None:
 
 
 def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str, Any]]) -> None:
-    # Waves 1-19 are the training half; wave 20, which nobody diagnosed while developing, is
+    # Waves 1-20 are the training half; wave 21, which nobody diagnosed while developing, is
     # the held-out half. Each earlier held-out side is one recorded fact, the wave that replaced
     # it: some runs of waves 1-2 (the first wave's hash, the second's families) until wave 3;
-    # from wave 3 on, each whole wave until the next (wave 19 until wave 20).
+    # from wave 3 on, each whole wave until the next (wave 20 until wave 21).
     assert all(r["split_by"] == "wave" for r in runs)
     assert heldout == [r for r in runs if r["wave"] == HELDOUT_WAVE]
     earlier = [r for r in runs if r["wave"] < HELDOUT_WAVE]
@@ -242,7 +242,7 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
         assert sum(members[0]["label"] == label for members in families.values()) >= 4, label
 
     # Every held-out family sets something (a task, an image size, a batch size, a momentum,
-    # a schedule step, an epoch count, a layer) that no training run sets, waves 3-19
+    # a schedule step, an epoch count, a layer) that no training run sets, waves 3-20
     # included: new recipes, not new seeds.
     seen = set().union(*(_settings(r) for r in earlier))
     old_families = {r.get("family") or r["id"].rsplit("-s", 1)[0] for r in earlier}
@@ -251,18 +251,18 @@ def test_the_split_is_by_wave(runs: list[dict[str, Any]], heldout: list[dict[str
         assert _settings(members[0]) - seen, f"{family} sets nothing new"
 
 
-def test_the_twentieth_wave_is_a_practitioners_mix(
+def test_the_twenty_first_wave_is_a_practitioners_mix(
     runs: list[dict[str, Any]], heldout: list[dict[str, Any]], dataset: ModuleType
 ) -> None:
-    # What wave 20 varies, leaning to what practitioners run and waves 1-19 lack, neither
-    # easier than a real mix nor a trap set: five new tasks (a 16 % noise ceiling on the digits
-    # 0-5 among them, the first ceiling on a 6-class task); exactly one healthy family at a
-    # label-noise ceiling; an exponential decay (x0.94 every epoch, on a full fine-tune of the
-    # MNIST 0-4 checkpoint onto MNIST 1-5) and a long step schedule (x0.35 every 34 of 136
-    # epochs); cosines with warm-ups, and one under a memoriser of noisy labels;
-    # learn-then-collapse runs under SGD and Adam warm-ups; batch sizes, warm-ups, clean and
+    # What wave 21 varies, leaning to what practitioners run and waves 1-20 lack, neither
+    # easier than a real mix nor a trap set: five new tasks (a 14 % noise ceiling on the digits
+    # 3-9 among them, the first ceiling on a 7-class task); exactly one healthy family at a
+    # label-noise ceiling; an exponential decay (x0.92 every epoch, on a full fine-tune of the
+    # MNIST 0-4 checkpoint onto MNIST 3-7) and a long step schedule (x0.4 every 37 of 148
+    # epochs); cosines with warm-ups, and two under memorisers of noisy labels;
+    # learn-then-collapse runs under SGD and AdamW warm-ups; batch sizes, warm-ups, clean and
     # noisy subsets, a dropout, a label smoothing, a clipping threshold, momentums, weight
-    # decays and widths no earlier wave used; runs of 6-15 epochs and of 101-136; an
+    # decays and widths no earlier wave used; runs of 7-17 epochs and of 103-148; an
     # overfitting family WITHOUT label noise; both kinds of undertrained run; weak 1-2-channel
     # nets at their plateau. Only curves, the cut truths of dataset.py and its plateau check are
     # read: nothing here diagnoses a run.
@@ -280,26 +280,27 @@ def test_the_twentieth_wave_is_a_practitioners_mix(
         assert {m.get(key) for m in mine} >= wanted, key
         assert wanted.isdisjoint({t.get(key) for t in theirs}), key
 
-    new_batches = {91, 109, 111, 113, 117, 119, 121, 123, 125, 127, 129}
+    new_batches = {105, 107, 114, 116, 122, 124, 126, 130, 131, 132, 133}
     new_values("batch_size", optims, earlier_optims, new_batches)
-    new_values("warmup_epochs", optims, earlier_optims, {0.35, 0.45, 2.2, 3.9, 4.1})
-    new_values("label_smoothing", optims, earlier_optims, {0.11})
-    new_values("momentum", optims, earlier_optims, {0.76, 0.77, 0.79, 0.81})
-    new_values("grad_clip", optims, earlier_optims, {0.35})
-    new_values("weight_decay", optims, earlier_optims, {7e-4, 9e-4, 1.5e-3, 7e-3, 0.012, 0.035})
-    new_epochs = {31, 41, 58, 67, 77, 86, 88, 101, 107, 112, 116, 135, 136}
+    new_values("warmup_epochs", optims, earlier_optims, {0.3, 0.55, 1.7, 4.3, 4.6})
+    new_values("label_smoothing", optims, earlier_optims, {0.13})
+    new_values("momentum", optims, earlier_optims, {0.71, 0.72, 0.73, 0.74})
+    new_values("grad_clip", optims, earlier_optims, {0.45})
+    new_values("weight_decay", optims, earlier_optims, {6e-4, 8e-4, 2.5e-3, 9e-3, 0.018, 0.045})
+    new_epochs = {17, 37, 43, 46, 59, 71, 79, 83, 92, 94, 97, 103, 109, 113, 117, 118, 126, 148}
     new_values("epochs", optims, earlier_optims, new_epochs)
-    new_lrs = {5e-6, 1.2e-4, 1.3e-3, 1.7e-3, 2.8e-3, 3.3e-3, 5.5e-3, 0.011, 0.024, 0.038, 0.058}
-    new_values("lr", optims, earlier_optims, new_lrs | {0.068, 0.17, 0.38, 13.0, 16.0, 32.0})
-    new_values("train_subset", datas, earlier_datas, {18, 95, 140, 175, 310})
-    new_values("dropout", models, earlier_models, {0.27})
-    new_values("width", models, earlier_models, {46, 47, 49})
+    new_lrs = {9e-6, 1.1e-4, 1.1e-3, 1.8e-3, 2.4e-3, 3.8e-3, 6.5e-3, 0.013, 0.026, 0.032}
+    new_lrs |= {0.042, 0.048, 0.052, 0.062, 0.072, 0.078, 0.105, 0.32, 0.48}
+    new_values("lr", optims, earlier_optims, new_lrs | {17.0, 19.0, 24.0})
+    new_values("train_subset", datas, earlier_datas, {11, 105, 145, 185, 265})
+    new_values("dropout", models, earlier_models, {0.23})
+    new_values("width", models, earlier_models, {50, 51, 53})
     assert {o.get("optimizer", "sgd") for o in optims} == {"sgd", "adam", "adamw"}
     assert {o.get("schedule", "none") for o in optims} == {"none", "cosine", "step"}
     assert {m.get("arch") for m in models} == {"simple", "vgg", "resnet"}
     assert {m.get("norm", "batch") for m in models} == {"batch", "none"}
     # an exponential decay, and a long step schedule
-    new_steps = {(1, 0.94), (34, 0.35)}
+    new_steps = {(1, 0.92), (37, 0.4)}
     steps = {
         (o["step_size"], o.get("step_gamma", 0.1)) for o in optims if o.get("schedule") == "step"
     }
@@ -315,7 +316,7 @@ def test_the_twentieth_wave_is_a_practitioners_mix(
         r["label"] for r, o in zip(heldout, optims, strict=True) if o.get("step_size") == 1
     }
     assert exponential == {"healthy"}
-    # cosines with a warm-up, and a cosine under a memoriser of noisy labels
+    # cosines with a warm-up, and cosines under memorisers of noisy labels
     cosine = {
         (r["label"], bool(o.get("warmup_epochs")))
         for r, o in zip(heldout, optims, strict=True)
@@ -332,10 +333,10 @@ def test_the_twentieth_wave_is_a_practitioners_mix(
     assert len(ceiling_families) == 1
     noisy = [r for r in heldout if "noisy" in str(r.get("task"))]
     assert {r.get("task") for r in noisy} <= new_tasks
-    # six classes: every earlier noise ceiling had three, four, five or ten
-    assert {(r["dataset"], r["curves"]["num_classes"]) for r in noisy} == {("digits", 6)}
+    # seven classes: every earlier noise ceiling had three, four, five, six or ten
+    assert {(r["dataset"], r["curves"]["num_classes"]) for r in noisy} == {("digits", 7)}
     earlier_noisy = {r["curves"]["num_classes"] for r in earlier if "noisy" in str(r.get("task"))}
-    assert earlier_noisy == {3, 4, 5, 10}
+    assert earlier_noisy == {3, 4, 5, 6, 10}
 
     finetuned = [r for r in heldout if r["config"]["pretrained"]]
     assert {
@@ -348,13 +349,13 @@ def test_the_twentieth_wave_is_a_practitioners_mix(
             r["label"],
         )
         for r in finetuned
-    } == {("mnist5", "mnist1to5", 14, "full", "sgd", "healthy")}
+    } == {("mnist5", "mnist3to7", 14, "full", "sgd", "healthy")}
 
     # A run the trainer stopped when its loss went non-finite is shorter than its recipe.
     lengths = {r["id"]: len(r["curves"]["val_acc"]) for r in heldout}
     completed = {r["id"] for r in heldout if r["status"] == "completed"}
-    assert max(lengths.values()) == 136
-    assert min(lengths[i] for i in completed) == 6
+    assert max(lengths.values()) == 148
+    assert min(lengths[i] for i in completed) == 7
     assert {r["label"] for r in heldout if r["id"] not in completed} == {"diverged"}
     assert {r["label"] for r in heldout if lengths[r["id"]] <= 12} >= {"undertrained", "diverged"}
     assert {r["label"] for r in heldout if lengths[r["id"]] >= 100} >= {
@@ -400,7 +401,7 @@ def test_the_twentieth_wave_is_a_practitioners_mix(
         and not r["config"]["data"].get("label_noise")
         and "noisy" not in str(r.get("task"))
     ]
-    assert {r["config"]["data"]["train_subset"] for r in clean_overfitting} == {18}
+    assert {r["config"]["data"]["train_subset"] for r in clean_overfitting} == {11}
     for run in clean_overfitting:  # its validation loss really rises after its minimum: ≥ 20 %
         loss = run["curves"]["val_loss"]  # above it at the end, ≥ a tenth of the drop before
         best = loss.index(min(loss))
@@ -435,12 +436,13 @@ def test_the_twentieth_wave_is_a_practitioners_mix(
     for run in weak:
         train_acc = run["curves"]["train_acc"]
         last_quarter = train_acc[-max(1, len(train_acc) // 4) :]
-        assert max(last_quarter) <= 0.65, run["id"]
+        assert max(last_quarter) <= 0.75, run["id"]
         assert dataset.training_settled(run) is True, run["id"]
 
     # Learned first (half-way from chance to 1), then collapsed to chance as a warm-up raised
-    # the LR (under SGD on two classes and under Adam); never learned at all at an LR far too
-    # high, each stopped by the trainer when the loss went non-finite.
+    # the LR (under SGD on two classes and under AdamW); never learned at all at an LR far too
+    # high, each stopped by the trainer when the loss went non-finite, or (one seed on MNIST 2
+    # vs 9) run to its end at chance, its loss blown up past 1e20 yet finite.
     def learned_then_collapsed(run: dict[str, Any]) -> bool:
         acc: list[float] = run["curves"]["val_acc"]
         chance: float = 1 / run["curves"]["num_classes"]
@@ -454,7 +456,7 @@ def test_the_twentieth_wave_is_a_practitioners_mix(
     assert all(r["config"]["optim"].get("warmup_epochs") for r in collapsed_runs)
     assert {r["config"]["optim"].get("optimizer", "sgd") for r in collapsed_runs} == {
         "sgd",
-        "adam",
+        "adamw",
     }
     assert 2 in {r["curves"]["num_classes"] for r in collapsed_runs}
     never_learned = [r for r in diverged if r["family"] not in collapsed]
@@ -463,7 +465,9 @@ def test_the_twentieth_wave_is_a_practitioners_mix(
         acc = [a for a in run["curves"]["val_acc"] if a is not None]
         chance = 1 / run["curves"]["num_classes"]
         assert max(acc, default=chance) < chance + 0.1 * (1 - chance), run["id"]
-        assert run["status"] != "completed", run["id"]
+        losses = [x for x in run["curves"]["train_loss"] if x is not None]
+        assert run["status"] != "completed" or max(losses) >= 1e20, run["id"]
+    assert sum(r["status"] != "completed" for r in never_learned) == 5
 
 
 # Regression floors, NOT issue 11's targets (docs/diagnoser.md, Results): wave 20 measured at its
