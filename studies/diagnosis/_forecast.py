@@ -183,10 +183,7 @@ def forecast(
     # still drifting shows a better checkpoint than its mean curve's end; a settled one
     # shows none beyond its noise.
     if future[-1] > n:
-        # The noise the curve has now (its later half: the early epochs' curvature is not
-        # noise), as Series.noise in _measure.py measures it.
-        epoch_noise = noise_sigma(y_all[n // 2 :].tolist())
-        paths = at_future + _epoch_noise_draws(residual, epoch_noise, at_future.shape, rng)
+        paths = at_future + _epoch_noise_draws(residual, y_all[n // 2 :], at_future.shape, rng)
         shown = _running_median3(paths)
         best_shown = shown.max(axis=1) if direction is Direction.UP else shown.min(axis=1)
         shown_gains = sign * (originals(best_shown) - best)
@@ -210,18 +207,20 @@ def forecast(
 
 
 def _epoch_noise_draws(
-    residual: Array, epoch_noise: float, shape: tuple[int, ...], rng: np.random.Generator
+    residual: Array, later: Array, shape: tuple[int, ...], rng: np.random.Generator
 ) -> Array:
     """The noise a future epoch adds to the forecast path, drawn from the run's own later
     residuals about the fit (centred, resampled): their size and their SHAPE. A loss near 0
     is not Gaussian about its mean: it sits on a floor and spikes up (a 2-class net at
     0.004-0.005 with epochs at 0.012-0.023), and symmetric noise about a mean the spikes
     pulled up draws epochs far below any the run ever showed (even below 0), a "gain" it could
-    never show. Gaussian of *epoch_noise* where too few residuals say what the noise is like.
+    never show. Where too few residuals say what the noise is like: Gaussian, of the noise the
+    curve has now (*later*, its later half: the early epochs' curvature is not noise), as
+    Series.noise in _measure.py measures it.
     """
     tail = residual[len(residual) // 2 :]
     if len(tail) < MIN_SHAPE_RESIDUALS:
-        return rng.normal(0.0, epoch_noise, size=shape)
+        return rng.normal(0.0, noise_sigma(later.tolist()), size=shape)
     draws: Array = rng.choice(tail - tail.mean(), size=shape)
     return draws
 
